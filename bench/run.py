@@ -1,0 +1,62 @@
+"""Run every benchmark (bench/bench_*.py) and gather their tables into bench/README.md.
+
+Usage: python bench/run.py [name ...]   (names like "sdk" or "receive"; default all)
+Each benchmark writes its own table to bench/results/<name>.md; this script only orders them
+under a header that records the machine and the date.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["sdk", "receive", "summaries", "collector", "detectors", "middleware"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
+
+
+def main(names: list[str]) -> int:
+    scripts = {p.stem.removeprefix("bench_"): p for p in sorted(HERE.glob("bench_*.py"))}
+    chosen = names or sorted(scripts, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
+    failed = []
+    for name in chosen:
+        if name not in scripts:
+            print(f"no benchmark named {name!r}; have {sorted(scripts)}", file=sys.stderr)
+            return 2
+        print(f"== {name}", flush=True)
+        if subprocess.run([sys.executable, str(scripts[name])], cwd=HERE.parent).returncode:
+            failed.append(name)
+    sections = [
+        (HERE / "results" / f"{n}.md").read_text().strip()
+        for n in sorted(scripts, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
+        if (HERE / "results" / f"{n}.md").exists()
+    ]
+    header = (
+        "# Benchmarks\n\n"
+        "`make bench` runs every `bench/bench_*.py` and rewrites this file. Each section names its "
+        "baseline, measured in the same run; machines here are noisy (2 cores), so read medians "
+        "and ratios, not absolute times.\n\n"
+        f"Last full run: {datetime.date.today().isoformat()} on {machine()}.\n"
+    )
+    (HERE / "README.md").write_text(header + "\n" + "\n\n".join(sections) + "\n")
+    if failed:
+        print(f"benchmarks that failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

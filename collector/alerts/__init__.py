@@ -1,0 +1,48 @@
+"""Alerting: evaluated windows' check results become alerts, delivered to the log and webhooks.
+
+``AlertEngine`` is the state machine (one per collector), saving through an ``AlertStore``;
+``AlertDispatcher`` is its sink, sending events to webhooks from a background task.
+"""
+
+from inferwatch.collector.alerts.engine import AlertEngine, AlertSink
+from inferwatch.collector.alerts.model import (
+    Alert,
+    AlertEvent,
+    CheckHistory,
+    Evidence,
+    Observation,
+    WindowResults,
+    check_name,
+)
+from inferwatch.collector.alerts.notify import AlertDispatcher, DeliveryStats, log_event
+from inferwatch.collector.alerts.policy import (
+    AlertPolicy,
+    CriticalThreshold,
+    RetryPolicy,
+    Webhook,
+    redact_url,
+)
+from inferwatch.collector.alerts.store import AlertSnapshot, AlertStore, MemoryAlertStore
+
+__all__ = [
+    "Alert",
+    "AlertDispatcher",
+    "AlertEngine",
+    "AlertEvent",
+    "AlertPolicy",
+    "AlertSink",
+    "AlertSnapshot",
+    "AlertStore",
+    "CheckHistory",
+    "CriticalThreshold",
+    "DeliveryStats",
+    "Evidence",
+    "MemoryAlertStore",
+    "Observation",
+    "RetryPolicy",
+    "Webhook",
+    "WindowResults",
+    "check_name",
+    "log_event",
+    "redact_url",
+]

@@ -1,0 +1,97 @@
+"""The persistence seam of alerting, and an in-memory store.
+
+A store keeps, per (model, version), each check's recent outcomes (``CheckHistory``) and the
+alerts. The engine reads both with ``load`` and writes one window's changes with ``save``, in one
+transaction, so a crash never leaves a streak counted without its alert or the reverse. Records
+go through ``to_dict``/``from_dict`` (JSON-ready), which is what a SQL store puts in a column.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from inferwatch.collector.alerts.model import Alert, CheckHistory
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSnapshot:
+    """What the engine needs of one (model, version)."""
+
+    # The open alert of each check that has one.
+    open_alerts: Mapping[str, Alert]
+    checks: Mapping[str, CheckHistory]
+
+
+class AlertStore(Protocol):
+    """Implementations must be thread-safe."""
+
+    def load(self, model: str, version: str) -> AlertSnapshot: ...
+
+    def save(
+        self,
+        model: str,
+        version: str,
+        checks: Mapping[str, CheckHistory],
+        alerts: Sequence[Alert],
+    ) -> list[Alert]:
+        """In one transaction: replace these checks' histories, insert the alerts whose id is
+        None and overwrite the others; return ``alerts`` in order, with their ids."""
+        ...
+
+
+class MemoryAlertStore:
+    """An ``AlertStore`` in a dict; keeps records as JSON text, as a database would."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checks: dict[tuple[str, str, str], str] = {}
+        self._alerts: dict[int, str] = {}
+        # (model, version, check) -> id of its open alert, so loading reads only those.
+        self._open: dict[tuple[str, str, str], int] = {}
+
+    def load(self, model: str, version: str) -> AlertSnapshot:
+        with self._lock:
+            checks = {
+                check: CheckHistory.from_dict(json.loads(text))
+                for (m, v, check), text in self._checks.items()
+                if (m, v) == (model, version)
+            }
+            open_alerts = {
+                check: Alert.from_dict(json.loads(self._alerts[alert_id]))
+                for (m, v, check), alert_id in self._open.items()
+                if (m, v) == (model, version)
+            }
+        return AlertSnapshot(open_alerts, checks)
+
+    def save(
+        self,
+        model: str,
+        version: str,
+        checks: Mapping[str, CheckHistory],
+        alerts: Sequence[Alert],
+    ) -> list[Alert]:
+        saved: list[Alert] = []
+        with self._lock:
+            for check, history in checks.items():
+                self._checks[model, version, check] = json.dumps(history.to_dict())
+            for alert in alerts:
+                alert_id = len(self._alerts) + 1 if alert.id is None else alert.id
+                stored = replace(alert, id=alert_id)
+                self._alerts[alert_id] = json.dumps(stored.to_dict())
+                key = (model, version, stored.check)
+                if stored.state == "open":
+                    self._open[key] = alert_id
+                elif self._open.get(key) == alert_id:
+                    del self._open[key]
+                saved.append(stored)
+        return saved
+
+    def alerts(self, model: str, state: str | None = None) -> list[Alert]:
+        """Every alert of ``model`` (optionally only open or resolved ones), oldest first."""
+        with self._lock:
+            alerts = [Alert.from_dict(json.loads(text)) for _, text in sorted(self._alerts.items())]
+        return [a for a in alerts if a.model == model and state in (None, a.state)]

@@ -1,0 +1,1 @@
+"""The collector's HTTP routes other than OTLP ingest (docs/http-api.md)."""

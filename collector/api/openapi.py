@@ -1,0 +1,331 @@
+"""The OpenAPI 3.1 description of the collector's HTTP API, served at /openapi.json.
+
+Written by hand next to the routes; tests/collector check that every route is described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "The request is invalid; the error says what was wrong.",
+        401: "An API key is required.",
+        404: "Not found.",
+        413: "The request is over a limit; the error says which.",
+        415: "Wrong content type.",
+        429: "Overloaded; retry after Retry-After seconds.",
+        503: "Unavailable; retry after Retry-After seconds.",
+    }
+    return {str(code): _json(_ref("Error"), reasons[code]) for code in codes}
+
+
+def _param(name: str, where: str = "path", description: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+_COUNTS = {
+    "type": "object",
+    "properties": {k: {"type": "integer"} for k in ("accepted", "joined", "pending", "replaced")},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+    "Result": {
+        "type": "object",
+        "properties": {
+            "detector": {"type": "string"},
+            "feature": _STRING_OR_NULL,
+            "score": _NUMBER_OR_NULL,
+            "p_value": _NUMBER_OR_NULL,
+            "threshold": _NUMBER_OR_NULL,
+            "decision": {"type": "string", "enum": ["ok", "alert", "not_enough_data", "error"]},
+            "message": {"type": "string"},
+        },
+        "required": ["detector", "feature", "score", "p_value", "threshold", "decision", "message"],
+    },
+    "Window": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "model": {"type": "string"},
+            "version": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "closed": {"type": "boolean"},
+            "requests": {"type": "integer"},
+            "rows": {"type": "integer"},
+            "labelled": {"type": "integer"},
+            "label_coverage": _NUMBER_OR_NULL,
+            "error_rate": _NUMBER_OR_NULL,
+            "evaluated_at": {"type": ["string", "null"], "format": "date-time"},
+            "results": {"type": "array", "items": _ref("Result")},
+            "summary": {
+                "type": ["object", "null"],
+                "description": "Only on GET .../windows/{id}: counts, latency, column "
+                "summaries, data-quality issues, performance and label delay.",
+            },
+        },
+        "required": ["id", "model", "version", "start", "end", "rows", "labelled", "results"],
+    },
+    "Alert": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "model": {"type": "string"},
+            "version": {"type": "string"},
+            "check": {"type": "string"},
+            "severity": {"type": "string"},
+            "state": {"type": "string", "enum": ["open", "resolved"]},
+            "opened_at": {"type": "string", "format": "date-time"},
+            "resolved_at": {"type": ["string", "null"], "format": "date-time"},
+            "message": {"type": "string"},
+            "window_id": {"type": ["integer", "null"]},
+        },
+        "required": [
+            "id",
+            "model",
+            "version",
+            "check",
+            "severity",
+            "state",
+            "opened_at",
+            "message",
+        ],
+    },
+    "ModelConfig": {
+        "type": "object",
+        "properties": {
+            "window": {"type": ["number", "string"], "description": "Seconds, or '30s', '1h'."},
+            "allowed_lateness": {"type": ["number", "string"]},
+            "reference": {
+                "type": "object",
+                "properties": {
+                    "policy": {"type": "string", "enum": ["rows", "windows", "none"]},
+                    "size": {"type": "integer", "minimum": 1},
+                },
+            },
+            "detectors": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+        "additionalProperties": False,
+    },
+    "Labels": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "labels": {
+                "type": "array",
+                "maxItems": 10_000,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "prediction_id": {"type": "string"},
+                        "label": {"type": ["string", "integer", "number", "boolean"]},
+                    },
+                    "required": ["prediction_id", "label"],
+                },
+            },
+        },
+        "required": ["model", "labels"],
+    },
+}
+
+_MODEL = _param("model")
+_VERSION = _param("version")
+_UPLOAD = _param("upload_id")
+_REFERENCE = "/v1/models/{model}/versions/{version}/reference"
+
+_PATHS: dict[str, Any] = {
+    "/v1/traces": {
+        "post": {
+            "summary": "OTLP/HTTP traces (protobuf or OTLP JSON, optionally gzip).",
+            "requestBody": {
+                "content": {"application/x-protobuf": {}, "application/json": {}},
+                "required": True,
+            },
+            "responses": {
+                "200": {"description": "ExportTraceServiceResponse; the spans are durable."},
+                **_errors(400, 401, 413, 415, 429, 503),
+            },
+        }
+    },
+    "/v1/labels": {
+        "post": {
+            "summary": "Ground truth joined to predictions by prediction id.",
+            "requestBody": {"content": {"application/json": {"schema": _ref("Labels")}}},
+            "responses": {"200": _json(_COUNTS), **_errors(400, 401, 413, 415)},
+        }
+    },
+    f"{_REFERENCE}/uploads": {
+        "post": {
+            "summary": "Start a reference upload.",
+            "parameters": [_MODEL, _VERSION],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"task": {"enum": ["classification", "regression"]}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(
+                    {"type": "object", "properties": {"upload_id": {"type": "string"}}},
+                    "Created",
+                ),
+                **_errors(400, 401, 415),
+            },
+        }
+    },
+    f"{_REFERENCE}/uploads/{{upload_id}}/parts/{{part}}": {
+        "put": {
+            "summary": "Send (or replace) one part: a frame of at most 64 MiB.",
+            "parameters": [_MODEL, _VERSION, _UPLOAD, _param("part")],
+            "requestBody": {"required": True, "content": {FRAME_TYPE: {}}},
+            "responses": {
+                "200": _json({"type": "object", "properties": {"rows": {"type": "integer"}}}),
+                **_errors(400, 401, 404, 413, 415),
+            },
+        }
+    },
+    f"{_REFERENCE}/uploads/{{upload_id}}/commit": {
+        "post": {
+            "summary": "Fit the reference over all parts; it replaces the version's reference.",
+            "parameters": [_MODEL, _VERSION, _UPLOAD],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "model": {"type": "string"},
+                            "version": {"type": "string"},
+                            "rows": {"type": "integer"},
+                            "features": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }
+                ),
+                **_errors(400, 401, 404),
+            },
+        }
+    },
+    _REFERENCE: {
+        "get": {
+            "summary": "The stored reference summary.",
+            "parameters": [_MODEL, _VERSION],
+            "responses": {"200": _json({"type": "object"}), **_errors(401, 404)},
+        }
+    },
+    "/v1/models": {
+        "get": {
+            "summary": "Models and their versions.",
+            "responses": {"200": _json({"type": "object"}), **_errors(401)},
+        }
+    },
+    "/v1/models/{model}/windows": {
+        "get": {
+            "summary": "Windows overlapping [start, end), oldest first.",
+            "parameters": [
+                _MODEL,
+                _param("version", "query"),
+                _param("start", "query", "ISO 8601"),
+                _param("end", "query", "ISO 8601"),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {"windows": {"type": "array", "items": _ref("Window")}},
+                    }
+                ),
+                **_errors(400, 401),
+            },
+        }
+    },
+    "/v1/models/{model}/windows/{window_id}": {
+        "get": {
+            "summary": "One window with its summaries and detector results.",
+            "parameters": [_MODEL, _param("window_id")],
+            "responses": {"200": _json(_ref("Window")), **_errors(400, 401, 404)},
+        }
+    },
+    "/v1/models/{model}/alerts": {
+        "get": {
+            "summary": "Alerts, optionally only open or resolved ones.",
+            "parameters": [_MODEL, _param("state", "query", "open or resolved")],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {"alerts": {"type": "array", "items": _ref("Alert")}},
+                    }
+                ),
+                **_errors(400, 401),
+            },
+        }
+    },
+    "/v1/models/{model}/metrics": {
+        "get": {
+            "summary": "Traffic and performance per window, and lifetime performance.",
+            "parameters": [_MODEL],
+            "responses": {"200": _json({"type": "object"}), **_errors(401)},
+        }
+    },
+    "/v1/models/{model}/config": {
+        "get": {
+            "summary": "The model's effective settings.",
+            "parameters": [_MODEL],
+            "responses": {"200": _json(_ref("ModelConfig")), **_errors(401)},
+        },
+        "put": {
+            "summary": "Change some settings; the others keep their values.",
+            "parameters": [_MODEL],
+            "requestBody": {"content": {"application/json": {"schema": _ref("ModelConfig")}}},
+            "responses": {"200": _json(_ref("ModelConfig")), **_errors(400, 401, 415)},
+        },
+    },
+    "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": _json({"type": "object"})}}},
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics.",
+            "responses": {"200": {"description": "text exposition format"}},
+        }
+    },
+    "/openapi.json": {
+        "get": {"summary": "This document.", "responses": {"200": _json({"type": "object"})}}
+    },
+}
+
+
+def openapi_schema() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "inferwatch collector", "version": "1"},
+        "paths": _PATHS,
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"bearer": []}],
+    }

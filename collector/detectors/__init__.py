@@ -1,0 +1,77 @@
+"""Drift, outlier and performance detectors: fit on a reference, run on windows.
+
+Every detector follows one contract (``Detector``: parameters in ``__init__``,
+``fit(reference)``, ``run(window) -> DetectionResult``) and registers by name, so
+``create("univariate_drift", alpha=0.01)`` builds one from settings. See docs/detectors.md.
+"""
+
+from inferwatch.collector.detectors.base import (
+    ALERTING,
+    DetectionResult,
+    Detector,
+    FeatureResult,
+    NotFittedError,
+    RowOutputs,
+    create,
+    register,
+    registered,
+)
+from inferwatch.collector.detectors.dataset import Dataset, as_dataset
+from inferwatch.collector.detectors.multivariate import ClassifierDrift, MMDDrift
+from inferwatch.collector.detectors.outliers import (
+    MahalanobisScorer,
+    OnlineOutlierDetector,
+    OutlierDetector,
+)
+from inferwatch.collector.detectors.performance import (
+    ClassificationStats,
+    PerformanceCheck,
+    RegressionStats,
+    register_metric,
+)
+from inferwatch.collector.detectors.prediction import LabelDrift, PredictionDrift
+from inferwatch.collector.detectors.reduction import Encoder, ReconstructionDrift, Reduction
+from inferwatch.collector.detectors.suite import DetectorSuite, default_suite
+from inferwatch.collector.detectors.thresholds import (
+    Threshold,
+    calibrate_on_reference,
+    learn_from_history,
+    static,
+)
+from inferwatch.collector.detectors.univariate import UnivariateDrift, reference_counts
+
+__all__ = [
+    "ALERTING",
+    "ClassificationStats",
+    "ClassifierDrift",
+    "Dataset",
+    "DetectionResult",
+    "Detector",
+    "DetectorSuite",
+    "Encoder",
+    "FeatureResult",
+    "LabelDrift",
+    "MMDDrift",
+    "MahalanobisScorer",
+    "NotFittedError",
+    "OnlineOutlierDetector",
+    "OutlierDetector",
+    "PerformanceCheck",
+    "PredictionDrift",
+    "ReconstructionDrift",
+    "Reduction",
+    "RegressionStats",
+    "RowOutputs",
+    "Threshold",
+    "UnivariateDrift",
+    "as_dataset",
+    "calibrate_on_reference",
+    "create",
+    "default_suite",
+    "learn_from_history",
+    "reference_counts",
+    "register",
+    "register_metric",
+    "registered",
+    "static",
+]

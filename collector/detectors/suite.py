@@ -1,0 +1,47 @@
+"""Several detectors fitted on one reference and run on each window together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+from inferwatch.collector.detectors.base import DetectionResult, Detector
+from inferwatch.collector.detectors.dataset import as_dataset
+from inferwatch.collector.detectors.multivariate import MMDDrift
+from inferwatch.collector.detectors.outliers import OutlierDetector
+from inferwatch.collector.detectors.univariate import UnivariateDrift
+
+
+class DetectorSuite:
+    """Fit every detector on the same reference; ``run`` returns one result per detector."""
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        if not detectors:
+            raise ValueError("a suite needs at least one detector")
+        self.detectors = list(detectors)
+
+    def fit(self, reference: Any) -> Self:
+        data = as_dataset(reference, what="reference")  # validated and converted once
+        for detector in self.detectors:
+            detector.fit(data)
+        return self
+
+    def run(self, window: Any) -> list[DetectionResult]:
+        data = as_dataset(window, what="window")
+        return [detector.run(data) for detector in self.detectors]
+
+    @staticmethod
+    def rows(results: Sequence[DetectionResult]) -> list[dict[str, Any]]:
+        """The collector's result rows for a window, every detector's in order."""
+        return [row for result in results for row in result.to_rows()]
+
+
+def default_suite(random_state: int = 0) -> DetectorSuite:
+    """Per-feature drift, joint (MMD) drift and isolation-forest outliers, default settings."""
+    return DetectorSuite(
+        [
+            UnivariateDrift(random_state=random_state),
+            MMDDrift(random_state=random_state),
+            OutlierDetector(random_state=random_state),
+        ]
+    )

@@ -1,0 +1,102 @@
+"""The seam between windows and detectors: a registry of checks run when a window is evaluated.
+
+A check is a function ``(profile, window, settings) -> list[Result]`` registered under a name
+with its default settings; ``evaluate_window`` runs every registered check with the model's
+settings for it (``{"enabled": false}`` skips one). A new detector registers itself, in a module
+listed in ``CHECK_MODULES``, without touching the pipeline. Every check returns the same result
+shape, whatever it measures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from inferwatch.collector.config import ModelConfig
+from inferwatch.collector.profile import Profile
+from inferwatch.collector.windows import WindowState
+
+logger = logging.getLogger(__name__)
+
+Decision = Literal["ok", "alert", "not_enough_data", "error"]
+
+# Modules whose import registers checks.
+CHECK_MODULES = ("inferwatch.collector.quality",)
+
+
+@dataclass(frozen=True)
+class Result:
+    detector: str
+    feature: str | None
+    score: float | None
+    p_value: float | None
+    threshold: float | None
+    decision: Decision
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """What a check sees of a window: its merged state, labels and performance."""
+
+    model: str
+    version: str
+    start_ms: int
+    end_ms: int
+    state: WindowState
+    labelled: int
+    performance: Mapping[str, Any]
+
+
+Check = Callable[[Profile | None, WindowView, Mapping[str, Any]], list[Result]]
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    name: str
+    check: Check
+    defaults: Mapping[str, Any]
+
+
+_REGISTRY: dict[str, RegisteredCheck] = {}
+
+
+def register(name: str, **defaults: Any) -> Callable[[Check], Check]:
+    """Decorator: run ``check`` on every window evaluation, with these default settings."""
+
+    def add(check: Check) -> Check:
+        _REGISTRY[name] = RegisteredCheck(name, check, {"enabled": True, **defaults})
+        return check
+
+    return add
+
+
+def registered() -> Mapping[str, RegisteredCheck]:
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def evaluate_window(
+    profile: Profile | None, window: WindowView, config: ModelConfig
+) -> list[Result]:
+    """Every enabled check's results; a check that fails yields one ``error`` result."""
+    results: list[Result] = []
+    for name, entry in registered().items():
+        settings = {**entry.defaults, **config.detectors.get(name, {})}
+        if not settings.get("enabled", True):
+            continue
+        try:
+            results.extend(entry.check(profile, window, settings))
+        except Exception as exc:
+            logger.exception("check %s failed on a window of %s", name, window.model)
+            results.append(
+                Result(name, None, None, None, None, "error", f"the check failed: {exc!r}")
+            )
+    return results

@@ -1,0 +1,201 @@
+"""The ingest pipeline: the receiver's sink, making batches durable by group commit.
+
+``submit`` enqueues batches and waits; one worker takes everything queued (up to
+``max_commit_rows``), writes it in one transaction (dedupe by span id, the raw batch journal,
+per-row predictions for the label join), and only then lets the waiting requests answer 200. It
+then folds the new batches into in-memory window state. Checkpoints store window state and drop
+the journal they cover, in one transaction; on start the journal left by a crash is replayed, so
+an acknowledged batch is never lost and, being deduplicated and journaled once, never counted
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from inferwatch.collector.batch import Overloaded, PredictionBatch
+from inferwatch.collector.config import CollectorConfig, ModelConfig
+from inferwatch.collector.journal import decode_batch, encode_batch
+from inferwatch.collector.labels import predicted_values
+from inferwatch.collector.metrics import CollectorMetrics
+from inferwatch.collector.references import References
+from inferwatch.collector.storage.base import IncomingBatch, IngestOutcome, PredictionRow, Storage
+from inferwatch.collector.windows import WindowBook, window_key
+
+logger = logging.getLogger(__name__)
+
+# What a client is asked to wait before retrying when the queue is full or storage failed.
+RETRY_AFTER_FULL = 1.0
+RETRY_AFTER_FAILURE = 5.0
+
+
+@dataclass
+class _Waiting:
+    batches: Sequence[PredictionBatch]
+    rows: int
+    done: asyncio.Future[None]
+
+
+class IngestPipeline:
+    """A ``BatchSink``: ``submit`` returns once its batches are durable."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        book: WindowBook,
+        references: References,
+        config: CollectorConfig,
+        config_for: Callable[[str], ModelConfig],
+        metrics: CollectorMetrics,
+        state_lock: asyncio.Lock,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._storage = storage
+        self._book = book
+        self._references = references
+        self._config = config
+        self._config_for = config_for
+        self._metrics = metrics
+        self._state_lock = state_lock
+        self._clock = clock
+        self._queue: deque[_Waiting] = deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._accepting = False
+
+    async def start(self) -> None:
+        """Replay the journal a crash left behind, then start taking batches."""
+        async with self._state_lock:
+            replayed = await asyncio.to_thread(self._replay)
+        if replayed:
+            logger.info("replayed %d journaled batches", replayed)
+        self._accepting = True
+        self._worker = asyncio.create_task(self._run(), name="inferwatch-ingest")
+
+    async def stop(self) -> None:
+        """Refuse new batches, finish the queued ones, and checkpoint."""
+        self._accepting = False
+        self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+            self._worker = None
+        await self.checkpoint()
+
+    async def submit(self, batches: Sequence[PredictionBatch]) -> None:
+        if not batches:
+            return
+        if not self._accepting:
+            raise Overloaded(RETRY_AFTER_FAILURE, "the collector is shutting down")
+        rows = sum(max(batch.rows, 1) for batch in batches)
+        limit = self._config.max_queue_rows
+        if self._queued_rows and self._queued_rows + rows > limit:
+            self._metrics.overloaded.inc()
+            raise Overloaded(
+                RETRY_AFTER_FULL,
+                f"the ingest queue holds {self._queued_rows} rows and its limit is {limit}; "
+                "retry shortly",
+            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(batches, rows, done))
+        self._queued_rows += rows
+        self._metrics.queue_rows.set(self._queued_rows)
+        self._wakeup.set()
+        # Shielded: a client that hangs up must not cancel a commit others share.
+        await asyncio.shield(done)
+
+    async def checkpoint(self) -> None:
+        async with self._state_lock:
+            await asyncio.to_thread(self._book.checkpoint)
+
+    async def _run(self) -> None:
+        while self._accepting or self._queue:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            group = self._take_group()
+            batches = [batch for waiting in group for batch in waiting.batches]
+            async with self._state_lock:
+                started = time.perf_counter()
+                try:
+                    outcome = await asyncio.to_thread(self._commit, batches)
+                except Exception as exc:
+                    self._release(group)
+                    logger.exception("storing %d batches failed", len(batches))
+                    failure = Overloaded(
+                        RETRY_AFTER_FAILURE, f"the collector could not store the batches: {exc}"
+                    )
+                    for waiting in group:
+                        if not waiting.done.done():
+                            waiting.done.set_exception(failure)
+                    continue
+                self._release(group)
+                self._metrics.commit_seconds.observe(time.perf_counter() - started)
+                self._count(batches, outcome)
+                for waiting in group:
+                    if not waiting.done.done():
+                        waiting.done.set_result(None)
+                await asyncio.to_thread(self._apply, batches, outcome)
+            self._metrics.windows_open.set(len(self._book))
+
+    def _take_group(self) -> list[_Waiting]:
+        group = [self._queue.popleft()]
+        rows = group[0].rows
+        while self._queue and rows + self._queue[0].rows <= self._config.max_commit_rows:
+            waiting = self._queue.popleft()
+            group.append(waiting)
+            rows += waiting.rows
+        return group
+
+    def _release(self, group: list[_Waiting]) -> None:
+        # Rows count against the limit until committed, not only while queued.
+        self._queued_rows -= sum(waiting.rows for waiting in group)
+        self._metrics.queue_rows.set(self._queued_rows)
+
+    def _commit(self, batches: list[PredictionBatch]) -> IngestOutcome:
+        incoming = [self._incoming(batch) for batch in batches]
+        return self._storage.ingest(incoming, int(self._clock() * 1000))
+
+    def _incoming(self, batch: PredictionBatch) -> IncomingBatch:
+        window = window_key(
+            batch.model, batch.version, batch.start_ns, self._config_for(batch.model).window_seconds
+        )
+        ts_ms = batch.start_ns // 1_000_000
+        values = predicted_values(batch.outputs, batch.rows)
+        predictions = [
+            PredictionRow(pid, ts_ms, text, num)
+            for pid, (text, num) in zip(batch.ids, values, strict=True)
+        ]
+        return IncomingBatch(
+            batch.trace_id + batch.span_id, window, batch.rows, encode_batch(batch), predictions
+        )
+
+    def _count(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+        stored = [batch for batch, s in zip(batches, outcome.stored, strict=True) if s is not None]
+        self._metrics.batches.labels("stored").inc(len(stored))
+        self._metrics.batches.labels("duplicate").inc(len(batches) - len(stored))
+        self._metrics.rows.inc(sum(batch.rows for batch in stored))
+        self._metrics.labels.labels("joined").inc(outcome.labels_joined)
+
+    def _apply(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+        for batch, stored in zip(batches, outcome.stored, strict=True):
+            if stored is not None:
+                self._book.apply(stored.window_id, stored.seq, batch)
+                self._references.observe(batch)
+
+    def _replay(self) -> int:
+        count = 0
+        for stored in self._storage.pending_batches():
+            batch = decode_batch(stored.payload)
+            self._book.apply(stored.window_id, stored.seq, batch)
+            self._references.observe(batch)
+            count += 1
+        if count:
+            self._book.checkpoint()
+        return count

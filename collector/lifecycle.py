@@ -1,0 +1,160 @@
+"""The collector's background task: checkpoints, closing windows, re-evaluations, housekeeping.
+
+A window closes once its end plus the model's allowed lateness has passed; closing evaluates it.
+Late spans or labels for a closed window mark it, and the next tick evaluates it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from inferwatch.collector.config import CollectorConfig, ModelConfig
+from inferwatch.collector.evaluate import WindowView, evaluate_window
+from inferwatch.collector.ingest import IngestPipeline
+from inferwatch.collector.metrics import CollectorMetrics
+from inferwatch.collector.performance import window_performance
+from inferwatch.collector.references import References
+from inferwatch.collector.storage.base import Storage, WindowRecord
+from inferwatch.collector.windows import WindowBook, WindowState
+
+logger = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_SECONDS = 60.0
+
+
+class WindowKeeper:
+    def __init__(
+        self,
+        storage: Storage,
+        book: WindowBook,
+        references: References,
+        pipeline: IngestPipeline,
+        config: CollectorConfig,
+        config_for: Callable[[str], ModelConfig],
+        metrics: CollectorMetrics,
+        state_lock: asyncio.Lock,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._storage = storage
+        self._book = book
+        self._references = references
+        self._pipeline = pipeline
+        self._config = config
+        self._config_for = config_for
+        self._metrics = metrics
+        self._state_lock = state_lock
+        self._clock = clock
+        self._last_checkpoint = clock()
+        self._last_prune = -float("inf")
+        self._closed_in_memory: set[int] = set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("window housekeeping failed; retrying next tick")
+            await asyncio.sleep(self._config.tick_seconds)
+
+    async def tick(self) -> None:
+        """One round of housekeeping (tests call it directly with an injected clock)."""
+        now = self._clock()
+        if now - self._last_checkpoint >= self._config.checkpoint_interval_seconds:
+            await self._checkpoint()
+            self._last_checkpoint = now
+        await asyncio.to_thread(self._references.fit_due)
+        now_ms = int(now * 1000)
+        for record in await asyncio.to_thread(self._storage.windows, closed=False):
+            lateness_ms = self._config_for(record.model).allowed_lateness_seconds * 1000
+            if record.end_ms + lateness_ms <= now_ms:
+                await self.evaluate(record, close=True)
+        for record in await asyncio.to_thread(self._storage.windows, closed=True, needs_eval=True):
+            await self.evaluate(record, close=False)
+        await self._reference_from_windows()
+        if now - self._last_prune >= PRUNE_INTERVAL_SECONDS:
+            await asyncio.to_thread(self._prune, now_ms)
+            self._last_prune = now
+
+    async def evaluate(self, record: WindowRecord, *, close: bool) -> None:
+        async with self._state_lock:
+            state = await asyncio.to_thread(self._book.merged, record.id)
+        try:
+            await asyncio.to_thread(self._evaluate, record, state or WindowState(), close)
+        except Exception:
+            self._metrics.evaluation_errors.inc()
+            raise
+        self._metrics.evaluations.labels("close" if close else "late").inc()
+        if close:
+            self._closed_in_memory.add(record.id)
+
+    def _evaluate(self, record: WindowRecord, state: WindowState, close: bool) -> None:
+        config = self._config_for(record.model)
+        profile = self._references.profile(record.model, record.version)
+        performance = window_performance(self._storage.labelled_pairs(record.id), state.task)
+        # Read after the pairs: a label landing in between is then counted on the next round.
+        current = self._storage.window(record.model, record.id) or record
+        view = WindowView(
+            record.model,
+            record.version,
+            record.start_ms,
+            record.end_ms,
+            state,
+            current.labelled,
+            performance,
+        )
+        results = [r.to_dict() for r in evaluate_window(profile, view, config)]
+        details: dict[str, Any] = state.describe()
+        details["performance"] = performance
+        details["label_coverage"] = current.labelled / state.rows if state.rows else None
+        details["reference"] = profile is not None
+        self._storage.save_evaluation(
+            record.id,
+            results,
+            details,
+            int(self._clock() * 1000),
+            close=close,
+            marks_seen=record.needs_eval,
+        )
+
+    async def _checkpoint(self) -> None:
+        async with self._state_lock:
+            await asyncio.to_thread(self._book.checkpoint)
+            self._book.evict(self._closed_in_memory)
+            self._closed_in_memory.clear()
+
+    async def _reference_from_windows(self) -> None:
+        """The ``windows`` policy: once N windows of a version closed, fit their row samples."""
+        for entry in await asyncio.to_thread(self._storage.models):
+            policy = self._config_for(entry["model"]).reference
+            if policy.policy != "windows":
+                continue
+            for version in entry["versions"]:
+                if version["windows"] < policy.size:
+                    continue
+                model, name = entry["model"], version["version"]
+                if await asyncio.to_thread(self._references.profile, model, name) is not None:
+                    continue
+                windows = await asyncio.to_thread(
+                    self._storage.windows, model, name, closed=True, limit=policy.size
+                )
+                if len(windows) < policy.size:
+                    continue
+                async with self._state_lock:
+                    states = [await asyncio.to_thread(self._book.merged, w.id) for w in windows]
+                samples = [s.reservoir.to_frame() for s in states if s is not None and s.rows]
+                if samples:
+                    await asyncio.to_thread(self._references.fit_from_samples, model, name, samples)
+
+    def _prune(self, now_ms: int) -> None:
+        outcome = self._storage.prune(
+            now_ms,
+            int(self._config.prediction_retention_seconds * 1000),
+            int(self._config.dedupe_horizon_seconds * 1000),
+        )
+        expired = sum(outcome.labels_expired.values())
+        if expired:
+            self._metrics.labels.labels("expired").inc(expired)

@@ -1,0 +1,62 @@
+"""Everything one running collector holds, built together and shared by its routes and tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from inferwatch.collector.config import CollectorConfig
+from inferwatch.collector.ingest import IngestPipeline
+from inferwatch.collector.lifecycle import WindowKeeper
+from inferwatch.collector.metrics import CollectorMetrics
+from inferwatch.collector.model_settings import ModelSettings
+from inferwatch.collector.receive.http import ReceiverStats
+from inferwatch.collector.references import References
+from inferwatch.collector.storage import Storage, open_storage
+from inferwatch.collector.windows import WindowBook
+
+
+@dataclass
+class Collector:
+    config: CollectorConfig
+    storage: Storage
+    settings: ModelSettings
+    references: References
+    book: WindowBook
+    state_lock: asyncio.Lock
+    pipeline: IngestPipeline
+    keeper: WindowKeeper
+    metrics: CollectorMetrics
+    receiver_stats: ReceiverStats
+    clock: Callable[[], float]
+
+    @classmethod
+    def build(cls, config: CollectorConfig, clock: Callable[[], float] = time.time) -> Collector:
+        storage = open_storage(config)
+        settings = ModelSettings(config, storage)
+        references = References(storage, settings, clock)
+        book = WindowBook(storage, config.instance_id, references.profile)
+        state_lock = asyncio.Lock()
+        receiver_stats = ReceiverStats()
+        metrics = CollectorMetrics(receiver_stats)
+        pipeline = IngestPipeline(
+            storage, book, references, config, settings, metrics, state_lock, clock
+        )
+        keeper = WindowKeeper(
+            storage, book, references, pipeline, config, settings, metrics, state_lock, clock
+        )
+        return cls(
+            config,
+            storage,
+            settings,
+            references,
+            book,
+            state_lock,
+            pipeline,
+            keeper,
+            metrics,
+            receiver_stats,
+            clock,
+        )

@@ -1,0 +1,240 @@
+"""The narrow interface between the collector and its database, and the records it moves.
+
+Every write method is one transaction. Backends (SQLite now, PostgreSQL next) keep all their SQL
+behind this Protocol; nothing outside ``inferwatch.collector.storage`` builds a query. Times are
+integer milliseconds since the Unix epoch; window state and profiles are opaque bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    model: str
+    version: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRow:
+    """One row's prediction, kept for the label join."""
+
+    prediction_id: str
+    ts_ms: int
+    # The predicted class as text, or the predicted number; either may be missing.
+    value_text: str | None
+    value_num: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingBatch:
+    """A decoded span on its way to durable storage."""
+
+    # trace id + span id: a batch whose dedupe key was seen within the horizon is dropped.
+    dedupe_key: bytes
+    window: WindowKey
+    rows: int
+    payload: bytes
+    predictions: Sequence[PredictionRow]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A durable batch not yet folded into checkpointed window state."""
+
+    seq: int
+    window_id: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    # One entry per incoming batch: the stored batch, or None for a duplicate.
+    stored: list[StoredBatch | None]
+    # Windows that gained labels because waiting labels met their predictions.
+    labelled_windows: set[int] = field(default_factory=set)
+    labels_joined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRecord:
+    prediction_id: str
+    value_text: str
+    value_num: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelOutcome:
+    accepted: int
+    joined: int
+    pending: int
+    replaced: int
+    # Windows whose labelled rows changed, to be re-evaluated.
+    windows: set[int]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPair:
+    prediction_text: str | None
+    prediction_num: float | None
+    label_text: str
+    label_num: float | None
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    id: int
+    model: str
+    version: str
+    start_ms: int
+    end_ms: int
+    closed: bool
+    requests: int
+    rows: int
+    labelled: int
+    # Changes (late rows, new labels) since the window was last evaluated.
+    needs_eval: int
+    # Set when the window was evaluated: detector results, performance and the summary shown
+    # by the query API (all JSON-ready).
+    results: list[dict[str, Any]] | None = None
+    details: dict[str, Any] | None = None
+    evaluated_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRecord:
+    model: str
+    version: str
+    source: str  # "upload" or "auto"
+    rows: int
+    created_ms: int
+    profile: bytes
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    upload_id: str
+    model: str
+    version: str
+    task: str | None
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    id: int
+    model: str
+    version: str
+    check: str
+    severity: str
+    state: str
+    opened_ms: int
+    resolved_ms: int | None
+    message: str
+    window_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneOutcome:
+    predictions_deleted: int
+    # Labels that waited past the retention horizon without meeting a prediction, per model.
+    labels_expired: dict[str, int]
+
+
+class Storage(Protocol):
+    """What the collector needs from a database. Implementations must be thread-safe."""
+
+    def close(self) -> None: ...
+
+    # Ingest and window state
+    def ingest(self, batches: Sequence[IncomingBatch], now_ms: int) -> IngestOutcome: ...
+    def pending_batches(self) -> Iterator[StoredBatch]:
+        """Durable batches not yet covered by a checkpoint, in the order they were stored."""
+        ...
+
+    def checkpoint(self, instance: str, states: Mapping[int, bytes], upto_seq: int) -> None:
+        """Store this instance's window states and drop stored batches up to ``upto_seq``."""
+        ...
+
+    def window_states(self, window_id: int) -> dict[str, bytes]:
+        """Each instance's partial state of a window."""
+        ...
+
+    # Windows
+    def window(self, model: str, window_id: int) -> WindowRecord | None: ...
+    def windows(
+        self,
+        model: str | None = None,
+        version: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        *,
+        closed: bool | None = None,
+        needs_eval: bool | None = None,
+        limit: int | None = None,
+    ) -> list[WindowRecord]: ...
+    def mark_for_evaluation(self, window_ids: set[int]) -> None: ...
+    def save_evaluation(
+        self,
+        window_id: int,
+        results: list[dict[str, Any]],
+        details: dict[str, Any],
+        now_ms: int,
+        *,
+        close: bool,
+        marks_seen: int = 0,
+    ) -> None:
+        """Store a window's evaluation (and close it), taking ``marks_seen`` off needs_eval."""
+        ...
+
+    def models(self) -> list[dict[str, Any]]:
+        """Each model with its versions, window count and last prediction time."""
+        ...
+
+    # Labels
+    def apply_labels(
+        self, model: str, labels: Sequence[LabelRecord], now_ms: int
+    ) -> LabelOutcome: ...
+
+    def labelled_pairs(self, window_id: int) -> list[LabelledPair]: ...
+    def label_counters(self, model: str) -> dict[str, int]: ...
+    def prune(
+        self, now_ms: int, prediction_horizon_ms: int, dedupe_horizon_ms: int
+    ) -> PruneOutcome: ...
+
+    # References
+    def create_upload(self, model: str, version: str, task: str | None, now_ms: int) -> str: ...
+    def upload(self, upload_id: str) -> UploadRecord | None: ...
+    def put_upload_part(self, upload_id: str, part: int, rows: int, data: bytes) -> None: ...
+    def upload_parts(self, upload_id: str) -> Iterator[bytes]:
+        """The parts' bytes in part order, one at a time (never all in memory)."""
+        ...
+
+    def delete_upload(self, upload_id: str) -> None: ...
+    def put_reference(self, reference: ReferenceRecord) -> None: ...
+    def reference(self, model: str, version: str) -> ReferenceRecord | None: ...
+
+    # Per-model configuration set through the API
+    def model_configs(self) -> dict[str, dict[str, Any]]: ...
+    def put_model_config(self, model: str, settings: dict[str, Any]) -> None: ...
+
+    # Alerts (written by the alerting component)
+    def alerts(self, model: str, state: str | None = None) -> list[AlertRecord]: ...
+    def open_alert(
+        self,
+        model: str,
+        version: str,
+        check: str,
+        severity: str,
+        message: str,
+        now_ms: int,
+        window_id: int | None = None,
+    ) -> int: ...
+    def resolve_alert(self, alert_id: int, now_ms: int) -> None: ...

@@ -1,0 +1,138 @@
+"""What the SDK counts about itself, and its rate-limited warnings.
+
+Monitoring must never disturb the model, so the SDK swallows its own failures; these counters
+(``inferwatch.stats()``) and at most one log line per kind of problem a minute are how they
+show. Log lines name the model, the step and the exception type, never a feature value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+logger = logging.getLogger("inferwatch")
+
+LOG_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of the SDK's counters since the process started."""
+
+    # Calls recorded as spans (sampled), and calls skipped by sampling.
+    spans_recorded: int = 0
+    spans_unsampled: int = 0
+    # Spans the collector accepted; spans dropped because the export queue was full (by count
+    # or by bytes); spans lost in failed exports (collector down or refusing).
+    spans_exported: int = 0
+    spans_dropped: int = 0
+    spans_failed: int = 0
+    export_failures: int = 0
+    # Calls whose monitoring failed outright (nothing recorded, the call itself unaffected), and
+    # calls recorded with part of their inputs or outputs left out (see the span's
+    # inferwatch.capture_error).
+    monitoring_errors: int = 0
+    capture_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+class Counters:
+    """Thread-safe counters behind :class:`Stats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys((f.name for f in dataclasses.fields(Stats)), 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            return Stats(**self._values)
+
+
+class RateLimitedLog:
+    """Logs the first occurrence of each kind of problem, then at most one line per interval
+    saying how many were not logged."""
+
+    def __init__(self, interval: float = LOG_INTERVAL) -> None:
+        self._interval = interval
+        self._lock = threading.Lock()
+        # kind -> (monotonic time of the last line, occurrences since)
+        self._state: dict[str, tuple[float, int]] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last, suppressed = self._state.get(kind, (-self._interval - 1.0, 0))
+            if now - last < self._interval:
+                self._state[kind] = (last, suppressed + 1)
+                return
+            self._state[kind] = (now, 0)
+        if suppressed:
+            message += " (%d more since the last report)"
+            args = (*args, suppressed)
+        logger.warning(message, *args)
+
+
+counters = Counters()
+_log = RateLimitedLog()
+
+
+def stats() -> Stats:
+    """The SDK's counters: spans recorded, exported, dropped, failed, and errors."""
+    return counters.snapshot()
+
+
+def monitoring_error(model: str, step: str, exc: BaseException) -> None:
+    """Count and (rate-limited) log a failure of the SDK itself; the model call goes on."""
+    counters.add("monitoring_errors")
+    # The type only: an exception's message can quote the offending feature value.
+    _log.warning(
+        f"monitoring:{model}:{step}",
+        "inferwatch: %s failed for model %r (%s); the call was not recorded, the prediction "
+        "was unaffected. Counted in inferwatch.stats().monitoring_errors.",
+        step,
+        model,
+        type(exc).__name__,
+    )
+
+
+def capture_error(model: str, reason: str) -> None:
+    """Count and (rate-limited) log a call recorded without part of its data."""
+    counters.add("capture_errors")
+    _log.warning(
+        f"capture:{model}",
+        "inferwatch: part of a call to model %r could not be captured: %s. Counted in "
+        "inferwatch.stats().capture_errors.",
+        model,
+        reason,
+    )
+
+
+def export_failure(spans: int, reason: str) -> None:
+    counters.add("export_failures")
+    counters.add("spans_failed", spans)
+    _log.warning(
+        "export",
+        "inferwatch: could not export %d spans to the collector (%s); they were dropped. "
+        "Counted in inferwatch.stats().export_failures.",
+        spans,
+        reason,
+    )
+
+
+def queue_full(what: str) -> None:
+    counters.add("spans_dropped")
+    _log.warning(
+        "queue",
+        "inferwatch: the export queue is full (%s); a span was dropped. Is the collector "
+        "reachable? Counted in inferwatch.stats().spans_dropped.",
+        what,
+    )

@@ -1,0 +1,95 @@
+"""Prediction ids: time-ordered UUIDv7 strings (RFC 9562), generated a batch at a time.
+
+Ids from one process are strictly increasing: the 12 ``rand_a`` bits and the top 30 bits of
+``rand_b`` form a 42-bit counter (RFC 9562 section 6.2, method 1), seeded at random each
+millisecond with its top bit clear so that it has room to count; the last 32 bits are random.
+A batch takes consecutive counter values, so ids sort in the order the rows were predicted.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+import numpy as np
+
+_COUNTER_BITS = 42
+_COUNTER_LIMIT = 1 << _COUNTER_BITS
+_LOW_COUNTER_BITS = 30
+_DASH = ord("-")
+# The canonical form's five groups of hex digits (8-4-4-4-12): where each comes from in the 32
+# digits and where it goes in the 36 characters.
+_GROUPS = tuple(
+    (slice(start, end), slice(start + dashes, end + dashes))
+    for dashes, (start, end) in enumerate([(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)])
+)
+_DASH_POSITIONS = [8, 13, 18, 23]
+
+_lock = threading.Lock()
+_last_ms = 0
+_next_counter = 0
+
+
+def _reserve(count: int) -> tuple[int, int]:
+    """A millisecond timestamp and the first of ``count`` consecutive unused counter values."""
+    global _last_ms, _next_counter
+    now_ms = time.time_ns() // 1_000_000
+    with _lock:
+        if now_ms > _last_ms:
+            ms, counter = now_ms, _random_seed()
+        else:
+            # Same millisecond (or the clock stepped back): keep counting from the last id.
+            ms, counter = _last_ms, _next_counter
+        if counter + count > _COUNTER_LIMIT:
+            # The counter is spent for this millisecond: borrow the next one, as RFC 9562 allows.
+            ms, counter = ms + 1, _random_seed()
+        _last_ms = ms
+        _next_counter = counter + count
+    return ms, counter
+
+
+def _random_seed() -> int:
+    # Python's random is reseeded in a forked child, so workers do not share sequences.
+    return random.getrandbits(_COUNTER_BITS - 1)
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` new UUIDv7 ids in canonical 36-character form, in increasing order."""
+    if count <= 0:
+        return []
+    if count > _COUNTER_LIMIT >> 1:
+        raise ValueError(f"at most {_COUNTER_LIMIT >> 1} ids at once, asked for {count}")
+    ms, counter = _reserve(count)
+    if count == 1:
+        return [_format_one(ms, counter, random.getrandbits(32))]
+    counters = np.arange(counter, counter + count, dtype=np.uint64)
+    high = np.uint64((ms << 16) | 0x7000) | (counters >> np.uint64(_LOW_COUNTER_BITS))
+    low_counter = counters & np.uint64((1 << _LOW_COUNTER_BITS) - 1)
+    random_bits = np.frombuffer(os.urandom(4 * count), dtype=np.uint32).astype(np.uint64)
+    low = np.uint64(1 << 63) | (low_counter << np.uint64(32)) | random_bits
+    words = np.empty((count, 2), dtype=">u8")
+    words[:, 0] = high
+    words[:, 1] = low
+    digits = np.frombuffer(words.tobytes().hex().encode("ascii"), dtype=np.uint8)
+    digits = digits.reshape(count, 32)
+    text = np.empty((count, 36), dtype=np.uint8)
+    for source, target in _GROUPS:
+        text[:, target] = digits[:, source]
+    text[:, _DASH_POSITIONS] = _DASH
+    joined = text.tobytes().decode("ascii")
+    return [joined[i : i + 36] for i in range(0, 36 * count, 36)]
+
+
+def _format_one(ms: int, counter: int, random_bits: int) -> str:
+    value = (
+        (ms << 80)
+        | (0x7 << 76)
+        | ((counter >> _LOW_COUNTER_BITS) << 64)
+        | (0b10 << 62)
+        | ((counter & ((1 << _LOW_COUNTER_BITS) - 1)) << 32)
+        | random_bits
+    )
+    h = "%032x" % value  # noqa: UP031 - measured faster than an f-string here
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,164 @@
+"""The ``@inferwatch.monitor`` decorator: a thin layer over PredictionRecorder.
+
+The decorated function is called exactly as before and returns the same object (or raises the
+same exception); the call is then recorded. Before ``inferwatch.init`` the wrapper only checks
+that nothing is configured and calls through.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from typing import Any, TypeVar, cast
+
+from inferwatch import diagnostics, export
+from inferwatch.recorder import IdSource, PredictionRecorder
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Per thread and per asyncio task: the ids of the latest monitored call made there.
+# The list is never mutated after it is set (it is also the span's ids).
+_last_ids: ContextVar[list[str] | None] = ContextVar("inferwatch_last_prediction_ids", default=None)
+
+_SELF_NAMES = ("self", "cls")
+
+
+def last_prediction_ids() -> list[str]:
+    """The prediction ids of the latest monitored call in this thread or asyncio task.
+
+    Set also when the call raised; empty before any monitored call, or when inferwatch was not
+    initialised at the time of the call. A call awaited in another task (``create_task``) sets
+    that task's ids, not the caller's.
+    """
+    ids = _last_ids.get()
+    return list(ids) if ids is not None else []
+
+
+def monitor(
+    model: str,
+    version: str = "",
+    task: str | None = None,
+    *,
+    id_from: IdSource | None = None,
+    feature_names: Sequence[str] | None = None,
+    classes: Sequence[object] | None = None,
+    inputs: str | None = None,
+) -> Callable[[F], F]:
+    """Record every call of the decorated function (or method, sync or async) as a prediction.
+
+    ``inputs`` names the parameter holding the model inputs; by default the first one that is
+    not ``self`` or ``cls``. See PredictionRecorder for the other arguments.
+    """
+    recorder = PredictionRecorder(
+        model, version, task, id_from=id_from, feature_names=feature_names, classes=classes
+    )
+
+    def decorate(fn: F) -> F:
+        if isinstance(fn, staticmethod | classmethod):
+            return cast(F, type(fn)(decorate(fn.__func__)))
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"@inferwatch.monitor cannot wrap the generator function {fn.__qualname__}: "
+                "decorate the function that returns the predictions"
+            )
+        pick = _input_picker(fn, inputs)
+        if inspect.iscoroutinefunction(fn):
+            return cast(F, _async_wrapper(fn, pick, recorder))
+        return cast(F, _sync_wrapper(fn, pick, recorder))
+
+    return decorate
+
+
+def _sync_wrapper(fn: Callable[..., Any], pick: _Picker, recorder: PredictionRecorder) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if export.active() is None:
+            return fn(*args, **kwargs)
+        start_ns = time.time_ns()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _observe(recorder, pick, args, kwargs, None, start_ns, exc)
+            raise
+        _observe(recorder, pick, args, kwargs, result, start_ns, None)
+        return result
+
+    return wrapper
+
+
+def _async_wrapper(fn: Callable[..., Any], pick: _Picker, recorder: PredictionRecorder) -> Any:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if export.active() is None:
+            return await fn(*args, **kwargs)
+        start_ns = time.time_ns()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            _observe(recorder, pick, args, kwargs, None, start_ns, exc)
+            raise
+        _observe(recorder, pick, args, kwargs, result, start_ns, None)
+        return result
+
+    return wrapper
+
+
+def _observe(
+    recorder: PredictionRecorder,
+    pick: _Picker,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: object,
+    start_ns: int,
+    error: BaseException | None,
+) -> None:
+    end_ns = time.time_ns()
+    try:
+        inputs = pick(args, kwargs)
+        ids = recorder.prediction_ids(inputs)
+        _last_ids.set(ids)
+        recorder.record(inputs, result, ids=ids, start_ns=start_ns, end_ns=end_ns, error=error)
+    except Exception as exc:
+        diagnostics.monitoring_error(recorder.model, "recording the call", exc)
+
+
+_Picker = Callable[[tuple[Any, ...], dict[str, Any]], object]
+
+
+def _input_picker(fn: Callable[..., Any], name: str | None) -> _Picker:
+    """A function taking a call's (args, kwargs) to the argument holding the model inputs."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # no signature (some builtins): the first argument
+        return lambda args, kwargs: args[0] if args else None
+    if name is not None:
+        chosen = [p for p in params if p.name == name]
+        if not chosen:
+            raise TypeError(
+                f"@inferwatch.monitor(inputs={name!r}): {fn.__qualname__} has no parameter "
+                f"{name!r}; its parameters are {[p.name for p in params]}"
+            )
+        param = chosen[0]
+    else:
+        candidates = params[1:] if params and params[0].name in _SELF_NAMES else params
+        if not candidates:
+            return lambda args, kwargs: None
+        param = candidates[0]
+    index = params.index(param)
+    positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+    if param.kind is param.VAR_POSITIONAL:
+        return lambda args, kwargs: args[index] if len(args) > index else None
+    if param.kind is param.VAR_KEYWORD:
+        return lambda args, kwargs: kwargs or None
+    default = None if param.default is param.empty else param.default
+    key = param.name
+
+    def pick(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+        if positional and len(args) > index:
+            return args[index]
+        return kwargs.get(key, default)
+
+    return pick

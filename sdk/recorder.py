@@ -1,0 +1,179 @@
+"""PredictionRecorder: records one monitored call as one span.
+
+The ``@monitor`` decorator and the ASGI middleware are thin layers over it. Nothing here raises
+into the model's code: a failure is counted (``inferwatch.stats()``), logged at most once a
+minute, and the call goes on unrecorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from inferwatch import contract, diagnostics, export
+from inferwatch.capture import count_rows, field_values
+from inferwatch.encoder import CallEncoder
+from inferwatch.ids import new_ids
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+IdSource = str | Callable[[object], Sequence[object]]
+
+# Enough to say what went wrong; the span must stay small.
+_MAX_CAPTURE_ERROR = 1000
+_MAX_EXCEPTION_MESSAGE = 1000
+
+
+class PredictionRecorder:
+    """Records the calls of one model version.
+
+    ``id_from`` names the input field (dict key or DataFrame column) holding each row's
+    prediction id, which is then not a feature, or is a callable returning one id per row.
+    ``feature_names`` names the columns of array inputs; ``classes`` the columns of a
+    classifier's probability outputs.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        version: str = "",
+        task: str | None = None,
+        *,
+        id_from: IdSource | None = None,
+        feature_names: Sequence[str] | None = None,
+        classes: Sequence[object] | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty string, got {model!r}")
+        if not isinstance(version, str):
+            raise TypeError(f"version must be a string, got {type(version).__name__}")
+        if task is not None and task not in contract.TASKS:
+            raise ValueError(f"task must be one of {contract.TASKS} or None, got {task!r}")
+        if id_from is not None and not (isinstance(id_from, str) or callable(id_from)):
+            raise TypeError(
+                f"id_from must be a field name or a callable, got {type(id_from).__name__}"
+            )
+        if isinstance(feature_names, str) or isinstance(classes, str):
+            raise TypeError("feature_names and classes must be sequences, not one string")
+        self.model = model
+        self.version = version
+        self.task = task
+        self.id_from = id_from
+        self.feature_names = tuple(feature_names) if feature_names is not None else None
+        self.classes = tuple(classes) if classes is not None else None
+        self._encoder = CallEncoder(
+            feature_names=self.feature_names,
+            exclude=id_from if isinstance(id_from, str) else None,
+            task=task,
+            classes=self.classes,
+        )
+        self._static_attributes: dict[str, AttributeValue] = {
+            contract.ATTR_SCHEMA_VERSION: contract.SCHEMA_VERSION,
+            contract.ATTR_MODEL_NAME: model,
+        }
+        if version:
+            self._static_attributes[contract.ATTR_MODEL_VERSION] = version
+        if task is not None:
+            self._static_attributes[contract.ATTR_TASK] = task
+
+    def prediction_ids(self, inputs: object, given: Sequence[str] | None = None) -> list[str]:
+        """One id per row: ``given`` if its length matches, else from ``id_from``, else new."""
+        try:
+            rows = count_rows(inputs)
+        except Exception as exc:
+            diagnostics.monitoring_error(self.model, "counting input rows", exc)
+            return new_ids(1)
+        if given is not None and len(given) == rows:
+            return [str(i) for i in given]
+        if self.id_from is not None:
+            ids = self._ids_from_inputs(inputs, rows)
+            if ids is not None:
+                return ids
+        return new_ids(rows)
+
+    def _ids_from_inputs(self, inputs: object, rows: int) -> list[str] | None:
+        try:
+            if isinstance(self.id_from, str):
+                values = field_values(inputs, self.id_from)
+            else:
+                values = list(self.id_from(inputs))  # type: ignore[misc]
+        except Exception as exc:
+            diagnostics.monitoring_error(self.model, "id_from", exc)
+            return None
+        # A missing field is reported on the span by capture; a wrong count or a missing id
+        # here falls back to generated ids.
+        if values is None or len(values) != rows or any(v is None for v in values):
+            return None
+        return [v if isinstance(v, str) else str(v) for v in values]
+
+    def record(
+        self,
+        inputs: object,
+        outputs: object,
+        *,
+        ids: Sequence[str] | None = None,
+        start_ns: int,
+        end_ns: int | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Record one call as one span; a no-op before ``init`` or when not sampled."""
+        pipeline = export.active()
+        if pipeline is None:
+            return
+        if not pipeline.sampler.sampled():
+            diagnostics.counters.add("spans_unsampled")
+            return
+        try:
+            attributes = self._attributes(inputs, outputs, ids, pipeline.sampler.rate)
+            span = pipeline.tracer.start_span(
+                contract.SPAN_NAME,
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                start_time=start_ns,
+            )
+            if error is not None:
+                _set_error(span, error)
+            span.end(end_time=end_ns if end_ns is not None else time.time_ns())
+        except Exception as exc:
+            diagnostics.monitoring_error(self.model, "recording the call", exc)
+            return
+        diagnostics.counters.add("spans_recorded")
+
+    def _attributes(
+        self, inputs: object, outputs: object, ids: Sequence[str] | None, sample_rate: float
+    ) -> dict[str, AttributeValue]:
+        encoded = self._encoder.encode(inputs, outputs)
+        rows = encoded.rows
+        problems = encoded.problems
+        if ids is None or len(ids) != rows:
+            if ids is not None:
+                problems.append(f"{len(ids)} prediction ids for {rows} rows; ids were generated")
+            ids = self.prediction_ids(inputs) if ids is None else new_ids(rows)
+            if len(ids) != rows:
+                ids = new_ids(rows)
+        attributes = self._static_attributes.copy()
+        attributes[contract.ATTR_ROWS] = rows
+        attributes[contract.ATTR_PREDICTION_IDS] = ids if isinstance(ids, list) else list(ids)
+        attributes[contract.ATTR_SAMPLE_RATE] = sample_rate
+        if encoded.inputs is not None:
+            attributes[contract.ATTR_INPUT_FRAME] = encoded.inputs
+        if encoded.outputs is not None:
+            attributes[contract.ATTR_OUTPUT_FRAME] = encoded.outputs
+        if problems:
+            reason = "; ".join(problems)[:_MAX_CAPTURE_ERROR]
+            attributes[contract.ATTR_CAPTURE_ERROR] = reason
+            diagnostics.capture_error(self.model, reason)
+        return attributes
+
+
+def _set_error(span: Span, error: BaseException) -> None:
+    kind = type(error)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    try:
+        message = str(error)[:_MAX_EXCEPTION_MESSAGE]
+    except Exception:
+        message = ""
+    span.set_status(Status(StatusCode.ERROR, name))
+    span.add_event("exception", {"exception.type": name, "exception.message": message})

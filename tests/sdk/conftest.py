@@ -1,0 +1,73 @@
+"""Fixtures for the SDK tests: a real OTLP/HTTP receiver (sdk_receiver.py) and the SDK exporting
+to it. Support modules are named sdk_* so that they cannot clash with other areas'."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import inferwatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sdk_receiver import Received, Receiver, start_receiver  # noqa: E402
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    running = start_receiver()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_pipeline_left() -> Iterator[None]:
+    # Every test starts and ends with inferwatch not initialised.
+    inferwatch.shutdown(timeout=2.0)
+    yield
+    inferwatch.shutdown(timeout=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_exporter_logs(caplog: pytest.LogCaptureFixture) -> None:
+    # The OTLP exporter logs each failed attempt; tests against a closed port make many.
+    logging.getLogger("opentelemetry.exporter.otlp.common.http").setLevel(logging.CRITICAL)
+
+
+@pytest.fixture
+def model() -> str:
+    """A model name no other test uses, to pick this test's spans out of the receiver's."""
+    return f"model-{next(_names)}"
+
+
+@pytest.fixture
+def live(receiver: Receiver) -> Receiver:
+    """inferwatch initialised against the receiver; export is fast (0.05 s interval)."""
+    inferwatch.init(endpoint=receiver.url, service_name="sdk-tests", flush_interval=0.05)
+    return receiver
+
+
+SpansOf = Callable[..., list[Received]]
+
+
+@pytest.fixture
+def spans_of(receiver: Receiver) -> SpansOf:
+    """Flush, then the spans of a model the receiver got; asserts how many there are.
+
+    A successful flush means the receiver answered every export, so the spans are there.
+    """
+
+    def get(model: str, count: int = 1) -> list[Received]:
+        assert inferwatch.flush(timeout=10.0), "flush did not finish"
+        found = [s for s in receiver.spans if s.attributes.get("ml.model.name") == model]
+        assert len(found) == count, f"expected {count} spans of {model}, got {len(found)}"
+        return found
+
+    return get

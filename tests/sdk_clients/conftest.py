@@ -1,0 +1,221 @@
+"""A scripted stand-in for the collector's labels and reference endpoints, on a real port.
+
+It speaks docs/http-api.md (JSON errors, 413 above 10,000 labels, frames decoded with the real
+codec) and records every request with its arrival time. Tests queue answers with ``script``
+to make it throttle, fail or hang; unscripted requests get the normal answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from inferwatch.config import current_settings, set_current_settings
+from inferwatch.frame import CONTENT_TYPE, FrameError, decode_frame
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MAX_LABELS = 10_000
+REFERENCE = "/v1/models/{model}/versions/{version}/reference/uploads"
+
+
+@dataclass
+class Answer:
+    """A scripted answer: a status with a JSON body and headers, after an optional delay."""
+
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Recorded:
+    at: float  # time.monotonic() when the request arrived
+    route: str
+    path: str  # as sent, still percent-encoded
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+
+class FakeCollector:
+    def __init__(self) -> None:
+        self.url = ""
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests: list[Recorded] = []
+        self.scripts: dict[str, deque[Answer]] = defaultdict(deque)
+        self.predictions: set[str] = set()  # ids a label joins to; others are pending
+        self.labels: dict[str, Any] = {}
+        self.uploads: dict[str, dict[int, bytes]] = {}
+        self.starts: list[dict[str, Any]] = []
+        self.committed: dict[tuple[str, str], list[bytes]] = {}
+        self.api_key: str | None = None
+
+    def script(
+        self,
+        route: str,
+        status: int,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests to ``route`` ("labels", "start", "part" or
+        "commit") with ``status`` and a JSON ``body``, after ``delay`` seconds."""
+        answer = Answer(status, body, headers or {}, delay)
+        self.scripts[route].extend([answer] * times)
+
+    def of(self, route: str) -> list[Recorded]:
+        return [r for r in self.requests if r.route == route]
+
+    async def _handle(self, route: str, request: Request) -> Response:
+        body = await request.body()
+        raw_path = request.scope["raw_path"].decode("latin-1")
+        record = Recorded(time.monotonic(), route, raw_path, dict(request.headers), body)
+        self.requests.append(record)
+        response = await self._answer(route, request, body)
+        record.status = response.status_code
+        return response
+
+    async def _answer(self, route: str, request: Request, body: bytes) -> Response:
+        if self.api_key is not None and request.headers.get("authorization") != (
+            f"Bearer {self.api_key}"
+        ):
+            return JSONResponse({"error": "missing or unknown API key"}, 401)
+        if self.scripts[route]:
+            answer = self.scripts[route].popleft()
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+            return JSONResponse(answer.body, answer.status, headers=answer.headers)
+        return getattr(self, f"_{route}")(request, body)
+
+    def _labels(self, request: Request, body: bytes) -> Response:
+
+        payload = json.loads(body)
+        labels = payload["labels"]
+        if len(labels) > MAX_LABELS:
+            return JSONResponse(
+                {"error": f"{len(labels)} labels in one request; the limit is {MAX_LABELS}"}, 413
+            )
+        counts = {"accepted": len(labels), "joined": 0, "pending": 0, "replaced": 0}
+        for record in labels:
+            pid = record["prediction_id"]
+            counts["joined" if pid in self.predictions else "pending"] += 1
+            counts["replaced"] += pid in self.labels
+            self.labels[pid] = record["label"]
+        return JSONResponse(counts)
+
+    def _start(self, request: Request, body: bytes) -> Response:
+
+        upload_id = f"u{len(self.uploads)}"
+        self.uploads[upload_id] = {}
+        self.starts.append(json.loads(body) if body else {})
+        return JSONResponse({"upload_id": upload_id}, 201)
+
+    def _part(self, request: Request, body: bytes) -> Response:
+        if request.headers.get("content-type") != CONTENT_TYPE:
+            return JSONResponse({"error": f"a part must be sent as {CONTENT_TYPE}"}, 415)
+        try:
+            frame = decode_frame(body)
+        except FrameError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        upload_id = request.path_params["upload_id"]
+        if upload_id not in self.uploads:
+            return JSONResponse({"error": f"no upload {upload_id}"}, 404)
+        self.uploads[upload_id][int(request.path_params["n"])] = body
+        return JSONResponse({"rows": frame.rows})
+
+    def _commit(self, request: Request, body: bytes) -> Response:
+        params = request.path_params
+        parts = self.uploads.pop(params["upload_id"], None)
+        if parts is None:
+            return JSONResponse({"error": f"no upload {params['upload_id']}"}, 404)
+        ordered = [parts[n] for n in sorted(parts)]
+        self.committed[(params["model"], params["version"])] = ordered
+        frames = [decode_frame(p) for p in ordered]
+        features = list(frames[0].features("feature")) if frames else []
+        return JSONResponse(
+            {
+                "model": params["model"],
+                "version": params["version"],
+                "rows": sum(f.rows for f in frames),
+                "features": features,
+            }
+        )
+
+    def app(self) -> Starlette:
+        def route(path: str, name: str, method: str) -> Route:
+            async def endpoint(request: Request) -> Response:
+                return await self._handle(name, request)
+
+            return Route(path, endpoint, methods=[method])
+
+        return Starlette(
+            routes=[
+                route("/v1/labels", "labels", "POST"),
+                route(REFERENCE, "start", "POST"),
+                route(REFERENCE + "/{upload_id}/parts/{n:int}", "part", "PUT"),
+                route(REFERENCE + "/{upload_id}/commit", "commit", "POST"),
+            ]
+        )
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[FakeCollector]:
+    fake = FakeCollector()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the fake collector did not start"
+        time.sleep(0.01)
+    yield fake
+    server.should_exit = True
+    thread.join(timeout=5)
+    sock.close()
+
+
+@pytest.fixture
+def collector(_server: FakeCollector) -> FakeCollector:
+    _server.reset()
+    return _server
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """The URL of a port nothing listens on: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Like a batch job that never called inferwatch.init, whatever the shell or an earlier
+    # test configured.
+    monkeypatch.delenv("INFERWATCH_ENDPOINT", raising=False)
+    monkeypatch.delenv("INFERWATCH_API_KEY", raising=False)
+    before = current_settings()
+    set_current_settings(None)
+    yield
+    set_current_settings(before)
