@@ -34,17 +34,18 @@ RESULTS = Path(__file__).resolve().parent / "results" / "detectors.md"
 ALPHA = 0.05
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
+def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """(median, fastest) milliseconds: the box is shared, the fastest run is the least disturbed."""
     fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return statistics.median(times) * 1000, min(times) * 1000
 
 
-def timings(repeats: int) -> list[tuple[str, float]]:
+def timings(repeats: int) -> list[tuple[str, tuple[float, float]]]:
     rng = np.random.default_rng(0)
     names = [f"f{j}" for j in range(25)]
     reference = rng.normal(size=(10_000, 25))
@@ -73,12 +74,12 @@ def timings(repeats: int) -> list[tuple[str, float]]:
                 repeats,
             ),
         ),
-        ("univariate_drift (KS + PSI + JS + Wasserstein, corrected)", 0.0),
-        ("mmd_drift (500 + 500 rows, 100 permutations)", 0.0),
-        ("outliers (IsolationForest, per-row scores + binomial test)", 0.0),
-        ("default suite: univariate + MMD + outliers", 0.0),
-        ("classifier_drift (opt-in; 1,000 + 1,000 rows, 5 folds)", 0.0),
-        ("reconstruction_drift (PCA, 1,000 bootstrap windows cached)", 0.0),
+        ("univariate_drift (KS + PSI + JS + Wasserstein, corrected)", (0.0, 0.0)),
+        ("mmd_drift (500 + 500 rows, 100 permutations)", (0.0, 0.0)),
+        ("outliers (IsolationForest, per-row scores + binomial test)", (0.0, 0.0)),
+        ("default suite: univariate + MMD + outliers", (0.0, 0.0)),
+        ("classifier_drift (opt-in; 1,000 + 1,000 rows, half held out)", (0.0, 0.0)),
+        ("reconstruction_drift (PCA, 1,000 bootstrap windows cached)", (0.0, 0.0)),
     ]
     measured = {
         2: median_ms(lambda: univariate.run(win_cols), repeats),
@@ -103,6 +104,12 @@ def upper_bound(alarms: int, trials: int) -> float:
     return float(stats.binomtest(alarms, trials).proportion_ci(0.90).high)
 
 
+def null_note(decisions: list[str]) -> str:
+    alarms = sum(d == "drift" for d in decisions)
+    bound = upper_bound(alarms, len(decisions))
+    return f"false alarms {alarms}/{len(decisions)}, 95% upper bound {bound:.3f}"
+
+
 def numeric_scenarios(windows: int, null_windows: int) -> list[tuple[str, str, int, float, str]]:
     rng = np.random.default_rng(1)
     reference = rng.normal(size=(10_000, 20))
@@ -114,11 +121,7 @@ def numeric_scenarios(windows: int, null_windows: int) -> list[tuple[str, str, i
         batches = [make() for _ in range(count)]
         for detector in detectors:
             decisions = [detector.run(w).decision for w in batches]
-            note = ""
-            if name == "no shift":
-                alarms = sum(d == "drift" for d in decisions)
-                bound = upper_bound(alarms, count)
-                note = f"false alarms {alarms}/{count}, 95% upper bound {bound:.3f}"
+            note = null_note(decisions) if name == "no shift" else ""
             out.append((name, detector.name, count, rate(decisions), note))
 
     run("no shift", lambda: rng.normal(size=(1000, 20)), null_windows, [univariate, mmd])
@@ -157,6 +160,7 @@ def numeric_scenarios(windows: int, null_windows: int) -> list[tuple[str, str, i
         max(windows // 3, 10),
         [classifier],
     )
+    run("no shift", lambda: rng.normal(size=(1000, 20)), windows, [classifier])
     return out
 
 
@@ -186,7 +190,7 @@ def categorical_scenario(windows: int) -> list[tuple[str, str, int, float, str]]
             detector.name,
             windows,
             rate(still),
-            "",
+            null_note(still),
         ),
     ]
 
@@ -212,25 +216,27 @@ def digits_scenarios(windows: int) -> list[tuple[str, str, int, float, str]]:
         return reference, pool[rng.choice(len(pool), 300, replace=False, p=weights / weights.sum())]
 
     out = []
+    # Unshifted scenarios get twice the windows: their false-alarm rate is the number to trust.
     for shift, name in (
         (True, "digits label shift (classes 0-2 x3 weight)"),
         (False, "digits, no label shift"),
     ):
         decisions = []
-        for _ in range(windows):
+        for _ in range(windows if shift else 2 * windows):
             reference, window = split(shift)
             detector = PredictionDrift().fit(predicted[reference])
             decisions.append(detector.run(predicted[window]).decision)
-        out.append((name, "prediction_drift", windows, rate(decisions), "predicted classes"))
+        note = "predicted classes" + ("" if shift else "; " + null_note(decisions))
+        out.append((name, "prediction_drift", len(decisions), rate(decisions), note))
     for sd in (0.0, 0.1, 0.2):
         name = f"digits + Gaussian noise sd {sd} (pixels in [0, 1])" if sd else "digits, clean"
         found: dict[str, list[str]] = {"reconstruction_drift": [], "mmd_drift": []}
-        for _ in range(windows):
+        for _ in range(windows if sd else 2 * windows):
             reference, window = split(False)
             batch = x[window] + rng.normal(0, sd, size=(300, 64))
             for detector in (ReconstructionDrift(), MMDDrift()):
                 found[detector.name].append(detector.fit(x[reference]).run(batch).decision)
-        out += [(name, n, windows, rate(d), "") for n, d in found.items()]
+        out += [(name, n, len(d), rate(d), "" if sd else null_note(d)) for n, d in found.items()]
     return out
 
 
@@ -283,7 +289,7 @@ def main() -> int:
         digits = digits_scenarios(windows)
         outliers = outlier_scenario(3 if quick else 10)
     elapsed = time.perf_counter() - started
-    baseline = timing[0][1]
+    baseline = timing[0][1][0]
     lines = [
         "## Detectors",
         "",
@@ -291,10 +297,13 @@ def main() -> int:
         "25 numeric features, reference 10,000 rows. Baseline: a bare loop of "
         "`scipy.stats.ks_2samp` over the same 25 columns.",
         "",
-        "| check | median ms / window | vs ks_2samp loop |",
-        "| --- | ---: | ---: |",
+        "| check | median ms / window | fastest ms | median vs ks_2samp loop |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    lines += [f"| {label} | {ms:.1f} | {ms / baseline:.2f}x |" for label, ms in timing]
+    lines += [
+        f"| {label} | {ms:.1f} | {best:.1f} | {ms / baseline:.2f}x |"
+        for label, (ms, best) in timing
+    ]
     lines += [
         "",
         f"Scenarios (seeded; alpha = {ALPHA}; windows of 1,000 rows unless said; digits windows "

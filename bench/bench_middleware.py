@@ -10,14 +10,19 @@ server without the middleware. Goal: p50 within 5%.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import inferwatch
 import numpy as np
+from inferwatch.middleware import InferwatchMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "middleware"))
@@ -57,6 +62,48 @@ def run_case(servers: dict[str, BentoServer], rows: int, requests: int) -> dict[
     return latencies
 
 
+def in_process_costs(rows: int, calls: int = 3000) -> dict[str, float]:
+    """Median microseconds per call of the middleware around a trivial ASGI app (no server):
+    the whole call, and the part before the response starts (on the client's critical path)."""
+    body = json.dumps({"input_data": [[5.1, 3.5, 1.4, 0.2]] * rows}).encode()
+    answer = json.dumps([1] * rows).encode()
+    started: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started.append(time.perf_counter_ns())
+
+    scope = {"type": "http", "method": "POST", "path": "/classify", "headers": []}
+    middleware = InferwatchMiddleware(app, model="bench", task="classification")
+
+    async def measure(target: Any) -> tuple[list[float], list[float]]:
+        total, before = [], []
+        for _ in range(calls):
+            t0 = time.perf_counter_ns()
+            await target(scope, receive, send)
+            total.append((time.perf_counter_ns() - t0) / 1e3)
+            before.append((started[-1] - t0) / 1e3)
+        return total, before
+
+    async def both() -> dict[str, float]:
+        bare_total, bare_before = await measure(app)
+        total, before = await measure(middleware)
+        return {
+            "total": statistics.median(total) - statistics.median(bare_total),
+            "before": statistics.median(before) - statistics.median(bare_before),
+        }
+
+    return asyncio.run(both())
+
+
 def main() -> int:
     receiver, stop_receiver = start_receiver()
     with tempfile.TemporaryDirectory(prefix="bench-middleware-") as tmp:
@@ -73,6 +120,9 @@ def main() -> int:
                 stop_bentoml(server)
     expected_spans = sum(WARMUP + n for _, _, n in CASES)
     spans = receiver.predictions("iris", expected_spans, timeout=30)
+    inferwatch.init(endpoint=receiver.url)
+    costs = {rows: in_process_costs(rows) for _, rows, _ in CASES}
+    inferwatch.shutdown()
     stop_receiver()
 
     lines = [
@@ -84,23 +134,34 @@ def main() -> int:
         f"The middleware's spans received by an OTLP receiver: {len(spans)} of {expected_spans}.",
         "",
         "| request | requests | p50 without (ms) | p50 with (ms) | p50 ratio | p99 without (ms) "
-        "| p99 with (ms) | p99 ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| p99 with (ms) | p99 ratio | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    worst = 0.0
     for label, _, latencies in results:
         p50 = {k: statistics.median(v) for k, v in latencies.items()}
         p99 = {k: float(np.percentile(v, 99)) for k, v in latencies.items()}
         ratio50 = p50["with"] / p50["without"]
         ratio99 = p99["with"] / p99["without"]
-        worst = max(worst, ratio50)
+        verdict = "met" if ratio50 <= GOAL_P50_RATIO else "not met"
         lines.append(
             f"| {label} | {len(latencies['with'])} | {p50['without']:.3f} | {p50['with']:.3f} | "
-            f"{ratio50:.3f} | {p99['without']:.3f} | {p99['with']:.3f} | {ratio99:.3f} |"
+            f"{ratio50:.3f} | {p99['without']:.3f} | {p99['with']:.3f} | {ratio99:.3f} | "
+            f"{verdict} |"
         )
         print(f"{label}: p50 {p50} ratio {ratio50:.3f}; p99 {p99} ratio {ratio99:.3f}")
-    verdict = "met" if worst <= GOAL_P50_RATIO else "NOT met"
-    lines += ["", f"Goal (p50 ratio <= {GOAL_P50_RATIO}): {verdict}."]
+    lines += [
+        "",
+        "Where the time goes: the middleware's CPU time per call in process, around a trivial "
+        "ASGI app (median, microseconds, the bare app's time subtracted); the rest of the call "
+        "(recording, by `PredictionRecorder`) runs after the response's last chunk is sent.",
+        "",
+        "| request | whole call (us) | before the response starts (us) |",
+        "|---|---:|---:|",
+    ]
+    for label, rows, _ in CASES:
+        cost = costs[rows]
+        lines.append(f"| {label} | {cost['total']:.0f} | {cost['before']:.0f} |")
+        print(f"{label}: in process {cost}")
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULT}")

@@ -13,6 +13,7 @@ from inferwatch.collector.api import labels, query, references
 from inferwatch.collector.api.common import ApiError, collector, error_response
 from inferwatch.collector.api.openapi import openapi_schema
 from inferwatch.collector.config import CollectorConfig
+from inferwatch.collector.dashboard import dashboard_routes
 from inferwatch.collector.receive.http import traces_endpoint
 from inferwatch.collector.runtime import Collector
 from inferwatch.contract import TRACES_PATH
@@ -34,6 +35,7 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.dispatcher.start()
         await runtime.pipeline.start()
         keeper = asyncio.create_task(runtime.keeper.run(), name="inferwatch-windows")
         try:
@@ -43,6 +45,8 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
             await runtime.pipeline.stop()
+            # Alerts are stored already; this gives queued webhooks a few seconds.
+            await runtime.dispatcher.aclose()
             runtime.storage.close()
 
     routes = [
@@ -62,6 +66,7 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *dashboard_routes(),
     ]
     app = Starlette(
         routes=routes,

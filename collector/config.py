@@ -5,6 +5,7 @@ Everything has a default, so ``load_config(None)`` gives a working collector. A 
     [collector]
     db = "sqlite:///var/lib/inferwatch/collector.db"
     port = 4318
+    public_url = "https://collector.example.com"   # for links in alert notifications
     api_keys = ["..."]
 
     [defaults]                 # every model, unless overridden below
@@ -15,12 +16,15 @@ Everything has a default, so ``load_config(None)`` gives a working collector. A 
     window = "30s"
     reference = { policy = "rows", size = 1000 }
     detectors = { error_rate = { threshold = 0.02 } }
+
+    [models.credit.alerts]     # see docs/alerts.md
+    consecutive = 2
+    webhooks = [{ url = "https://ops.example.com/inferwatch" }]
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,29 +32,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from inferwatch.collector.alerts.policy import AlertPolicy
+from inferwatch.collector.settings_parsing import (
+    ConfigError,
+    as_mapping,
+    parse_duration,
+    reject_unknown,
+)
+
 ReferencePolicyKind = Literal["rows", "windows", "none"]
 Durability = Literal["full", "normal"]
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-class ConfigError(ValueError):
-    """A setting is invalid; the message names it and says what was expected."""
-
-
-def parse_duration(value: object, name: str) -> float:
-    """Seconds from a positive number or a string such as ``"30s"``, ``"5m"``, ``"1h"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be a duration such as 30, '30s' or '1h', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ConfigError(f"{name} must be a duration such as 30, '30s' or '1h', got {value!r}")
-    if seconds < 0 or seconds != seconds:
-        raise ConfigError(f"{name} must not be negative, got {value!r}")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -62,7 +53,7 @@ class ReferencePolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], name: str) -> ReferencePolicy:
-        _reject_unknown(data, {"policy", "size"}, name)
+        reject_unknown(data, {"policy", "size"}, name)
         policy = data.get("policy", "rows")
         size = data.get("size", 1000)
         if policy not in ("rows", "windows", "none"):
@@ -82,10 +73,14 @@ class ModelConfig:
     # Per-detector settings by detector name, e.g. {"error_rate": {"threshold": 0.02}};
     # {"enabled": false} turns a detector off.
     detectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # When check results become alerts, and where they are delivered (docs/alerts.md).
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
 
     def merged(self, data: Mapping[str, Any], name: str) -> ModelConfig:
         """A copy with the settings in ``data`` (TOML/JSON keys) applied on top."""
-        _reject_unknown(data, {"window", "allowed_lateness", "reference", "detectors"}, name)
+        reject_unknown(
+            data, {"window", "allowed_lateness", "reference", "detectors", "alerts"}, name
+        )
         changes: dict[str, Any] = {}
         if "window" in data:
             changes["window_seconds"] = parse_duration(data["window"], f"{name}.window")
@@ -97,14 +92,18 @@ class ModelConfig:
             )
         if "reference" in data:
             changes["reference"] = ReferencePolicy.from_mapping(
-                _mapping(data["reference"], f"{name}.reference"), f"{name}.reference"
+                as_mapping(data["reference"], f"{name}.reference"), f"{name}.reference"
             )
         if "detectors" in data:
             detectors = dict(self.detectors)
-            for detector, settings in _mapping(data["detectors"], f"{name}.detectors").items():
+            for detector, settings in as_mapping(data["detectors"], f"{name}.detectors").items():
                 where = f"{name}.detectors.{detector}"
-                detectors[detector] = {**detectors.get(detector, {}), **_mapping(settings, where)}
+                detectors[detector] = {**detectors.get(detector, {}), **as_mapping(settings, where)}
             changes["detectors"] = detectors
+        if "alerts" in data:
+            changes["alerts"] = self.alerts.merged(
+                as_mapping(data["alerts"], f"{name}.alerts"), f"{name}.alerts"
+            )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +112,7 @@ class ModelConfig:
             "allowed_lateness": self.allowed_lateness_seconds,
             "reference": {"policy": self.reference.policy, "size": self.reference.size},
             "detectors": {name: dict(settings) for name, settings in self.detectors.items()},
+            "alerts": self.alerts.to_dict(),
         }
 
 
@@ -142,6 +142,9 @@ class CollectorConfig:
     db: str = "sqlite:///inferwatch.db"
     host: str = "127.0.0.1"
     port: int = 4318
+    # The URL people and webhooks reach this collector at, for links in alert notifications;
+    # http://{host}:{port} when unset.
+    public_url: str | None = None
     # Bearer tokens accepted on /v1 routes; empty means no authentication.
     api_keys: tuple[str, ...] = ()
     # A name for this process's share of window state, so replicas writing to one database
@@ -175,11 +178,16 @@ class CollectorConfig:
     def database(self) -> DatabaseURL:
         return parse_db_url(self.db)
 
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
 
 _SCALARS: dict[str, type | tuple[type, ...]] = {
     "db": str,
     "host": str,
     "port": int,
+    "public_url": str,
     "instance_id": str,
     "durability": str,
     "max_body_bytes": int,
@@ -207,20 +215,20 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> CollectorCo
             raise ConfigError(f"cannot read the config file {str(path)!r}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{str(path)!r} is not valid TOML: {exc}") from None
-    _reject_unknown(data, {"collector", "defaults", "models"}, "config")
-    settings: dict[str, Any] = dict(_mapping(data.get("collector", {}), "collector"))
+    reject_unknown(data, {"collector", "defaults", "models"}, "config")
+    settings: dict[str, Any] = dict(as_mapping(data.get("collector", {}), "collector"))
     settings.update({k: v for k, v in overrides.items() if v is not None})
     config = _build(settings)
-    defaults = ModelConfig().merged(_mapping(data.get("defaults", {}), "defaults"), "defaults")
+    defaults = ModelConfig().merged(as_mapping(data.get("defaults", {}), "defaults"), "defaults")
     models = {
-        name: defaults.merged(_mapping(section, f"models.{name}"), f"models.{name}")
-        for name, section in _mapping(data.get("models", {}), "models").items()
+        name: defaults.merged(as_mapping(section, f"models.{name}"), f"models.{name}")
+        for name, section in as_mapping(data.get("models", {}), "models").items()
     }
     return dataclasses.replace(config, defaults=defaults, models=models)
 
 
 def _build(settings: Mapping[str, Any]) -> CollectorConfig:
-    _reject_unknown(settings, {*_SCALARS, "api_keys"}, "collector")
+    reject_unknown(settings, {*_SCALARS, "api_keys"}, "collector")
     values: dict[str, Any] = {}
     for key, value in settings.items():
         if key == "api_keys":
@@ -241,21 +249,14 @@ def _build(settings: Mapping[str, Any]) -> CollectorConfig:
         raise ConfigError(
             f"collector.durability must be 'full' or 'normal', not {config.durability!r}"
         )
+    if config.public_url is not None:
+        parts = urlsplit(config.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                "collector.public_url must be an http(s) URL such as "
+                f"https://collector.example.com, got {config.public_url!r}"
+            )
     for key in ("port", "max_body_bytes", "max_queue_rows", "max_commit_rows"):
         if getattr(config, key) < (0 if key == "port" else 1):
             raise ConfigError(f"collector.{key} must be positive, got {getattr(config, key)!r}")
     return config
-
-
-def _mapping(value: object, name: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{name} must be a table (mapping), got {type(value).__name__}")
-    return value
-
-
-def _reject_unknown(data: Mapping[str, Any], known: set[str], name: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"{name} has unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from inferwatch.collector.batch import Overloaded, PredictionBatch
 from inferwatch.collector.config import CollectorConfig, ModelConfig
 from inferwatch.collector.journal import decode_batch, encode_batch
-from inferwatch.collector.labels import predicted_values
 from inferwatch.collector.metrics import CollectorMetrics
 from inferwatch.collector.references import References
-from inferwatch.collector.storage.base import IncomingBatch, IngestOutcome, PredictionRow, Storage
+from inferwatch.collector.storage.base import IncomingBatch, IngestOutcome, Storage
 from inferwatch.collector.windows import WindowBook, window_key
+from inferwatch.frame import encode_frame
 
 logger = logging.getLogger(__name__)
 
@@ -166,14 +166,17 @@ class IngestPipeline:
         window = window_key(
             batch.model, batch.version, batch.start_ns, self._config_for(batch.model).window_seconds
         )
-        ts_ms = batch.start_ns // 1_000_000
-        values = predicted_values(batch.outputs, batch.rows)
-        predictions = [
-            PredictionRow(pid, ts_ms, text, num)
-            for pid, (text, num) in zip(batch.ids, values, strict=True)
-        ]
+        outputs = batch.outputs
+        # A frame whose rows do not line up with the ids cannot say what each row predicted.
+        kept = encode_frame(outputs) if outputs is not None and outputs.rows == batch.rows else b""
         return IncomingBatch(
-            batch.trace_id + batch.span_id, window, batch.rows, encode_batch(batch), predictions
+            batch.trace_id + batch.span_id,
+            window,
+            batch.rows,
+            encode_batch(batch),
+            batch.ids,
+            batch.start_ns // 1_000_000,
+            kept,
         )
 
     def _count(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:

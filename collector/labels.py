@@ -7,11 +7,13 @@ so a class sent as 1, "1" or 1.0 matches, and True matches the text "True".
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from inferwatch.collector.storage.base import LabelRecord
-from inferwatch.frame import CategoricalColumn, Frame, NumericBlock
+from inferwatch.collector.storage.base import LabelledBatch, LabelRecord
+from inferwatch.frame import CategoricalColumn, Frame, NumericBlock, decode_frame
 
 
 class LabelsError(ValueError):
@@ -20,6 +22,32 @@ class LabelsError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPair:
+    """One labelled row: its prediction and its label, as text and number, and the delay."""
+
+    prediction_text: str | None
+    prediction_num: float | None
+    label_text: str
+    label_num: float | None
+    delay_ms: int
+
+
+def labelled_pairs(batches: Iterable[LabelledBatch]) -> list[LabelledPair]:
+    """Each labelled row with its prediction, read from its batch's output frame.
+
+    Predictions are only worked out here, for labelled rows, so ingest never pays for them.
+    """
+    pairs: list[LabelledPair] = []
+    for batch in batches:
+        outputs = decode_frame(batch.outputs) if batch.outputs else None
+        values = predicted_values(outputs, outputs.rows if outputs is not None else 0)
+        for row, label_text, label_num, delay_ms in batch.labels:
+            text, num = values[row] if row < len(values) else (None, None)
+            pairs.append(LabelledPair(text, num, label_text, label_num, delay_ms))
+    return pairs
 
 
 def predicted_values(outputs: Frame | None, rows: int) -> list[tuple[str | None, float | None]]:

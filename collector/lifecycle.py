@@ -1,7 +1,8 @@
 """The collector's background task: checkpoints, closing windows, re-evaluations, housekeeping.
 
 A window closes once its end plus the model's allowed lateness has passed; closing evaluates it.
-Late spans or labels for a closed window mark it, and the next tick evaluates it again.
+Late spans or labels for a closed window mark it, and the next tick evaluates it again. Every
+evaluation's results then go to the alert engine, which opens and resolves alerts.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from inferwatch.collector.alerts import AlertEngine, WindowResults
 from inferwatch.collector.config import CollectorConfig, ModelConfig
 from inferwatch.collector.evaluate import WindowView, evaluate_window
 from inferwatch.collector.ingest import IngestPipeline
+from inferwatch.collector.labels import labelled_pairs
 from inferwatch.collector.metrics import CollectorMetrics
 from inferwatch.collector.performance import window_performance
 from inferwatch.collector.references import References
@@ -33,6 +36,7 @@ class WindowKeeper:
         book: WindowBook,
         references: References,
         pipeline: IngestPipeline,
+        alerts: AlertEngine,
         config: CollectorConfig,
         config_for: Callable[[str], ModelConfig],
         metrics: CollectorMetrics,
@@ -43,6 +47,7 @@ class WindowKeeper:
         self._book = book
         self._references = references
         self._pipeline = pipeline
+        self._alerts = alerts
         self._config = config
         self._config_for = config_for
         self._metrics = metrics
@@ -94,7 +99,8 @@ class WindowKeeper:
     def _evaluate(self, record: WindowRecord, state: WindowState, close: bool) -> None:
         config = self._config_for(record.model)
         profile = self._references.profile(record.model, record.version)
-        performance = window_performance(self._storage.labelled_pairs(record.id), state.task)
+        pairs = labelled_pairs(self._storage.labelled_batches(record.id))
+        performance = window_performance(pairs, state.task)
         # Read after the pairs: a label landing in between is then counted on the next round.
         current = self._storage.window(record.model, record.id) or record
         view = WindowView(
@@ -119,6 +125,21 @@ class WindowKeeper:
             close=close,
             marks_seen=record.needs_eval,
         )
+        self._alert(record, results)
+
+    def _alert(self, record: WindowRecord, results: list[dict[str, Any]]) -> None:
+        """Turn the stored results into alerts; a failure here never undoes the evaluation."""
+        window = WindowResults(record.id, record.start_ms, record.end_ms, results)
+        try:
+            events = self._alerts.process(record.model, record.version, window)
+        except Exception:
+            # ValueError for a malformed result row, or the store failing: either way the
+            # evaluation stands, and the next evaluation of the check alerts again.
+            self._metrics.alert_errors.inc()
+            logger.exception("alerting on window %d of %s failed", record.id, record.model)
+            return
+        for event in events:
+            self._metrics.alert_events.labels(event.kind).inc()
 
     async def _checkpoint(self) -> None:
         async with self._state_lock:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+from inferwatch.collector.alerts import AlertDispatcher
 from inferwatch.collector.receive.http import ReceiverStats
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
 class CollectorMetrics:
-    def __init__(self, receiver: ReceiverStats) -> None:
+    def __init__(self, receiver: ReceiverStats, dispatcher: AlertDispatcher) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.batches = Counter(
@@ -56,7 +57,19 @@ class CollectorMetrics:
             "Window evaluations that failed and will be retried.",
             registry=r,
         )
+        self.alert_events = Counter(
+            "inferwatch_alert_events",
+            "Alert changes by event: opened, escalated, resolved.",
+            ["event"],
+            registry=r,
+        )
+        self.alert_errors = Counter(
+            "inferwatch_alert_errors",
+            "Evaluations whose results could not be turned into alerts (see the log).",
+            registry=r,
+        )
         self.registry.register(_ReceiverCollector(receiver))
+        self.registry.register(_DeliveryCollector(dispatcher))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -76,3 +89,32 @@ class _ReceiverCollector(Collector):
             )
             family.add_metric([], float(getattr(self._stats, field.name)))
             yield family
+
+
+class _DeliveryCollector(Collector):
+    """Reads the alert dispatcher's webhook delivery counts at scrape time."""
+
+    def __init__(self, dispatcher: AlertDispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._dispatcher.stats
+        deliveries = CounterMetricFamily(
+            "inferwatch_alert_deliveries",
+            "Webhook deliveries of alert events by outcome: delivered, failed (given up), "
+            "dropped (queue full, or unsent at shutdown).",
+            labels=["outcome"],
+        )
+        for outcome in ("delivered", "failed", "dropped"):
+            deliveries.add_metric([outcome], float(getattr(stats, outcome)))
+        yield deliveries
+        yield CounterMetricFamily(
+            "inferwatch_alert_delivery_retries",
+            "Webhook delivery attempts that were retried.",
+            value=float(stats.retries),
+        )
+        yield GaugeMetricFamily(
+            "inferwatch_alert_deliveries_queued",
+            "Webhook deliveries waiting to be sent.",
+            value=float(stats.queued),
+        )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from inferwatch.collector.storage.base import LabelledPair
+from inferwatch.collector.labels import LabelledPair
 
 
 def window_performance(pairs: Sequence[LabelledPair], task: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from inferwatch.collector.alerts import AlertDispatcher, AlertEngine
 from inferwatch.collector.config import CollectorConfig
 from inferwatch.collector.ingest import IngestPipeline
 from inferwatch.collector.lifecycle import WindowKeeper
@@ -30,6 +31,9 @@ class Collector:
     keeper: WindowKeeper
     metrics: CollectorMetrics
     receiver_stats: ReceiverStats
+    alerts: AlertEngine
+    # Started and closed by the app's lifespan, on its event loop.
+    dispatcher: AlertDispatcher
     clock: Callable[[], float]
 
     @classmethod
@@ -40,12 +44,23 @@ class Collector:
         book = WindowBook(storage, config.instance_id, references.profile)
         state_lock = asyncio.Lock()
         receiver_stats = ReceiverStats()
-        metrics = CollectorMetrics(receiver_stats)
+        dispatcher = AlertDispatcher(base_url=config.base_url)
+        alerts = AlertEngine(storage, lambda model: settings(model).alerts, dispatcher, clock)
+        metrics = CollectorMetrics(receiver_stats, dispatcher)
         pipeline = IngestPipeline(
             storage, book, references, config, settings, metrics, state_lock, clock
         )
         keeper = WindowKeeper(
-            storage, book, references, pipeline, config, settings, metrics, state_lock, clock
+            storage,
+            book,
+            references,
+            pipeline,
+            alerts,
+            config,
+            settings,
+            metrics,
+            state_lock,
+            clock,
         )
         return cls(
             config,
@@ -58,5 +73,7 @@ class Collector:
             keeper,
             metrics,
             receiver_stats,
+            alerts,
+            dispatcher,
             clock,
         )

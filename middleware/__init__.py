@@ -1,6 +1,11 @@
 """ASGI middleware recording a model server's HTTP calls as inferwatch prediction spans."""
 
-from inferwatch.middleware.asgi import InferwatchMiddleware, MiddlewareStats, ResponseStatusError
+from inferwatch.middleware.asgi import (
+    InferwatchMiddleware,
+    MiddlewareStats,
+    ResponseStatusError,
+    stats,
+)
 from inferwatch.middleware.mapping import CapturedRequest, CapturedResponse, MappingError
 
 __all__ = [
@@ -10,4 +15,5 @@ __all__ = [
     "MappingError",
     "MiddlewareStats",
     "ResponseStatusError",
+    "stats",
 ]

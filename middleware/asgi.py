@@ -10,10 +10,10 @@ error is caught, counted in :attr:`InferwatchMiddleware.stats` and logged (rate-
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "InferwatchMiddleware",
     "MiddlewareStats",
     "ResponseStatusError",
+    "stats",
 ]
 
 # The ASGI interface, spelled out so that the middleware needs no web framework.
@@ -89,6 +90,20 @@ class MiddlewareStats:
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
+
+
+# Every middleware built in this process: BentoML builds them itself, so users cannot hold one.
+_instances: weakref.WeakSet[InferwatchMiddleware] = weakref.WeakSet()
+
+
+def stats() -> MiddlewareStats:
+    """The counters of every InferwatchMiddleware in this process (one worker), summed."""
+    total = MiddlewareStats()
+    for middleware in list(_instances):
+        for field in dataclasses.fields(MiddlewareStats):
+            name = field.name
+            setattr(total, name, getattr(total, name) + getattr(middleware.stats, name))
+    return total
 
 
 class InferwatchMiddleware:
@@ -161,16 +176,17 @@ class InferwatchMiddleware:
         self._id_header_bytes = id_header.lower().encode("latin-1")
         self._id_field = id_field
         self.model = model
-        self._new_recorder = functools.partial(
-            PredictionRecorder, model, version, task, feature_names=feature_names, classes=classes
+        # Holds settings only (and checks them now, when the app is built).
+        self._recorder = PredictionRecorder(
+            model, version, task, feature_names=feature_names, classes=classes
         )
         self._endpoint = endpoint
         self._api_key = api_key
-        # Built lazily in each process (see _ready): nothing here may start threads or open
-        # connections, since BentoML and uvicorn build this object before or across forks.
-        self._recorder: PredictionRecorder | None = None
-        self._recorder_pid = -1
+        # The SDK is initialised lazily in each process (see _ready): nothing here may start
+        # threads or open connections, since servers build this object before or across forks.
+        self._ready_pid = -1
         self._log = diagnostics.RateLimitedLog()
+        _instances.add(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._routes.monitors(scope):
@@ -189,11 +205,10 @@ class InferwatchMiddleware:
 
     def _ready(self) -> PredictionRecorder:
         pid = os.getpid()
-        if self._recorder is None or self._recorder_pid != pid:
+        if self._ready_pid != pid:
             if self._endpoint is not None and not inferwatch.is_initialized():
                 inferwatch.init(endpoint=self._endpoint, api_key=self._api_key)
-            self._recorder = self._new_recorder()
-            self._recorder_pid = pid
+            self._ready_pid = pid
         return self._recorder
 
     def _inputs(self, request: CapturedRequest) -> object:
@@ -258,8 +273,8 @@ class _Call:
     """The state of one monitored request, from the first receive to the recording."""
 
     __slots__ = (
-        "_client_receive",
-        "_client_send",
+        "_server_receive",
+        "_server_send",
         "client_ids",
         "end_ns",
         "entered_ns",
@@ -278,11 +293,13 @@ class _Call:
         "status",
     )
 
-    def __init__(self, owner: InferwatchMiddleware, scope: Scope, receive: Receive, send: Send):
+    def __init__(
+        self, owner: InferwatchMiddleware, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         self.owner = owner
         self.scope = scope
-        self._client_receive = receive
-        self._client_send = send
+        self._server_receive = receive
+        self._server_send = send
         self.entered_ns = time.time_ns()
         self.start_ns: int | None = None
         self.end_ns: int | None = None
@@ -301,7 +318,7 @@ class _Call:
     async def receive(self) -> Message:
         if self.start_ns is None:
             self.start_ns = time.time_ns()
-        message = await self._client_receive()
+        message = await self._server_receive()
         if message["type"] == "http.request" and not self.request_done:
             self.request_body.add(message.get("body", b""))
             self.request_done = not message.get("more_body", False)
@@ -320,7 +337,7 @@ class _Call:
             self.response_body.add(message.get("body", b""))
             if not message.get("more_body", False):
                 self.end_ns = time.time_ns()
-        await self._client_send(message)
+        await self._server_send(message)
 
     def _ids_header(self) -> tuple[bytes, bytes] | None:
         try:

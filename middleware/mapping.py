@@ -4,7 +4,8 @@ The defaults understand the JSON that BentoML 1.4 services (and most JSON model 
 A request body is an object of named parameters, or a bare list of rows:
 
 - one parameter: its value is the input (``{"input_data": [[...], ...]}`` is a 2-D batch,
-  ``{"x": {...}}`` one row); a scalar parameter is a one-feature row;
+  ``{"x": {...}}`` one row, or rows when it holds two or more equal-length lists); a scalar
+  parameter is a one-feature row;
 - several parameters, all scalars: one row (``{"a": 1.0, "b": "red"}``);
 - several parameters, all lists of one length: columns, turned into rows;
 - a list: rows (dicts or lists) or a 1-D vector, passed on as they are.
@@ -133,7 +134,8 @@ def default_inputs(request: CapturedRequest, id_field: str | None = None) -> obj
         if isinstance(value, list):
             return _without_row_ids(value, id_field)
         if isinstance(value, dict):
-            return _columns_to_rows(value) if _is_columnar(value) else value
+            # One list-valued field is an array feature of one row, not a column.
+            return _columns_to_rows(value) if len(value) > 1 and _is_columnar(value) else value
         return {name: value}
     if all(isinstance(v, _SCALARS) for v in params.values()):
         return params

@@ -18,19 +18,26 @@ import os
 from inferwatch import config, export
 from inferwatch.config import Compression, Settings, current_settings
 from inferwatch.diagnostics import Stats, stats
+from inferwatch.labels import LabelsRejected, alog_labels, log_labels
 from inferwatch.monitor import last_prediction_ids, monitor
 from inferwatch.recorder import PredictionRecorder
+from inferwatch.reference import ReferenceRejected, set_reference
 
 __all__ = [
+    "LabelsRejected",
     "PredictionRecorder",
+    "ReferenceRejected",
     "Settings",
     "Stats",
+    "alog_labels",
     "current_settings",
     "flush",
     "init",
     "is_initialized",
     "last_prediction_ids",
+    "log_labels",
     "monitor",
+    "set_reference",
     "shutdown",
     "stats",
 ]

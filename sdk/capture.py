@@ -8,40 +8,33 @@ pandas is never imported here: a DataFrame is recognised by its type's module an
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
-from inferwatch.frame import (
-    CategoricalColumn,
-    Column,
-    Frame,
-    NumericBlock,
-    Role,
-    categorical,
+from inferwatch.columns import (
+    NUMBER_TYPES,
+    NUMERIC_KINDS,
+    PLAIN_NUMBER_TYPES,
+    SCALARS_BLOCK,
+    SEQUENCE_TYPES,
+    Captured,
+    ColumnBuilder,
+    column_name,
+    dataframe_columns,
+    is_dataframe,
+    is_series,
+    to_float,
+    value_kind,
 )
+from inferwatch.frame import CategoricalColumn, Frame, NumericBlock
 
-# The block holding every one-value numeric input feature (named columns, so the block's own
-# name only shows in the frame header), and the name of unnamed array inputs (x[0], x[1], ...).
-SCALARS_BLOCK = "features"
+# Unnamed array inputs are the features x[0], x[1], ...; outputs are "prediction" and, for a
+# classifier's probabilities, "proba[<class>]".
 ARRAY_BLOCK = "x"
 PREDICTION = "prediction"
 PROBA = "proba"
-
-NUMBER_TYPES = frozenset({int, float, bool, type(None), np.float64, np.float32, np.int64})
-PLAIN_NUMBER_TYPES = frozenset({int, float, bool, np.float64, np.float32, np.int64})
-_NUMERIC_KINDS = frozenset("biuf")
-_MISSING_TYPE_NAMES = frozenset({"NAType", "NaTType"})
-_SEQUENCE_TYPES = (list, tuple, np.ndarray)
-
-
-@dataclass(frozen=True, slots=True)
-class Captured:
-    frame: Frame | None
-    problems: tuple[str, ...] = ()
 
 
 # -- rows and fields ------------------------------------------------------------------------------
@@ -59,11 +52,13 @@ def count_rows(inputs: object) -> int:
         if not inputs:
             return 0
         return len(inputs) if _is_row(inputs[0]) else 1
-    if _is_dataframe(inputs):
+    if is_dataframe(inputs):
         return len(inputs)  # type: ignore[arg-type]
     shape = getattr(inputs, "shape", None)
-    if isinstance(shape, tuple) and len(shape) >= 2 and isinstance(shape[0], int):
-        return shape[0]
+    if isinstance(shape, tuple):
+        return shape[0] if len(shape) >= 2 and isinstance(shape[0], int) else 1
+    if hasattr(inputs, "__array__"):
+        return count_rows(np.asarray(inputs))
     return 1
 
 
@@ -75,160 +70,13 @@ def field_values(inputs: object, name: str) -> list[object] | None:
         if all(isinstance(row, Mapping) and name in row for row in inputs):
             return [row[name] for row in inputs]
         return None
-    if _is_dataframe(inputs) and name in inputs.columns:  # type: ignore[attr-defined]
+    if is_dataframe(inputs) and name in inputs.columns:  # type: ignore[attr-defined]
         return list(inputs[name].tolist())  # type: ignore[index]
     return None
 
 
 def _is_row(value: object) -> bool:
     return isinstance(value, Mapping | list | tuple | np.ndarray)
-
-
-def _is_dataframe(value: object) -> bool:
-    kind = type(value)
-    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")
-
-
-def _is_series(value: object) -> bool:
-    kind = type(value)
-    return kind.__name__ == "Series" and kind.__module__.startswith("pandas")
-
-
-# -- building a frame -----------------------------------------------------------------------------
-
-
-class _Columns:
-    """Columns being collected for one frame, and what had to be left out."""
-
-    def __init__(self, rows: int, role: Role) -> None:
-        self.rows = rows
-        self.role = role
-        self.columns: list[Column] = []
-        self.problems: list[str] = []
-        # One-value numeric columns, merged into one block at the end (inputs only).
-        self.scalar_names: list[str] = []
-        self.scalar_values: list[np.ndarray] = []
-
-    def numeric(self, name: str, values: np.ndarray, names: Sequence[str] | None = None) -> None:
-        if values.ndim == 1:
-            values = values.reshape(-1, 1)
-        elif values.ndim > 2:
-            values = values.reshape(values.shape[0], -1)
-        if values.shape[0] != self.rows:
-            self.problems.append(f"{name!r} has {values.shape[0]} rows, expected {self.rows}")
-            return
-        if values.shape[1] == 0:
-            self.problems.append(f"{name!r} is empty")
-            return
-        if values.dtype != np.float32:
-            values = values.astype(np.float64, copy=False)
-        self.columns.append(
-            NumericBlock(name, values, tuple(names) if names is not None else None, self.role)
-        )
-
-    def scalar(self, name: str, values: np.ndarray) -> None:
-        self.scalar_names.append(name)
-        self.scalar_values.append(values)
-
-    def categories(self, name: str, values: Sequence[object]) -> None:
-        self.columns.append(categorical(name, values, self.role))
-
-    def values(self, name: str, values: list[object]) -> None:
-        """A column given as one Python value per row: numbers, strings, sequences, missing."""
-        kinds = {_kind(v) for v in values}
-        kinds.discard("missing")
-        if kinds <= {"number"}:
-            numbers_ = np.array([_to_float(v) for v in values], dtype=np.float64)
-            if self.role == "feature":
-                self.scalar(name, numbers_)
-            else:
-                self.numeric(name, numbers_)
-        elif kinds <= {"number", "text"}:
-            # Mixed numbers and strings (or bools) are kept as categories; the collector's
-            # data-quality checks see the mix.
-            self.categories(name, [None if _kind(v) == "missing" else v for v in values])
-        elif kinds == {"sequence"}:
-            self._sequences(name, values)
-        else:
-            types = sorted({type(v).__name__ for v in values if _kind(v) not in ("number", "text")})
-            self.problems.append(f"{name!r} holds {', '.join(types)} values")
-
-    def _sequences(self, name: str, values: list[object]) -> None:
-        arrays = [None if _kind(v) == "missing" else np.asarray(v) for v in values]
-        present = [a for a in arrays if a is not None]
-        if any(a.dtype.kind not in _NUMERIC_KINDS for a in present):
-            self.problems.append(f"{name!r} holds sequences that are not all numbers")
-            return
-        widths = {a.size for a in present}
-        if len(widths) != 1:
-            self.problems.append(f"{name!r} holds sequences of different lengths {sorted(widths)}")
-            return
-        (width,) = widths
-        block = np.full((len(values), width), np.nan)
-        for i, a in enumerate(arrays):
-            if a is not None:
-                block[i] = a.ravel()
-        self.numeric(name, block)
-
-    def frame(self) -> Captured:
-        columns = list(self.columns)
-        if self.scalar_names:
-            block = np.column_stack(self.scalar_values)
-            columns.insert(0, NumericBlock(SCALARS_BLOCK, block, tuple(self.scalar_names)))
-        return Captured(Frame(self.rows, _unique(columns, self.problems)), tuple(self.problems))
-
-
-def _unique(columns: list[Column], problems: list[str]) -> tuple[Column, ...]:
-    """The columns without name clashes (a frame must not hold a feature twice)."""
-    if len(columns) == 1 and (
-        isinstance(columns[0], CategoricalColumn)
-        or columns[0].names is None
-        or len(set(columns[0].names)) == columns[0].width
-    ):
-        return tuple(columns)
-    seen: set[str] = set()
-    kept: list[Column] = []
-    for column in columns:
-        names = column.feature_names() if isinstance(column, NumericBlock) else (column.name,)
-        if seen.isdisjoint(names) and len(set(names)) == len(names):
-            seen.update(names)
-            kept.append(column)
-        else:
-            problems.append(f"{column.name!r} repeats a column name; left out")
-    return tuple(kept)
-
-
-def _kind(value: object) -> str:
-    kind = type(value)
-    if kind in NUMBER_TYPES:
-        return "missing" if value is None else "number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, np.generic):
-        if isinstance(value, np.number | np.bool_) and not isinstance(value, np.complexfloating):
-            return "number"
-        return "text" if isinstance(value, np.str_ | np.bytes_) else "other"
-    if isinstance(value, _SEQUENCE_TYPES):
-        return "number" if isinstance(value, np.ndarray) and value.ndim == 0 else "sequence"
-    if kind.__name__ in _MISSING_TYPE_NAMES:
-        return "missing"
-    if isinstance(value, numbers.Real):
-        return "number"
-    return "other"
-
-
-def _to_float(value: object) -> float:
-    if value is None:
-        return float("nan")
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return float("nan")
-
-
-def _name(key: object) -> str | None:
-    name = key if isinstance(key, str) else str(key)
-    return name or None
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -250,11 +98,11 @@ def capture_inputs(
         captured = _sequence(inputs, feature_names, exclude)
     elif isinstance(inputs, np.ndarray):
         captured = _array(inputs, feature_names)
-    elif _is_dataframe(inputs):
-        captured = _dataframe(inputs, exclude, "feature")
-    elif _is_series(inputs):
+    elif is_dataframe(inputs):
+        captured = dataframe_columns(inputs, exclude, "feature")
+    elif is_series(inputs):
         captured = _one_row(dict(zip(inputs.index, inputs.tolist(), strict=True)), exclude)  # type: ignore[attr-defined]
-    elif inputs is None or _kind(inputs) in ("number", "text"):
+    elif inputs is None or value_kind(inputs) in ("number", "text"):
         captured = _one_row({ARRAY_BLOCK: inputs}, None)
     elif hasattr(inputs, "__array__"):
         captured = _array(np.asarray(inputs), feature_names)
@@ -277,37 +125,23 @@ def _one_row(row: Mapping[Any, object], exclude: str | None) -> Captured:
         # The common single prediction, all numbers: one block, built in a few C calls.
         block = np.array(values, dtype=np.float64).reshape(1, -1)
         return Captured(Frame(1, (NumericBlock(SCALARS_BLOCK, block, tuple(row)),)))
-    builder = _Columns(1, "feature")
-    names: list[str] = []
-    values: list[object] = []
+    builder = ColumnBuilder(1, "feature")
     for key, value in row.items():
-        kind = type(value)
-        if (kind is float or kind is int) and type(key) is str and key and key != exclude:
-            names.append(key)
-            values.append(value)
+        name = column_name(key)
+        if name is None:
+            builder.problems.append("a field with an empty name")
+        elif name == exclude:
             continue
-        name = _name(key)
-        if name is None or name == exclude:
-            if name is None:
-                builder.problems.append("a field with an empty name")
-            continue
-        what = _kind(value)
-        if what == "number" or what == "missing":
-            names.append(name)
-            values.append(_to_float(value) if kind not in NUMBER_TYPES else value)
-        elif what == "text":
-            builder.categories(name, [value])
-        elif what == "sequence":
+        elif value_kind(value) == "sequence":
             array = np.asarray(value)
-            if array.dtype.kind in _NUMERIC_KINDS:
+            if array.dtype.kind in NUMERIC_KINDS:
                 builder.numeric(name, array.reshape(1, -1))
             else:
                 builder.problems.append(f"{name!r} holds a sequence that is not all numbers")
+        elif value_kind(value) in ("number", "missing", "text"):
+            builder.values(name, [value])
         else:
             builder.problems.append(f"{name!r} holds a {type(value).__name__} value")
-    if names:
-        block = np.array(values, dtype=np.float64).reshape(1, -1)
-        builder.columns.insert(0, NumericBlock(SCALARS_BLOCK, block, tuple(names)))
     return builder.frame()
 
 
@@ -319,7 +153,7 @@ def _sequence(
     first = inputs[0]
     if isinstance(first, Mapping):
         return _records(inputs, exclude)
-    if isinstance(first, _SEQUENCE_TYPES):
+    if isinstance(first, SEQUENCE_TYPES):
         return _table(inputs, feature_names)
     # A flat sequence of values is one row.
     return _table([inputs], feature_names)
@@ -335,7 +169,7 @@ def _records(rows: Sequence[Any], exclude: str | None) -> Captured:
         keys = list({key: None for row in rows for key in row})
     if exclude is not None and exclude in keys:
         keys.remove(exclude)
-    names = [_name(k) for k in keys]
+    names = [column_name(k) for k in keys]
     if not keys:
         table: list[Any] = [() for _ in rows]
     elif same_keys and len(keys) > 1:
@@ -363,7 +197,7 @@ def _table(
         array = None  # ragged
     if (
         array is not None
-        and array.dtype.kind in _NUMERIC_KINDS
+        and array.dtype.kind in NUMERIC_KINDS
         and array.ndim >= 2
         and (array.ndim == 2 or not flat)
     ):
@@ -376,12 +210,12 @@ def _table(
 
 
 def _object_table(rows: Sequence[Any], feature_names: Sequence[str | None] | None) -> Captured:
-    widths = {len(row) if isinstance(row, _SEQUENCE_TYPES) else -1 for row in rows}
+    widths = {len(row) if isinstance(row, SEQUENCE_TYPES) else -1 for row in rows}
     if len(widths) != 1 or -1 in widths:
         return Captured(None, ("input rows have different lengths",))
     (width,) = widths
     names = _column_names(width, feature_names)
-    builder = _Columns(len(rows), "feature")
+    builder = ColumnBuilder(len(rows), "feature")
     if names is None:
         builder.problems.append(_names_mismatch(width, feature_names))
         names = [f"{ARRAY_BLOCK}[{j}]" for j in range(width)]
@@ -395,11 +229,11 @@ def _array(array: np.ndarray, feature_names: Sequence[str | None] | None) -> Cap
     if array.ndim <= 1:
         array = array.reshape(1, -1)
     rows = int(array.shape[0])
-    if array.dtype.kind not in _NUMERIC_KINDS:
+    if array.dtype.kind not in NUMERIC_KINDS:
         if array.ndim == 2 and array.dtype.kind in "OUS":
             return _object_table(array.tolist(), feature_names)
         return Captured(None, (f"inputs are an array of dtype {array.dtype}",))
-    builder = _Columns(rows, "feature")
+    builder = ColumnBuilder(rows, "feature")
     names: Sequence[str | None] | None = None
     if feature_names is not None and array.ndim == 2:
         names = _column_names(array.shape[1], feature_names)
@@ -422,39 +256,12 @@ def _column_names(
         return [f"{ARRAY_BLOCK}[{j}]" for j in range(width)]
     if len(feature_names) != width:
         return None
-    return [None if n is None else _name(n) for n in feature_names]
+    return [None if n is None else column_name(n) for n in feature_names]
 
 
 def _names_mismatch(width: int, feature_names: Sequence[object] | None) -> str:
     given = len(feature_names) if feature_names is not None else 0
     return f"{given} feature_names for {width} input columns; columns named by index"
-
-
-def _dataframe(frame: Any, exclude: str | None, role: Role) -> Captured:
-    builder = _Columns(len(frame), role)
-    numeric_names: list[str] = []
-    numeric_columns: list[Any] = []
-    for key, dtype in frame.dtypes.items():
-        name = _name(key)
-        if name is None:
-            builder.problems.append("a column with an empty name")
-            continue
-        if name == exclude:
-            continue
-        kind = getattr(dtype, "kind", "O")
-        if kind in _NUMERIC_KINDS and role == "feature":
-            numeric_names.append(name)
-            numeric_columns.append(key)
-        elif kind in _NUMERIC_KINDS:
-            builder.numeric(name, frame[key].to_numpy(dtype=np.float64, na_value=np.nan))
-        elif kind in "mM":
-            builder.problems.append(f"{name!r} is a {dtype} column")
-        else:
-            builder.values(name, frame[key].tolist())
-    if numeric_names:
-        block = frame[numeric_columns].to_numpy(dtype=np.float64, na_value=np.nan)
-        builder.columns.insert(0, NumericBlock(SCALARS_BLOCK, block, tuple(numeric_names)))
-    return builder.frame()
 
 
 # -- outputs --------------------------------------------------------------------------------------
@@ -476,9 +283,9 @@ def capture_outputs(
     classify = task == "classification" or (task is None and classes is not None)
     if isinstance(outputs, Mapping):
         return _named_outputs(outputs, rows, classes)
-    if _is_dataframe(outputs):
-        return _dataframe(outputs, None, "output")
-    if _is_series(outputs):
+    if is_dataframe(outputs):
+        return dataframe_columns(outputs, None, "output")
+    if is_series(outputs):
         outputs = outputs.to_numpy()  # type: ignore[attr-defined]
     if isinstance(outputs, list | tuple) and outputs and isinstance(outputs[0], Mapping):
         return _output_records(outputs)
@@ -489,7 +296,7 @@ def capture_outputs(
 
 
 def _as_array(value: object) -> np.ndarray | None:
-    kind = _kind(value)
+    kind = value_kind(value)
     if kind in ("number", "text", "missing"):
         return np.array([value], dtype=object if kind == "text" else np.float64)
     if kind == "sequence" or hasattr(value, "__array__"):
@@ -516,13 +323,13 @@ def _output_array(
     n = int(array.shape[0])
     if rows is not None and n != rows:
         return Captured(None, (f"{n} output rows for {rows} input rows",))
-    builder = _Columns(n, "output")
+    builder = ColumnBuilder(n, "output")
     if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
-        if array.dtype.kind in _NUMERIC_KINDS:
+        if array.dtype.kind in NUMERIC_KINDS:
             builder.numeric(PREDICTION, array.reshape(-1))
         else:
             builder.values(PREDICTION, array.reshape(-1).tolist())
-    elif array.dtype.kind not in _NUMERIC_KINDS:
+    elif array.dtype.kind not in NUMERIC_KINDS:
         builder.problems.append(f"outputs are a {array.ndim}-D array of dtype {array.dtype}")
     elif classify and array.ndim == 2:
         _probabilities(builder, array, classes)
@@ -531,7 +338,9 @@ def _output_array(
     return builder.frame()
 
 
-def _probabilities(builder: _Columns, proba: np.ndarray, classes: Sequence[object] | None) -> None:
+def _probabilities(
+    builder: ColumnBuilder, proba: np.ndarray, classes: Sequence[object] | None
+) -> None:
     width = proba.shape[1]
     if classes is not None and len(classes) != width:
         builder.problems.append(
@@ -543,11 +352,11 @@ def _probabilities(builder: _Columns, proba: np.ndarray, classes: Sequence[objec
     missing = np.isnan(values)
     best = np.argmax(np.where(missing, -np.inf, values), axis=1)
     unknown = missing.all(axis=1)
-    if classes is None or all(_kind(c) == "number" for c in classes):
+    if classes is None or all(value_kind(c) == "number" for c in classes):
         labels = (
             np.arange(width, dtype=np.float64)
             if classes is None
-            else np.array([_to_float(c) for c in classes])
+            else np.array([to_float(c) for c in classes])
         )
         predicted = labels[best]
         predicted[unknown] = np.nan
@@ -567,7 +376,7 @@ def _named_outputs(
     arrays: list[tuple[str, np.ndarray]] = []
     problems: list[str] = []
     for key, value in outputs.items():
-        name = _name(key)
+        name = column_name(key)
         array = _as_array(value)
         if name is None or array is None:
             problems.append(f"output {name!r} of type {type(value).__name__}")
@@ -577,16 +386,16 @@ def _named_outputs(
         arrays.append((name, array))
     if rows is None:
         rows = arrays[0][1].shape[0] if arrays else 0
-    builder = _Columns(rows, "output")
+    builder = ColumnBuilder(rows, "output")
     builder.problems.extend(problems)
     for name, array in arrays:
         if array.shape[0] != rows:
-            if rows == 1 and array.ndim == 1 and array.dtype.kind in _NUMERIC_KINDS:
+            if rows == 1 and array.ndim == 1 and array.dtype.kind in NUMERIC_KINDS:
                 array = array.reshape(1, -1)
             else:
                 builder.problems.append(f"output {name!r} has {array.shape[0]} rows, not {rows}")
                 continue
-        if array.dtype.kind in _NUMERIC_KINDS:
+        if array.dtype.kind in NUMERIC_KINDS:
             width = int(np.prod(array.shape[1:], dtype=np.int64)) if array.ndim > 1 else 1
             names = None
             if classes is not None and width == len(classes) and width > 1:
@@ -603,9 +412,9 @@ def _output_records(records: Sequence[Any]) -> Captured:
     if not all(isinstance(row, Mapping) for row in records):
         return Captured(None, ("outputs mix dicts with other values",))
     keys = list({key: None for row in records for key in row})
-    builder = _Columns(len(records), "output")
+    builder = ColumnBuilder(len(records), "output")
     for key in keys:
-        name = _name(key)
+        name = column_name(key)
         if name is None:
             builder.problems.append("an output with an empty name")
             continue

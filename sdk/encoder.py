@@ -13,14 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from inferwatch.capture import (
-    NUMBER_TYPES,
-    PLAIN_NUMBER_TYPES,
-    PREDICTION,
-    capture_inputs,
-    capture_outputs,
-    count_rows,
-)
+from inferwatch.capture import PREDICTION, capture_inputs, capture_outputs, count_rows
+from inferwatch.columns import PLAIN_NUMBER_TYPES
 from inferwatch.frame import Frame, NumericBlock, encode_frame
 
 _FLOAT = struct.Struct("<d")
@@ -49,9 +43,9 @@ class CallEncoder:
         self.exclude = exclude
         self.task = task
         self.classes = classes
-        # (keys, header) of the last one-row dict of numbers: replaced as a whole, so a thread
-        # never sees the keys of one call with the header of another.
-        self._row: tuple[tuple[object, ...], bytes] | None = None
+        # (keys, header, packer) of the last one-row dict of numbers: replaced as a whole, so
+        # a thread never sees the keys of one call with the header of another.
+        self._row: tuple[tuple[object, ...], bytes, struct.Struct] | None = None
         scalar = Frame(1, (NumericBlock(PREDICTION, np.zeros((1, 1)), None, "output"),))
         self._scalar_output_header = encode_frame(scalar)[: -_FLOAT.size]
 
@@ -73,11 +67,12 @@ class CallEncoder:
         cached = self._row
         if cached is None or type(inputs) is not dict or self.exclude is not None:
             return None
-        keys, header = cached
-        values = list(inputs.values())
-        if tuple(inputs) != keys or not set(map(type, values)) <= NUMBER_TYPES:
+        keys, header, packer = cached
+        values = inputs.values()
+        # None (a missing value) takes the general path, which writes NaN.
+        if tuple(inputs) != keys or not set(map(type, values)) <= PLAIN_NUMBER_TYPES:
             return None
-        return header + np.array(values, dtype=np.float64).tobytes()
+        return header + packer.pack(*values)
 
     def _inputs(self, inputs: object, problems: list[str]) -> tuple[int, bytes | None]:
         try:
@@ -94,7 +89,8 @@ class CallEncoder:
         encoded = _encode(frame, "inputs", problems)
         if encoded is not None and type(inputs) is dict and _is_row_of_numbers(inputs, frame):
             width = len(inputs)
-            self._row = (tuple(inputs), encoded[: -width * _FLOAT.size])
+            header = encoded[: -width * _FLOAT.size]
+            self._row = (tuple(inputs), header, struct.Struct(f"<{width}d"))
         return frame.rows, encoded
 
     def _outputs(self, outputs: object, rows: int, problems: list[str]) -> bytes | None:
@@ -116,7 +112,7 @@ def _is_row_of_numbers(row: dict[object, object], frame: Frame) -> bool:
         isinstance(block, NumericBlock)
         and block.values.dtype == np.float64
         and block.names == tuple(row)
-        and set(map(type, row.values())) <= NUMBER_TYPES
+        and set(map(type, row.values())) <= PLAIN_NUMBER_TYPES
     )
 
 

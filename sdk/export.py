@@ -1,13 +1,8 @@
-"""inferwatch's own OpenTelemetry pipeline: tracer provider, sampler, span processor, exporter.
+"""inferwatch's own OpenTelemetry pipeline: tracer provider, sampler, export queue, exporter.
 
 It is separate from any pipeline the application has (BentoML, for one, samples 0% by default):
 the global provider is never read nor set. Spans go to ``{endpoint}/v1/traces`` over OTLP/HTTP.
-
-The span processor is ours rather than the SDK's BatchSpanProcessor, whose ``force_flush`` and
-``shutdown`` export in the caller's thread and block for 15-30 s when the collector is down
-(opentelemetry-python #4555, #4568). Here ``on_end`` only appends to a queue bounded by span
-count and by bytes; one daemon thread exports; ``flush`` and ``shutdown`` signal it and wait at
-most their timeout.
+The export thread (inferwatch.export_queue) builds each call's span and exports it.
 """
 
 from __future__ import annotations
@@ -16,29 +11,18 @@ import atexit
 import os
 import random
 import threading
-import time
-from collections import deque
 
 from inferwatch import contract, diagnostics
 from inferwatch.config import Settings
+from inferwatch.export_queue import ExportQueue, PendingSpan
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import Tracer
-
-# Fixed per-span overhead (ids, timestamps, names, resource share) when estimating bytes.
-_SPAN_OVERHEAD_BYTES = 256
-_ID_BYTES = 40
-# One OTLP request stays well under the collector's 64 MiB decompressed cap.
-_MAX_REQUEST_BYTES = 16 * 1024 * 1024
-# After a failed export, wait this long (doubling, up to the cap) before the next attempt, so a
-# dead collector costs neither CPU nor a stream of connection attempts.
-_RETRY_DELAY = 1.0
-_MAX_RETRY_DELAY = 30.0
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 
 class CallSampler:
@@ -47,7 +31,7 @@ class CallSampler:
     Not parent-based on purpose: the application's span may be unsampled (BentoML's default)
     and must not switch monitoring off. Not trace-id based either: calls sharing one trace
     (a batch job) are sampled independently. The tracer provider then samples every span it
-    is asked for: an unsampled call never creates one.
+    is asked for: an unsampled call never becomes one.
     """
 
     def __init__(self, rate: float) -> None:
@@ -59,175 +43,27 @@ class CallSampler:
         return rate >= 1.0 or (rate > 0.0 and self._random.random() < rate)
 
 
-def span_size(span: ReadableSpan) -> int:
-    """A cheap estimate of an inferwatch span's encoded size, for the queue's byte bound."""
-    attributes = span.attributes or {}
-    size = _SPAN_OVERHEAD_BYTES
-    for key in (contract.ATTR_INPUT_FRAME, contract.ATTR_OUTPUT_FRAME):
-        value = attributes.get(key)
-        if isinstance(value, bytes):
-            size += len(value)
-    rows = attributes.get(contract.ATTR_ROWS)
-    if isinstance(rows, int):
-        size += _ID_BYTES * rows
-    return size
+class _Collector(SpanProcessor):
+    """The provider's only processor: hands the spans the export thread ends back to it."""
 
-
-class BoundedSpanProcessor(SpanProcessor):
-    """Queues ended spans (bounded by count and bytes) for one background exporting thread."""
-
-    def __init__(
-        self,
-        exporter: SpanExporter,
-        *,
-        max_queue_spans: int,
-        max_queue_bytes: int,
-        max_export_batch: int,
-        flush_interval: float,
-    ) -> None:
-        self._exporter = exporter
-        self._max_spans = max_queue_spans
-        self._max_bytes = max_queue_bytes
-        self._max_batch = max_export_batch
-        self._interval = flush_interval
-        self._queue: deque[tuple[ReadableSpan, int]] = deque()
-        self._queued_bytes = 0
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._done = threading.Condition(self._lock)
-        # Spans accepted into the queue, and spans taken out and finished with (exported or
-        # not): flush waits until the second reaches what the first was when it was called.
-        self._accepted = 0
-        self._finished = 0
-        self._flush_requested = False
-        self._stopping = False
-        self._worker = threading.Thread(target=self._run, name="inferwatch-export", daemon=True)
-        self._worker.start()
-
-    # -- producer side (the model's threads) ------------------------------------------------
+    def __init__(self) -> None:
+        self.ended: list[ReadableSpan] = []
 
     def on_start(self, span: object, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Every span reaching here is sampled: the provider samples all (see CallSampler).
-        size = span_size(span)
-        with self._lock:
-            if self._stopping:
-                return
-            if len(self._queue) >= self._max_spans:
-                full = f"{self._max_spans} spans"
-            elif self._queued_bytes + size > self._max_bytes:
-                full = f"{self._max_bytes} bytes"
-            else:
-                self._queue.append((span, size))
-                self._queued_bytes += size
-                self._accepted += 1
-                if len(self._queue) >= self._max_batch:
-                    self._wake.notify()
-                return
-        diagnostics.queue_full(full)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.flush(timeout_millis / 1000)
-
-    def flush(self, timeout: float) -> bool:
-        """Export what is queued now; True if it was all handled within ``timeout`` seconds."""
-        deadline = time.monotonic() + max(timeout, 0.0)
-        with self._lock:
-            target = self._accepted
-            self._flush_requested = True
-            self._wake.notify()
-            while self._finished < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._worker.is_alive():
-                    return False
-                self._done.wait(remaining)
-            return True
-
-    def shutdown(self, timeout: float = 5.0) -> bool:  # type: ignore[override]
-        """Flush within ``timeout``, then stop the worker; never waits longer than ``timeout``."""
-        deadline = time.monotonic() + max(timeout, 0.0)
-        flushed = self.flush(timeout)
-        with self._lock:
-            self._stopping = True
-            self._wake.notify()
-        # Interrupts an export that is waiting to retry; a request in flight is abandoned to
-        # the daemon thread.
-        self._exporter.shutdown()
-        self._worker.join(max(deadline - time.monotonic(), 0.0))
-        return flushed
-
-    # -- the worker ---------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        retry_delay = 0.0
-        while True:
-            with self._lock:
-                wait = retry_delay or self._interval
-                deadline = time.monotonic() + wait
-                while not (
-                    self._stopping
-                    or (self._flush_requested and not retry_delay)
-                    or len(self._queue) >= self._max_batch
-                ):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._wake.wait(remaining)
-                if self._stopping:
-                    return
-                batch = self._take_batch()
-                if not self._queue:
-                    self._flush_requested = False
-            if not batch:
-                continue
-            ok = self._export(batch)
-            retry_delay = 0.0 if ok else min(max(retry_delay * 2, _RETRY_DELAY), _MAX_RETRY_DELAY)
-            with self._lock:
-                self._finished += len(batch)
-                self._done.notify_all()
-
-    def _take_batch(self) -> list[ReadableSpan]:
-        batch: list[ReadableSpan] = []
-        batch_bytes = 0
-        while self._queue and len(batch) < self._max_batch:
-            span, size = self._queue[0]
-            if batch and batch_bytes + size > _MAX_REQUEST_BYTES:
-                break
-            self._queue.popleft()
-            self._queued_bytes -= size
-            batch_bytes += size
-            batch.append(span)
-        return batch
-
-    def _export(self, batch: list[ReadableSpan]) -> bool:
-        try:
-            result = self._exporter.export(batch)
-        except Exception as exc:  # an exporter must not raise, but the worker must not die
-            diagnostics.export_failure(len(batch), type(exc).__name__)
-            return False
-        if result is SpanExportResult.SUCCESS:
-            diagnostics.counters.add("spans_exported", len(batch))
-            return True
-        diagnostics.export_failure(len(batch), "the collector is unreachable or refused them")
-        return False
+        self.ended.append(span)
 
 
 class Pipeline:
-    """One configuration of inferwatch's tracer provider, processor and exporter."""
+    """One configuration of inferwatch's tracer provider, export queue and exporter."""
 
     def __init__(self, settings: Settings, exporter: SpanExporter | None = None) -> None:
         self.settings = settings
         self.sampler = CallSampler(settings.sample_rate)
         self.exporter = exporter if exporter is not None else _otlp_exporter(settings)
-        self.processor = BoundedSpanProcessor(
-            self.exporter,
-            max_queue_spans=settings.max_queue_spans,
-            max_queue_bytes=settings.max_queue_bytes,
-            max_export_batch=settings.max_export_batch,
-            flush_interval=settings.flush_interval,
-        )
+        self._collector = _Collector()
         self.provider = TracerProvider(
             sampler=ALWAYS_ON,
             resource=Resource.create({"service.name": settings.service_name}),
@@ -239,14 +75,50 @@ class Pipeline:
             ),
             shutdown_on_exit=False,
         )
-        self.provider.add_span_processor(self.processor)
+        self.provider.add_span_processor(self._collector)
         self.tracer: Tracer = self.provider.get_tracer(contract.INSTRUMENTATION_SCOPE)
+        self.queue = ExportQueue(
+            self.exporter,
+            self._build,
+            max_queue_spans=settings.max_queue_spans,
+            max_queue_bytes=settings.max_queue_bytes,
+            max_export_batch=settings.max_export_batch,
+            flush_interval=settings.flush_interval,
+        )
+
+    def submit(self, pending: PendingSpan) -> None:
+        self.queue.submit(pending)
 
     def flush(self, timeout: float) -> bool:
-        return self.processor.flush(timeout)
+        return self.queue.flush(timeout)
 
     def shutdown(self, timeout: float) -> bool:
-        return self.processor.shutdown(timeout)
+        return self.queue.shutdown(timeout)
+
+    def _build(self, batch: list[PendingSpan]) -> list[ReadableSpan]:
+        """The spans of a batch of calls (run by the export thread, the only one ending spans
+        on this provider)."""
+        for pending in batch:
+            try:
+                span = self.tracer.start_span(
+                    contract.SPAN_NAME,
+                    context=pending.parent,
+                    kind=SpanKind.INTERNAL,
+                    attributes=pending.attributes,
+                    start_time=pending.start_ns,
+                )
+                if pending.error is not None:
+                    kind, message = pending.error
+                    span.set_status(Status(StatusCode.ERROR, kind))
+                    span.add_event(
+                        "exception", {"exception.type": kind, "exception.message": message}
+                    )
+                span.end(end_time=pending.end_ns)
+            except Exception as exc:
+                model = str(pending.attributes.get(contract.ATTR_MODEL_NAME))
+                diagnostics.monitoring_error(model, "building the span", exc)
+        spans, self._collector.ended = self._collector.ended, []
+        return spans
 
 
 def _otlp_exporter(settings: Settings) -> OTLPSpanExporter:

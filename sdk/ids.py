@@ -55,15 +55,38 @@ def _random_seed() -> int:
     return random.getrandbits(_COUNTER_BITS - 1)
 
 
+def new_id() -> str:
+    """One new UUIDv7 id: the common single-row call, kept to a few integer operations."""
+    global _last_ms, _next_counter
+    now_ms = time.time_ns() // 1_000_000
+    with _lock:
+        if now_ms > _last_ms:
+            ms, counter = now_ms, _random_seed()
+        else:
+            ms, counter = _last_ms, _next_counter
+            if counter >= _COUNTER_LIMIT:
+                ms, counter = ms + 1, _random_seed()
+        _last_ms = ms
+        _next_counter = counter + 1
+    return "%08x-%04x-%04x-%04x-%04x%08x" % (  # noqa: UP031 - measured faster than f-strings
+        ms >> 16,
+        ms & 0xFFFF,
+        0x7000 | (counter >> _LOW_COUNTER_BITS),
+        0x8000 | ((counter >> 16) & 0x3FFF),
+        counter & 0xFFFF,
+        random.getrandbits(32),
+    )
+
+
 def new_ids(count: int) -> list[str]:
     """``count`` new UUIDv7 ids in canonical 36-character form, in increasing order."""
     if count <= 0:
         return []
     if count > _COUNTER_LIMIT >> 1:
         raise ValueError(f"at most {_COUNTER_LIMIT >> 1} ids at once, asked for {count}")
-    ms, counter = _reserve(count)
     if count == 1:
-        return [_format_one(ms, counter, random.getrandbits(32))]
+        return [new_id()]
+    ms, counter = _reserve(count)
     counters = np.arange(counter, counter + count, dtype=np.uint64)
     high = np.uint64((ms << 16) | 0x7000) | (counters >> np.uint64(_LOW_COUNTER_BITS))
     low_counter = counters & np.uint64((1 << _LOW_COUNTER_BITS) - 1)
@@ -80,16 +103,3 @@ def new_ids(count: int) -> list[str]:
     text[:, _DASH_POSITIONS] = _DASH
     joined = text.tobytes().decode("ascii")
     return [joined[i : i + 36] for i in range(0, 36 * count, 36)]
-
-
-def _format_one(ms: int, counter: int, random_bits: int) -> str:
-    value = (
-        (ms << 80)
-        | (0x7 << 76)
-        | ((counter >> _LOW_COUNTER_BITS) << 64)
-        | (0b10 << 62)
-        | ((counter & ((1 << _LOW_COUNTER_BITS) - 1)) << 32)
-        | random_bits
-    )
-    h = "%032x" % value  # noqa: UP031 - measured faster than an f-string here
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -29,8 +29,8 @@ _SELF_NAMES = ("self", "cls")
 def last_prediction_ids() -> list[str]:
     """The prediction ids of the latest monitored call in this thread or asyncio task.
 
-    Set also when the call raised; empty before any monitored call, or when inferwatch was not
-    initialised at the time of the call. A call awaited in another task (``create_task``) sets
+    Set also when the call raised; empty before any monitored call, and after a call made
+    while inferwatch was not initialised. A call awaited in another task (``create_task``) sets
     that task's ids, not the caller's.
     """
     ids = _last_ids.get()
@@ -76,6 +76,7 @@ def _sync_wrapper(fn: Callable[..., Any], pick: _Picker, recorder: PredictionRec
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if export.active() is None:
+            _last_ids.set(None)
             return fn(*args, **kwargs)
         start_ns = time.time_ns()
         try:
@@ -93,6 +94,7 @@ def _async_wrapper(fn: Callable[..., Any], pick: _Picker, recorder: PredictionRe
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if export.active() is None:
+            _last_ids.set(None)
             return await fn(*args, **kwargs)
         start_ns = time.time_ns()
         try:

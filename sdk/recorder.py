@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from inferwatch import contract, diagnostics, export
 from inferwatch.capture import count_rows, field_values
 from inferwatch.encoder import CallEncoder
-from inferwatch.ids import new_ids
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from inferwatch.export_queue import PendingSpan
+from inferwatch.ids import new_id, new_ids
+from opentelemetry.context import get_current
 from opentelemetry.util.types import AttributeValue
 
 IdSource = str | Callable[[object], Sequence[object]]
@@ -89,7 +90,7 @@ class PredictionRecorder:
             ids = self._ids_from_inputs(inputs, rows)
             if ids is not None:
                 return ids
-        return new_ids(rows)
+        return [new_id()] if rows == 1 else new_ids(rows)
 
     def _ids_from_inputs(self, inputs: object, rows: int) -> list[str] | None:
         try:
@@ -116,7 +117,11 @@ class PredictionRecorder:
         end_ns: int | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """Record one call as one span; a no-op before ``init`` or when not sampled."""
+        """Record one call as one span; a no-op before ``init`` or when not sampled.
+
+        The inputs and outputs are captured and encoded now; the span itself is built and
+        exported by the export thread, with these times and the current context as parent.
+        """
         pipeline = export.active()
         if pipeline is None:
             return
@@ -124,20 +129,18 @@ class PredictionRecorder:
             diagnostics.counters.add("spans_unsampled")
             return
         try:
-            attributes = self._attributes(inputs, outputs, ids, pipeline.sampler.rate)
-            span = pipeline.tracer.start_span(
-                contract.SPAN_NAME,
-                kind=SpanKind.INTERNAL,
-                attributes=attributes,
-                start_time=start_ns,
+            pending = PendingSpan(
+                self._attributes(inputs, outputs, ids, pipeline.sampler.rate),
+                start_ns,
+                end_ns if end_ns is not None else time.time_ns(),
+                get_current(),
+                _error(error) if error is not None else None,
             )
-            if error is not None:
-                _set_error(span, error)
-            span.end(end_time=end_ns if end_ns is not None else time.time_ns())
         except Exception as exc:
             diagnostics.monitoring_error(self.model, "recording the call", exc)
             return
         diagnostics.counters.add("spans_recorded")
+        pipeline.submit(pending)
 
     def _attributes(
         self, inputs: object, outputs: object, ids: Sequence[str] | None, sample_rate: float
@@ -166,7 +169,8 @@ class PredictionRecorder:
         return attributes
 
 
-def _set_error(span: Span, error: BaseException) -> None:
+def _error(error: BaseException) -> tuple[str, str]:
+    """The exception's module-qualified type (bare for builtins) and message."""
     kind = type(error)
     name = kind.__qualname__
     if kind.__module__ != "builtins":
@@ -175,5 +179,4 @@ def _set_error(span: Span, error: BaseException) -> None:
         message = str(error)[:_MAX_EXCEPTION_MESSAGE]
     except Exception:
         message = ""
-    span.set_status(Status(StatusCode.ERROR, name))
-    span.add_event("exception", {"exception.type": name, "exception.message": message})
+    return name, message

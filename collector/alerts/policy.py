@@ -23,7 +23,12 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from inferwatch.collector.alerts.model import SEVERITIES, Severity, severity_rank
-from inferwatch.collector.config import ConfigError, _mapping, _reject_unknown, parse_duration
+from inferwatch.collector.settings_parsing import (
+    ConfigError,
+    as_mapping,
+    parse_duration,
+    reject_unknown,
+)
 
 WebhookFormat = Literal["json", "slack"]
 WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = ("json", "slack")
@@ -69,7 +74,7 @@ class RetryPolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], name: str) -> RetryPolicy:
-        _reject_unknown(data, {"attempts", "backoff", "max_backoff"}, name)
+        reject_unknown(data, {"attempts", "backoff", "max_backoff"}, name)
         default = cls()
         attempts = data.get("attempts", default.attempts)
         if not isinstance(attempts, int) or isinstance(attempts, bool):
@@ -114,7 +119,7 @@ class Webhook:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], name: str) -> Webhook:
-        _reject_unknown(data, {"url", "format", "timeout"}, name)
+        reject_unknown(data, {"url", "format", "timeout"}, name)
         url = data.get("url")
         if not isinstance(url, str):
             raise ConfigError(f"{name}.url must be an http(s) URL")
@@ -141,7 +146,7 @@ class CriticalThreshold:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], name: str) -> CriticalThreshold:
-        _reject_unknown(data, {"above", "below"}, name)
+        reject_unknown(data, {"above", "below"}, name)
         if not data:
             raise ConfigError(f"{name} needs 'above' or 'below'")
         bounds: dict[str, float] = {}
@@ -192,7 +197,7 @@ class AlertPolicy:
     def merged(self, data: Mapping[str, Any], name: str) -> AlertPolicy:
         """A copy with the settings in ``data`` (TOML/JSON keys) replacing this policy's."""
         known = {"consecutive", "checks", "critical", "min_severity", "webhooks", "retry"}
-        _reject_unknown(data, known, name)
+        reject_unknown(data, known, name)
         changes: dict[str, Any] = {}
         if "consecutive" in data:
             value = data["consecutive"]
@@ -210,9 +215,9 @@ class AlertPolicy:
         if "critical" in data:
             changes["critical"] = {
                 check: CriticalThreshold.from_mapping(
-                    _mapping(bounds, f"{name}.critical.{check}"), f"{name}.critical.{check}"
+                    as_mapping(bounds, f"{name}.critical.{check}"), f"{name}.critical.{check}"
                 )
-                for check, bounds in _mapping(data["critical"], f"{name}.critical").items()
+                for check, bounds in as_mapping(data["critical"], f"{name}.critical").items()
             }
         if "min_severity" in data:
             severity = data["min_severity"]
@@ -226,12 +231,14 @@ class AlertPolicy:
             if not isinstance(hooks, list | tuple):
                 raise ConfigError(f"{name}.webhooks must be a list of tables with a url")
             changes["webhooks"] = tuple(
-                Webhook.from_mapping(_mapping(h, f"{name}.webhooks[{i}]"), f"{name}.webhooks[{i}]")
+                Webhook.from_mapping(
+                    as_mapping(h, f"{name}.webhooks[{i}]"), f"{name}.webhooks[{i}]"
+                )
                 for i, h in enumerate(hooks)
             )
         if "retry" in data:
             changes["retry"] = RetryPolicy.from_mapping(
-                _mapping(data["retry"], f"{name}.retry"), f"{name}.retry"
+                as_mapping(data["retry"], f"{name}.retry"), f"{name}.retry"
             )
         return dataclasses.replace(self, **changes)
 

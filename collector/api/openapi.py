@@ -87,19 +87,44 @@ _SCHEMAS: dict[str, Any] = {
         },
         "required": ["id", "model", "version", "start", "end", "rows", "labelled", "results"],
     },
+    "Evidence": {
+        "type": "object",
+        "description": "One window's result row for the alert's check.",
+        "properties": {
+            "window_id": {"type": "integer"},
+            "window_start": {"type": "string", "format": "date-time"},
+            "window_end": {"type": "string", "format": "date-time"},
+            "result": _ref("Result"),
+        },
+        "required": ["window_id", "window_start", "window_end", "result"],
+    },
     "Alert": {
         "type": "object",
+        "description": "See docs/alerts.md.",
         "properties": {
             "id": {"type": "integer"},
             "model": {"type": "string"},
             "version": {"type": "string"},
-            "check": {"type": "string"},
-            "severity": {"type": "string"},
+            "check": {
+                "type": "string",
+                "description": "A detector's row ('error_rate') or one feature's ('ks:income').",
+            },
+            "severity": {"type": "string", "enum": ["warning", "critical"]},
             "state": {"type": "string", "enum": ["open", "resolved"]},
             "opened_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
             "resolved_at": {"type": ["string", "null"], "format": "date-time"},
             "message": {"type": "string"},
-            "window_id": {"type": ["integer", "null"]},
+            "window_id": {"type": "integer", "description": "The window that opened it."},
+            "last_window_id": {
+                "type": "integer",
+                "description": "The latest window seen failing.",
+            },
+            "evidence": {
+                "type": "array",
+                "items": _ref("Evidence"),
+                "description": "The windows that opened it, then what escalated and resolved it.",
+            },
         },
         "required": [
             "id",
@@ -109,7 +134,12 @@ _SCHEMAS: dict[str, Any] = {
             "severity",
             "state",
             "opened_at",
+            "updated_at",
+            "resolved_at",
             "message",
+            "window_id",
+            "last_window_id",
+            "evidence",
         ],
     },
     "ModelConfig": {
@@ -125,6 +155,47 @@ _SCHEMAS: dict[str, Any] = {
                 },
             },
             "detectors": {"type": "object", "additionalProperties": {"type": "object"}},
+            "alerts": {
+                "type": "object",
+                "description": "When results become alerts and where they go (docs/alerts.md); "
+                "webhook URLs are shown redacted.",
+                "properties": {
+                    "consecutive": {"type": "integer", "minimum": 1},
+                    "checks": {"type": ["array", "null"], "items": {"type": "string"}},
+                    "min_severity": {"type": "string", "enum": ["warning", "critical"]},
+                    "critical": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "properties": {
+                                "above": {"type": "number"},
+                                "below": {"type": "number"},
+                            },
+                        },
+                    },
+                    "webhooks": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "url": {"type": "string"},
+                                "format": {"type": "string", "enum": ["json", "slack"]},
+                                "timeout": {"type": ["number", "string"]},
+                            },
+                            "required": ["url"],
+                        },
+                    },
+                    "retry": {
+                        "type": "object",
+                        "properties": {
+                            "attempts": {"type": "integer", "minimum": 1},
+                            "backoff": {"type": ["number", "string"]},
+                            "max_backoff": {"type": ["number", "string"]},
+                        },
+                    },
+                },
+                "additionalProperties": False,
+            },
         },
         "additionalProperties": False,
     },
@@ -272,7 +343,7 @@ _PATHS: dict[str, Any] = {
     },
     "/v1/models/{model}/alerts": {
         "get": {
-            "summary": "Alerts, optionally only open or resolved ones.",
+            "summary": "The model's alerts, oldest first; optionally only open or resolved ones.",
             "parameters": [_MODEL, _param("state", "query", "open or resolved")],
             "responses": {
                 "200": _json(

@@ -7,7 +7,7 @@ from typing import Any
 
 from inferwatch.collector.api.common import ApiError, collector, iso, parse_iso
 from inferwatch.collector.performance import lifetime
-from inferwatch.collector.storage.base import AlertRecord, WindowRecord
+from inferwatch.collector.storage.base import WindowRecord
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -31,21 +31,6 @@ def window_json(record: WindowRecord) -> dict[str, Any]:
         "error_rate": details.get("error_rate"),
         "evaluated_at": iso(record.evaluated_ms),
         "results": record.results or [],
-    }
-
-
-def alert_json(alert: AlertRecord) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "model": alert.model,
-        "version": alert.version,
-        "check": alert.check,
-        "severity": alert.severity,
-        "state": alert.state,
-        "opened_at": iso(alert.opened_ms),
-        "resolved_at": iso(alert.resolved_ms),
-        "message": alert.message,
-        "window_id": alert.window_id,
     }
 
 
@@ -101,7 +86,7 @@ async def list_alerts(request: Request) -> JSONResponse:
     if state not in (None, "open", "resolved"):
         raise ApiError(400, f"state must be 'open' or 'resolved', got {state!r}")
     alerts = await asyncio.to_thread(runtime.storage.alerts, request.path_params["model"], state)
-    return JSONResponse({"alerts": [alert_json(a) for a in alerts]})
+    return JSONResponse({"alerts": [alert.to_json() for alert in alerts]})
 
 
 async def model_metrics(request: Request) -> JSONResponse:

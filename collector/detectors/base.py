@@ -50,11 +50,14 @@ class FeatureResult:
     n_reference: int = 0
     n_window: int = 0
     details: Mapping[str, Any] = field(default_factory=dict)
+    # What the feature's score or p-value was compared with (alpha for tests).
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(
             {
                 "feature": self.feature,
+                "threshold": self.threshold,
                 "test": self.test,
                 "statistic": self.statistic,
                 "p_value": self.p_value,
@@ -137,7 +140,6 @@ class DetectionResult:
                 "message": self.message,
             }
         ]
-        threshold = self.details.get("alpha", self.threshold)
         for result in self.features:
             rows.append(
                 {
@@ -145,7 +147,7 @@ class DetectionResult:
                     "feature": result.feature,
                     "score": result.statistic,
                     "p_value": result.adjusted_p_value,
-                    "threshold": threshold,
+                    "threshold": result.threshold,
                     "decision": result.decision,
                     "message": result.message,
                 }

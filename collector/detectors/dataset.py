@@ -27,6 +27,8 @@ class Dataset:
     numeric_names: tuple[str, ...]
     categorical: tuple[CategoricalColumn, ...] = ()
     row_ids: np.ndarray | None = None  # 1-D object array, one id a row, or None
+    # False for a bare array without feature_names: matched to a reference by position.
+    named: bool = True
 
     @property
     def rows(self) -> int:
@@ -47,18 +49,6 @@ class Dataset:
             if column.name == name:
                 return column
         raise KeyError(name)
-
-    def take(self, index: np.ndarray) -> Dataset:
-        """The rows at ``index`` (positions), ids included."""
-        return Dataset(
-            self.numeric[index],
-            self.numeric_names,
-            tuple(
-                CategoricalColumn(c.name, c.codes[index], c.categories, c.role)
-                for c in self.categorical
-            ),
-            None if self.row_ids is None else self.row_ids[index],
-        )
 
 
 def as_dataset(
@@ -97,7 +87,9 @@ def as_dataset(
                 f"{what}: row_ids must be 1-D with one id a row ({dataset.rows}), "
                 f"got shape {ids.shape}"
             )
-        dataset = Dataset(dataset.numeric, dataset.numeric_names, dataset.categorical, ids)
+        dataset = Dataset(
+            dataset.numeric, dataset.numeric_names, dataset.categorical, ids, dataset.named
+        )
     return dataset
 
 
@@ -114,7 +106,7 @@ def _from_array(data: Any, names: Sequence[str] | None, what: str) -> Dataset:
         )
     labels = _names(names, array.shape[1], what)
     if array.dtype.kind in "iuf":
-        return Dataset(np.asarray(array, dtype=np.float64), labels)
+        return Dataset(np.asarray(array, dtype=np.float64), labels, named=names is not None)
     return _from_columns({labels[j]: array[:, j] for j in range(array.shape[1])}, what)
 
 
@@ -223,8 +215,16 @@ def align(
 ) -> Dataset:
     """``window`` restricted to the reference's features, in the reference's order.
 
-    Raises ValueError naming the features the window lacks or has with another type.
+    A bare numeric array (no feature names) as wide as an all-numeric reference is taken
+    column by column in the reference's order. Raises ValueError naming the features the
+    window lacks or has with another type.
     """
+    if (
+        not window.named
+        and not reference_categorical
+        and window.numeric.shape[1] == len(reference_numeric)
+    ):
+        return Dataset(window.numeric, tuple(reference_numeric), (), window.row_ids)
     numeric_missing = [n for n in reference_numeric if n not in window.numeric_names]
     categorical_missing = [n for n in reference_categorical if n not in window.categorical_names]
     if numeric_missing or categorical_missing:
@@ -239,7 +239,14 @@ def align(
             parts.append(f"lacks the reference's features {absent}")
         if wrong_type:
             parts.append(f"has {wrong_type} with another type (numeric vs text) than the reference")
-        raise ValueError("the window " + " and ".join(parts))
+        hint = ""
+        if not window.named:
+            hint = (
+                f"; it is an unnamed array of {window.numeric.shape[1]} columns: give it the "
+                f"reference's {len(reference_numeric) + len(reference_categorical)} columns, "
+                "or pass a DataFrame or dict of columns"
+            )
+        raise ValueError("the window " + " and ".join(parts) + hint)
     if tuple(reference_numeric) == window.numeric_names:
         matrix = window.numeric
     else:

@@ -441,6 +441,7 @@ class PerformanceCheck(Detector):
                         "coverage": coverage,
                         "threshold": None if threshold is None else threshold.to_dict(),
                     },
+                    threshold=None if threshold is None else threshold.first,
                 )
             )
         return self._summary(tuple(features), coverage, labelled)
@@ -473,7 +474,7 @@ class PerformanceCheck(Detector):
             decision,  # type: ignore[arg-type]
             first.statistic if first else None,
             None,
-            (first.details.get("threshold") or {}).get("warning") if first else None,
+            first.threshold if first else None,
             message,
             features,
             details={"coverage": coverage, "labelled": labelled},

@@ -26,7 +26,7 @@ from inferwatch.collector.detectors.base import (
     FeatureResult,
     register,
 )
-from inferwatch.collector.detectors.dataset import Dataset, align, as_dataset
+from inferwatch.collector.detectors.dataset import align, as_dataset
 from inferwatch.frame import CategoricalColumn
 
 Kind = Literal["numeric", "categorical", "binned"]
@@ -186,12 +186,6 @@ class UnivariateDrift(Detector):
         ]
         self.numeric_, self.categorical_ = tuple(numeric), tuple(categorical)
         return self
-
-    @property
-    def feature_names_(self) -> tuple[str, ...]:
-        self._check_fitted("numeric_", "categorical_")
-        assert self.numeric_ is not None and self.categorical_ is not None
-        return tuple(r.name for r in self.numeric_) + tuple(r.name for r in self.categorical_)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -402,6 +396,7 @@ class UnivariateDrift(Detector):
             n_reference=test.n_reference,
             n_window=test.n_window,
             details=test.details,
+            threshold=self.alpha,
         )
 
     def _gate_text(self, test: FeatureTest) -> str:
@@ -504,8 +499,14 @@ def _check_params(detector: UnivariateDrift) -> None:
         raise ValueError(f"bins must be at least 2, got {detector.bins!r}")
 
 
-def reference_counts(data: Dataset, bins: int = 10) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{feature: (cuts, counts)} at the data's quantiles: freeze these to test windows by counts."""
+def reference_counts(
+    reference: Any, bins: int = 10, *, feature_names: Sequence[str] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{feature: (cuts, counts)} at the reference's quantiles, for its numeric features.
+
+    Freeze these to test windows by counts (``fit_counts`` / ``run_counts``).
+    """
+    data = as_dataset(reference, feature_names=feature_names, what="reference")
     out = {}
     for j, name in enumerate(data.numeric_names):
         cuts = stats.quantile_cuts(data.numeric[:, j], bins)

@@ -11,6 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from inferwatch.collector.alerts.model import Alert
+from inferwatch.collector.alerts.store import AlertStore
+
 
 @dataclass(frozen=True, slots=True)
 class WindowKey:
@@ -18,17 +21,6 @@ class WindowKey:
     version: str
     start_ms: int
     end_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRow:
-    """One row's prediction, kept for the label join."""
-
-    prediction_id: str
-    ts_ms: int
-    # The predicted class as text, or the predicted number; either may be missing.
-    value_text: str | None
-    value_num: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +32,11 @@ class IncomingBatch:
     window: WindowKey
     rows: int
     payload: bytes
-    predictions: Sequence[PredictionRow]
+    # Kept for the label join: one id per row, the span's start time, and the encoded output
+    # frame (b"" when there is none) from which a labelled row's prediction is read.
+    prediction_ids: Sequence[str]
+    ts_ms: int
+    outputs: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +75,12 @@ class LabelOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class LabelledPair:
-    prediction_text: str | None
-    prediction_num: float | None
-    label_text: str
-    label_num: float | None
-    delay_ms: int
+class LabelledBatch:
+    """The labelled rows of one stored batch, with the output frame their predictions are in."""
+
+    outputs: bytes  # the batch's encoded output frame, b"" without one
+    # (row index in the batch, label text, label number, label delay in ms) per labelled row.
+    labels: list[tuple[int, str, float | None, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,28 +124,17 @@ class UploadRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertRecord:
-    id: int
-    model: str
-    version: str
-    check: str
-    severity: str
-    state: str
-    opened_ms: int
-    resolved_ms: int | None
-    message: str
-    window_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class PruneOutcome:
     predictions_deleted: int
     # Labels that waited past the retention horizon without meeting a prediction, per model.
     labels_expired: dict[str, int]
 
 
-class Storage(Protocol):
-    """What the collector needs from a database. Implementations must be thread-safe."""
+class Storage(AlertStore, Protocol):
+    """What the collector needs from a database. Implementations must be thread-safe.
+
+    It is also the alert engine's ``AlertStore`` (``load`` and ``save``).
+    """
 
     def close(self) -> None: ...
 
@@ -203,7 +188,10 @@ class Storage(Protocol):
         self, model: str, labels: Sequence[LabelRecord], now_ms: int
     ) -> LabelOutcome: ...
 
-    def labelled_pairs(self, window_id: int) -> list[LabelledPair]: ...
+    def labelled_batches(self, window_id: int) -> list[LabelledBatch]:
+        """The window's labelled rows, grouped by the batch they came in."""
+        ...
+
     def label_counters(self, model: str) -> dict[str, int]: ...
     def prune(
         self, now_ms: int, prediction_horizon_ms: int, dedupe_horizon_ms: int
@@ -225,16 +213,7 @@ class Storage(Protocol):
     def model_configs(self) -> dict[str, dict[str, Any]]: ...
     def put_model_config(self, model: str, settings: dict[str, Any]) -> None: ...
 
-    # Alerts (written by the alerting component)
-    def alerts(self, model: str, state: str | None = None) -> list[AlertRecord]: ...
-    def open_alert(
-        self,
-        model: str,
-        version: str,
-        check: str,
-        severity: str,
-        message: str,
-        now_ms: int,
-        window_id: int | None = None,
-    ) -> int: ...
-    def resolve_alert(self, alert_id: int, now_ms: int) -> None: ...
+    # Alerts (written by the alert engine through load/save)
+    def alerts(self, model: str, state: str | None = None) -> list[Alert]:
+        """The model's alerts, optionally only ``open`` or ``resolved`` ones, oldest first."""
+        ...

@@ -13,16 +13,20 @@ import sqlite3
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from itertools import chain, count, repeat
 from pathlib import Path
 from typing import Any
 
+from inferwatch.collector.alerts.model import Alert, CheckHistory, Evidence
+from inferwatch.collector.alerts.store import AlertSnapshot
+from inferwatch.collector.settings_parsing import ConfigError
 from inferwatch.collector.storage.base import (
-    AlertRecord,
     IncomingBatch,
     IngestOutcome,
-    LabelledPair,
+    LabelledBatch,
     LabelOutcome,
     LabelRecord,
     PruneOutcome,
@@ -33,6 +37,8 @@ from inferwatch.collector.storage.base import (
     WindowRecord,
 )
 
+# Bumped whenever a table changes; an older file is refused rather than misread.
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
     id INTEGER PRIMARY KEY,
@@ -66,20 +72,41 @@ CREATE TABLE IF NOT EXISTS seen_spans (
     key BLOB PRIMARY KEY,
     seen_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS predictions (
-    model TEXT NOT NULL,
-    prediction_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS model_keys (
+    key INTEGER PRIMARY KEY,
+    model TEXT NOT NULL UNIQUE
+);
+-- The label join keeps, per stored batch, its ids and output frame (one row per span), and one
+-- narrow index row per prediction id: the only per-row write of ingest. Predicted values are
+-- read from the frame only for rows that get a label.
+CREATE TABLE IF NOT EXISTS prediction_batches (
+    seq INTEGER PRIMARY KEY,
+    model_key INTEGER NOT NULL,
     window_id INTEGER NOT NULL,
     ts_ms INTEGER NOT NULL,
-    value_text TEXT,
-    value_num REAL,
-    label_text TEXT,
-    label_num REAL,
-    label_ms INTEGER,
-    label_count INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (model, prediction_id)
+    ids TEXT NOT NULL,
+    outputs BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS prediction_batches_by_window ON prediction_batches (window_id);
+CREATE TABLE IF NOT EXISTS prediction_ids (
+    model_key INTEGER NOT NULL,
+    prediction_id TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (model_key, prediction_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS predictions_by_window ON predictions (window_id);
+CREATE TABLE IF NOT EXISTS labels (
+    model_key INTEGER NOT NULL,
+    prediction_id TEXT NOT NULL,
+    window_id INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    label_text TEXT NOT NULL,
+    label_num REAL,
+    label_ms INTEGER NOT NULL,
+    PRIMARY KEY (model_key, prediction_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS labels_by_window ON labels (window_id);
 CREATE TABLE IF NOT EXISTS pending_labels (
     model TEXT NOT NULL,
     prediction_id TEXT NOT NULL,
@@ -131,12 +158,36 @@ CREATE TABLE IF NOT EXISTS alerts (
     state TEXT NOT NULL,
     opened_ms INTEGER NOT NULL,
     resolved_ms INTEGER,
+    updated_ms INTEGER NOT NULL,
     message TEXT NOT NULL,
-    window_id INTEGER
+    window_id INTEGER NOT NULL,
+    last_window_id INTEGER NOT NULL,
+    evidence TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_model ON alerts (model, state);
+-- At most one open alert per check, and the engine's load reads just these.
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (model, version, check_name)
+    WHERE state = 'open';
+CREATE TABLE IF NOT EXISTS alert_checks (
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    history TEXT NOT NULL,
+    PRIMARY KEY (model, version, check_name)
+) WITHOUT ROWID;
 """
 
+_ALERT_FIELDS = (
+    "model, version, check_name, severity, state, opened_ms, resolved_ms, updated_ms, message, "
+    "window_id, last_window_id, evidence"
+)
+_ALERT_COLUMNS = f"id, {_ALERT_FIELDS}"
+_UPSERT_LABEL = (
+    "INSERT INTO labels (model_key, prediction_id, window_id, batch, row, label_text, label_num, "
+    "label_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_key, prediction_id) DO UPDATE "
+    "SET label_text = excluded.label_text, label_num = excluded.label_num, "
+    "label_ms = excluded.label_ms"
+)
 _WINDOW_COLUMNS = (
     "id, model, version, start_ms, end_ms, closed, requests, rows, labelled, needs_eval, "
     "results, details, evaluated_ms"
@@ -157,8 +208,24 @@ class SQLiteStorage:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
+        self._check_schema_version()
         self._writer.executescript(_SCHEMA)
+        self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._window_ids: dict[WindowKey, int] = {}
+        self._model_keys: dict[str, int] = {}
+
+    def _check_schema_version(self) -> None:
+        (version,) = self._writer.execute("PRAGMA user_version").fetchone()
+        (tables,) = self._writer.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'windows'"
+        ).fetchone()
+        if tables and version != SCHEMA_VERSION:
+            self.close()
+            raise ConfigError(
+                f"the database {self.path} was written by another inferwatch release (storage "
+                f"schema {version}; this one reads schema {SCHEMA_VERSION}); point db at a new "
+                "file"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -189,8 +256,9 @@ class SQLiteStorage:
     def ingest(self, batches: Sequence[IncomingBatch], now_ms: int) -> IngestOutcome:
         stored: list[StoredBatch | None] = []
         counts: dict[int, list[int]] = {}
-        predictions: list[tuple[Any, ...]] = []
-        with self._write() as db, self._forget_windows_on_error():
+        index_rows: list[Iterable[tuple[int, str, int, int]]] = []
+        arrived: dict[str, list[_Arrival]] = {}
+        with self._write() as db, self._forget_keys_on_error():
             for batch in batches:
                 cursor = db.execute(
                     "INSERT INTO seen_spans (key, seen_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -200,40 +268,56 @@ class SQLiteStorage:
                     stored.append(None)
                     continue
                 window_id = self._window_id(db, batch.window)
+                model_key = self._model_key(db, batch.window.model)
                 seq = db.execute(
                     "INSERT INTO raw_batches (window_id, payload) VALUES (?, ?)",
                     (window_id, batch.payload),
                 ).lastrowid
                 assert seq is not None
-                stored.append(StoredBatch(seq, window_id, batch.payload))
-                count = counts.setdefault(window_id, [0, 0])
-                count[0] += 1
-                count[1] += batch.rows
-                model = batch.window.model
-                predictions.extend(
-                    (model, p.prediction_id, window_id, p.ts_ms, p.value_text, p.value_num)
-                    for p in batch.predictions
+                db.execute(
+                    "INSERT INTO prediction_batches (seq, model_key, window_id, ts_ms, ids, "
+                    "outputs) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        model_key,
+                        window_id,
+                        batch.ts_ms,
+                        json.dumps(batch.prediction_ids, separators=(",", ":")),
+                        batch.outputs,
+                    ),
                 )
+                stored.append(StoredBatch(seq, window_id, batch.payload))
+                totals = counts.setdefault(window_id, [0, 0])
+                totals[0] += 1
+                totals[1] += batch.rows
+                # Built in C by zip: no Python work per row.
+                index_rows.append(
+                    zip(repeat(model_key), batch.prediction_ids, repeat(seq), count())
+                )
+                arrival = _Arrival(model_key, window_id, seq, batch.prediction_ids)
+                arrived.setdefault(batch.window.model, []).append(arrival)
             db.executemany(
                 "UPDATE windows SET requests = requests + ?, rows = rows + ?, "
                 "needs_eval = needs_eval + closed WHERE id = ?",
                 [(n, rows, wid) for wid, (n, rows) in counts.items()],
             )
+            # An id seen before keeps its first prediction.
             db.executemany(
-                "INSERT INTO predictions (model, prediction_id, window_id, ts_ms, value_text, "
-                "value_num) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                predictions,
+                "INSERT INTO prediction_ids (model_key, prediction_id, batch, row) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                chain.from_iterable(index_rows),
             )
-            joined, windows = self._join_pending(db, predictions)
+            joined, windows = self._join_pending(db, arrived)
         return IngestOutcome(stored, windows, joined)
 
     @contextmanager
-    def _forget_windows_on_error(self) -> Iterator[None]:
-        # A rolled-back transaction may have created windows whose ids were cached.
+    def _forget_keys_on_error(self) -> Iterator[None]:
+        # A rolled-back transaction may have created windows or model keys that were cached.
         try:
             yield
         except BaseException:
             self._window_ids.clear()
+            self._model_keys.clear()
             raise
 
     def _window_id(self, db: sqlite3.Connection, key: WindowKey) -> int:
@@ -253,16 +337,22 @@ class SQLiteStorage:
             self._window_ids[key] = window_id
         return window_id
 
+    def _model_key(self, db: sqlite3.Connection, model: str) -> int:
+        """The small integer that stands for ``model`` in the per-prediction tables."""
+        key = self._model_keys.get(model)
+        if key is None:
+            db.execute("INSERT INTO model_keys (model) VALUES (?) ON CONFLICT DO NOTHING", (model,))
+            (key,) = db.execute("SELECT key FROM model_keys WHERE model = ?", (model,)).fetchone()
+            self._model_keys[model] = key
+        return key
+
     def _join_pending(
-        self, db: sqlite3.Connection, predictions: list[tuple[Any, ...]]
+        self, db: sqlite3.Connection, arrived: Mapping[str, list[_Arrival]]
     ) -> tuple[int, set[int]]:
         """Labels that arrived before their predictions meet them now."""
-        by_model: dict[str, dict[str, int]] = {}
-        for model, prediction_id, window_id, *_ in predictions:
-            by_model.setdefault(model, {})[prediction_id] = window_id
         joined = 0
         windows: Counter[int] = Counter()
-        for model, ids in by_model.items():
+        for model, arrivals in arrived.items():
             if (
                 db.execute(
                     "SELECT 1 FROM pending_labels WHERE model = ? LIMIT 1", (model,)
@@ -270,7 +360,13 @@ class SQLiteStorage:
                 is None
             ):
                 continue
-            keys = list(ids)
+            # Each id's first prediction, as in prediction_ids.
+            where: dict[str, tuple[int, int, int]] = {}
+            for arrival in arrivals:
+                for row, pid in enumerate(arrival.prediction_ids):
+                    where.setdefault(pid, (arrival.window_id, arrival.seq, row))
+            model_key = arrivals[0].model_key
+            keys = list(where)
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
                 found = db.execute(
@@ -281,16 +377,15 @@ class SQLiteStorage:
                 if not found:
                     continue
                 db.executemany(
-                    "UPDATE predictions SET label_text = ?, label_num = ?, label_ms = ?, "
-                    "label_count = label_count + 1 WHERE model = ? AND prediction_id = ?",
-                    [(text, num, ms, model, pid) for pid, text, num, ms in found],
+                    _UPSERT_LABEL,
+                    [(model_key, pid, *where[pid], text, num, ms) for pid, text, num, ms in found],
                 )
                 db.executemany(
                     "DELETE FROM pending_labels WHERE model = ? AND prediction_id = ?",
                     [(model, pid) for pid, *_ in found],
                 )
                 joined += len(found)
-                windows.update(ids[pid] for pid, *_ in found)
+                windows.update(where[pid][0] for pid, *_ in found)
         self._add_labelled(db, windows)
         return joined, set(windows)
 
@@ -433,26 +528,42 @@ class SQLiteStorage:
         windows: Counter[int] = Counter()
         keys = list(latest)
         with self._write() as db:
+            known = db.execute("SELECT key FROM model_keys WHERE model = ?", (model,)).fetchone()
+            model_key = known[0] if known else None
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
-                found = {
-                    pid: (window_id, count)
-                    for pid, window_id, count in db.execute(
-                        "SELECT prediction_id, window_id, label_count FROM predictions "
-                        f"WHERE model = ? AND prediction_id IN ({_marks(len(chunk))})",
-                        (model, *chunk),
-                    )
-                }
+                found: dict[str, tuple[int, int, int, int]] = {}
+                if model_key is not None:
+                    found = {
+                        pid: (window_id, batch, row, labelled)
+                        for pid, window_id, batch, row, labelled in db.execute(
+                            "SELECT i.prediction_id, b.window_id, i.batch, i.row, "
+                            "l.prediction_id IS NOT NULL FROM prediction_ids i "
+                            "JOIN prediction_batches b ON b.seq = i.batch "
+                            "LEFT JOIN labels l ON l.model_key = i.model_key "
+                            "AND l.prediction_id = i.prediction_id "
+                            f"WHERE i.model_key = ? AND i.prediction_id IN ({_marks(len(chunk))})",
+                            (model_key, *chunk),
+                        )
+                    }
                 db.executemany(
-                    "UPDATE predictions SET label_text = ?, label_num = ?, label_ms = ?, "
-                    "label_count = label_count + 1 WHERE model = ? AND prediction_id = ?",
+                    _UPSERT_LABEL,
                     [
-                        (latest[pid].value_text, latest[pid].value_num, now_ms, model, pid)
-                        for pid in found
+                        (
+                            model_key,
+                            pid,
+                            window_id,
+                            batch,
+                            row,
+                            latest[pid].value_text,
+                            latest[pid].value_num,
+                            now_ms,
+                        )
+                        for pid, (window_id, batch, row, _) in found.items()
                     ],
                 )
-                for window_id, count in found.values():
-                    if count:
+                for window_id, _, _, labelled in found.values():
+                    if labelled:
                         replaced += 1
                     else:
                         windows[window_id] += 1
@@ -489,13 +600,28 @@ class SQLiteStorage:
             [(model, name, n) for name, n in counts.items() if n],
         )
 
-    def labelled_pairs(self, window_id: int) -> list[LabelledPair]:
-        rows = self._reader().execute(
-            "SELECT value_text, value_num, label_text, label_num, MAX(label_ms - ts_ms, 0) "
-            "FROM predictions WHERE window_id = ? AND label_count > 0",
+    def labelled_batches(self, window_id: int) -> list[LabelledBatch]:
+        db = self._reader()
+        by_batch: dict[int, list[tuple[int, str, float | None, int]]] = {}
+        for batch, row, text, num, label_ms in db.execute(
+            "SELECT batch, row, label_text, label_num, label_ms FROM labels WHERE window_id = ? "
+            "ORDER BY batch, row",
             (window_id,),
-        )
-        return [LabelledPair(*row) for row in rows]
+        ):
+            # The delay is filled in below, once the batch's time is known.
+            by_batch.setdefault(batch, []).append((row, text, num, label_ms))
+        labelled: list[LabelledBatch] = []
+        seqs = list(by_batch)
+        for i in range(0, len(seqs), _CHUNK):
+            chunk = seqs[i : i + _CHUNK]
+            for seq, ts_ms, outputs in db.execute(
+                "SELECT seq, ts_ms, outputs FROM prediction_batches "
+                f"WHERE seq IN ({_marks(len(chunk))})",
+                chunk,
+            ):
+                rows = [(r, t, n, max(ms - ts_ms, 0)) for r, t, n, ms in by_batch[seq]]
+                labelled.append(LabelledBatch(bytes(outputs), rows))
+        return labelled
 
     def label_counters(self, model: str) -> dict[str, int]:
         db = self._reader()
@@ -516,6 +642,8 @@ class SQLiteStorage:
         self, now_ms: int, prediction_horizon_ms: int, dedupe_horizon_ms: int
     ) -> PruneOutcome:
         cutoff = now_ms - prediction_horizon_ms
+        old_windows = "SELECT id FROM windows WHERE end_ms < ?"
+        deleted = 0
         with self._write() as db:
             expired = dict(
                 db.execute(
@@ -527,11 +655,26 @@ class SQLiteStorage:
             for model, n in expired.items():
                 self._bump(db, model, {"expired": n})
             db.execute("DELETE FROM pending_labels WHERE received_ms < ?", (cutoff,))
-            deleted = db.execute(
-                "DELETE FROM predictions WHERE window_id IN "
-                "(SELECT id FROM windows WHERE end_ms < ?)",
+            batches = db.execute(
+                "SELECT seq, model_key, ids FROM prediction_batches "
+                f"WHERE window_id IN ({old_windows})",
                 (cutoff,),
-            ).rowcount
+            )
+            while chunk := batches.fetchmany(256):
+                # An id's index row is this batch's only if the id was not seen earlier.
+                deleted += db.executemany(
+                    "DELETE FROM prediction_ids "
+                    "WHERE model_key = ? AND prediction_id = ? AND batch = ?",
+                    (
+                        (model_key, pid, seq)
+                        for seq, model_key, ids in chunk
+                        for pid in json.loads(ids)
+                    ),
+                ).rowcount
+            db.execute(f"DELETE FROM labels WHERE window_id IN ({old_windows})", (cutoff,))
+            db.execute(
+                f"DELETE FROM prediction_batches WHERE window_id IN ({old_windows})", (cutoff,)
+            )
             db.execute("DELETE FROM seen_spans WHERE seen_ms < ?", (now_ms - dedupe_horizon_ms,))
         return PruneOutcome(deleted, expired)
 
@@ -639,44 +782,97 @@ class SQLiteStorage:
                 (model, json.dumps(settings)),
             )
 
-    # Alerts
+    # Alerts: the alert engine's AlertStore
 
-    def alerts(self, model: str, state: str | None = None) -> list[AlertRecord]:
-        sql = (
-            "SELECT id, model, version, check_name, severity, state, opened_ms, resolved_ms, "
-            "message, window_id FROM alerts WHERE model = ?"
-        )
+    def load(self, model: str, version: str) -> AlertSnapshot:
+        db = self._reader()
+        checks = {
+            check: CheckHistory.from_dict(json.loads(history))
+            for check, history in db.execute(
+                "SELECT check_name, history FROM alert_checks WHERE model = ? AND version = ?",
+                (model, version),
+            )
+        }
+        open_alerts = {
+            alert.check: alert
+            for alert in map(
+                _alert,
+                db.execute(
+                    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE model = ? AND version = ? "
+                    "AND state = 'open'",
+                    (model, version),
+                ),
+            )
+        }
+        return AlertSnapshot(open_alerts, checks)
+
+    def save(
+        self,
+        model: str,
+        version: str,
+        checks: Mapping[str, CheckHistory],
+        alerts: Sequence[Alert],
+    ) -> list[Alert]:
+        saved: list[Alert] = []
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO alert_checks (model, version, check_name, history) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (model, version, check_name) "
+                "DO UPDATE SET history = excluded.history",
+                [
+                    (model, version, check, json.dumps(history.to_dict()))
+                    for check, history in checks.items()
+                ],
+            )
+            for alert in alerts:
+                fields = (
+                    alert.model,
+                    alert.version,
+                    alert.check,
+                    alert.severity,
+                    alert.state,
+                    alert.opened_ms,
+                    alert.resolved_ms,
+                    alert.updated_ms,
+                    alert.message,
+                    alert.window_id,
+                    alert.last_window_id,
+                    json.dumps([e.to_dict() for e in alert.evidence]),
+                )
+                if alert.id is None:
+                    alert_id = db.execute(
+                        f"INSERT INTO alerts ({_ALERT_FIELDS}) VALUES ({_marks(len(fields))})",
+                        fields,
+                    ).lastrowid
+                    assert alert_id is not None
+                    saved.append(replace(alert, id=alert_id))
+                else:
+                    db.execute(
+                        "UPDATE alerts SET model = ?, version = ?, check_name = ?, severity = ?, "
+                        "state = ?, opened_ms = ?, resolved_ms = ?, updated_ms = ?, message = ?, "
+                        "window_id = ?, last_window_id = ?, evidence = ? WHERE id = ?",
+                        (*fields, alert.id),
+                    )
+                    saved.append(alert)
+        return saved
+
+    def alerts(self, model: str, state: str | None = None) -> list[Alert]:
+        sql = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE model = ?"
         params: list[Any] = [model]
         if state is not None:
             sql += " AND state = ?"
             params.append(state)
-        return [AlertRecord(*row) for row in self._reader().execute(sql + " ORDER BY id", params)]
+        return [_alert(row) for row in self._reader().execute(sql + " ORDER BY id", params)]
 
-    def open_alert(
-        self,
-        model: str,
-        version: str,
-        check: str,
-        severity: str,
-        message: str,
-        now_ms: int,
-        window_id: int | None = None,
-    ) -> int:
-        with self._write() as db:
-            alert_id = db.execute(
-                "INSERT INTO alerts (model, version, check_name, severity, state, opened_ms, "
-                "message, window_id) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
-                (model, version, check, severity, now_ms, message, window_id),
-            ).lastrowid
-        assert alert_id is not None
-        return alert_id
 
-    def resolve_alert(self, alert_id: int, now_ms: int) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE alerts SET state = 'resolved', resolved_ms = ? WHERE id = ?",
-                (now_ms, alert_id),
-            )
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A stored batch's prediction ids, for joining labels that came first."""
+
+    model_key: int
+    window_id: int
+    seq: int
+    prediction_ids: Sequence[str]
 
 
 class _Transaction:
@@ -723,4 +919,24 @@ def _window(row: tuple[Any, ...]) -> WindowRecord:
         json.loads(results) if results else None,
         json.loads(details) if details else None,
         evaluated,
+    )
+
+
+def _alert(row: tuple[Any, ...]) -> Alert:
+    (aid, model, version, check, severity, state, opened, resolved, updated) = row[:9]
+    message, window_id, last_window_id, evidence = row[9:]
+    return Alert(
+        aid,
+        model,
+        version,
+        check,
+        severity,
+        state,
+        opened,
+        resolved,
+        updated,
+        message,
+        window_id,
+        last_window_id,
+        tuple(Evidence.from_dict(e) for e in json.loads(evidence)),
     )

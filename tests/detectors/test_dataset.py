@@ -69,3 +69,11 @@ def test_window_missing_or_retyped_features_are_named() -> None:
 def test_run_before_fit_is_explained() -> None:
     with pytest.raises(RuntimeError, match=r"call fit\(reference\) first"):
         UnivariateDrift().run(np.zeros((5, 1)))
+
+
+def test_unnamed_window_array_is_matched_by_position() -> None:
+    reference = as_dataset(np.zeros((2, 2)), feature_names=["a", "b"])
+    window = align(as_dataset(np.array([[1.0, 2.0]])), reference.numeric_names, [])
+    assert window.numeric_names == ("a", "b")
+    with pytest.raises(ValueError, match="unnamed array of 3 columns: give it the reference's 2"):
+        align(as_dataset(np.zeros((1, 3))), reference.numeric_names, [])

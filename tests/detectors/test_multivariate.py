@@ -29,7 +29,8 @@ def test_no_false_alarm_on_unshifted_windows(rng: np.random.Generator) -> None:
     p_values = [mmd.run(rng.normal(size=(400, 8))).p_value for _ in range(40)]
     assert sum(p < 0.05 for p in p_values) <= 6  # Binomial(40, 0.05): P(>6) < 0.015
     classifier = ClassifierDrift().fit(reference)
-    assert classifier.run(rng.normal(size=(400, 8))).decision == "no_drift"
+    p_values = [classifier.run(rng.normal(size=(300, 8))).p_value for _ in range(20)]
+    assert sum(p < 0.05 for p in p_values) <= 4  # Binomial(20, 0.05): P(>4) < 0.003
 
 
 def test_mmd_statistic_matches_the_direct_formula(rng: np.random.Generator) -> None:

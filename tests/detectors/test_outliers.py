@@ -53,6 +53,8 @@ def test_injected_outliers_in_breast_cancer(
     assert roc_auc_score(truth, result.rows.scores) > min_auc
     flagged = set(result.rows.flagged_ids)
     assert flagged and flagged <= set(ids)
+    np.testing.assert_array_equal(detector.score(window), result.rows.scores)
+    json.dumps(result.to_dict(), allow_nan=False)
     if method != "isolation_forest":
         # The forest ranks well but its 1% threshold, from 350 heavy-tailed reference rows,
         # sits above most injected rows; the covariance models flag them.
@@ -74,6 +76,22 @@ def test_false_positive_rate_on_clean_data_is_near_target(rng: np.random.Generat
     assert result.p_value == pytest.approx(
         stats.binomtest(int(result.rows.flags.sum()), 4000, 0.02, alternative="greater").pvalue
     )
+
+
+@pytest.mark.parametrize("method", ["isolation_forest", "mahalanobis"])
+def test_flag_rate_on_clean_breast_cancer_rows_is_near_target(
+    breast_cancer: Cancer, method: str
+) -> None:
+    x, _, _ = breast_cancer
+    flagged = rows = 0
+    for seed in range(5):
+        order = np.random.default_rng(seed).permutation(len(x))
+        detector = OutlierDetector(method=method, random_state=seed).fit(x[order[:350]])
+        result = detector.run(x[order[350:]])
+        flagged += int(result.rows.flags.sum())
+        rows += result.rows.flags.size
+    # 1,095 clean held-out rows, target 1%: Binomial(1095, 0.01) lies in [3, 20] with 99.9%.
+    assert 3 <= flagged <= 20, flagged
 
 
 def test_mahalanobis_scores_match_scipy(rng: np.random.Generator) -> None:

@@ -111,6 +111,8 @@ def test_worse_performance_warns_then_turns_critical(rng: np.random.Generator) -
         result = check.run(ClassificationStats(range(2)).update(y, wrong))
         assert result.decision == expected, (flip, result.message)
     assert f"vs {base:.4g} on the reference" in result.message
+    row = result.to_rows()[1]
+    assert row["feature"] == "accuracy" and row["threshold"] == pytest.approx(0.95 * base)
     mae = PerformanceCheck("regression", ["mae"], thresholds={"mae": static(1.0, 2.0)})
     window = RegressionStats().update(np.zeros(100), np.full(100, 1.5))
     assert mae.run(window).decision == "warning"

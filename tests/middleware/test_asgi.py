@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import inferwatch
@@ -137,3 +139,37 @@ async def test_other_scopes_get_the_servers_own_callables() -> None:
     await middleware({"type": "websocket", "path": "/ws", "headers": []}, receive, send)
 
     assert seen == [("lifespan", receive, send), ("websocket", receive, send)]
+
+
+async def test_latency_runs_from_the_first_receive_to_the_last_body_send(sdk: Receiver) -> None:
+    marks: dict[str, int] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        marks["app entered"] = time.time_ns()
+        await asyncio.sleep(0.02)  # work before reading the request is not the call's
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[1]", "more_body": True})
+        await asyncio.sleep(0.02)
+        marks["app sends last"] = time.time_ns()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await asyncio.sleep(0.02)  # nor is work after the response
+
+    async def receive() -> Message:
+        marks.setdefault("server receive", time.time_ns())
+        return {"type": "http.request", "body": b'{"x": 1.0}', "more_body": False}
+
+    async def send(message: Message) -> None:
+        if not message.get("more_body", True):
+            marks["server got last"] = time.time_ns()
+
+    middleware = InferwatchMiddleware(app, model="asgi")
+    scope = http_scope(headers=[(b"x-prediction-ids", b"timed-1")])
+    await middleware(scope, receive, send)
+    marks["app returned"] = time.time_ns()
+
+    inferwatch.flush(10)
+    span = sdk.span_with_ids(["timed-1"])
+    assert marks["app entered"] + 20_000_000 <= span.start_ns <= marks["server receive"]
+    assert marks["app sends last"] <= span.end_ns <= marks["server got last"]
+    assert span.end_ns < marks["app returned"] - 20_000_000

@@ -33,6 +33,7 @@ def request(payload: Any) -> CapturedRequest:
         ({"x": 5.5}, {"x": 5.5}),
         ({"df": {"a": [1, 2], "b": [3, 4]}}, [{"a": 1, "b": 3}, {"a": 2, "b": 4}]),
         ({"rows": [{"a": 1}, {"a": 2}]}, [{"a": 1}, {"a": 2}]),
+        ({"x": {"embedding": [0.1, 0.2, 0.3]}}, {"embedding": [0.1, 0.2, 0.3]}),
         # Several scalar parameters: one row.
         ({"a": 1.0, "b": "x", "c": None}, {"a": 1.0, "b": "x", "c": None}),
         # A dict of columns.

@@ -14,6 +14,7 @@ import pytest
 from inferwatch import contract
 from inferwatch.config import current_settings
 from inferwatch.middleware import CapturedRequest, InferwatchMiddleware
+from inferwatch.middleware import stats as middleware_stats
 from mw_receiver import Receiver, input_frame, output_frame
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -325,6 +326,8 @@ def test_failing_mapping_leaves_the_exchange_untouched(
         assert response.headers["content-type"] == expected.headers["content-type"]
     assert m.middleware.stats.mapping_errors == 2
     assert m.middleware.stats.recorded == 0
+    assert middleware_stats().mapping_errors >= 2  # every instance in the process, summed
+    assert inferwatch.stats().monitoring_errors >= 2
     warnings = [r.getMessage() for r in caplog.records if "inferwatch middleware" in r.msg]
     assert len(warnings) == 1, "a repeated problem is logged once, then only counted"
     assert "KeyError" in warnings[0]
@@ -412,6 +415,7 @@ def test_bad_options_are_refused_when_the_app_is_built() -> None:
     for options, message in [
         ({"model": ""}, "model must be a non-empty string"),
         ({"model": "m", "max_body_bytes": -1}, "max_body_bytes must be >= 0"),
+        ({"model": "m", "task": "ranking"}, "task must be one of"),
         ({"model": "m", "endpoint": "collector:4318"}, "endpoint must be an http"),
         ({"model": "m", "to_inputs": "input_data"}, "to_inputs must be callable"),
         ({"model": "m", "routes": "/predict"}, "routes must be a list of paths"),
@@ -423,14 +427,17 @@ def test_bad_options_are_refused_when_the_app_is_built() -> None:
 def test_setup_is_lazy(receiver: Receiver) -> None:
     """Building the middleware starts nothing; the first monitored request initialises the SDK
     (endpoint=...) in this process."""
-    threads = threading.active_count()
+    inferwatch.shutdown()  # whatever ran before, start from a process without the SDK
+    before = set(threading.enumerate())
     app = make_app()
     app.add_middleware(InferwatchMiddleware, model="lazy", endpoint=receiver.url)
-    with TestClient(app) as client:
+    with TestClient(app) as client:  # builds the middleware
         client.get("/health")
         assert not inferwatch.is_initialized()
-        assert threading.active_count() == threads + 1  # only the TestClient's event loop
+        started = {t.name for t in set(threading.enumerate()) - before}
+        assert not [name for name in started if "inferwatch" in name], started
         response = client.post("/predict", json={"input_data": [[1.0, 2.0]]})
+        assert inferwatch.is_initialized()
     try:
         settings = current_settings()
         assert settings is not None and settings.endpoint == receiver.url

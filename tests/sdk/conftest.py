@@ -9,13 +9,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 import inferwatch
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sdk_receiver import Received, Receiver, start_receiver  # noqa: E402
+from sdk_receiver import Received, Receiver, start_receiver
 
 _names = itertools.count()
 
@@ -30,15 +29,19 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(autouse=True)
 def _no_pipeline_left() -> Iterator[None]:
     # Every test starts and ends with inferwatch not initialised.
-    inferwatch.shutdown(timeout=2.0)
+    inferwatch.shutdown(timeout=0.5)
     yield
-    inferwatch.shutdown(timeout=2.0)
+    inferwatch.shutdown(timeout=0.5)
 
 
 @pytest.fixture(autouse=True)
-def _quiet_exporter_logs(caplog: pytest.LogCaptureFixture) -> None:
+def _quiet_exporter_logs() -> Iterator[None]:
     # The OTLP exporter logs each failed attempt; tests against a closed port make many.
-    logging.getLogger("opentelemetry.exporter.otlp.common.http").setLevel(logging.CRITICAL)
+    exporter_logger = logging.getLogger("opentelemetry.exporter.otlp")
+    level = exporter_logger.level
+    exporter_logger.setLevel(logging.CRITICAL)
+    yield
+    exporter_logger.setLevel(level)
 
 
 @pytest.fixture

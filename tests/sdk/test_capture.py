@@ -8,8 +8,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
-from inferwatch.capture import Captured, capture_inputs, capture_outputs, count_rows
+from inferwatch.capture import capture_inputs, capture_outputs, count_rows
+from inferwatch.columns import Captured
 from inferwatch.frame import CategoricalColumn, Frame, NumericBlock, decode_frame, encode_frame
+from sdk_frames import block
 
 
 def roundtrip(captured: Captured) -> Frame:
@@ -22,7 +24,7 @@ def values(frame: Frame) -> dict[str, list[object]]:
     out: dict[str, list[object]] = {}
     for name, column in frame.features().items():
         if isinstance(column, CategoricalColumn):
-            out[name] = column.values()
+            out[name] = list(column.values())
         else:
             out[name] = [None if v != v else v for v in column.tolist()]
     return out
@@ -111,7 +113,7 @@ def test_2d_array_with_feature_names() -> None:
 
 def test_feature_names_of_the_wrong_length_are_reported_not_raised() -> None:
     captured = capture_inputs(np.zeros((2, 3)), feature_names=["a", "b"])
-    assert roundtrip(captured).columns[0].feature_names() == ("x[0]", "x[1]", "x[2]")
+    assert block(roundtrip(captured).columns[0]).feature_names() == ("x[0]", "x[1]", "x[2]")
     assert "2 feature_names for 3 input columns" in captured.problems[0]
 
 
@@ -130,9 +132,9 @@ def test_list_of_lists_mixed_types_keeps_numbers_numeric() -> None:
 def test_images_are_flattened_per_row() -> None:
     images = np.random.default_rng(0).random((4, 28, 28))
     frame = roundtrip(capture_inputs(images))
-    (block,) = frame.columns
-    assert block.values.shape == (4, 784)
-    np.testing.assert_array_equal(block.values, images.reshape(4, 784))
+    (column,) = frame.columns
+    assert block(column).values.shape == (4, 784)
+    np.testing.assert_array_equal(block(column).values, images.reshape(4, 784))
 
 
 def test_dataframe_numeric_block_and_categoricals() -> None:
@@ -170,7 +172,25 @@ def test_pandas_is_not_imported_for_non_dataframe_inputs() -> None:
     import inferwatch.capture as capture
 
     assert "pandas" not in capture.__dict__
-    assert "import pandas" not in open(capture.__file__).read()
+    with open(capture.__file__) as source:
+        assert "import pandas" not in source.read()
+
+
+def test_series_pd_na_and_array_like_inputs() -> None:
+    series = pd.Series({"a": 1.0, "b": "x"})
+    assert values(roundtrip(capture_inputs(series))) == {"a": [1.0], "b": ["x"]}
+    mixed = pd.DataFrame({"c": pd.array(["u", pd.NA], dtype="string")})
+    assert values(roundtrip(capture_inputs(mixed))) == {"c": ["u", None]}
+
+    class Tensor:  # anything with __array__, as torch tensors have
+        def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+            return np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    assert count_rows(Tensor()) == 2
+    assert values(roundtrip(capture_inputs(Tensor()))) == {
+        "x[0]": [1.0, 3.0],
+        "x[1]": [2.0, 4.0],
+    }
 
 
 def test_scalar_and_string_inputs_are_one_row() -> None:
@@ -267,9 +287,7 @@ def test_1d_outputs_numeric_and_labels() -> None:
 
 def test_probabilities_named_by_classes_with_argmax_prediction() -> None:
     proba = np.array([[0.1, 0.9], [0.8, 0.2], [np.nan, np.nan]])
-    frame = roundtrip(
-        capture_outputs(proba, rows=3, task="classification", classes=["no", "yes"])
-    )
+    frame = roundtrip(capture_outputs(proba, rows=3, task="classification", classes=["no", "yes"]))
     assert values(frame) == {
         "prediction": ["yes", "no", None],
         "proba[no]": [0.1, 0.8, None],
@@ -321,7 +339,9 @@ def test_dict_of_named_outputs() -> None:
 
 
 def test_list_of_dict_outputs() -> None:
-    frame = roundtrip(capture_outputs([{"label": "a", "p": 0.5}, {"label": "b", "p": 0.25}], rows=2))
+    frame = roundtrip(
+        capture_outputs([{"label": "a", "p": 0.5}, {"label": "b", "p": 0.25}], rows=2)
+    )
     assert values(frame) == {"label": ["a", "b"], "p": [0.5, 0.25]}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import inferwatch
 import pytest
 from inferwatch.config import (
     DEFAULT_ENDPOINT,
@@ -10,8 +13,6 @@ from inferwatch.config import (
     resolve_api_key,
     resolve_endpoint,
 )
-
-import inferwatch
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +64,7 @@ def test_init_reads_the_environment_afresh(monkeypatch: pytest.MonkeyPatch) -> N
     ],
 )
 def test_bad_settings_say_what_was_expected(field: str, value: object, message: str) -> None:
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "endpoint": "http://x:1",
         "api_key": None,
         "service_name": "s",
@@ -71,7 +72,14 @@ def test_bad_settings_say_what_was_expected(field: str, value: object, message: 
     }
     fields[field] = value
     with pytest.raises(ValueError, match=message):
-        Settings(**fields)  # type: ignore[arg-type]
+        Settings(**fields)
     with pytest.raises(ValueError, match=message):
-        inferwatch.init(**{k: v for k, v in fields.items() if k != "api_key"})  # type: ignore[arg-type]
+        inferwatch.init(**{k: v for k, v in fields.items() if k != "api_key"})
     assert not inferwatch.is_initialized()
+
+
+def test_public_api_is_re_exported_in_one_place() -> None:
+    for name in inferwatch.__all__:
+        assert getattr(inferwatch, name) is not None
+    for name in ("init", "monitor", "flush", "shutdown", "stats", "last_prediction_ids"):
+        assert callable(getattr(inferwatch, name))

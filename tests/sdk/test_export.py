@@ -7,15 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 
+import inferwatch
 import numpy as np
 import pytest
 from conftest import SpansOf
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 from sdk_receiver import Receiver, closed_port, start_receiver
-
-import inferwatch
 
 # What a deadline may overrun by: thread wake-ups on a shared 2-core machine.
 MARGIN = 0.5
@@ -143,10 +142,10 @@ def test_sample_rate_samples_each_call(receiver: Receiver, model: str) -> None:
 
 @pytest.mark.parametrize("app_sampler", [ALWAYS_OFF, ALWAYS_ON], ids=["app-0%", "app-100%"])
 def test_span_is_a_child_of_the_applications_active_span(
-    live: Receiver, model: str, spans_of: SpansOf, app_sampler: object
+    live: Receiver, model: str, spans_of: SpansOf, app_sampler: Sampler
 ) -> None:
     # The application's own provider (like BentoML's, which samples 0% by default).
-    app = TracerProvider(sampler=app_sampler, shutdown_on_exit=False)  # type: ignore[arg-type]
+    app = TracerProvider(sampler=app_sampler, shutdown_on_exit=False)
     global_before = trace.get_tracer_provider()
     predict = monitored(model)
     with app.get_tracer("app").start_as_current_span("request") as request:

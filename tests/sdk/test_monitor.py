@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Iterator
+from typing import Any, cast
 
+import inferwatch
 import numpy as np
 import pytest
 from conftest import SpansOf
 from inferwatch.frame import decode_frame
+from sdk_frames import block, frame_at, labels, numbers
 from sdk_receiver import Receiver
-
-import inferwatch
 
 
 class ModelFailed(Exception):
@@ -119,9 +121,7 @@ async def test_async_functions(live: Receiver, model: str, spans_of: SpansOf) ->
         await failing({"a": 2.0})
     spans = spans_of(model, 2)
     assert spans[0].attributes["ml.prediction.ids"] == ids
-    assert decode_frame(spans[0].attributes["ml.output.frame"]).features()["label"].values() == [
-        "yes"
-    ]
+    assert labels(frame_at(spans[0].attributes, "ml.output.frame"), "label") == ["yes"]
     assert spans[1].status_code == 2
 
 
@@ -148,8 +148,8 @@ def test_methods_static_and_class_methods(live: Receiver, model: str, spans_of: 
     assert Model.predict_static({"a": 3.0}) == 3.0
     assert Model().predict_static({"a": 4.0}) == 4.0
     spans = spans_of(model, 4)
-    inputs = [decode_frame(s.attributes["ml.input.frame"]).features()["a"][0] for s in spans]
-    outputs = [decode_frame(s.attributes["ml.output.frame"]).features()["prediction"][0] for s in spans]
+    inputs = [numbers(frame_at(s.attributes, "ml.input.frame"), "a")[0] for s in spans]
+    outputs = [numbers(frame_at(s.attributes, "ml.output.frame"), "prediction")[0] for s in spans]
     assert inputs == [1.0, 2.0, 3.0, 4.0]
     assert outputs == [2.0, 4.0, 3.0, 4.0]
 
@@ -162,8 +162,8 @@ def test_inputs_picks_the_named_argument(live: Receiver, model: str, spans_of: S
     predict("r1", [1.0, 2.0])
     predict("r2", features=[3.0, 4.0], threshold=0.1)
     spans = spans_of(model, 2)
-    blocks = [decode_frame(s.attributes["ml.input.frame"]).columns[0].values for s in spans]
-    assert [b.tolist() for b in blocks] == [[[1.0, 2.0]], [[3.0, 4.0]]]
+    blocks = [block(frame_at(s.attributes, "ml.input.frame").columns[0]) for s in spans]
+    assert [b.values.tolist() for b in blocks] == [[[1.0, 2.0]], [[3.0, 4.0]]]
 
 
 def test_inputs_naming_no_parameter_fails_at_decoration() -> None:
@@ -177,7 +177,7 @@ def test_generators_are_refused_at_decoration() -> None:
     with pytest.raises(TypeError, match="generator function"):
 
         @inferwatch.monitor(model="m")
-        def predict(features: object):  # type: ignore[no-untyped-def]
+        def predict(features: object) -> Iterator[int]:
             yield 1
 
 
@@ -187,7 +187,7 @@ def test_bad_arguments_say_what_was_expected() -> None:
     with pytest.raises(ValueError, match="model must be a non-empty string"):
         inferwatch.monitor(model="")
     with pytest.raises(TypeError, match="id_from must be a field name or a callable"):
-        inferwatch.monitor(model="m", id_from=3)  # type: ignore[arg-type]
+        inferwatch.monitor(model="m", id_from=cast(Any, 3))
 
 
 def test_id_from_field_is_used_and_is_not_a_feature(

@@ -1,0 +1,732 @@
+// The inferwatch dashboard: reads the collector's JSON API (docs/http-api.md) and draws it.
+// Plain DOM and inline SVG, no dependencies, no build step: the browser loads these modules.
+
+import { chart } from "./charts.js";
+import { windowDetail } from "./detail.js";
+import { badge, clickable, decisionKind, h, isFinding } from "./dom.js";
+import { DASH, fmtAgo, fmtInt, fmtMs, fmtNum, fmtPct, fmtTime, isNum } from "./format.js";
+
+const REFRESH_MS = 5000;
+const KEY_STORAGE = "inferwatch.apiKey";
+const SHOWN_CHOICES = [50, 200, 1000];
+const RESOLVED_ALERTS_SHOWN = 20;
+
+const state = {
+  models: null,
+  openAlerts: {},
+  model: null,
+  version: null,
+  windowId: null,
+  windows: [],
+  metrics: null,
+  alerts: [],
+  reference: undefined, // undefined: not asked yet; null: the version has none
+  referenceFor: null,
+  detail: null,
+  shown: 200,
+  paused: false,
+  busy: false,
+  again: false,
+  error: null,
+  needsKey: false,
+  updatedAt: null,
+  scrollToDetail: false,
+  showResolved: false,
+};
+let drawn = "";
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(path) {
+  const headers = { Accept: "application/json" };
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch(path, { headers, cache: "no-store" });
+  } catch (error) {
+    throw new ApiError(0, `cannot reach the collector (${error.message})`);
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = (await response.json()).error || message;
+    } catch (_) {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(response.status, message);
+  }
+  return response.json();
+}
+
+const enc = encodeURIComponent;
+const modelPath = (model) => `v1/models/${enc(model)}`;
+
+// ---------------------------------------------------------------- loading
+
+async function refresh() {
+  if (state.busy) {
+    state.again = true;
+    return;
+  }
+  state.busy = true;
+  try {
+    await load();
+    state.error = null;
+    state.needsKey = false;
+  } catch (error) {
+    state.error = error.message;
+    state.needsKey = error.status === 401;
+  } finally {
+    state.busy = false;
+    state.updatedAt = new Date();
+    render();
+  }
+  if (state.again) {
+    state.again = false;
+    refresh();
+  }
+}
+
+async function load() {
+  const { models } = await api("v1/models");
+  const counts = await Promise.all(
+    models.map((m) =>
+      api(`${modelPath(m.model)}/alerts?state=open`).then(
+        (body) => body.alerts.length,
+        () => null,
+      ),
+    ),
+  );
+  state.models = models;
+  state.openAlerts = Object.fromEntries(models.map((m, i) => [m.model, counts[i]]));
+  chooseSelection();
+  if (state.model === null) return;
+  const model = state.model;
+  const version = state.version;
+  const versionQuery = version === null ? "" : `?version=${enc(version)}`;
+  const [windows, metrics, alerts] = await Promise.all([
+    api(`${modelPath(model)}/windows${versionQuery}`),
+    api(`${modelPath(model)}/metrics`),
+    api(`${modelPath(model)}/alerts`),
+  ]);
+  state.windows = windows.windows;
+  state.metrics = metrics;
+  state.alerts = alerts.alerts;
+  await loadReference(model, version);
+  await loadDetail(model);
+}
+
+async function loadReference(model, version) {
+  const key = JSON.stringify([model, version]);
+  if (state.referenceFor === key && state.reference) return;
+  state.referenceFor = key;
+  state.reference = null;
+  if (version === null) return;
+  try {
+    state.reference = await api(`${modelPath(model)}/versions/${enc(version)}/reference`);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+  }
+}
+
+async function loadDetail(model) {
+  if (state.windowId === null) {
+    state.detail = null;
+    return;
+  }
+  try {
+    state.detail = await api(`${modelPath(model)}/windows/${state.windowId}`);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    state.windowId = null;
+    state.detail = null;
+    writeHash();
+  }
+}
+
+function chooseSelection() {
+  const models = state.models;
+  const entry = models.find((m) => m.model === state.model) || models[0] || null;
+  if (entry === null) {
+    select(null, null, null);
+    return;
+  }
+  if (entry.model !== state.model) state.windowId = null;
+  const versions = entry.versions;
+  let version = versions.find((v) => v.version === state.version);
+  if (!version && versions.length) {
+    version = versions.reduce((a, b) => ((b.last || "") > (a.last || "") ? b : a));
+    state.windowId = null;
+  }
+  state.model = entry.model;
+  state.version = version ? version.version : null;
+}
+
+function select(model, version, windowId) {
+  if (model !== state.model || version !== state.version) {
+    state.windows = [];
+    state.metrics = null;
+    state.alerts = [];
+    state.detail = null;
+  }
+  state.model = model;
+  state.version = version;
+  state.windowId = windowId;
+  if (windowId === null) state.detail = null;
+  writeHash();
+}
+
+function selectAndLoad(model, version, windowId) {
+  select(model, version, windowId);
+  state.scrollToDetail = windowId !== null;
+  render();
+  refresh();
+}
+
+function writeHash() {
+  const params = new URLSearchParams();
+  if (state.model !== null) params.set("model", state.model);
+  if (state.version !== null) params.set("version", state.version);
+  if (state.windowId !== null) params.set("window", String(state.windowId));
+  const hash = `#${params}`;
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+}
+
+function readHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const windowId = params.get("window");
+  state.model = params.get("model");
+  state.version = params.get("version");
+  state.windowId = windowId && /^\d+$/.test(windowId) ? Number(windowId) : null;
+}
+
+
+
+// ---------------------------------------------------------------- page
+
+function render() {
+  renderChrome();
+  const picture = JSON.stringify([
+    state.models,
+    state.openAlerts,
+    state.model,
+    state.version,
+    state.windowId,
+    state.windows,
+    state.metrics,
+    state.alerts,
+    state.detail,
+    state.reference ? state.reference.created_at : null,
+    state.shown,
+    // Relative times ("3 min ago") move on even when the data does not.
+    Math.floor(Date.now() / 60000),
+  ]);
+  if (picture === drawn) return;
+  drawn = picture;
+  document.getElementById("models").replaceChildren(...sidebar());
+  document.getElementById("main").replaceChildren(...mainView());
+  if (state.scrollToDetail && state.detail) {
+    state.scrollToDetail = false;
+    const detail = document.getElementById("window-detail");
+    if (detail) detail.scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+}
+
+function renderChrome() {
+  const banner = document.getElementById("banner");
+  if (state.needsKey) {
+    banner.textContent =
+      "This collector needs an API key: paste it in the API key field above " +
+      `(the collector said: ${state.error}).`;
+  } else if (state.error) {
+    banner.textContent = `Could not load data: ${state.error}. Retrying every ${REFRESH_MS / 1000} s.`;
+  }
+  banner.hidden = !state.error;
+  const health = document.getElementById("health");
+  health.textContent = state.error ? "offline" : state.models ? "live" : "";
+  health.className = `health ${state.error ? "health-bad" : "health-ok"}`;
+  const updated = document.getElementById("updated");
+  updated.textContent = state.updatedAt
+    ? `${state.paused ? "paused, " : ""}updated ${state.updatedAt.toLocaleTimeString()}`
+    : "";
+  const toggle = document.getElementById("refresh-toggle");
+  toggle.textContent = state.paused ? "Resume" : "Pause";
+  toggle.setAttribute("aria-pressed", String(state.paused));
+  document.getElementById("key-forget").hidden = !sessionStorage.getItem(KEY_STORAGE);
+}
+
+// ---------------------------------------------------------------- sidebar
+
+function sidebar() {
+  if (state.models === null) return [];
+  const items = state.models.map((entry) => {
+    const selected = entry.model === state.model;
+    const open = state.openAlerts[entry.model];
+    const last = entry.versions.reduce((a, v) => ((v.last || "") > a ? v.last : a), "");
+    return h(
+      "li",
+      { class: selected ? "model selected" : "model" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "model-name",
+          "aria-current": selected ? "true" : null,
+          onclick: () => selectAndLoad(entry.model, null, null),
+        },
+        h("span", { class: "model-title" }, entry.model),
+        open ? badge(`${open} open`, "alert") : null,
+      ),
+      h(
+        "div",
+        { class: "model-meta muted" },
+        entry.versions.length
+          ? `${entry.versions.length} version${entry.versions.length === 1 ? "" : "s"}, last window ${fmtAgo(last || null)}`
+          : "no windows yet",
+      ),
+      h(
+        "div",
+        { class: "versions" },
+        entry.versions.map((v) =>
+          h(
+            "button",
+            {
+              type: "button",
+              class: selected && v.version === state.version ? "chip chip-on" : "chip",
+              title: `${fmtInt(v.windows)} windows, ${fmtInt(v.rows)} rows, last ends ${v.last}`,
+              onclick: () => selectAndLoad(entry.model, v.version, null),
+            },
+            v.version === "" ? "(no version)" : `v${v.version}`,
+          ),
+        ),
+      ),
+    );
+  });
+  return [h("h2", { class: "sidebar-title" }, "Models"), h("ul", { class: "model-list" }, items)];
+}
+
+// ---------------------------------------------------------------- main view
+
+function mainView() {
+  if (state.models === null) {
+    return [h("p", { class: "muted" }, state.error ? "No data loaded." : "Loading\u2026")];
+  }
+  if (state.models.length === 0) return [emptyState()];
+  if (state.model === null) return [];
+  const entry = state.models.find((m) => m.model === state.model);
+  const rows = timelineRows();
+  const parts = [modelHeader(entry, rows)];
+  if (rows.length === 0) {
+    parts.push(
+      h(
+        "section",
+        { class: "card empty" },
+        h("p", {}, `No windows for ${state.model} yet.`),
+        h(
+          "p",
+          { class: "muted" },
+          "Windows appear as soon as the collector receives a prediction for this model.",
+        ),
+      ),
+    );
+    return parts;
+  }
+  const shown = rows.slice(-state.shown);
+  parts.push(alertsPanel(), charts(shown), windowsTable(shown, rows.length));
+  if (state.detail) {
+    const close = () => selectAndLoad(state.model, state.version, null);
+    parts.push(windowDetail(state.detail, referenceColumns(), close));
+  }
+  return parts;
+}
+
+function emptyState() {
+  const endpoint = location.origin;
+  const snippet = [
+    "import inferwatch",
+    "",
+    `inferwatch.init(endpoint="${endpoint}")  # api_key="..." if the collector has keys`,
+    "",
+    '@inferwatch.monitor(model="credit", version="1", task="classification")',
+    "def predict(features):",
+    "    return model.predict(features)",
+  ].join("\n");
+  return h(
+    "section",
+    { class: "card empty" },
+    h("h2", {}, "No models yet"),
+    h(
+      "p",
+      {},
+      "This collector has not received any prediction. In your model server, point the " +
+        "inferwatch SDK at it and decorate the prediction function:",
+    ),
+    h("pre", { class: "code" }, snippet),
+    h(
+      "p",
+      { class: "muted" },
+      "Each call is then recorded (inputs summarised per window, never stored raw in the " +
+        "dashboard) and shows up here within seconds. Ground truth comes later with " +
+        "inferwatch.log_labels, a reference with inferwatch.set_reference.",
+    ),
+  );
+}
+
+function performanceKind(rows) {
+  if (rows.some((r) => isNum(r.performance.accuracy))) return "accuracy";
+  if (rows.some((r) => isNum(r.performance.mae))) return "mae";
+  const task = rows.map((r) => r.performance.task).find(Boolean);
+  return task === "regression" ? "mae" : "accuracy";
+}
+
+function timelineRows() {
+  const byId = new Map(((state.metrics && state.metrics.windows) || []).map((w) => [w.id, w]));
+  return state.windows.map((w) => {
+    const extra = byId.get(w.id) || {};
+    const results = w.results || [];
+    return {
+      ...w,
+      latency: extra.latency || null,
+      performance: extra.performance || {},
+      findings: results.filter((r) => isFinding(r.decision)),
+    };
+  });
+}
+
+function modelHeader(entry, rows) {
+  const version = entry.versions.find((v) => v.version === state.version);
+  const lifetime =
+    state.metrics && state.version !== null
+      ? state.metrics.lifetime.versions[state.version] || {}
+      : {};
+  const open = state.alerts.filter((a) => a.state === "open" && a.version === state.version);
+  const stats = [
+    ["windows", fmtInt(version ? version.windows : rows.length)],
+    ["rows", fmtInt(version ? version.rows : null)],
+    ["labelled", fmtInt(version ? version.labelled : null)],
+    isNum(lifetime.accuracy) ? ["lifetime accuracy", fmtNum(lifetime.accuracy)] : null,
+    isNum(lifetime.mae) ? ["lifetime MAE", fmtNum(lifetime.mae)] : null,
+    ["open alerts", String(open.length)],
+    ["windows with findings", String(rows.filter((r) => r.findings.length).length)],
+  ].filter(Boolean);
+  return h(
+    "section",
+    { class: "model-header" },
+    h(
+      "h1",
+      {},
+      h("span", { class: "model-heading" }, state.model),
+      state.version !== null
+        ? h("span", { class: "muted version-heading" }, ` v${state.version}`)
+        : null,
+    ),
+    h(
+      "dl",
+      { class: "stats" },
+      stats.map(([name, value]) => h("div", { class: "stat" }, h("dt", {}, name), h("dd", {}, value))),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- charts
+
+function charts(rows) {
+  const pick = { selectedId: state.windowId, onSelect: (id) => selectAndLoad(state.model, state.version, id) };
+  const perf = performanceKind(rows);
+  const perfResult = latestResult(rows, "performance");
+  const errorResult = latestResult(rows, "error_rate");
+  const list = [
+    chart("Rows per window", rows, [{ values: rows.map((r) => r.rows), cls: "s-rows" }], {
+      bars: true,
+      ...pick,
+      format: fmtInt,
+    }),
+    chart("Error rate", rows, [{ values: rows.map((r) => r.error_rate), cls: "s-error" }], {
+      ...pick,
+      format: fmtPct,
+      threshold: errorResult ? errorResult.threshold : null,
+    }),
+  ];
+  if (rows.some((r) => r.latency && isNum(r.latency.p50_ms))) {
+    list.push(
+      chart(
+        "Latency",
+        rows,
+        [
+          { name: "p50", values: rows.map((r) => r.latency && r.latency.p50_ms), cls: "s-p50" },
+          { name: "p95", values: rows.map((r) => r.latency && r.latency.p95_ms), cls: "s-p95" },
+        ],
+        { format: fmtMs },
+      ),
+    );
+  }
+  list.push(
+    chart("Label coverage", rows, [{ values: rows.map((r) => r.label_coverage), cls: "s-cov" }], {
+      ...pick,
+      format: fmtPct,
+      max: 1,
+    }),
+    chart(
+      perf === "accuracy" ? "Accuracy" : "MAE",
+      rows,
+      [{ values: rows.map((r) => r.performance[perf]), cls: "s-perf" }],
+      {
+        ...pick,
+        format: fmtNum,
+        max: perf === "accuracy" ? 1 : null,
+        threshold: perfResult ? perfResult.threshold : null,
+        empty: "no labelled windows yet",
+      },
+    ),
+  );
+  return h(
+    "section",
+    { class: "timeline" },
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", {}, "Timeline"),
+      h(
+        "span",
+        { class: "legend muted" },
+        h("span", { class: "swatch swatch-finding" }),
+        "window with findings",
+        h("span", { class: "swatch swatch-selected" }),
+        "selected window",
+      ),
+    ),
+    h("div", { class: "charts" }, list),
+  );
+}
+
+function latestResult(rows, detector) {
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const found = (rows[i].results || []).find((r) => r.detector === detector);
+    if (found) return found;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------- windows table
+
+function windowsTable(rows, total) {
+  const perf = performanceKind(rows);
+  const newestFirst = [...rows].reverse();
+  const body = newestFirst.map((r) => {
+    const classes = ["window-row"];
+    if (r.findings.length) classes.push("has-findings");
+    if (r.id === state.windowId) classes.push("selected");
+    const lat = r.latency || {};
+    return h(
+      "tr",
+      clickable(
+        { class: classes.join(" "), "data-window": r.id, title: `${r.start} \u2013 ${r.end} (UTC)` },
+        () => selectAndLoad(state.model, state.version, r.id),
+      ),
+      h("td", {}, fmtTime(r.start), r.closed ? null : badge("open", "open")),
+      h("td", { class: "num" }, fmtInt(r.requests)),
+      h("td", { class: "num" }, fmtInt(r.rows)),
+      h("td", { class: "num" }, fmtPct(r.error_rate)),
+      h("td", { class: "num" }, fmtMs(lat.p50_ms)),
+      h("td", { class: "num" }, fmtMs(lat.p95_ms)),
+      h("td", { class: "num" }, fmtPct(r.label_coverage)),
+      h("td", { class: "num" }, fmtNum(r.performance[perf])),
+      h(
+        "td",
+        { class: "findings" },
+        r.findings.length
+          ? r.findings.map((f) =>
+              badge(f.feature ? `${f.detector}: ${f.feature}` : f.detector, decisionKind(f.decision)),
+            )
+          : r.evaluated_at
+            ? h("span", { class: "muted" }, "none")
+            : h("span", { class: "muted" }, "not evaluated"),
+      ),
+    );
+  });
+  const choices = h(
+    "select",
+    {
+      "aria-label": "windows shown",
+      onchange: (event) => {
+        state.shown = Number(event.target.value);
+        render();
+      },
+    },
+    SHOWN_CHOICES.map((c) => h("option", { value: c, selected: c === state.shown }, `last ${c}`)),
+  );
+  return h(
+    "section",
+    { class: "card windows" },
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", {}, "Windows"),
+      h("span", { class: "muted" }, `${rows.length} of ${total} shown, newest first `, choices),
+    ),
+    h(
+      "div",
+      { class: "table-scroll" },
+      h(
+        "table",
+        { class: "table" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", {}, "Start"),
+            h("th", { class: "num" }, "Requests"),
+            h("th", { class: "num" }, "Rows"),
+            h("th", { class: "num" }, "Errors"),
+            h("th", { class: "num" }, "p50"),
+            h("th", { class: "num" }, "p95"),
+            h("th", { class: "num" }, "Labelled"),
+            h("th", { class: "num" }, perf === "accuracy" ? "Accuracy" : "MAE"),
+            h("th", {}, "Findings"),
+          ),
+        ),
+        h("tbody", {}, body),
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- alerts
+
+function alertsPanel() {
+  const mine = state.alerts.filter((a) => state.version === null || a.version === state.version);
+  const byNewest = (a, b) => (b.opened_at > a.opened_at ? 1 : -1);
+  const open = mine.filter((a) => a.state === "open").sort(byNewest);
+  const resolved = mine.filter((a) => a.state !== "open").sort(byNewest);
+  const severityKind = (a) =>
+    a.state !== "open" ? "resolved" : a.severity === "critical" ? "critical" : "warning";
+  const item = (a) =>
+    h(
+      "li",
+      { class: `alert alert-${a.state} alert-${a.severity}` },
+      h(
+        "div",
+        { class: "alert-head" },
+        badge(a.severity, severityKind(a)),
+        h("strong", {}, a.check),
+        a.state === "open" ? null : badge("resolved", "resolved"),
+      ),
+      h("p", { class: "alert-message" }, a.message),
+      h(
+        "div",
+        { class: "alert-foot muted" },
+        h("span", { title: a.opened_at }, `opened ${fmtTime(a.opened_at)} (${fmtAgo(a.opened_at)})`),
+        a.resolved_at
+          ? h("span", { title: a.resolved_at }, `resolved ${fmtTime(a.resolved_at)}`)
+          : null,
+        windowLink("opened by window", a.version, a.window_id),
+        a.last_window_id !== undefined && a.last_window_id !== a.window_id
+          ? windowLink("last failing", a.version, a.last_window_id)
+          : null,
+      ),
+    );
+  const toggle =
+    resolved.length > 0
+      ? h(
+          "button",
+          {
+            type: "button",
+            "aria-expanded": String(state.showResolved),
+            onclick: () => {
+              state.showResolved = !state.showResolved;
+              drawn = "";
+              render();
+            },
+          },
+          `${state.showResolved ? "Hide" : "Show"} resolved (${resolved.length})`,
+        )
+      : h("span", { class: "muted" }, "none resolved");
+  const hidden = resolved.length - RESOLVED_ALERTS_SHOWN;
+  return h(
+    "section",
+    { class: `card alerts${open.length ? " alerts-firing" : ""}` },
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", {}, `Alerts: ${open.length} open`),
+      toggle,
+    ),
+    open.length
+      ? h("ul", { class: "alert-list" }, open.map(item))
+      : h("p", { class: "muted quiet" }, "No open alerts for this version."),
+    state.showResolved && resolved.length
+      ? h("ul", { class: "alert-list resolved-list" }, resolved.slice(0, RESOLVED_ALERTS_SHOWN).map(item))
+      : null,
+    state.showResolved && hidden > 0 ? h("p", { class: "muted" }, `and ${hidden} older`) : null,
+  );
+}
+
+function windowLink(text, version, windowId) {
+  if (windowId === null || windowId === undefined) return null;
+  return h(
+    "a",
+    {
+      href: "#",
+      onclick: (event) => {
+        event.preventDefault();
+        selectAndLoad(state.model, version, windowId);
+      },
+    },
+    `${text} #${windowId}`,
+  );
+}
+
+
+function referenceColumns() {
+  const ref = state.reference;
+  const matches = ref && ref.summary && state.detail && state.detail.version === ref.version;
+  return new Map(matches ? ref.summary.columns.map((c) => [`${c.role}/${c.name}`, c]) : []);
+}
+
+// ---------------------------------------------------------------- controls
+
+function setUpControls() {
+  const form = document.getElementById("key-form");
+  const input = document.getElementById("api-key");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = input.value.trim();
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    input.value = "";
+    input.placeholder = key ? "key in use" : "paste to use";
+    refresh();
+  });
+  document.getElementById("key-forget").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_STORAGE);
+    input.placeholder = "paste to use";
+    refresh();
+  });
+  if (sessionStorage.getItem(KEY_STORAGE)) input.placeholder = "key in use";
+  document.getElementById("refresh-toggle").addEventListener("click", () => {
+    state.paused = !state.paused;
+    renderChrome();
+  });
+  document.getElementById("refresh-now").addEventListener("click", () => refresh());
+  window.addEventListener("hashchange", () => {
+    readHash();
+    state.scrollToDetail = state.windowId !== null;
+    refresh();
+  });
+  setInterval(() => {
+    if (!state.paused && !document.hidden) refresh();
+  }, REFRESH_MS);
+}
+
+readHash();
+setUpControls();
+refresh();

@@ -1,0 +1,260 @@
+"""Read what the collector found, from its query API, and print it as windows close.
+
+Everything shown comes from ``GET /v1/models/{model}/windows``, ``.../windows/{id}`` and
+``.../alerts``; the replay's ledger only adds what the collector cannot know (the phase of a
+window, which features were shifted, which rows were injected outliers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+import httpx
+from demo_replay import Schedule, WindowLedger
+
+# Decisions that mean "something is wrong" (docs/detectors.md, docs/alerts.md).
+FAILING = frozenset({"drift", "outlier", "alert", "warning", "critical"})
+# Detectors whose per-feature rows name drifted features.
+FEATURE_DRIFT = frozenset({"univariate_drift"})
+_QUOTED_ROW = re.compile(r"row '([^']+)'")
+
+
+def epoch(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+@dataclass(frozen=True)
+class Findings:
+    """A window's results, sorted into what the demo shows."""
+
+    drifted: tuple[str, ...]
+    joint: tuple[str, ...]
+    outlier_ids: tuple[str, ...]
+    outlier_window: bool
+    other: tuple[str, ...]
+    accuracy: float | None
+    # Labelled rows when the window was evaluated (the window's own count may be newer).
+    labelled: int | None
+
+    @classmethod
+    def of(cls, window: Mapping[str, Any]) -> Findings:
+        results: Sequence[Mapping[str, Any]] = window.get("results") or []
+        drifted, joint, other, ids = [], [], [], []
+        outlier_window = False
+        for row in results:
+            detector, feature = str(row.get("detector")), row.get("feature")
+            failing = row.get("decision") in FAILING
+            if detector.startswith("outlier"):
+                outlier_window |= failing and feature is None
+                ids.extend(flagged_ids(row))
+            elif not failing:
+                continue
+            elif detector in FEATURE_DRIFT and feature is not None:
+                drifted.append(str(feature))
+            elif feature is None and detector in FEATURE_DRIFT:
+                continue  # the summary of the per-feature rows
+            elif feature is None and row.get("decision") == "drift":
+                joint.append(detector)
+            elif detector not in FEATURE_DRIFT:
+                other.append(f"{detector}({feature})" if feature else detector)
+        performance = (window.get("summary") or {}).get("performance") or {}
+        return cls(
+            tuple(sorted(set(drifted))),
+            tuple(sorted(set(joint))),
+            tuple(dict.fromkeys(ids)),
+            outlier_window,
+            tuple(sorted(set(other))),
+            performance.get("accuracy"),
+            performance.get("labelled"),
+        )
+
+
+def flagged_ids(row: Mapping[str, Any]) -> list[str]:
+    """The prediction ids an outlier result names: its list of flagged ids, else its message."""
+    for key in ("flagged_ids", "row_ids", "prediction_ids"):
+        value = row.get(key)
+        if isinstance(value, list):
+            return [str(v) for v in value]
+    if row.get("feature") and row.get("decision") == "outlier":
+        return [str(row["feature"])]
+    return _QUOTED_ROW.findall(str(row.get("message") or ""))
+
+
+def short(ids: Iterable[str], width: int = 8) -> str:
+    return ", ".join(i[-width:] for i in ids)
+
+
+class Watcher:
+    """Polls the collector; prints each scenario window once it is closed and evaluated."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        model: str,
+        schedule: Schedule,
+        ledger: Sequence[WindowLedger],
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.schedule = schedule
+        self.ledger = ledger
+        self.out = out
+        self.printed: dict[int, int] = {}  # scenario window number -> collector window id
+        self.alerts_seen: dict[int, str] = {}  # alert id -> state
+
+    async def windows(self) -> dict[int, Mapping[str, Any]]:
+        """The collector's scenario windows by scenario number (the version is the model's)."""
+        response = await self.client.get(f"/v1/models/{self.model}/windows")
+        response.raise_for_status()
+        found: dict[int, Mapping[str, Any]] = {}
+        for window in response.json()["windows"]:
+            number = self.schedule.number_of(epoch(window["start"]) or 0.0)
+            if number is not None:
+                found[number] = window
+        return found
+
+    async def window(self, window_id: int) -> Mapping[str, Any]:
+        response = await self.client.get(f"/v1/models/{self.model}/windows/{window_id}")
+        response.raise_for_status()
+        result: Mapping[str, Any] = response.json()
+        return result
+
+    async def alerts(self) -> list[Mapping[str, Any]]:
+        response = await self.client.get(f"/v1/models/{self.model}/alerts")
+        response.raise_for_status()
+        alerts: list[Mapping[str, Any]] = response.json()["alerts"]
+        return alerts
+
+    async def follow(self, done: Callable[[], bool] | None = None, poll: float = 0.3) -> None:
+        """Print windows as they close, and alerts as they change, until every window is shown."""
+        while len(self.printed) < self.schedule.windows and not (done and done()):
+            for number, window in sorted((await self.windows()).items()):
+                if number in self.printed or not window["closed"] or not window["evaluated_at"]:
+                    continue
+                self.printed[number] = window["id"]
+                self.print_window(number, await self.window(window["id"]))
+            await self.print_alerts()
+            await asyncio.sleep(poll)
+        await self.print_alerts()
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until every label sent has joined and been evaluated; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            windows = await self.windows()
+            if all(self._settled(n, windows.get(n)) for n in range(self.schedule.windows)):
+                return True
+            await asyncio.sleep(0.3)
+        return False
+
+    def _settled(self, number: int, window: Mapping[str, Any] | None) -> bool:
+        ledger = self.ledger[number]
+        if window is None:
+            return ledger.rows == 0
+        evaluated = epoch(window.get("evaluated_at")) or 0.0
+        return (
+            bool(window["closed"])
+            and window["labelled"] >= ledger.labels_sent
+            and evaluated >= ledger.last_label_at - 0.01
+        )
+
+    # -- printing ------------------------------------------------------------------------------
+
+    def print_window(self, number: int, window: Mapping[str, Any]) -> None:
+        ledger = self.ledger[number]
+        found = Findings.of(window)
+        start, end = _clock(window["start"]), _clock(window["end"])
+        rows = window["rows"]
+        labelled = found.labelled if found.labelled is not None else window["labelled"]
+        coverage = f"{labelled / rows:.0%}" if rows else "-"
+        accuracy = f"{found.accuracy:.3f}" if found.accuracy is not None else "-"
+        self._say(
+            f"window {start}-{end}  {ledger.phase.name:<15} {rows:>4} rows  "
+            f"labelled {labelled:>3} ({coverage:>4})  accuracy {accuracy}"
+        )
+        shifted = set(ledger.phase.shift)
+        drift = ", ".join(f"{f}{'*' if f in shifted else ''}" for f in found.drifted) or "none"
+        if found.joint:
+            drift += f"  (joint: {', '.join(found.joint)})"
+        self._say(f"    drift: {drift}")
+        self._say(f"    outliers: {self._outliers(found, ledger)}")
+        if found.other:
+            self._say(f"    other findings: {', '.join(found.other)}")
+
+    def _outliers(self, found: Findings, ledger: WindowLedger) -> str:
+        if not found.outlier_ids and not found.outlier_window:
+            return "none"
+        injected = set(ledger.outlier_ids)
+        ids = [f"{i[-8:]}{'*' if i in injected else ''}" for i in found.outlier_ids[:6]]
+        more = f" (+{len(found.outlier_ids) - 6} more)" if len(found.outlier_ids) > 6 else ""
+        hit = len(injected & set(found.outlier_ids))
+        verdict = "window has excess outliers; " if found.outlier_window else ""
+        return (
+            f"{verdict}rows {', '.join(ids) or '-'}{more}; {hit} of {len(injected)} injected found"
+        )
+
+    async def print_alerts(self) -> None:
+        for alert in await self.alerts():
+            state = str(alert.get("state"))
+            if self.alerts_seen.get(alert["id"]) == state:
+                continue
+            self.alerts_seen[alert["id"]] = state
+            if state == "open":
+                message = _first_sentence(str(alert.get("message") or ""))
+                self._say(
+                    f"  ALERT opened [{alert.get('severity')}] {alert.get('check')}: {message}"
+                )
+            else:
+                self._say(f"  ALERT {state}: {alert.get('check')}")
+
+    def print_summary(self, windows: Mapping[int, Mapping[str, Any]]) -> None:
+        self._say("")
+        self._say("After the late labels joined:")
+        header = (
+            f"{'window':<17}  {'phase':<15}  {'rows':>4}  {'labelled':>8}  {'accuracy':>8}  "
+            f"{'outliers':>8}  drift"
+        )
+        self._say(header)
+        self._say("-" * (len(header) + 40))
+        for number in range(self.schedule.windows):
+            ledger = self.ledger[number]
+            window = windows.get(number)
+            if window is None:
+                self._say(f"{'(no window)':<17}  {ledger.phase.name:<15}")
+                continue
+            found = Findings.of(window)
+            rows, labelled = window["rows"], window["labelled"]
+            span = f"{_clock(window['start'])}-{_clock(window['end'])}"
+            accuracy = f"{found.accuracy:.3f}" if found.accuracy is not None else "-"
+            coverage = f"{labelled / rows:.0%}" if rows else "-"
+            shifted = set(ledger.phase.shift)
+            drift = ", ".join(f"{f}{'*' if f in shifted else ''}" for f in found.drifted)
+            drift = ", ".join(filter(None, [drift, *found.joint])) or "-"
+            injected = set(ledger.outlier_ids)
+            outliers = f"{len(found.outlier_ids)}"
+            if injected:
+                outliers += f" ({len(injected & set(found.outlier_ids))}*)"
+            self._say(
+                f"{span:<17}  {ledger.phase.name:<15}  {rows:>4}  {coverage:>8}  "
+                f"{accuracy:>8}  {outliers:>8}  {drift}"
+            )
+        self._say("(* = a feature the demo shifted, or rows it injected as outliers)")
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+
+def _clock(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%H:%M:%S")
+
+
+def _first_sentence(text: str, limit: int = 110) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,41 @@
+"""A BentoML 1.4 service classifying wines, monitored by inferwatch's ASGI middleware.
+
+    bentoml serve wine_service:WineClassifier --working-dir examples
+
+``POST /classify`` with ``{"input_data": [[13 numbers], ...]}`` answers the predicted cultivar of
+each row, and the ``X-Prediction-Ids`` response header carries one prediction id per row (in
+order), which the label job later sends back with the true cultivar.
+
+The middleware sends to ``$INFERWATCH_ENDPOINT`` (default ``http://127.0.0.1:4318``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import bentoml
+import numpy as np
+from inferwatch.middleware import InferwatchMiddleware
+from wine import CLASSES, FEATURES, MODEL_NAME, MODEL_VERSION, train
+
+MODEL = train()
+
+
+@bentoml.service(workers=1)
+class WineClassifier:
+    @bentoml.api
+    def classify(self, input_data: np.ndarray) -> np.ndarray:
+        """The predicted cultivar (0, 1 or 2) of each row of 13 measurements."""
+        return MODEL.predict(input_data)
+
+
+# At module level: BentoML reads its middleware list when each worker builds its app.
+WineClassifier.add_asgi_middleware(
+    InferwatchMiddleware,
+    model=MODEL_NAME,
+    version=MODEL_VERSION,
+    task="classification",
+    feature_names=FEATURES,
+    classes=CLASSES,
+    endpoint=os.environ.get("INFERWATCH_ENDPOINT", "http://127.0.0.1:4318"),
+)
