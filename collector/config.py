@@ -98,7 +98,9 @@ class ModelConfig:
             detectors = dict(self.detectors)
             for detector, settings in as_mapping(data["detectors"], f"{name}.detectors").items():
                 where = f"{name}.detectors.{detector}"
-                detectors[detector] = {**detectors.get(detector, {}), **as_mapping(settings, where)}
+                settings = as_mapping(settings, where)
+                _check_detector_settings(detector, settings, where)
+                detectors[detector] = {**detectors.get(detector, {}), **settings}
             changes["detectors"] = detectors
         if "alerts" in data:
             changes["alerts"] = self.alerts.merged(
@@ -260,3 +262,14 @@ def _build(settings: Mapping[str, Any]) -> CollectorConfig:
         if getattr(config, key) < (0 if key == "port" else 1):
             raise ConfigError(f"collector.{key} must be positive, got {getattr(config, key)!r}")
     return config
+
+
+def _check_detector_settings(detector: str, settings: Mapping[str, Any], where: str) -> None:
+    """A misspelt check or setting would otherwise be ignored without a word."""
+    # Imported here: the checks import this module for ModelConfig.
+    from inferwatch.collector.evaluate import registered
+
+    checks = registered()
+    if detector not in checks:
+        raise ConfigError(f"{where}: no check named {detector!r}; the checks are {sorted(checks)}")
+    reject_unknown(settings, set(checks[detector].defaults), where)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from inferwatch.capture import ARRAY_BLOCK
 
 SUFFIXES = (".csv", ".parquet", ".npy")
 # Cells read as missing in a CSV file.
@@ -202,7 +203,8 @@ def _read_npy(
     if feature_names is None and len(kept) == width:
         features = array
     else:
-        names = feature_names or [f"features[{j}]" for j in kept]
+        # Named as @monitor names the columns of the feature array it is given: x[0], x[1], ...
+        names = feature_names or [f"{ARRAY_BLOCK}[{k}]" for k in range(len(kept))]
         # Column views of the memory map, not copies.
         features = {name: array[:, j] for name, j in zip(names, kept, strict=True)}
     return Dataset(features, predictions, labels, int(array.shape[0]))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
 
 from inferwatch.collector.config import ModelConfig
 from inferwatch.collector.profile import Profile
@@ -21,10 +21,17 @@ from inferwatch.collector.windows import WindowState
 
 logger = logging.getLogger(__name__)
 
-Decision = Literal["ok", "alert", "not_enough_data", "error"]
+# One vocabulary for every check: detectors' richer verdicts (drift, outlier, critical) map to
+# "alert", their warning level to "warning", and their passing verdicts to "ok".
+Decision = Literal["ok", "warning", "alert", "not_enough_data", "error"]
 
 # Modules whose import registers checks.
-CHECK_MODULES = ("inferwatch.collector.quality",)
+CHECK_MODULES = (
+    "inferwatch.collector.checks.quality",
+    "inferwatch.collector.checks.drift",
+    "inferwatch.collector.checks.outliers",
+    "inferwatch.collector.checks.performance",
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,18 @@ class Result:
     threshold: float | None
     decision: Decision
     message: str
+    # Check-specific evidence (effect sizes, flagged prediction ids, metric values).
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class DetectorStates(Protocol):
+    """Durable state per (model, version) and check, as bytes the check reads and writes."""
+
+    def detector_state(self, model: str, version: str, name: str) -> bytes | None: ...
+    def put_detector_state(self, model: str, version: str, name: str, state: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,12 @@ class WindowView:
     state: WindowState
     labelled: int
     performance: Mapping[str, Any]
+    # When this evaluation runs (the collector's clock), for checks that wait on time such as
+    # performance's label delay; None outside the collector.
+    evaluated_ms: int | None = None
+    # Where stateful checks keep state between windows (the online outlier detector's running
+    # statistics); None where nothing persists.
+    detector_states: DetectorStates | None = None
 
 
 Check = Callable[[Profile | None, WindowView, Mapping[str, Any]], list[Result]]

@@ -1,8 +1,9 @@
 """The collector's background task: checkpoints, closing windows, re-evaluations, housekeeping.
 
 A window closes once its end plus the model's allowed lateness has passed; closing evaluates it.
-Late spans or labels for a closed window mark it, and the next tick evaluates it again. Every
-evaluation's results then go to the alert engine, which opens and resolves alerts.
+Late spans or labels for a closed window mark it, and the next tick evaluates it again, as does
+the model's performance ``max_label_delay`` passing for a window whose metrics waited for labels.
+Every evaluation's results then go to the alert engine, which opens and resolves alerts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from inferwatch.collector.ingest import IngestPipeline
 from inferwatch.collector.labels import labelled_pairs
 from inferwatch.collector.metrics import CollectorMetrics
 from inferwatch.collector.performance import window_performance
+from inferwatch.collector.performance_settings import NAME as PERFORMANCE
+from inferwatch.collector.performance_settings import label_delay, settings_for
 from inferwatch.collector.references import References
+from inferwatch.collector.settings_parsing import ConfigError
 from inferwatch.collector.storage.base import Storage, WindowRecord
 from inferwatch.collector.windows import WindowBook, WindowState
 
@@ -56,6 +60,8 @@ class WindowKeeper:
         self._last_checkpoint = clock()
         self._last_prune = -float("inf")
         self._closed_in_memory: set[int] = set()
+        # Per model, the latest window end whose label delay was checked (see _label_delays).
+        self._delays_checked_ms: dict[str, int] = {}
 
     async def run(self) -> None:
         while True:
@@ -77,6 +83,7 @@ class WindowKeeper:
             lateness_ms = self._config_for(record.model).allowed_lateness_seconds * 1000
             if record.end_ms + lateness_ms <= now_ms:
                 await self.evaluate(record, close=True)
+        await asyncio.to_thread(self._label_delays, now_ms)
         for record in await asyncio.to_thread(self._storage.windows, closed=True, needs_eval=True):
             await self.evaluate(record, close=False)
         await self._reference_from_windows()
@@ -100,7 +107,8 @@ class WindowKeeper:
         config = self._config_for(record.model)
         profile = self._references.profile(record.model, record.version)
         pairs = labelled_pairs(self._storage.labelled_batches(record.id))
-        performance = window_performance(pairs, state.task)
+        performance = window_performance(pairs, state.task, state.rows)
+        now_ms = int(self._clock() * 1000)
         # Read after the pairs: a label landing in between is then counted on the next round.
         current = self._storage.window(record.model, record.id) or record
         view = WindowView(
@@ -111,6 +119,8 @@ class WindowKeeper:
             state,
             current.labelled,
             performance,
+            now_ms,
+            detector_states=self._storage,
         )
         results = [r.to_dict() for r in evaluate_window(profile, view, config)]
         details: dict[str, Any] = state.describe()
@@ -121,7 +131,7 @@ class WindowKeeper:
             record.id,
             results,
             details,
-            int(self._clock() * 1000),
+            now_ms,
             close=close,
             marks_seen=record.needs_eval,
         )
@@ -140,6 +150,31 @@ class WindowKeeper:
             return
         for event in events:
             self._metrics.alert_events.labels(event.kind).inc()
+
+    def _label_delays(self, now_ms: int) -> None:
+        """Mark closed windows whose metrics waited for labels once their label delay is over.
+
+        Each round looks only at windows whose delay ended since the previous round (all of them
+        on the first round after a start, so a delay that ended while the collector was down
+        still counts).
+        """
+        for entry in self._storage.models():
+            model = entry["model"]
+            try:
+                delay = label_delay(settings_for(self._config_for(model)))
+            except ConfigError:
+                continue  # the check reports the bad setting on every evaluation
+            if delay is None:
+                continue
+            due_ms = now_ms - int(delay * 1000)
+            since_ms = self._delays_checked_ms.get(model)
+            if since_ms is not None and due_ms <= since_ms:
+                continue
+            records = self._storage.windows(model, None, since_ms, due_ms, closed=True)
+            waiting = {r.id for r in records if r.end_ms <= due_ms and _waits_for_labels(r)}
+            if waiting:
+                self._storage.mark_for_evaluation(waiting)
+            self._delays_checked_ms[model] = due_ms
 
     async def _checkpoint(self) -> None:
         async with self._state_lock:
@@ -179,3 +214,10 @@ class WindowKeeper:
         expired = sum(outcome.labels_expired.values())
         if expired:
             self._metrics.labels.labels("expired").inc(expired)
+
+
+def _waits_for_labels(record: WindowRecord) -> bool:
+    return any(
+        r.get("detector") == PERFORMANCE and (r.get("details") or {}).get("ready") is False
+        for r in record.results or ()
+    )

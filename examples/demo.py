@@ -94,7 +94,7 @@ tick_seconds = 0.5
 window = {timing.window}
 allowed_lateness = {timing.lateness}
 reference = {{ policy = "none" }}
-detectors = {{ performance = {{ min_accuracy = {MIN_ACCURACY} }} }}
+detectors = {{ performance = {{ min = {{ accuracy = {MIN_ACCURACY} }} }} }}
 
 [models.{MODEL_NAME}.alerts]
 # One alert per check (not one per feature or per row), so the terminal stays readable.

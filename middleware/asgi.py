@@ -30,7 +30,9 @@ from inferwatch.middleware.mapping import (
     default_outputs,
     ids_from_field,
     ids_from_header,
+    rows_in_json,
 )
+from inferwatch.ids import new_ids
 from inferwatch.middleware.routes import RouteFilter
 from inferwatch.recorder import PredictionRecorder
 
@@ -175,6 +177,9 @@ class InferwatchMiddleware:
         self._id_header = id_header
         self._id_header_bytes = id_header.lower().encode("latin-1")
         self._id_field = id_field
+        # With the default mapping and ids that come from no body field, the ids need only the
+        # number of rows, which rows_in_json reads without parsing the body.
+        self._counts_rows = to_inputs is None and id_field is None
         self.model = model
         # Holds settings only (and checks them now, when the app is built).
         self._recorder = PredictionRecorder(
@@ -279,6 +284,7 @@ class _Call:
         "end_ns",
         "entered_ns",
         "ids",
+        "ids_tried",
         "inputs",
         "inputs_mapped",
         "inputs_tried",
@@ -312,6 +318,7 @@ class _Call:
         self.inputs_mapped = False
         self.inputs_tried = False
         self.ids: list[str] | None = None
+        self.ids_tried = False
         self.client_ids = False
         self.request: CapturedRequest | None = None
 
@@ -361,14 +368,28 @@ class _Call:
         return (self.owner._id_header_bytes, value.encode("ascii"))
 
     def _prediction_ids(self) -> list[str] | None:
-        """The call's ids, once the request body is complete and its inputs could be mapped."""
-        if self.request_done and not self.inputs_tried and not self.request_body.overflowed:
-            self._map_inputs()
-            if self.inputs_mapped:
-                request = self._request()
-                given = self.owner._client_ids(request)
-                self.client_ids = given is not None
-                self.ids = self.owner._ready().prediction_ids(self.inputs, given)
+        """The call's ids, once the request body is complete and its inputs could be mapped.
+
+        A batch in the usual shape only has its rows counted here: its ids must be in the
+        response's headers, its inputs only in the span, so it is parsed after the response.
+        """
+        if self.request_done and not self.ids_tried and not self.request_body.overflowed:
+            self.ids_tried = True
+            owner = self.owner
+            # An error status may answer a body that is not JSON: it is parsed to be sure.
+            rows = None
+            if owner._counts_rows and (self.status is None or self.status < 400):
+                rows = rows_in_json(self.request_body.value())
+            if rows is None:
+                self._map_inputs()
+                if not self.inputs_mapped:
+                    return None
+            given = owner._client_ids(self._request())
+            self.client_ids = given is not None
+            if rows is None:
+                self.ids = owner._ready().prediction_ids(self.inputs, given)
+            else:
+                self.ids = given if given is not None and len(given) == rows else new_ids(rows)
         return self.ids
 
     def _request(self) -> CapturedRequest:
@@ -403,6 +424,8 @@ class _Call:
             recorder = owner._ready()
             # Also maps the inputs when the response started before the request body ended.
             self._prediction_ids()
+            if self.ids is not None and not self.inputs_tried:
+                self._map_inputs()  # the rows were counted for the ids header
             if not self.inputs_mapped:
                 return  # counted in mapping_errors, or the app never read the whole body
             if error is None and self.status is not None and self.status >= 400:

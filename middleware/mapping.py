@@ -31,9 +31,15 @@ __all__ = [
     "default_outputs",
     "ids_from_field",
     "ids_from_header",
+    "rows_in_json",
 ]
 
 _SCALARS = (str, int, float, bool, type(None))
+# What is left of a JSON body once these are deleted (outside strings) is its structure:
+# brackets, braces, commas, colons and quotes. They make up numbers, true, false, null and
+# the whitespace between tokens.
+_NOT_STRUCTURE = b" \t\r\n0123456789.+-eE" + b"truefalsn"
+_CLOSING = {ord("["): ord("]"), ord("{"): ord("}")}
 
 
 class MappingError(ValueError):
@@ -150,6 +156,45 @@ def default_inputs(request: CapturedRequest, id_field: str | None = None) -> obj
 def default_outputs(response: CapturedResponse) -> object:
     """The model outputs in a JSON response body: a list, a scalar or named outputs, as is."""
     return response.json()
+
+
+def rows_in_json(body: bytes) -> int | None:
+    """The number of rows ``default_inputs`` finds in a JSON body, counted without parsing it.
+
+    Only for a list of flat rows of one shape (lists of scalars, or objects of scalars with the
+    same number of fields), bare or as the body's one parameter: the common batch, whose parse
+    is what a request would otherwise wait for. None for any other body, for a body with escaped
+    strings, and for ``[]``, which cannot be told from a one-number vector. It reads the
+    structure only: a body that is not valid JSON may still get a count.
+    """
+    if b"\\" in body:
+        return None
+    if b'"' in body:
+        # Without escapes, every other quote opens a string: keep what lies outside them.
+        parts = body.split(b'"')
+        if len(parts) % 2 == 0:
+            return None
+        body = b'""'.join(parts[::2])
+    skeleton = body.translate(None, _NOT_STRUCTURE)
+    if skeleton.startswith(b'{"":[') and skeleton.endswith(b"]}"):
+        skeleton = skeleton[4:-1]
+    if len(skeleton) < 3 or skeleton[0] != ord("[") or skeleton[-1] != ord("]"):
+        return None
+    closing = _CLOSING.get(skeleton[1])
+    if closing is None:
+        return None
+    end = skeleton.find(closing, 2)
+    if end < 0:
+        return None
+    row = skeleton[1 : end + 1]
+    if b"[" in row[1:] or b"{" in row[1:]:
+        return None
+    # Every row must have the first row's structure: comparing with that repeated checks the
+    # rows are flat and alike, and that nothing else sits between them.
+    count = len(skeleton) // (len(row) + 1)
+    if skeleton != b"[" + b",".join([row] * count) + b"]":
+        return None
+    return count
 
 
 def ids_from_header(request: CapturedRequest, name: str) -> list[str] | None:

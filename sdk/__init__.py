@@ -16,17 +16,23 @@ from __future__ import annotations
 import os
 
 from inferwatch import config, export
+from inferwatch._http import CollectorError, CollectorUnavailable, RequestRejected
 from inferwatch.config import Compression, Settings, current_settings
 from inferwatch.diagnostics import Stats, stats
-from inferwatch.labels import LabelsRejected, alog_labels, log_labels
+from inferwatch.labels import LabelsRejected, LabelsReport, alog_labels, log_labels
 from inferwatch.monitor import last_prediction_ids, monitor
 from inferwatch.recorder import PredictionRecorder
-from inferwatch.reference import ReferenceRejected, set_reference
+from inferwatch.reference import ReferenceRejected, ReferenceReport, set_reference
 
 __all__ = [
+    "CollectorError",
+    "CollectorUnavailable",
     "LabelsRejected",
+    "LabelsReport",
     "PredictionRecorder",
     "ReferenceRejected",
+    "ReferenceReport",
+    "RequestRejected",
     "Settings",
     "Stats",
     "alog_labels",
@@ -98,7 +104,7 @@ def init(
 
 def is_initialized() -> bool:
     """Whether ``init`` has been called (and ``shutdown`` not since)."""
-    return export.active() is not None
+    return export.configured()
 
 
 def flush(timeout: float = 5.0) -> bool:

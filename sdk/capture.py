@@ -21,6 +21,7 @@ from inferwatch.columns import (
     SEQUENCE_TYPES,
     Captured,
     ColumnBuilder,
+    add_series,
     column_name,
     dataframe_columns,
     is_dataframe,
@@ -28,7 +29,7 @@ from inferwatch.columns import (
     to_float,
     value_kind,
 )
-from inferwatch.frame import CategoricalColumn, Frame, NumericBlock
+from inferwatch.frame import CategoricalColumn, Frame, NumericBlock, Role
 
 # Unnamed array inputs are the features x[0], x[1], ...; outputs are "prediction" and, for a
 # classifier's probabilities, "proba[<class>]".
@@ -111,6 +112,45 @@ def capture_inputs(
     if problems:
         return Captured(captured.frame, (*problems, *captured.problems))
     return captured
+
+
+def capture_columns(columns: Mapping[Any, Any], role: Role = "feature") -> Captured:
+    """A dict of columns (arrays, lists or Series, one value per row each): named and typed as
+    the same values are when they come row by row, as a list of row dicts."""
+    lengths: dict[str, int] = {}
+    named: list[tuple[str, Any]] = []
+    problems: list[str] = []
+    for key, values in columns.items():
+        name = column_name(key)
+        if name is None:
+            problems.append("a column with an empty name")
+        elif not (is_series(values) or isinstance(values, SEQUENCE_TYPES)):
+            problems.append(f"column {name!r} is a {type(values).__name__}, not a column")
+        elif isinstance(values, np.ndarray) and values.ndim == 0:
+            problems.append(f"column {name!r} is a single value, not a column")
+        else:
+            named.append((name, values))
+            lengths[name] = len(values)
+    if len(set(lengths.values())) > 1:
+        return Captured(None, (*problems, f"the columns differ in length: {lengths}"))
+    builder = ColumnBuilder(next(iter(lengths.values()), 0), role)
+    builder.problems.extend(problems)
+    for name, values in named:
+        if is_series(values):
+            add_series(builder, name, values)
+        elif isinstance(values, np.ndarray) and values.dtype.kind in NUMERIC_KINDS:
+            if values.ndim == 1:
+                builder.one_number(name, values.astype(np.float64, copy=False))
+            else:
+                # One sequence a row, like a row dict's list value: the columns name[0], ...
+                builder.numeric(name, values)
+        elif isinstance(values, np.ndarray) and values.ndim > 1:
+            builder.problems.append(f"{name!r} is a {values.ndim}-D array of {values.dtype}")
+        else:
+            builder.values(
+                name, values.tolist() if isinstance(values, np.ndarray) else list(values)
+            )
+    return builder.frame()
 
 
 def _one_row(row: Mapping[Any, object], exclude: str | None) -> Captured:

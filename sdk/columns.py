@@ -84,6 +84,13 @@ class ColumnBuilder:
         self.scalar_names.append(name)
         self.scalar_values.append(values)
 
+    def one_number(self, name: str, values: np.ndarray) -> None:
+        """A column of one number per row (1-D floats)."""
+        if self.role == "feature":
+            self.scalar(name, values)
+        else:
+            self.numeric(name, values)
+
     def categories(self, name: str, values: Sequence[object]) -> None:
         self.columns.append(categorical(name, values, self.role))
 
@@ -92,11 +99,7 @@ class ColumnBuilder:
         kinds = {value_kind(v) for v in values}
         kinds.discard("missing")
         if kinds <= {"number"}:
-            numbers_ = np.array([to_float(v) for v in values], dtype=np.float64)
-            if self.role == "feature":
-                self.scalar(name, numbers_)
-            else:
-                self.numeric(name, numbers_)
+            self.one_number(name, np.array([to_float(v) for v in values], dtype=np.float64))
         elif kinds <= {"number", "text"}:
             # Mixed numbers and strings (or bools) are kept as categories; the collector's
             # data-quality checks see the mix.
@@ -191,24 +194,44 @@ def dataframe_columns(frame: Any, exclude: str | None, role: Role) -> Captured:
     builder = ColumnBuilder(len(frame), role)
     numeric_names: list[str] = []
     numeric_columns: list[Any] = []
-    for key, dtype in frame.dtypes.items():
+    for key, dtype in zip(frame.columns.tolist(), frame.dtypes.tolist(), strict=True):
         name = column_name(key)
         if name is None:
             builder.problems.append("a column with an empty name")
+        elif name == exclude:
             continue
-        if name == exclude:
-            continue
-        kind = getattr(dtype, "kind", "O")
-        if kind in NUMERIC_KINDS and role == "feature":
+        elif role == "feature" and _is_numbers(dtype):
             numeric_names.append(name)
             numeric_columns.append(key)
-        elif kind in NUMERIC_KINDS:
-            builder.numeric(name, frame[key].to_numpy(dtype=np.float64, na_value=np.nan))
-        elif kind in "mM":
-            builder.problems.append(f"{name!r} is a {dtype} column")
         else:
-            builder.values(name, frame[key].tolist())
+            add_series(builder, name, frame[key])
     if numeric_names:
-        block = frame[numeric_columns].to_numpy(dtype=np.float64, na_value=np.nan)
+        # A frame of numbers only is converted whole: selecting its columns would cost ~20x
+        # more than converting them (a view when the frame holds one float64 block).
+        numbers = frame if len(numeric_columns) == frame.shape[1] else frame[numeric_columns]
+        block = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         builder.columns.insert(0, NumericBlock(SCALARS_BLOCK, block, tuple(numeric_names)))
     return builder.frame()
+
+
+def add_series(builder: ColumnBuilder, name: str, series: Any) -> None:
+    """One pandas column (a Series): numbers, categories, or values classified one by one."""
+    dtype = series.dtype
+    if _is_numbers(dtype):
+        builder.one_number(name, series.to_numpy(dtype=np.float64, na_value=np.nan))
+    elif _is_categories(dtype):
+        # Declared categories stay categories, even when they are numbers.
+        builder.categories(name, series.tolist())
+    elif getattr(dtype, "kind", "O") in "mM":
+        builder.problems.append(f"{name!r} is a {dtype} column")
+    else:
+        builder.values(name, series.tolist())
+
+
+def _is_categories(dtype: object) -> bool:
+    # By type name (pandas is never imported); dtype.name would cost ~10x more.
+    return type(dtype).__name__ == "CategoricalDtype"
+
+
+def _is_numbers(dtype: object) -> bool:
+    return getattr(dtype, "kind", "O") in NUMERIC_KINDS and not _is_categories(dtype)

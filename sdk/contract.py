@@ -30,6 +30,10 @@ ATTR_CAPTURE_ERROR: Final = "inferwatch.capture_error"
 
 TASKS: Final = ("classification", "regression")
 
+# The model version of calls, labels' predictions and references that name none: the SDK sends
+# it and the collector files a span without a version under it, so both sides agree.
+DEFAULT_VERSION: Final = "unversioned"
+
 # Where the collector listens, relative to the endpoint given to inferwatch.init().
 TRACES_PATH: Final = "/v1/traces"
 LABELS_PATH: Final = "/v1/labels"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -83,6 +84,16 @@ class RateLimitedLog:
 
 counters = Counters()
 _log = RateLimitedLog()
+
+
+def _new_locks_in_child() -> None:
+    # A thread of the parent (the export thread, for one) may have held a lock at the fork; it
+    # would never be released in the child.
+    counters._lock = threading.Lock()
+    _log._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def stats() -> Stats:

@@ -4,12 +4,17 @@ The general path captures (inferwatch.capture) then encodes (inferwatch.frame). 
 of a model server, one row given as a dict of numbers with the same keys as the call before,
 skips both: the frame header of the previous call is reused and only the values are packed.
 Both paths give the same bytes (tests/sdk/test_encoder.py checks it).
+
+A batch given as a list of row dicts is the costly case: turning 1,000 rows of 20 Python values
+into columns takes ~3 ms. Its inputs are encoded later, by the export thread, from a copy of
+the rows taken during the call (~0.2 ms): the rows may be changed once the call has returned.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,12 +25,21 @@ from inferwatch.frame import Frame, NumericBlock, encode_frame
 _FLOAT = struct.Struct("<d")
 
 
+# Encodes inputs left for later: their frame (None if they could not be captured) and the
+# problems met.
+LaterInputs = Callable[[], tuple[bytes | None, list[str]]]
+
+
 @dataclass(slots=True)
 class Encoded:
     rows: int
     inputs: bytes | None
     outputs: bytes | None
     problems: list[str]
+    # Set, instead of ``inputs``, for inputs that are encoded off the calling thread; with an
+    # estimate of the bytes they will take.
+    later: LaterInputs | None = None
+    later_bytes: int = 0
 
 
 class CallEncoder:
@@ -51,16 +65,29 @@ class CallEncoder:
 
     def encode(self, inputs: object, outputs: object) -> Encoded:
         problems: list[str] = []
-        input_bytes = self._row_inputs(inputs)
-        if input_bytes is not None:
-            rows = 1
+        records = _copy_of_records(inputs)
+        later: LaterInputs | None = None
+        later_bytes = 0
+        if records is not None:
+            rows, input_bytes = len(records), None
+            later = functools.partial(self._later_inputs, records)
+            later_bytes = rows * len(records[0]) * _FLOAT.size
         else:
-            rows, input_bytes = self._inputs(inputs, problems)
+            input_bytes = self._row_inputs(inputs)
+            if input_bytes is not None:
+                rows = 1
+            else:
+                rows, input_bytes = self._inputs(inputs, problems)
         if type(outputs) in PLAIN_NUMBER_TYPES and rows == 1:
             output_bytes: bytes | None = self._scalar_output_header + _FLOAT.pack(outputs)
         else:
             output_bytes = self._outputs(outputs, rows, problems)
-        return Encoded(rows, input_bytes, output_bytes, problems)
+        return Encoded(rows, input_bytes, output_bytes, problems, later, later_bytes)
+
+    def _later_inputs(self, records: list[dict[object, object]]) -> tuple[bytes | None, list[str]]:
+        problems: list[str] = []
+        _, encoded = self._inputs(records, problems)
+        return encoded, problems
 
     def _row_inputs(self, inputs: object) -> bytes | None:
         """The fast path: the frame bytes, or None when it does not apply."""
@@ -101,6 +128,16 @@ class CallEncoder:
             return None
         problems.extend(captured.problems)
         return _encode(captured.frame, "outputs", problems) if captured.frame else None
+
+
+def _copy_of_records(inputs: object) -> list[dict[object, object]] | None:
+    """A copy of a batch of row dicts (each dict copied), or None for any other inputs."""
+    if type(inputs) not in (list, tuple) or not inputs:
+        return None
+    try:
+        return list(map(dict.copy, inputs))  # type: ignore[call-overload]
+    except TypeError:  # a row that is not a dict: encoded now, which reports it
+        return None
 
 
 def _is_row_of_numbers(row: dict[object, object], frame: Frame) -> bool:

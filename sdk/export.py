@@ -100,6 +100,8 @@ class Pipeline:
         on this provider)."""
         for pending in batch:
             try:
+                if pending.complete is not None:
+                    pending.complete(pending.attributes)
                 span = self.tracer.start_span(
                     contract.SPAN_NAME,
                     context=pending.parent,
@@ -134,29 +136,49 @@ def _otlp_exporter(settings: Settings) -> OTLPSpanExporter:
 
 _pipeline: Pipeline | None = None
 _pipeline_lock = threading.Lock()
+# In a forked child: the settings of the pipeline inherited from the parent, whose export
+# thread did not survive the fork. The child's own pipeline starts from them on first use.
+_inherited: Settings | None = None
 EXIT_TIMEOUT = 2.0
 
 
 def active() -> Pipeline | None:
     """The running pipeline, or None before ``init`` (read on every monitored call)."""
-    return _pipeline
+    pipeline = _pipeline
+    if pipeline is None and _inherited is not None:
+        return _start_inherited()
+    return pipeline
+
+
+def configured() -> bool:
+    """Whether ``start`` was called and ``stop`` not since (in a forked child: in the parent)."""
+    return _pipeline is not None or _inherited is not None
+
+
+def _start_inherited() -> Pipeline | None:
+    global _pipeline, _inherited
+    with _pipeline_lock:
+        if _pipeline is None and _inherited is not None:
+            _pipeline, _inherited = Pipeline(_inherited), None
+        return _pipeline
 
 
 def start(settings: Settings, exporter: SpanExporter | None = None) -> Pipeline:
     """Replace the running pipeline (shut down within ``timeout``) by one for ``settings``."""
-    global _pipeline
+    global _pipeline, _inherited
+    pipeline = Pipeline(settings, exporter)
     with _pipeline_lock:
-        old, _pipeline = _pipeline, Pipeline(settings, exporter)
+        old, _pipeline, _inherited = _pipeline, pipeline, None
     if old is not None:
         old.shutdown(min(settings.export_timeout, EXIT_TIMEOUT))
-    return _pipeline
+    return pipeline
 
 
 def stop(timeout: float) -> bool:
     """Flush and shut down the running pipeline within ``timeout``; later calls record nothing."""
-    global _pipeline
+    global _pipeline, _inherited
     with _pipeline_lock:
-        old, _pipeline = _pipeline, None
+        old, _pipeline, _inherited = _pipeline, None, None
     return old.shutdown(timeout) if old is not None else True
 
 
@@ -167,13 +189,17 @@ def _at_exit() -> None:
 atexit.register(_at_exit)
 
 
-def _restart_in_child() -> None:
+def _forget_in_child() -> None:
     # A forked worker (gunicorn, BentoML) inherits the pipeline but not its export thread, and
-    # maybe a lock held mid-append: give it a fresh pipeline with the same settings.
-    global _pipeline, _pipeline_lock
+    # maybe a lock held by a thread that no longer exists. The inherited queue holds the
+    # parent's spans (the parent exports them) and its exporter the parent's connections: all
+    # are dropped, never touched. The child builds its own pipeline when it first records, so
+    # a worker that never monitors starts no thread.
+    global _pipeline, _pipeline_lock, _inherited
     _pipeline_lock = threading.Lock()
-    if _pipeline is not None:
-        _pipeline = Pipeline(_pipeline.settings)
+    inherited = _pipeline
+    if inherited is not None:
+        _pipeline, _inherited = None, inherited.settings
 
 
-os.register_at_fork(after_in_child=_restart_in_child)
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -33,6 +33,10 @@ _RETRY_DELAY = 1.0
 _MAX_RETRY_DELAY = 30.0
 
 
+# Adds to a span's attributes what was left to the export thread (inputs encoded there).
+Completion = Callable[[dict[str, AttributeValue]], None]
+
+
 @dataclass(slots=True)
 class PendingSpan:
     """One recorded call, everything its span needs, captured in the model's thread."""
@@ -44,11 +48,14 @@ class PendingSpan:
     parent: Context
     # Module-qualified exception type and message when the call raised.
     error: tuple[str, str] | None
+    # Run by the export thread before the span is built; with the bytes it will likely add.
+    complete: Completion | None = None
+    later_bytes: int = 0
     size: int = 0
 
     def __post_init__(self) -> None:
         # A cheap estimate of the encoded span, for the queue's byte bound.
-        size = _SPAN_OVERHEAD_BYTES
+        size = _SPAN_OVERHEAD_BYTES + self.later_bytes
         for key in (contract.ATTR_INPUT_FRAME, contract.ATTR_OUTPUT_FRAME):
             value = self.attributes.get(key)
             if isinstance(value, bytes):

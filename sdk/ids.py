@@ -18,14 +18,16 @@ import numpy as np
 _COUNTER_BITS = 42
 _COUNTER_LIMIT = 1 << _COUNTER_BITS
 _LOW_COUNTER_BITS = 30
-_DASH = ord("-")
-# The canonical form's five groups of hex digits (8-4-4-4-12): where each comes from in the 32
-# digits and where it goes in the 36 characters.
-_GROUPS = tuple(
-    (slice(start, end), slice(start + dashes, end + dashes))
-    for dashes, (start, end) in enumerate([(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)])
-)
-_DASH_POSITIONS = [8, 13, 18, 23]
+# Each id is laid out as its 32 hex digits, a dash and a space (the separator between ids);
+# _LAYOUT picks, for each of the 36 characters of the canonical form (8-4-4-4-12 digits) and
+# the separator after it, which of those 34 it is.
+_DASH_AT, _SPACE_AT = 32, 33
+_LAYOUT = np.array(
+    [
+        *range(0, 8), _DASH_AT, *range(8, 12), _DASH_AT, *range(12, 16), _DASH_AT,
+        *range(16, 20), _DASH_AT, *range(20, 32), _SPACE_AT,
+    ]
+)  # fmt: skip
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -53,6 +55,18 @@ def _reserve(count: int) -> tuple[int, int]:
 def _random_seed() -> int:
     # Python's random is reseeded in a forked child, so workers do not share sequences.
     return random.getrandbits(_COUNTER_BITS - 1)
+
+
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held the lock at the fork. The counter is drawn
+    # afresh: the parent goes on counting from the same value, and within one millisecond the
+    # two would otherwise differ only in their 32 random bits.
+    global _lock, _next_counter
+    _lock = threading.Lock()
+    _next_counter = _random_seed()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def new_id() -> str:
@@ -95,11 +109,11 @@ def new_ids(count: int) -> list[str]:
     words = np.empty((count, 2), dtype=">u8")
     words[:, 0] = high
     words[:, 1] = low
-    digits = np.frombuffer(words.tobytes().hex().encode("ascii"), dtype=np.uint8)
-    digits = digits.reshape(count, 32)
-    text = np.empty((count, 36), dtype=np.uint8)
-    for source, target in _GROUPS:
-        text[:, target] = digits[:, source]
-    text[:, _DASH_POSITIONS] = _DASH
-    joined = text.tobytes().decode("ascii")
-    return [joined[i : i + 36] for i in range(0, 36 * count, 36)]
+    digits = np.empty((count, 34), dtype=np.uint8)
+    digits[:, :32] = np.frombuffer(words.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(
+        count, 32
+    )
+    digits[:, _DASH_AT] = ord("-")
+    digits[:, _SPACE_AT] = ord(" ")
+    # Splitting one string makes the 1,000 strings of a batch ~3x faster than slicing it.
+    return digits[:, _LAYOUT].tobytes()[:-1].decode("ascii").split(" ")

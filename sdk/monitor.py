@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
-from inferwatch import diagnostics, export
+from inferwatch import contract, diagnostics, export
 from inferwatch.recorder import IdSource, PredictionRecorder
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +39,7 @@ def last_prediction_ids() -> list[str]:
 
 def monitor(
     model: str,
-    version: str = "",
+    version: str = contract.DEFAULT_VERSION,
     task: str | None = None,
     *,
     id_from: IdSource | None = None,

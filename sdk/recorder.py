@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 from inferwatch import contract, diagnostics, export
 from inferwatch.capture import count_rows, field_values
-from inferwatch.encoder import CallEncoder
-from inferwatch.export_queue import PendingSpan
+from inferwatch.encoder import CallEncoder, Encoded
+from inferwatch.export_queue import Completion, PendingSpan
 from inferwatch.ids import new_id, new_ids
 from opentelemetry.context import get_current
 from opentelemetry.util.types import AttributeValue
@@ -31,13 +31,13 @@ class PredictionRecorder:
     ``id_from`` names the input field (dict key or DataFrame column) holding each row's
     prediction id, which is then not a feature, or is a callable returning one id per row.
     ``feature_names`` names the columns of array inputs; ``classes`` the columns of a
-    classifier's probability outputs.
+    classifier's probability outputs. A ``version`` of "" is ``contract.DEFAULT_VERSION``.
     """
 
     def __init__(
         self,
         model: str,
-        version: str = "",
+        version: str = contract.DEFAULT_VERSION,
         task: str | None = None,
         *,
         id_from: IdSource | None = None,
@@ -57,7 +57,7 @@ class PredictionRecorder:
         if isinstance(feature_names, str) or isinstance(classes, str):
             raise TypeError("feature_names and classes must be sequences, not one string")
         self.model = model
-        self.version = version
+        self.version = version or contract.DEFAULT_VERSION
         self.task = task
         self.id_from = id_from
         self.feature_names = tuple(feature_names) if feature_names is not None else None
@@ -71,9 +71,8 @@ class PredictionRecorder:
         self._static_attributes: dict[str, AttributeValue] = {
             contract.ATTR_SCHEMA_VERSION: contract.SCHEMA_VERSION,
             contract.ATTR_MODEL_NAME: model,
+            contract.ATTR_MODEL_VERSION: self.version,
         }
-        if version:
-            self._static_attributes[contract.ATTR_MODEL_VERSION] = version
         if task is not None:
             self._static_attributes[contract.ATTR_TASK] = task
 
@@ -119,8 +118,9 @@ class PredictionRecorder:
     ) -> None:
         """Record one call as one span; a no-op before ``init`` or when not sampled.
 
-        The inputs and outputs are captured and encoded now; the span itself is built and
-        exported by the export thread, with these times and the current context as parent.
+        The inputs and outputs are captured and encoded now (a list of row dicts is copied now
+        and encoded by the export thread); the span itself is built and exported by the export
+        thread, with these times and the current context as parent.
         """
         pipeline = export.active()
         if pipeline is None:
@@ -129,12 +129,16 @@ class PredictionRecorder:
             diagnostics.counters.add("spans_unsampled")
             return
         try:
+            encoded = self._encoder.encode(inputs, outputs)
+            attributes = self._attributes(encoded, inputs, ids, pipeline.sampler.rate)
             pending = PendingSpan(
-                self._attributes(inputs, outputs, ids, pipeline.sampler.rate),
+                attributes,
                 start_ns,
                 end_ns if end_ns is not None else time.time_ns(),
                 get_current(),
                 _error(error) if error is not None else None,
+                complete=self._completion(encoded),
+                later_bytes=encoded.later_bytes,
             )
         except Exception as exc:
             diagnostics.monitoring_error(self.model, "recording the call", exc)
@@ -143,9 +147,8 @@ class PredictionRecorder:
         pipeline.submit(pending)
 
     def _attributes(
-        self, inputs: object, outputs: object, ids: Sequence[str] | None, sample_rate: float
+        self, encoded: Encoded, inputs: object, ids: Sequence[str] | None, sample_rate: float
     ) -> dict[str, AttributeValue]:
-        encoded = self._encoder.encode(inputs, outputs)
         rows = encoded.rows
         problems = encoded.problems
         if ids is None or len(ids) != rows:
@@ -162,11 +165,29 @@ class PredictionRecorder:
             attributes[contract.ATTR_INPUT_FRAME] = encoded.inputs
         if encoded.outputs is not None:
             attributes[contract.ATTR_OUTPUT_FRAME] = encoded.outputs
+        if encoded.later is None:
+            self._add_problems(attributes, problems)
+        return attributes
+
+    def _completion(self, encoded: Encoded) -> Completion | None:
+        """What the export thread runs to add the inputs left for later (None: nothing)."""
+        later = encoded.later
+        if later is None:
+            return None
+
+        def complete(attributes: dict[str, AttributeValue]) -> None:
+            frame, problems = later()
+            if frame is not None:
+                attributes[contract.ATTR_INPUT_FRAME] = frame
+            self._add_problems(attributes, [*problems, *encoded.problems])
+
+        return complete
+
+    def _add_problems(self, attributes: dict[str, AttributeValue], problems: list[str]) -> None:
         if problems:
             reason = "; ".join(problems)[:_MAX_CAPTURE_ERROR]
             attributes[contract.ATTR_CAPTURE_ERROR] = reason
             diagnostics.capture_error(self.model, reason)
-        return attributes
 
 
 def _error(error: BaseException) -> tuple[str, str]:

@@ -4,6 +4,10 @@ The data goes up in parts of ``chunk_rows`` rows, each a frame (see inferwatch.f
 columns have the role feature, output (predictions) or label: start an upload, PUT every part
 (retried; sending a part again replaces it), commit. A part is encoded only when it is sent, so a
 million rows never become one request nor a second copy of the dataset in memory.
+
+Features and predictions are turned into columns by the code that captures a monitored call
+(inferwatch.capture), so that the reference's columns have the very names and kinds of the
+live ones: what capture would leave out of a call is refused here, with its reason.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ from typing import Any
 import httpx
 import numpy as np
 from inferwatch import _http
+from inferwatch.capture import capture_columns, capture_inputs, capture_outputs
+from inferwatch.columns import Captured, is_dataframe, is_series
 from inferwatch.config import resolve_api_key, resolve_endpoint
-from inferwatch.contract import TASKS, reference_uploads_path
+from inferwatch.contract import DEFAULT_VERSION, TASKS, reference_uploads_path
 from inferwatch.frame import (
     CONTENT_TYPE,
     CategoricalColumn,
+    Column,
     Frame,
     NumericBlock,
-    Role,
-    categorical,
     encode_frame,
 )
 
@@ -31,8 +36,6 @@ DEFAULT_CHUNK_ROWS = 50_000
 # The collector takes at most 64 MiB a part; the budget leaves room for headers and categories.
 PART_BYTES_BUDGET = 48 * 2**20
 DEFAULT_TIMEOUT = 60.0  # the commit computes the reference's summaries over every row
-FEATURES_BLOCK = "features"
-PREDICTION_COLUMN = "prediction"
 LABEL_COLUMN = "label"
 
 Progress = Callable[[int, int], object]
@@ -60,13 +63,14 @@ class ReferenceRejected(_http.RequestRejected):
 
 def set_reference(
     model: str,
-    version: str,
+    version: str | None,
     features: Any,
     predictions: Any = None,
     labels: Any = None,
     *,
     task: str | None = None,
     feature_names: Sequence[str] | None = None,
+    classes: Sequence[object] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     endpoint: str | None = None,
     api_key: str | None = None,
@@ -77,20 +81,27 @@ def set_reference(
 ) -> ReferenceReport:
     """Upload the reference data of ``model`` at ``version``, replacing any earlier one.
 
+    ``version`` None or "" is ``DEFAULT_VERSION``, the version of calls monitored without one.
     ``features`` is a 2-D numpy array (name its columns with ``feature_names``), a dict of
     columns, a list of row dicts or a pandas DataFrame; numbers become numeric features and
-    strings categorical ones. ``predictions`` (1-D, or 2-D class probabilities) and ``labels``
-    (1-D) are optional and must have a row for each row of features. ``progress(rows_sent,
-    total_rows)`` is called after each part. Raises ValueError for bad input,
-    ReferenceRejected when the collector refuses a step and CollectorUnavailable when it
-    cannot be reached through ``max_retries`` retries.
+    strings categorical ones, named as ``@monitor`` names the same data (an unnamed array's
+    columns are ``x[0]``, ``x[1]``, ...). ``predictions`` (1-D, or 2-D class probabilities) and
+    ``labels`` (1-D) are optional and must have a row for each row of features; with
+    ``task="classification"`` (or ``classes``) 2-D probabilities become ``prediction`` (the
+    most likely class) and ``proba[<class>]``, as in ``@monitor(task=..., classes=...)``.
+    ``progress(rows_sent, total_rows)`` is called after each part. Raises ValueError for bad
+    input, ReferenceRejected when the collector refuses a step and CollectorUnavailable when
+    it cannot be reached through ``max_retries`` retries.
     """
-    model, version = _name("model", model), _name("version", version)
+    model = _name("model", model)
+    version = _name("version", DEFAULT_VERSION if version in (None, "") else version)
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    table = reference_table(features, predictions, labels, feature_names=feature_names)
+    table = reference_table(
+        features, predictions, labels, feature_names=feature_names, task=task, classes=classes
+    )
     rows_per_part = table.rows_per_part(chunk_rows)
     policy = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
     url = resolve_endpoint(endpoint)
@@ -166,64 +177,48 @@ def _name(what: str, value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Numeric:
-    """A (rows, width) float array (a view of the user's data where possible)."""
-
-    name: str
-    values: np.ndarray
-    names: tuple[str, ...] | None
-    role: Role
-
-    def part(self, start: int, stop: int) -> NumericBlock:
-        return NumericBlock(self.name, self.values[start:stop], self.names, self.role)
-
-    @property
-    def row_bytes(self) -> int:
-        return int(self.values.shape[1] * self.values.dtype.itemsize)
-
-    def feature_names(self) -> tuple[str, ...]:
-        return self.part(0, 0).feature_names()
-
-
-@dataclass(frozen=True, slots=True)
-class _Categorical:
-    """Values coded per part, so a part's header lists only the categories it holds."""
-
-    name: str
-    values: np.ndarray  # 1-D object array; None marks a missing value
-    role: Role
-
-    def part(self, start: int, stop: int) -> CategoricalColumn:
-        return categorical(self.name, self.values[start:stop], self.role)
-
-    row_bytes = 4
-
-    def feature_names(self) -> tuple[str, ...]:
-        return (self.name,)
-
-
-_Source = _Numeric | _Categorical
-
-
-@dataclass(frozen=True, slots=True)
 class ReferenceTable:
-    """Reference data as columns of equal length, ready to be cut into frames."""
+    """Reference data as columns of equal length, ready to be cut into frames.
+
+    Numeric blocks are views of the user's data where possible; categorical columns are coded
+    over every row and recoded per part, so a part's header lists only the categories it holds.
+    """
 
     rows: int
-    columns: tuple[_Source, ...]
+    columns: tuple[Column, ...]
 
     def rows_per_part(self, chunk_rows: int) -> int:
-        row_bytes = sum(c.row_bytes for c in self.columns)
+        row_bytes = sum(_row_bytes(c) for c in self.columns)
         return max(1, min(chunk_rows, PART_BYTES_BUDGET // max(row_bytes, 1)))
 
     def parts(self, rows_per_part: int) -> Iterator[tuple[int, Frame]]:
         """(end row, frame) for each part, built lazily."""
         for start in range(0, self.rows, rows_per_part):
             stop = min(start + rows_per_part, self.rows)
-            yield stop, Frame(stop - start, tuple(c.part(start, stop) for c in self.columns))
+            yield stop, Frame(stop - start, tuple(_part(c, start, stop) for c in self.columns))
 
     def feature_names(self) -> tuple[str, ...]:
-        return tuple(n for c in self.columns if c.role == "feature" for n in c.feature_names())
+        return tuple(Frame(self.rows, self.columns).features("feature"))
+
+
+def _row_bytes(column: Column) -> int:
+    if isinstance(column, NumericBlock):
+        return int(column.width * column.values.dtype.itemsize)
+    return int(column.codes.dtype.itemsize)
+
+
+def _part(column: Column, start: int, stop: int) -> Column:
+    if isinstance(column, NumericBlock):
+        return NumericBlock(column.name, column.values[start:stop], column.names, column.role)
+    codes = column.codes[start:stop]
+    known = codes >= 0
+    present = np.unique(codes[known])
+    recode = np.full(len(column.categories), -1, dtype=np.int32)
+    recode[present] = np.arange(len(present), dtype=np.int32)
+    part_codes = np.full(codes.shape, -1, dtype=np.int32)
+    part_codes[known] = recode[codes[known]]
+    categories = tuple(column.categories[c] for c in present.tolist())
+    return CategoricalColumn(column.name, part_codes, categories, column.role)
 
 
 def reference_table(
@@ -232,125 +227,82 @@ def reference_table(
     labels: Any = None,
     *,
     feature_names: Sequence[str] | None = None,
+    task: str | None = None,
+    classes: Sequence[object] | None = None,
 ) -> ReferenceTable:
     """Validate the reference data into a ReferenceTable; ValueError says what was expected."""
-    columns = _feature_columns(features, feature_names)
-    rows = _common_rows(columns, "features")
+    inputs = _features(features, feature_names)
+    rows = inputs.rows
     if rows == 0:
         raise ValueError("features has no rows; a reference needs at least one")
-    for what, data, name, role in (
-        ("predictions", predictions, PREDICTION_COLUMN, "output"),
-        ("labels", labels, LABEL_COLUMN, "label"),
-    ):
-        if data is None:
-            continue
-        column = _column(name, data, role, what, allow_2d=role == "output")  # type: ignore[arg-type]
-        length = _length(column)
-        if length != rows:
-            raise ValueError(f"{what} has {length} rows but features has {rows}; they must match")
-        columns.append(column)
+    columns = list(inputs.columns)
+    if predictions is not None:
+        _check_rows("predictions", predictions, rows)
+        outputs = capture_outputs(predictions, rows=rows, task=task, classes=classes)
+        columns.extend(_whole("predictions", outputs).columns)
+    if labels is not None:
+        _check_rows("labels", labels, rows)
+        if not is_series(labels):
+            labels = _array(labels, "labels")
+            if labels.ndim != 1:
+                raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+        columns.extend(_whole("labels", capture_columns({LABEL_COLUMN: labels}, "label")).columns)
     return ReferenceTable(rows, tuple(columns))
 
 
-def _feature_columns(features: Any, feature_names: Sequence[str] | None) -> list[_Source]:
-    if _is_dataframe(features):
+def _features(features: Any, feature_names: Sequence[str] | None) -> Frame:
+    """The features as capture_inputs makes them of a call given the same data."""
+    if is_dataframe(features) or isinstance(features, Mapping) or _are_row_dicts(features):
         if feature_names is not None:
-            raise ValueError("feature_names is for arrays; a DataFrame names its own columns")
-        return [
-            _column(str(name), features[name], "feature", f"column {name!r}")
-            for name in features.columns
-        ]
-    if isinstance(features, Mapping):
-        if feature_names is not None:
-            raise ValueError("feature_names is for arrays; a dict names its own columns")
-        return [
-            _column(_key(k), v, "feature", f"column {k!r}", allow_2d=True)
-            for k, v in features.items()
-        ]
-    if isinstance(features, list | tuple) and features and isinstance(features[0], Mapping):
-        if feature_names is not None:
-            raise ValueError("feature_names is for arrays; row dicts name their own columns")
-        return _row_dict_columns(features)
+            kind = "a DataFrame" if is_dataframe(features) else "a dict"
+            raise ValueError(f"feature_names is for arrays; {kind} names its own columns")
+        if isinstance(features, Mapping):
+            return _whole("features", capture_columns(features))
+        if not is_dataframe(features):
+            for position, row in enumerate(features):
+                if not isinstance(row, Mapping):
+                    raise ValueError(
+                        f"features[{position}] is a {type(row).__name__}; expected a dict"
+                    )
+        return _whole("features", capture_inputs(features))
     array = _array(features, "features")
-    if array.ndim != 2:
+    if array.ndim < 2:
         raise ValueError(
             "features must be a 2-D array (rows, features), a dict of columns, a list of row "
             f"dicts or a pandas DataFrame; got a {array.ndim}-D {type(features).__name__}"
         )
+    if array.ndim > 2:
+        # Images and other tensors: each row flattened to x[0], x[1], ..., as @monitor does.
+        if feature_names is not None:
+            raise ValueError(f"feature_names needs a 2-D array; got a {array.ndim}-D array")
+        return _whole("features", capture_inputs(array))
     names = _feature_names(feature_names, array.shape[1])
-    if _is_numeric(array):
-        return [_Numeric(FEATURES_BLOCK, _floats(array), names, "feature")]
-    # Mixed columns (strings among numbers): each column on its own.
-    labels = names or tuple(f"{FEATURES_BLOCK}[{j}]" for j in range(array.shape[1]))
-    return [
-        _column(labels[j], array[:, j], "feature", f"column {labels[j]!r}")
-        for j in range(array.shape[1])
-    ]
+    return _whole("features", capture_inputs(array, feature_names=names))
 
 
-def _row_dict_columns(rows: Sequence[Any]) -> list[_Source]:
-    keys: dict[str, None] = {}
-    for position, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ValueError(f"features[{position}] is a {type(row).__name__}; expected a dict")
-        for key in row:
-            keys[_key(key)] = None
-    return [
-        _column(key, [row.get(key) for row in rows], "feature", f"column {key!r}") for key in keys
-    ]
+def _are_row_dicts(features: Any) -> bool:
+    return (
+        isinstance(features, list | tuple) and bool(features) and isinstance(features[0], Mapping)
+    )
 
 
-def _column(name: str, data: Any, role: Role, what: str, *, allow_2d: bool = False) -> _Source:
-    if _is_series(data):
-        return _series_column(name, data, role, what)
-    array = _array(data, what)
-    if array.ndim == 2 and allow_2d and _is_numeric(array):
-        return _Numeric(name, _floats(array), None, role)
-    if array.ndim != 1:
-        expected = "1-D (or 2-D numeric)" if allow_2d else "1-D"
-        raise ValueError(f"{what} must be {expected}, got shape {array.shape}")
-    if _is_numeric(array):
-        return _Numeric(name, _floats(array).reshape(-1, 1), None, role)
-    if array.dtype.kind in "US":
-        return _Categorical(name, array.astype(object), role)
-    if array.dtype.kind != "O":
-        raise ValueError(f"{what} has dtype {array.dtype}; expected numbers or strings")
-    return _object_column(name, array, role, what)
+def _whole(what: str, captured: Captured) -> Frame:
+    """The captured frame, if nothing had to be left out of it: a reference must be whole."""
+    if captured.problems or captured.frame is None:
+        reasons = "; ".join(captured.problems) or "nothing could be read"
+        raise ValueError(f"{what} cannot be used as reference data: {reasons}")
+    return captured.frame
 
 
-def _object_column(name: str, array: np.ndarray, role: Role, what: str) -> _Source:
-    """Numbers (with None as missing) become numeric; strings or a mix become categorical."""
-    numbers = True
-    for value in array:
-        if value is None or isinstance(value, str):
-            numbers = numbers and value is None
-            continue
-        if isinstance(value, bool | int | float | np.number | np.bool_):
-            continue
-        raise ValueError(
-            f"{what} holds a {type(value).__name__} ({value!r:.60}); expected numbers or strings"
-        )
-    if numbers:
-        floats = np.array([np.nan if v is None else v for v in array], dtype=np.float64)
-        return _Numeric(name, floats.reshape(-1, 1), None, role)
-    return _Categorical(name, array, role)
-
-
-def _series_column(name: str, series: Any, role: Role, what: str) -> _Source:
-    import pandas as pd
-
-    dtype = series.dtype
-    is_category = isinstance(dtype, pd.CategoricalDtype)
-    if not is_category and (
-        pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype)
-    ):
-        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return _Numeric(name, floats.reshape(-1, 1), None, role)
-    values = series.astype(object).where(series.notna(), None).to_numpy()
-    if is_category:
-        # Declared categories stay categories even when they are numbers.
-        return _Categorical(name, values, role)
-    return _object_column(name, values, role, what)
+def _check_rows(what: str, data: Any, rows: int) -> None:
+    if isinstance(data, Mapping):
+        return  # named outputs: capture checks each
+    try:
+        given = len(data)
+    except TypeError:
+        return  # not a sequence: capture says what it is
+    if given != rows:
+        raise ValueError(f"{what} has {given} rows but features has {rows}; they must match")
 
 
 def _array(data: Any, what: str) -> np.ndarray:
@@ -358,19 +310,6 @@ def _array(data: Any, what: str) -> np.ndarray:
         return np.asarray(data)
     except ValueError as exc:  # ragged nested sequences
         raise ValueError(f"{what} is not a rectangular array of values: {exc}") from None
-
-
-def _length(column: _Source) -> int:
-    return int(column.values.shape[0])
-
-
-def _common_rows(columns: list[_Source], what: str) -> int:
-    if not columns:
-        raise ValueError(f"{what} has no columns")
-    lengths = {c.name: _length(c) for c in columns}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"the columns of {what} differ in length: {lengths}")
-    return next(iter(lengths.values()))
 
 
 def _feature_names(names: Sequence[str] | None, width: int) -> tuple[str, ...] | None:
@@ -382,29 +321,3 @@ def _feature_names(names: Sequence[str] | None, width: int) -> tuple[str, ...] |
     if len(set(names)) != width:
         raise ValueError("feature_names has a name twice")
     return names
-
-
-def _key(key: object) -> str:
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"feature names must be non-empty strings, got {key!r}")
-    return key
-
-
-def _is_numeric(array: np.ndarray) -> bool:
-    return array.dtype.kind in "biuf"
-
-
-def _floats(array: np.ndarray) -> np.ndarray:
-    # float32 stays float32 (the frame carries it); other numbers become float64 (one copy).
-    if array.dtype in (np.float32, np.float64):
-        return array
-    return array.astype(np.float64)
-
-
-def _is_dataframe(value: object) -> bool:
-    # Checked by module name so that pandas is imported only when the caller already has it.
-    return type(value).__module__.startswith("pandas") and type(value).__name__ == "DataFrame"
-
-
-def _is_series(value: object) -> bool:
-    return type(value).__module__.startswith("pandas") and type(value).__name__ == "Series"

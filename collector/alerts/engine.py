@@ -246,7 +246,9 @@ def _severity(
     score = row.get("score")
     if critical is not None and isinstance(score, int | float) and critical.crossed(score):
         return "critical"
-    for declared in (row.get("severity"), row.get("level"), decision):
+    details = row.get("details")
+    level = details.get("level") if isinstance(details, Mapping) else None
+    for declared in (row.get("severity"), row.get("level"), level, decision):
         if declared in SEVERITIES:
             return declared
     return "warning"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inferwatch.collector.performance import BUILTIN_METRICS
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 
 
@@ -58,8 +59,12 @@ _SCHEMAS: dict[str, Any] = {
             "score": _NUMBER_OR_NULL,
             "p_value": _NUMBER_OR_NULL,
             "threshold": _NUMBER_OR_NULL,
-            "decision": {"type": "string", "enum": ["ok", "alert", "not_enough_data", "error"]},
+            "decision": {
+                "type": "string",
+                "enum": ["ok", "warning", "alert", "not_enough_data", "error"],
+            },
             "message": {"type": "string"},
+            "details": {"type": "object", "description": "check-specific evidence"},
         },
         "required": ["detector", "feature", "score", "p_value", "threshold", "decision", "message"],
     },
@@ -141,6 +146,98 @@ _SCHEMAS: dict[str, Any] = {
             "last_window_id",
             "evidence",
         ],
+    },
+    "Performance": {
+        "type": "object",
+        "description": "A window's (or a lifetime's) performance from its labelled rows; a "
+        "metric undefined on them (no labels, no probabilities, one class) is null. Besides "
+        "the properties below, each metric the model names in performance.metrics that is "
+        "not built in (docs/collector.md).",
+        "properties": {
+            "task": {"type": "string", "enum": ["classification", "regression"]},
+            "windows": {"type": "integer", "description": "Lifetime only: windows merged."},
+            "rows": {"type": "integer"},
+            "labelled": {"type": "integer"},
+            "coverage": {**_NUMBER_OR_NULL, "description": "labelled / rows"},
+            "scored": {
+                "type": "integer",
+                "description": "Labelled rows with a prediction: what the metrics are on.",
+            },
+            "with_proba": {
+                "type": "integer",
+                "description": "Scored rows with class probabilities: what log_loss and "
+                "roc_auc are on.",
+            },
+            "correct": {"type": "integer"},
+            **{name: _NUMBER_OR_NULL for name in BUILTIN_METRICS["classification"]},
+            "confusion": {
+                "type": "object",
+                "description": "matrix[i][j]: rows labelled classes[i] predicted classes[j].",
+                "properties": {
+                    "classes": {"type": "array", "items": {"type": "string"}},
+                    "matrix": {
+                        "type": "array",
+                        "items": {"type": "array", "items": {"type": "integer"}},
+                    },
+                },
+            },
+            "abs_error_sum": {"type": "number"},
+            "sq_error_sum": {"type": "number"},
+            **{name: _NUMBER_OR_NULL for name in BUILTIN_METRICS["regression"]},
+            "label_delay_seconds": {
+                "type": "object",
+                "description": "Window only.",
+                "properties": {k: {"type": "number"} for k in ("p50", "p95", "max")},
+            },
+        },
+        "additionalProperties": _NUMBER_OR_NULL,
+    },
+    "ModelMetrics": {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string"},
+            "windows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "version": {"type": "string"},
+                        "start": {"type": "string", "format": "date-time"},
+                        "end": {"type": "string", "format": "date-time"},
+                        "closed": {"type": "boolean"},
+                        "requests": {"type": "integer"},
+                        "rows": {"type": "integer"},
+                        "labelled": {"type": "integer"},
+                        "label_coverage": _NUMBER_OR_NULL,
+                        "error_rate": _NUMBER_OR_NULL,
+                        "latency": {"type": ["object", "null"]},
+                        "performance": _ref("Performance"),
+                    },
+                },
+            },
+            "lifetime": {
+                "type": "object",
+                "description": "The windows' statistics merged, over all versions and per version.",
+                "properties": {
+                    "all": _ref("Performance"),
+                    "versions": {"type": "object", "additionalProperties": _ref("Performance")},
+                },
+            },
+            "labels": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "integer"} for k in ("accepted", "replaced", "expired", "pending")
+                },
+            },
+            "metric_errors": {
+                "type": "object",
+                "description": "Only when some of the model's own metrics could not be computed: "
+                "why, by metric.",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+        "required": ["model", "windows", "lifetime", "labels"],
     },
     "ModelConfig": {
         "type": "object",
@@ -360,7 +457,7 @@ _PATHS: dict[str, Any] = {
         "get": {
             "summary": "Traffic and performance per window, and lifetime performance.",
             "parameters": [_MODEL],
-            "responses": {"200": _json({"type": "object"}), **_errors(401)},
+            "responses": {"200": _json(_ref("ModelMetrics")), **_errors(401)},
         }
     },
     "/v1/models/{model}/config": {
@@ -375,6 +472,12 @@ _PATHS: dict[str, Any] = {
             "requestBody": {"content": {"application/json": {"schema": _ref("ModelConfig")}}},
             "responses": {"200": _json(_ref("ModelConfig")), **_errors(400, 401, 415)},
         },
+    },
+    "/": {
+        "get": {
+            "summary": "The dashboard (HTML); its assets are under /dashboard/.",
+            "responses": {"200": {"description": "text/html"}},
+        }
     },
     "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": _json({"type": "object"})}}},
     "/metrics": {

@@ -6,7 +6,10 @@ import asyncio
 from typing import Any
 
 from inferwatch.collector.api.common import ApiError, collector, iso, parse_iso
-from inferwatch.collector.performance import lifetime
+from inferwatch.collector.config import ModelConfig
+from inferwatch.collector.detectors.performance import Task, evaluate
+from inferwatch.collector.performance import BUILTIN_METRICS, lifetime, public, stored_stats
+from inferwatch.collector.performance_settings import resolve_metric, settings_for
 from inferwatch.collector.storage.base import WindowRecord
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -71,7 +74,10 @@ async def get_window(request: Request) -> JSONResponse:
         raise ApiError(404, f"model {model!r} has no window {window_id}")
     body = window_json(record)
     if record.details is not None:
-        body["summary"] = record.details
+        body["summary"] = {
+            **record.details,
+            "performance": public(record.details.get("performance") or {}),
+        }
     else:
         # Not evaluated yet: show the running state.
         async with runtime.state_lock:
@@ -90,10 +96,22 @@ async def list_alerts(request: Request) -> JSONResponse:
 
 
 async def model_metrics(request: Request) -> JSONResponse:
-    """Performance and traffic per window, and lifetime performance per version and overall."""
+    """Performance and traffic per window, and lifetime performance per version and overall.
+
+    Every performance shows the built-in metrics and the model's own (``performance.metrics``),
+    each computed from the statistics the windows kept.
+    """
     runtime = collector(request)
     model = request.path_params["model"]
     records = await asyncio.to_thread(runtime.storage.windows, model, limit=MAX_WINDOWS)
+    # Merging thousands of windows' statistics takes a while: off the event loop.
+    body = await asyncio.to_thread(_metrics_body, model, records, runtime.settings(model))
+    body["labels"] = await asyncio.to_thread(runtime.storage.label_counters, model)
+    return JSONResponse(body)
+
+
+def _metrics_body(model: str, records: list[WindowRecord], config: ModelConfig) -> dict[str, Any]:
+    own = _OwnMetrics(config)
     windows: list[dict[str, Any]] = []
     by_version: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -113,21 +131,59 @@ async def model_metrics(request: Request) -> JSONResponse:
                 "label_coverage": record.labelled / record.rows if record.rows else None,
                 "error_rate": details.get("error_rate"),
                 "latency": details.get("latency"),
-                "performance": performance,
+                "performance": own.shown(performance),
             }
         )
-    counters = await asyncio.to_thread(runtime.storage.label_counters, model)
-    return JSONResponse(
-        {
-            "model": model,
-            "windows": windows,
-            "lifetime": {
-                "all": lifetime(p for perfs in by_version.values() for p in perfs),
-                "versions": {version: lifetime(perfs) for version, perfs in by_version.items()},
-            },
-            "labels": counters,
-        }
-    )
+    versions = {version: lifetime(perfs) for version, perfs in by_version.items()}
+    body: dict[str, Any] = {
+        "model": model,
+        "windows": windows,
+        "lifetime": {
+            "all": own.shown(lifetime(versions.values())),
+            "versions": {version: own.shown(total) for version, total in versions.items()},
+        },
+    }
+    if own.problems:
+        body["metric_errors"] = own.problems
+    return body
+
+
+class _OwnMetrics:
+    """The model's configured metrics that are not built in, added to each shown performance."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        specs = settings_for(config).get("metrics")
+        # A malformed list is the check's to report; here it only means no extra metrics.
+        self._specs = [m for m in specs if isinstance(m, str)] if isinstance(specs, list) else []
+        self._names: dict[Task, list[str]] = {}
+        # Metric spec -> why it could not be computed (e.g. its module does not import).
+        self.problems: dict[str, str] = {}
+
+    def shown(self, performance: dict[str, Any]) -> dict[str, Any]:
+        out = public(performance)
+        stats = stored_stats(performance) if self._specs else None
+        if stats is None:
+            return out
+        task: Task = out.get("task", "classification")
+        for name in self._resolved(task):
+            try:
+                out.update(evaluate(stats, [name]))
+            except Exception as exc:  # the user's function may fail in any way
+                self.problems.setdefault(name, f"{name} failed: {exc!r}")
+        return out
+
+    def _resolved(self, task: Task) -> list[str]:
+        if task not in self._names:
+            names = []
+            for spec in self._specs:
+                if spec in BUILTIN_METRICS[task]:
+                    continue
+                try:
+                    names.append(resolve_metric(spec, task))
+                except ValueError as exc:
+                    self.problems[str(spec)] = str(exc)
+            self._names[task] = names
+        return self._names[task]
 
 
 def _window_id(text: str) -> int:

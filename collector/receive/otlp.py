@@ -29,8 +29,8 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 CONTENT_TYPES = (PROTOBUF, JSON)
 
-# The version given to a span that names no model version.
-UNVERSIONED = "unversioned"
+# The version given to a span that names no model version (the SDK's default too).
+UNVERSIONED = contract.DEFAULT_VERSION
 
 _CONTRACT_KEYS = (
     contract.ATTR_SCHEMA_VERSION,

@@ -149,6 +149,13 @@ CREATE TABLE IF NOT EXISTS model_configs (
     model TEXT PRIMARY KEY,
     settings TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS detector_states (
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (model, version, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
     model TEXT NOT NULL,
@@ -780,6 +787,27 @@ class SQLiteStorage:
                 "INSERT INTO model_configs (model, settings) VALUES (?, ?) "
                 "ON CONFLICT (model) DO UPDATE SET settings = excluded.settings",
                 (model, json.dumps(settings)),
+            )
+
+    # Checks' state between windows
+
+    def detector_state(self, model: str, version: str, name: str) -> bytes | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT state FROM detector_states WHERE model = ? AND version = ? AND name = ?",
+                (model, version, name),
+            )
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    def put_detector_state(self, model: str, version: str, name: str, state: bytes) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO detector_states (model, version, name, state) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (model, version, name) DO UPDATE SET state = excluded.state",
+                (model, version, name, state),
             )
 
     # Alerts: the alert engine's AlertStore

@@ -147,6 +147,12 @@ def test_a_declared_severity_or_a_configured_critical_threshold_makes_it_critica
     events = engine.process(MODEL, VERSION, window(2, row("ks", "drift")))
     assert events[0].alert.severity == "critical"
     assert events[0].alert.message == "ks says drift"
+    # Checks put their level among the result's details (the performance check does).
+    engine, store = make_engine()
+    events = engine.process(
+        MODEL, VERSION, window(1, row("performance", "alert", details={"level": "critical"}))
+    )
+    assert events[0].alert.severity == "critical"
 
 
 class CountingStore(MemoryAlertStore):

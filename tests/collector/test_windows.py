@@ -75,4 +75,5 @@ def test_window_summaries_match_numpy(make_collector, make_sender) -> None:
                 "threshold",
                 "decision",
                 "message",
+                "details",
             }

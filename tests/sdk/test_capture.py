@@ -159,6 +159,34 @@ def test_dataframe_numeric_block_and_categoricals() -> None:
     }
 
 
+def test_dataframe_of_numbers_only_is_converted_whole() -> None:
+    df = pd.DataFrame(
+        {
+            "n": [1, 2, 3],
+            "x": [0.5, np.nan, 2.0],
+            "nullable": pd.array([1, None, 3], dtype="Int64"),
+            "flag": [True, False, True],
+        }
+    )
+    frame = roundtrip(capture_inputs(df))
+    assert values(frame) == {
+        "n": [1.0, 2.0, 3.0],
+        "x": [0.5, None, 2.0],
+        "nullable": [1.0, None, 3.0],
+        "flag": [1.0, 0.0, 1.0],
+    }
+    assert len(frame.columns) == 1
+    excluded = roundtrip(capture_inputs(df, exclude="n"))
+    assert list(excluded.features()) == ["x", "nullable", "flag"]
+
+
+def test_dataframe_categories_stay_categorical_even_of_numbers() -> None:
+    df = pd.DataFrame({"tier": pd.Categorical([1, 2, None]), "x": [1.0, 2.0, 3.0]})
+    frame = roundtrip(capture_inputs(df))
+    assert values(frame) == {"x": [1.0, 2.0, 3.0], "tier": ["1", "2", None]}
+    assert isinstance(frame.features()["tier"], CategoricalColumn)
+
+
 def test_dataframe_datetime_column_is_left_out_and_reported() -> None:
     df = pd.DataFrame({"a": [1.0], "when": [datetime(2024, 1, 1)]})
     captured = capture_inputs(df)

@@ -57,3 +57,22 @@ def test_batch_inputs_and_scalar_outputs_that_do_not_match() -> None:
     encoded = encoder().encode(np.zeros((3, 2)), 1.0)
     assert encoded.rows == 3 and encoded.outputs is None
     assert encoded.problems == ["1 outputs for 3 input rows"]
+
+
+def test_row_dicts_are_left_for_later_and_give_the_general_path_bytes() -> None:
+    rows: list[dict[str, object]] = [{"a": 1.0, "b": "x"}, {"a": 2.0, "b": None}]
+    expected = capture_inputs([dict(r) for r in rows]).frame
+    assert expected is not None
+    encoded = encoder().encode(rows, np.array([0.5, 0.25]))
+    assert encoded.rows == 2 and encoded.inputs is None and encoded.later is not None
+    assert encoded.later_bytes == 2 * 2 * 8
+    assert encoded.outputs == encode_frame(capture_outputs(np.array([0.5, 0.25]), rows=2).frame)  # type: ignore[arg-type]
+    rows[0]["a"] = 3.0  # after the call: the copy taken during it is what is encoded
+    rows.append({"a": 4.0, "b": "y"})
+    assert encoded.later() == (encode_frame(expected), [])
+
+
+def test_rows_that_are_not_all_dicts_are_encoded_during_the_call() -> None:
+    encoded = encoder().encode([{"a": 1.0}, 5], np.array([0.5, 0.25]))
+    assert encoded.later is None and encoded.inputs is None
+    assert encoded.problems == ["inputs mix dicts with other values"]

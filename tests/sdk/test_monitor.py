@@ -336,3 +336,47 @@ async def test_last_prediction_ids_are_per_task(live: Receiver, model: str) -> N
     for rows, ids in results:
         assert len(ids) == rows
     assert len({i for _, ids in results for i in ids}) == 7
+
+
+def test_a_batch_of_row_dicts_is_recorded_as_it_was_during_the_call(
+    receiver: Receiver, model: str, spans_of: SpansOf
+) -> None:
+    # Row dicts are encoded by the export thread, here only at the flush (a long interval):
+    # changing them after the call must not change what was recorded.
+    inferwatch.init(endpoint=receiver.url, service_name="sdk-tests", flush_interval=60.0)
+
+    @inferwatch.monitor(model=model)
+    def predict(rows: list[dict[str, object]]) -> np.ndarray:
+        return np.array([0.5] * len(rows))
+
+    rows: list[dict[str, object]] = [{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}, {"b": "x"}]
+    predict(rows)
+    rows[0]["a"] = 99.0
+    rows[1]["added"] = 5.0
+    rows.append({"a": 7.0, "b": "z"})
+    (span,) = spans_of(model)
+    frame = frame_at(span.attributes, "ml.input.frame")
+    assert span.attributes["ml.batch.rows"] == frame.rows == 3
+    np.testing.assert_array_equal(numbers(frame, "a"), [1.0, 2.0, np.nan])
+    assert labels(frame, "b") == ["x", "y", "x"]
+    assert list(frame.features()) == ["a", "b"]
+    assert "inferwatch.capture_error" not in span.attributes
+
+
+def test_problems_of_row_dicts_encoded_later_reach_the_span(
+    live: Receiver, model: str, spans_of: SpansOf
+) -> None:
+    @inferwatch.monitor(model=model)
+    def predict(rows: list[dict[str, object]]) -> list[float]:
+        return [1.0, 2.0, 3.0]
+
+    before = inferwatch.stats().capture_errors
+    predict([{"a": 1.0, "bad": {"x": 1}}, {"a": 2.0, "bad": {"x": 2}}])
+    (span,) = spans_of(model)
+    # The inputs' problem (found by the export thread) first, as for any other call.
+    assert span.attributes["inferwatch.capture_error"] == (
+        "'bad' holds dict values; 3 outputs for 2 input rows"
+    )
+    assert list(frame_at(span.attributes, "ml.input.frame").features()) == ["a"]
+    assert "ml.output.frame" not in span.attributes
+    assert inferwatch.stats().capture_errors == before + 1

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from inferwatch._http import CollectorUnavailable
+from inferwatch.contract import DEFAULT_VERSION
 from inferwatch.frame import CONTENT_TYPE, CategoricalColumn, Frame, decode_frame
 from inferwatch.reference import (
     PART_BYTES_BUDGET,
@@ -72,8 +73,11 @@ def test_array_upload_in_parts_decodes_to_the_input(collector: FakeCollector) ->
     assert [f.rows for f in frames] == [1_000, 1_000, 500]
     decoded = np.column_stack([column(frames, "feature", n) for n in report.features])
     np.testing.assert_array_equal(decoded, features)
-    stacked_proba = np.concatenate([f.select("output").columns[0].values for f in frames])  # type: ignore[union-attr]
+    # Probabilities become what a classifier's call records: the predicted class and proba[j].
+    assert list(frames[0].features("output")) == ["prediction", "proba[0]", "proba[1]", "proba[2]"]
+    stacked_proba = np.column_stack([column(frames, "output", f"proba[{j}]") for j in range(3)])
     np.testing.assert_array_equal(stacked_proba, proba)
+    np.testing.assert_array_equal(column(frames, "output", "prediction"), proba.argmax(axis=1))
     np.testing.assert_array_equal(column(frames, "label", "label").ravel(), labels)
     assert collector.of("commit")[0].path.endswith("/reference/uploads/u0/commit")
 
@@ -98,6 +102,12 @@ def test_dataframe_with_strings_categories_and_missing_values(collector: FakeCol
     np.testing.assert_array_equal(column(frames, "feature", "income").ravel(), frame["income"])
     np.testing.assert_array_equal(column(frames, "feature", "active").ravel(), [1, 0, 1, 1, 0])
     assert column(frames, "feature", "city") == ["Oslo", None, "Lima", "Oslo", "Pune"]
+    # Each part's header lists only the categories its rows hold.
+    assert [f.features("feature")["city"].categories for f in frames] == [  # type: ignore[union-attr]
+        ("Oslo",),
+        ("Oslo", "Lima"),
+        ("Pune",),
+    ]
     assert column(frames, "feature", "tier") == ["1", "2", "2", None, "1"]
     assert column(frames, "output", "prediction") == list(predictions)
     assert collector.starts == [{}]
@@ -108,7 +118,8 @@ def test_dict_of_columns_and_row_dicts_send_the_same_frames(collector: FakeColle
     rows = [{"x": 1.0, "kind": "a", "n": 1}, {"x": 2.5, "kind": "b", "n": 2}, {"kind": "a", "n": 3}]
     first = set_reference("m", "1", columns, labels=[0.5, 1.5, 2.5], endpoint=collector.url)
     second = set_reference("m", "2", rows, labels=[0.5, 1.5, 2.5], endpoint=collector.url)
-    assert first.features == second.features == ("x", "kind", "n")
+    # Numeric columns first, as a call's frame has them.
+    assert first.features == second.features == ("x", "n", "kind")
     one, two = stored_frames(collector, "m", "1"), stored_frames(collector, "m", "2")
     for role, name in [("feature", "x"), ("feature", "n"), ("label", "label")]:
         np.testing.assert_array_equal(column(one, role, name), column(two, role, name))
@@ -189,10 +200,14 @@ def test_model_and_version_are_quoted_in_the_path(collector: FakeCollector) -> N
         ((np.zeros((3, 2)),), {"feature_names": ["a"]}, "feature_names must be 2 non-empty"),
         ((np.zeros((3, 2)),), {"feature_names": ["a", "a"]}, "a name twice"),
         (({"a": [1, 2], "b": [1, 2, 3]},), {}, "differ in length"),
-        (({"a": [[1], {"x": 2}, 3]},), {}, "column 'a' is not a rectangular array"),
-        (({"a": [{"x": 1}, {"x": 2}]},), {}, "column 'a' holds a dict"),
+        (({"a": [[1], {"x": 2}, 3]},), {}, "features cannot be .*'a' holds dict, list values"),
+        (({"a": [{"x": 1}, {"x": 2}]},), {}, "features cannot be .*'a' holds dict values"),
         (([{"a": 1}, 5],), {}, r"features\[1\] is a int; expected a dict"),
-        (({1: [1.0]},), {}, "feature names must be non-empty strings"),
+        (({"": [1.0]},), {}, "a column with an empty name"),
+        (({"a": 1.0},), {}, "column 'a' is a float, not a column"),
+        ((pd.DataFrame({"t": pd.to_datetime(["2024-01-01"])}),), {}, "'t' is a datetime64"),
+        ((np.zeros((3, 2)), [{"a": {"b": 1}}] * 3), {}, "predictions cannot be .*'a' holds"),
+        ((np.zeros((3, 2)), np.zeros((3, 2))), {"classes": ["a"]}, "2 columns but 1 classes"),
         ((np.zeros((3, 2)),), {"task": "ranking"}, "task must be one of"),
         ((np.zeros((3, 2)),), {"chunk_rows": 0}, "chunk_rows must be a positive integer"),
         ((pd.DataFrame({"a": [1]}),), {"feature_names": ["a"]}, "DataFrame names its own"),
@@ -204,3 +219,13 @@ def test_bad_input_is_refused_before_anything_is_sent(
     with pytest.raises(ValueError, match=expected):
         set_reference("credit", "3", *args, endpoint=collector.url, **kwargs)  # type: ignore[arg-type]
     assert collector.requests == []
+
+
+def test_no_version_is_the_default_version(collector: FakeCollector) -> None:
+    # The version a call monitored without one is filed under.
+    for version in (None, ""):
+        report = set_reference("credit", version, np.zeros((2, 1)), endpoint=collector.url)
+        assert report.version == DEFAULT_VERSION == "unversioned"
+    assert [r.path for r in collector.of("start")] == [
+        "/v1/models/credit/versions/unversioned/reference/uploads"
+    ] * 2

@@ -1,4 +1,4 @@
-"""Built-in window checks: error rate, data quality, schema, label coverage and performance."""
+"""Built-in window checks: error rate, data quality, schema and label coverage."""
 
 from __future__ import annotations
 
@@ -116,46 +116,5 @@ def label_coverage(
             threshold,
             decision,
             f"{window.labelled} of {rows} rows labelled ({coverage:.1%})",
-        )
-    ]
-
-
-@register("performance", min_labels=30, min_accuracy=None, max_mae=None)
-def performance(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
-) -> list[Result]:
-    """Accuracy (classification) or MAE (regression) on the labelled rows, against a bound."""
-    perf = window.performance
-    scored = perf.get("scored", 0)
-    metric, bound, worse = (
-        ("mae", settings["max_mae"], lambda v, t: v > t)
-        if "mae" in perf
-        else ("accuracy", settings["min_accuracy"], lambda v, t: v < t)
-    )
-    value = perf.get(metric)
-    threshold = float(bound) if bound is not None else None
-    if value is None or scored < settings["min_labels"]:
-        return [
-            Result(
-                "performance",
-                None,
-                value,
-                None,
-                threshold,
-                "not_enough_data",
-                f"{scored} labelled rows; at least {settings['min_labels']} are needed",
-            )
-        ]
-    decision: Decision = "alert" if threshold is not None and worse(value, threshold) else "ok"
-    bound_text = f"; the bound is {threshold:.4g}" if threshold is not None else ""
-    return [
-        Result(
-            "performance",
-            None,
-            value,
-            None,
-            threshold,
-            decision,
-            f"{metric} {value:.4g} on {scored} labelled rows{bound_text}",
         )
     ]
