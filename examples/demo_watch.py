@@ -8,7 +8,6 @@ window, which features were shifted, which rows were injected outliers).
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,11 +18,13 @@ from typing import Any, TextIO
 import httpx
 from demo_replay import Schedule, WindowLedger
 
-# Decisions that mean "something is wrong" (docs/detectors.md, docs/alerts.md).
-FAILING = frozenset({"drift", "outlier", "alert", "warning", "critical"})
+# Decisions that mean "something is wrong" (docs/collector.md): every check's result says ok,
+# warning, alert, not_enough_data or error.
+FAILING = frozenset({"alert", "warning"})
 # Detectors whose per-feature rows name drifted features.
 FEATURE_DRIFT = frozenset({"univariate_drift"})
-_QUOTED_ROW = re.compile(r"row '([^']+)'")
+# Detectors whose summary row is one verdict on the whole window.
+WINDOW_DRIFT = frozenset({"multivariate_drift", "prediction_drift", "label_drift"})
 
 
 def epoch(iso: str | None) -> float | None:
@@ -51,18 +52,18 @@ class Findings:
         for row in results:
             detector, feature = str(row.get("detector")), row.get("feature")
             failing = row.get("decision") in FAILING
-            if detector.startswith("outlier"):
-                outlier_window |= failing and feature is None
+            if detector == "outliers":
+                outlier_window |= failing
                 ids.extend(flagged_ids(row))
             elif not failing:
                 continue
-            elif detector in FEATURE_DRIFT and feature is not None:
-                drifted.append(str(feature))
-            elif feature is None and detector in FEATURE_DRIFT:
-                continue  # the summary of the per-feature rows
-            elif feature is None and row.get("decision") == "drift":
-                joint.append(detector)
-            elif detector not in FEATURE_DRIFT:
+            elif detector in FEATURE_DRIFT:
+                if feature is not None:  # the summary row only repeats the features' verdicts
+                    drifted.append(str(feature))
+            elif detector in WINDOW_DRIFT:
+                if feature is None:
+                    joint.append(detector)
+            else:
                 other.append(f"{detector}({feature})" if feature else detector)
         performance = (window.get("summary") or {}).get("performance") or {}
         return cls(
@@ -77,14 +78,9 @@ class Findings:
 
 
 def flagged_ids(row: Mapping[str, Any]) -> list[str]:
-    """The prediction ids an outlier result names: its list of flagged ids, else its message."""
-    for key in ("flagged_ids", "row_ids", "prediction_ids"):
-        value = row.get(key)
-        if isinstance(value, list):
-            return [str(v) for v in value]
-    if row.get("feature") and row.get("decision") == "outlier":
-        return [str(row["feature"])]
-    return _QUOTED_ROW.findall(str(row.get("message") or ""))
+    """The prediction ids an outlier result flagged, most unusual first."""
+    details = row.get("details") or {}
+    return [str(i) for i in details.get("flagged_ids") or []]
 
 
 def short(ids: Iterable[str], width: int = 8) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import inferwatch
 from inferwatch import diagnostics
+from inferwatch.middleware.ids import new_ids_text
 from inferwatch.middleware.mapping import (
     CapturedRequest,
     CapturedResponse,
@@ -32,7 +33,6 @@ from inferwatch.middleware.mapping import (
     ids_from_header,
     rows_in_json,
 )
-from inferwatch.ids import new_ids
 from inferwatch.middleware.routes import RouteFilter
 from inferwatch.recorder import PredictionRecorder
 
@@ -284,6 +284,7 @@ class _Call:
         "end_ns",
         "entered_ns",
         "ids",
+        "ids_text",
         "ids_tried",
         "inputs",
         "inputs_mapped",
@@ -318,6 +319,7 @@ class _Call:
         self.inputs_mapped = False
         self.inputs_tried = False
         self.ids: list[str] | None = None
+        self.ids_text: str | None = None
         self.ids_tried = False
         self.client_ids = False
         self.request: CapturedRequest | None = None
@@ -348,49 +350,56 @@ class _Call:
 
     def _ids_header(self) -> tuple[bytes, bytes] | None:
         try:
-            ids = self._prediction_ids()
+            self._prediction_ids()
         except Exception as exc:
             self.owner._problem("internal_errors", "computing prediction ids failed", exc)
             return None
-        if ids is None:
-            self.owner.stats.ids_header_skipped += 1
-            return None
-        if not ids:
+        ids, value = self.ids, self.ids_text
+        if value is None:
+            if ids is None:
+                self.owner.stats.ids_header_skipped += 1
+                return None
+            value = ",".join(ids)
+        if not value:
             return None  # a call without rows has no ids
-        value = ",".join(ids)
         if len(value) > MAX_ID_HEADER_BYTES or (
             # Ids from the client may hold what a header must not (CR/LF, non-ASCII, commas).
-            self.client_ids
+            ids is not None
+            and self.client_ids
             and (value.count(",") != len(ids) - 1 or not _HEADER_SAFE.fullmatch(value))
         ):
             self.owner.stats.ids_header_skipped += 1
             return None
         return (self.owner._id_header_bytes, value.encode("ascii"))
 
-    def _prediction_ids(self) -> list[str] | None:
-        """The call's ids, once the request body is complete and its inputs could be mapped.
+    def _prediction_ids(self) -> None:
+        """Sets the call's ids, once the request body is complete and, unless its rows can be
+        counted without parsing it, its inputs could be mapped.
 
-        A batch in the usual shape only has its rows counted here: its ids must be in the
-        response's headers, its inputs only in the span, so it is parsed after the response.
+        A batch in the usual shape only has its rows counted: its ids must be in the response's
+        headers, its inputs only in the span, so it is parsed after the response. Its new ids
+        are kept as the header's text (``ids_text``) until they are recorded.
         """
-        if self.request_done and not self.ids_tried and not self.request_body.overflowed:
-            self.ids_tried = True
-            owner = self.owner
-            # An error status may answer a body that is not JSON: it is parsed to be sure.
-            rows = None
-            if owner._counts_rows and (self.status is None or self.status < 400):
-                rows = rows_in_json(self.request_body.value())
-            if rows is None:
-                self._map_inputs()
-                if not self.inputs_mapped:
-                    return None
-            given = owner._client_ids(self._request())
-            self.client_ids = given is not None
-            if rows is None:
-                self.ids = owner._ready().prediction_ids(self.inputs, given)
-            else:
-                self.ids = given if given is not None and len(given) == rows else new_ids(rows)
-        return self.ids
+        if not self.request_done or self.ids_tried or self.request_body.overflowed:
+            return
+        self.ids_tried = True
+        owner = self.owner
+        # An error status may answer a body that is not JSON: it is parsed to be sure.
+        rows = None
+        if owner._counts_rows and (self.status is None or self.status < 400):
+            rows = rows_in_json(self.request_body.value())
+        if rows is None:
+            self._map_inputs()
+            if not self.inputs_mapped:
+                return
+        given = owner._client_ids(self._request())
+        self.client_ids = given is not None
+        if rows is None:
+            self.ids = owner._ready().prediction_ids(self.inputs, given)
+        elif given is not None and len(given) == rows:
+            self.ids = given
+        else:
+            self.ids_text = new_ids_text(rows)
 
     def _request(self) -> CapturedRequest:
         # Built once: the default mapping and the id field both read its parsed JSON.
@@ -424,8 +433,8 @@ class _Call:
             recorder = owner._ready()
             # Also maps the inputs when the response started before the request body ended.
             self._prediction_ids()
-            if self.ids is not None and not self.inputs_tried:
-                self._map_inputs()  # the rows were counted for the ids header
+            if not self.inputs_tried and self.ids_tried:
+                self._map_inputs()  # only the rows were counted, for the ids header
             if not self.inputs_mapped:
                 return  # counted in mapping_errors, or the app never read the whole body
             if error is None and self.status is not None and self.status >= 400:
@@ -444,10 +453,13 @@ class _Call:
                         "mapping_errors", "mapping the response body to outputs failed", exc
                     )
                     return
+            ids = self.ids
+            if ids is None and self.ids_text is not None:
+                ids = self.ids_text.split(",")
             recorder.record(
                 self.inputs,
                 outputs,
-                ids=self.ids,
+                ids=ids,
                 start_ns=self.start_ns or self.entered_ns,
                 end_ns=self.end_ns or time.time_ns(),
                 error=error,

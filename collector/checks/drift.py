@@ -17,7 +17,7 @@ once (``fitted.FITTED``) and runs it on every window:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from inferwatch.collector.checks.columns import Columns
 from inferwatch.collector.checks.fitted import FITTED
@@ -31,6 +31,7 @@ from inferwatch.collector.detectors import (
     ClassifierDrift,
     DetectionResult,
     Detector,
+    FeatureResult,
     MMDDrift,
     UnivariateDrift,
 )
@@ -40,6 +41,7 @@ from inferwatch.collector.evaluate import Result, WindowView, register
 from inferwatch.collector.labels import number_text
 from inferwatch.collector.performance import stored_stats
 from inferwatch.collector.profile import Profile
+from inferwatch.frame import Role
 
 # The library's defaults (docs/detectors.md explains each).
 UNIVARIATE_DEFAULTS: dict[str, Any] = {
@@ -79,8 +81,7 @@ def prediction_drift(
     return _per_column("prediction_drift", "output", profile, window, settings)
 
 
-_WHAT = {"feature": "feature", "output": "output"}
-_MISSING = {
+_MISSING: dict[Role, str] = {
     "feature": "the reference has no feature columns",
     "output": (
         "the reference has no predictions: upload it with predictions "
@@ -91,25 +92,26 @@ _MISSING = {
 
 def _per_column(
     name: str,
-    role: str,
+    role: Literal["feature", "output"],
     profile: Profile | None,
     window: WindowView,
     settings: Mapping[str, Any],
 ) -> list[Result]:
     if profile is None:
         return no_reference(name, window.model, window.version)
-    columns = Columns.of(profile, role)  # type: ignore[arg-type]
+    columns = Columns.of(profile, role)
     if not columns:
         return not_enough_data(name, _MISSING[role])
     summary, reservoir = window.state.summary, window.state.reservoir
     if role == "output":
-        present = {n for (r, n) in summary.columns if r == "output"}
-        if not present & set(columns.names):
-            seen = sorted(present)
+        present = sorted(n for (r, n) in summary.columns if r == "output")
+        if not present:
+            return not_enough_data(name, "the window's spans carry no model outputs")
+        if not set(present) & set(columns.names):
             return not_enough_data(
                 name,
-                f"the window's outputs {seen} share no column with the reference's predictions "
-                f"{sorted(columns.names)}",
+                f"the window's outputs {present} share no column with the reference's "
+                f"predictions {sorted(columns.names)}",
             )
     params = _params(settings)
 
@@ -127,15 +129,16 @@ def _per_column(
     exact_bins = columns.window_bins(summary, reference_bins)
     exact_categories = columns.category_counts(summary)
     found = detector.run(columns.rows(reservoir), bins=exact_bins, categories=exact_categories)
-    what = _WHAT[role]
     rows = [
-        _column_result(name, what, feature, feature.feature in exact_bins, reservoir.size)
+        _column_result(name, role, feature, feature.feature in exact_bins, reservoir.size)
         for feature in found.features
     ]
-    return [_summary_result(name, what, found, reservoir.size, window.state.rows), *rows]
+    return [_summary_result(name, role, found, reservoir.size, window.state.rows), *rows]
 
 
-def _column_result(name: str, what: str, feature: Any, exact_bins: bool, sampled: int) -> Result:
+def _column_result(
+    name: str, what: str, feature: FeatureResult, exact_bins: bool, sampled: int
+) -> Result:
     message = feature.message
     if what != "feature":
         message = message.replace("feature `", f"{what} `", 1)

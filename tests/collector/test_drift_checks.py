@@ -133,8 +133,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     db = tmp_path_factory.mktemp("drift") / "collector.db"
     clock = FakeClock(T0)
     config = load_config(None, db=f"sqlite:///{db}", tick_seconds=0.05)
-    # Mahalanobis: rows far off on two of five features are what a covariance model sees best
-    # (the default isolation forest is checked by the demo's test).
+    # Mahalanobis: rows far off on two of five features are what a covariance model sees best;
+    # the default isolation forest misses many of them (docs/detectors.md, "In the collector").
     settings = {
         "window": WINDOW,
         "allowed_lateness": 5,

@@ -20,13 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 
-def detectors_wired() -> bool:
-    """Whether the collector runs the drift and outlier detectors on closed windows."""
-    from inferwatch.collector.evaluate import registered
-
-    return {"univariate_drift", "outliers"} <= set(registered())
-
-
 COLLECTOR_TOML = """\
 [collector]
 tick_seconds = 0.5

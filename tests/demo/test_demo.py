@@ -26,7 +26,6 @@ from demo_processes import Servers
 from demo_support import (
     EXAMPLES,
     REPO,
-    detectors_wired,
     processes_mentioning,
     start_collector,
     wait_for,
@@ -41,11 +40,6 @@ SHIFTED = {"alcohol", "color_intensity", "hue"}
 CLEAN, COVARIATE, LABEL_SHIFT = range(3)
 # The line printed as a window closes (the final table's lines start with the time).
 WINDOW_LINE = re.compile(r"window \d\d:\d\d:\d\d-\d\d:\d\d:\d\d ")
-# Until the collector evaluates windows with the drift and outlier detectors, their findings
-# cannot be asserted; these tests then turn on by themselves.
-needs_detectors = pytest.mark.skipif(
-    not detectors_wired(), reason="the collector does not run univariate_drift/outliers yet"
-)
 
 
 @dataclass
@@ -129,7 +123,6 @@ def test_labels_join_and_accuracy_matches_the_labelled_rows(run: DemoRun) -> Non
     assert min(accuracy[:3]) > 0.95 and max(accuracy[3:5]) < 0.9
 
 
-@needs_detectors
 def test_drift_is_found_on_the_shifted_features_and_not_in_clean_windows(run: DemoRun) -> None:
     clean_alarms = sum(len(Findings.of(w).drifted) for _, w in phase_windows(run, CLEAN))
     # Bonferroni at alpha 0.05 over 13 features: a false alarm in 3 windows is possible, more
@@ -141,18 +134,11 @@ def test_drift_is_found_on_the_shifted_features_and_not_in_clean_windows(run: De
         assert drifted <= set(FEATURES)
 
 
-@needs_detectors
 def test_the_label_shift_shows_in_the_predicted_classes(run: DemoRun) -> None:
     for _, window in phase_windows(run, LABEL_SHIFT):
-        failing = {
-            r["detector"]
-            for r in window["results"]
-            if r["feature"] is None and r["decision"] == "drift"
-        }
-        assert "prediction_drift" in failing, failing
+        assert "prediction_drift" in Findings.of(window).joint, window["results"]
 
 
-@needs_detectors
 def test_injected_outliers_are_flagged_by_prediction_id(run: DemoRun) -> None:
     for entry, window in phase_windows(run, COVARIATE):
         found = Findings.of(window)
@@ -164,7 +150,6 @@ def test_injected_outliers_are_flagged_by_prediction_id(run: DemoRun) -> None:
         assert not Findings.of(window).outlier_window
 
 
-@needs_detectors
 def test_alerts_open_when_the_drift_starts_and_never_on_clean_windows(run: DemoRun) -> None:
     phase_of_window = {w["id"]: e["phase"] for e, w in zip(run.ledger, run.windows, strict=True)}
     opened_in: dict[str, str | None] = {}
@@ -185,7 +170,6 @@ def test_the_terminal_shows_each_window_and_the_urls(run: DemoRun) -> None:
     assert run.seconds < DEMO_TIMEOUT_S
 
 
-@needs_detectors
 def test_the_terminal_names_the_shifted_features(run: DemoRun) -> None:
     lines = run.stdout.splitlines()
     assert any("drift:" in line and "alcohol*" in line for line in lines)
