@@ -98,11 +98,13 @@ def start_collector(db: Path, **overrides: Any) -> RunningCollector:
         **overrides,
     )
     # Performance never has enough labels here, so a window mixes failed, undecided and passed
-    # results, and the page's ordering of them shows.
+    # results, and the page's ordering of them shows. The outlier rate test is off: at its 5%
+    # level it fails one of these small clean windows by chance, and the page test wants the
+    # failing window to be the only one with findings.
     settings = {
         "window": 60,
         "allowed_lateness": 0,
-        "detectors": {"performance": {"min_labels": 10**6}},
+        "detectors": {"performance": {"min_labels": 10**6}, "outliers": {"enabled": False}},
     }
     model = config.defaults.merged(settings, MODEL)
     config = dataclasses.replace(config, models={MODEL: model})
@@ -202,7 +204,8 @@ def fill(
         upload_reference(client, rng)
         for window in range(3):
             for i in range(REQUESTS_PER_WINDOW):
-                inputs, outputs = frames(rng, ROWS_PER_REQUEST, shift=0.8 * window)
+                # No shift: the only finding is the failing window's error rate.
+                inputs, outputs = frames(rng, ROWS_PER_REQUEST)
                 ids = [f"w{window}-{i}-{j}" for j in range(ROWS_PER_REQUEST)]
                 failed = window == ERROR_WINDOW and i < 3
                 start = T0 + window * 60 + i * 4

@@ -192,7 +192,7 @@ def test_model_and_version_are_quoted_in_the_path(collector: FakeCollector) -> N
 @pytest.mark.parametrize(
     ("args", "kwargs", "expected"),
     [
-        ((np.zeros((3, 2, 2)),), {}, "must be a 2-D array.*got a 3-D ndarray"),
+        ((np.zeros((3, 2, 2)),), {"feature_names": ["a", "b"]}, "feature_names needs a 2-D"),
         ((np.zeros(3),), {}, "must be a 2-D array"),
         ((np.zeros((0, 2)),), {}, "no rows"),
         ((np.zeros((3, 2)), [1, 2]), {}, "predictions has 2 rows but features has 3"),
