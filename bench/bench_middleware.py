@@ -66,9 +66,10 @@ def run_block(
     clients: dict[str, httpx.Client],
     body: bytes,
     requests: int,
-    returned_ids: list[str],
+    returned: list[str],
 ) -> dict[str, list[float]]:
-    """Latencies (ms) of ``requests`` interleaved calls to each server."""
+    """Latencies (ms) of ``requests`` interleaved calls to each server; appends the ids headers
+    returned to ``returned``."""
     latencies: dict[str, list[float]] = {name: [] for name in servers}
     headers = {"content-type": "application/json"}
     for _ in range(requests):
@@ -78,7 +79,7 @@ def run_block(
             latencies[name].append((time.perf_counter_ns() - start) / 1e6)
             response.raise_for_status()
             if ID_HEADER in response.headers:
-                returned_ids.extend(response.headers[ID_HEADER].split(","))
+                returned.append(response.headers[ID_HEADER])
     return latencies
 
 
@@ -134,7 +135,7 @@ def main() -> int:
     bodies = {rows: request_body(rows) for _, rows, _ in CASES}
     # latencies[label][round][server]
     latencies: dict[str, list[dict[str, list[float]]]] = {label: [] for label, _, _ in CASES}
-    returned_ids: list[str] = []
+    returned: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-middleware-") as tmp:
         servers = {
             "without": start_bentoml(Path(tmp) / "without", {}),
@@ -145,10 +146,10 @@ def main() -> int:
             for server in servers.values():
                 wait_ready(server)
             for _, rows, _ in CASES:
-                run_block(servers, clients, bodies[rows], WARMUP, returned_ids)
+                run_block(servers, clients, bodies[rows], WARMUP, returned)
             for _ in range(ROUNDS):
                 for label, rows, requests in CASES:
-                    block = run_block(servers, clients, bodies[rows], requests, returned_ids)
+                    block = run_block(servers, clients, bodies[rows], requests, returned)
                     latencies[label].append(block)
             # Before the servers stop: spans recorded in the last second are still queued.
             expected_spans = sum(WARMUP + ROUNDS * n for _, _, n in CASES)
@@ -165,6 +166,7 @@ def main() -> int:
     conn.send(None)
     receiver.join(15)
     recorded_ids = {i for ids in recorded for i in ids}
+    returned_ids = [i for header in returned for i in header.split(",")]
     returned_recorded = sum(i in recorded_ids for i in returned_ids)
 
     lines = [

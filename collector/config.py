@@ -39,6 +39,7 @@ from inferwatch.collector.settings_parsing import (
     parse_duration,
     reject_unknown,
 )
+from inferwatch.collector.threshold_settings import ThresholdSettings
 
 ReferencePolicyKind = Literal["rows", "windows", "none"]
 Durability = Literal["full", "normal"]
@@ -272,4 +273,15 @@ def _check_detector_settings(detector: str, settings: Mapping[str, Any], where: 
     checks = registered()
     if detector not in checks:
         raise ConfigError(f"{where}: no check named {detector!r}; the checks are {sorted(checks)}")
-    reject_unknown(settings, set(checks[detector].defaults), where)
+    entry = checks[detector]
+    reject_unknown(settings, set(entry.defaults), where)
+    value = settings.get("threshold")
+    if isinstance(value, Mapping) or (value is not None and entry.defaults["threshold"] is None):
+        spec = ThresholdSettings.parse(value, f"{where}.threshold")
+        if spec.mode == "reference" and entry.calibration is None:
+            calibrated = sorted(name for name, c in checks.items() if c.calibration is not None)
+            raise ConfigError(
+                f"{where}.threshold: mode 'reference' needs a check that can score samples of "
+                f"the reference; those are {', '.join(calibrated)} (use 'static' or 'history' "
+                f"for {detector})"
+            )

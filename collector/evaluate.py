@@ -4,7 +4,9 @@ A check is a function ``(profile, window, settings) -> list[Result]`` registered
 with its default settings; ``evaluate_window`` runs every registered check with the model's
 settings for it (``{"enabled": false}`` skips one). A new detector registers itself, in a module
 listed in ``CHECK_MODULES``, without touching the pipeline. Every check returns the same result
-shape, whatever it measures.
+shape, whatever it measures. A check with a ``threshold`` default takes warning and critical
+levels that re-decide its results (``inferwatch.collector.thresholds``); one that can score
+samples of the reference registers a ``calibration`` for levels calibrated on it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from inferwatch.collector import thresholds
 from inferwatch.collector.config import ModelConfig
 from inferwatch.collector.profile import Profile
+from inferwatch.collector.settings_parsing import ConfigError
 from inferwatch.collector.windows import WindowState
 
 logger = logging.getLogger(__name__)
@@ -74,6 +78,9 @@ class WindowView:
     # Where stateful checks keep state between windows (the online outlier detector's running
     # statistics); None where nothing persists.
     detector_states: DetectorStates | None = None
+    # Earlier windows' stored results, for thresholds learnt from history; None where there
+    # are none.
+    history: thresholds.ScoreHistory | None = None
 
 
 Check = Callable[[Profile | None, WindowView, Mapping[str, Any]], list[Result]]
@@ -84,16 +91,23 @@ class RegisteredCheck:
     name: str
     check: Check
     defaults: Mapping[str, Any]
+    calibration: thresholds.Calibration | None = None
 
 
 _REGISTRY: dict[str, RegisteredCheck] = {}
 
 
-def register(name: str, **defaults: Any) -> Callable[[Check], Check]:
-    """Decorator: run ``check`` on every window evaluation, with these default settings."""
+def register(
+    name: str, *, calibration: thresholds.Calibration | None = None, **defaults: Any
+) -> Callable[[Check], Check]:
+    """Decorator: run ``check`` on every window evaluation, with these default settings.
+
+    ``threshold=None`` among the defaults lets the check take a ``threshold`` table (the check
+    itself never sees it); ``calibration`` lets that table use ``mode = "reference"``.
+    """
 
     def add(check: Check) -> Check:
-        _REGISTRY[name] = RegisteredCheck(name, check, {"enabled": True, **defaults})
+        _REGISTRY[name] = RegisteredCheck(name, check, {"enabled": True, **defaults}, calibration)
         return check
 
     return add
@@ -115,7 +129,13 @@ def evaluate_window(
         if not settings.get("enabled", True):
             continue
         try:
-            results.extend(entry.check(profile, window, settings))
+            spec, own = thresholds.split_settings(name, entry.defaults, settings)
+            found = entry.check(profile, window, own)
+            if spec is not None:
+                found = thresholds.apply(name, spec, entry.calibration, profile, window, own, found)
+            results.extend(found)
+        except (thresholds.ThresholdError, ConfigError) as exc:
+            results.append(Result(name, None, None, None, None, "error", str(exc)))
         except Exception as exc:
             logger.exception("check %s failed on a window of %s", name, window.model)
             results.append(

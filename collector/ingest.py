@@ -2,11 +2,12 @@
 
 ``submit`` enqueues batches and waits; one worker takes everything queued (up to
 ``max_commit_rows``), writes it in one transaction (dedupe by span id, the raw batch journal,
-per-row predictions for the label join), and only then lets the waiting requests answer 200. It
-then folds the new batches into in-memory window state. Checkpoints store window state and drop
-the journal they cover, in one transaction; on start the journal left by a crash is replayed, so
-an acknowledged batch is never lost and, being deduplicated and journaled once, never counted
-twice.
+the batches' ids and outputs for the label join), and only then lets the waiting requests answer
+200. It then folds the new batches into in-memory window state while it commits the next group,
+so that the commit's disk writes overlap with Python work. Checkpoints store window state and
+drop the journal they cover, in one transaction; on start the journal left by a crash is
+replayed, so an acknowledged batch is never lost and, being deduplicated and journaled once,
+never counted twice.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 # What a client is asked to wait before retrying when the queue is full or storage failed.
 RETRY_AFTER_FULL = 1.0
 RETRY_AFTER_FAILURE = 5.0
+# Journaled batches folded into window state at a time on start.
+_REPLAY_CHUNK = 256
 
 
 @dataclass
@@ -114,8 +117,17 @@ class IngestPipeline:
             await asyncio.to_thread(self._book.checkpoint)
 
     async def _run(self) -> None:
+        # A committed group is folded into window state while the next group commits: the
+        # commit's disk writes and fsync run without the GIL, so the two overlap.
+        unfolded: list[PredictionBatch] = []
+        outcome: IngestOutcome | None = None
         while self._accepting or self._queue:
             if not self._queue:
+                if outcome is not None:
+                    async with self._state_lock:
+                        await self._fold(unfolded, outcome)
+                    outcome = None
+                    continue
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -123,8 +135,13 @@ class IngestPipeline:
             batches = [batch for waiting in group for batch in waiting.batches]
             async with self._state_lock:
                 started = time.perf_counter()
+                committing = asyncio.create_task(asyncio.to_thread(self._commit, batches))
+                folding = None
+                if outcome is not None:
+                    folding = asyncio.create_task(self._fold(unfolded, outcome))
+                    outcome = None
                 try:
-                    outcome = await asyncio.to_thread(self._commit, batches)
+                    outcome = await committing
                 except Exception as exc:
                     self._release(group)
                     logger.exception("storing %d batches failed", len(batches))
@@ -134,15 +151,29 @@ class IngestPipeline:
                     for waiting in group:
                         if not waiting.done.done():
                             waiting.done.set_exception(failure)
-                    continue
-                self._release(group)
-                self._metrics.commit_seconds.observe(time.perf_counter() - started)
-                self._count(batches, outcome)
-                for waiting in group:
-                    if not waiting.done.done():
-                        waiting.done.set_result(None)
-                await asyncio.to_thread(self._apply, batches, outcome)
-            self._metrics.windows_open.set(len(self._book))
+                else:
+                    unfolded = batches
+                    self._release(group)
+                    self._metrics.commit_seconds.observe(time.perf_counter() - started)
+                    self._count(batches, outcome)
+                    for waiting in group:
+                        if not waiting.done.done():
+                            waiting.done.set_result(None)
+                if folding is not None:
+                    await folding
+        if outcome is not None:
+            async with self._state_lock:
+                await self._fold(unfolded, outcome)
+
+    async def _fold(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+        """Fold committed batches into window state (the caller holds the state lock)."""
+        try:
+            await asyncio.to_thread(self._apply, batches, outcome)
+        except Exception:
+            # Ingest goes on: the batches are durable, and a bug here must not stop the
+            # collector from acknowledging others.
+            logger.exception("folding %d stored batches into window state failed", len(batches))
+        self._metrics.windows_open.set(len(self._book))
 
     def _take_group(self) -> list[_Waiting]:
         group = [self._queue.popleft()]
@@ -166,14 +197,15 @@ class IngestPipeline:
         window = window_key(
             batch.model, batch.version, batch.start_ns, self._config_for(batch.model).window_seconds
         )
-        outputs = batch.outputs
+        outputs = encode_frame(batch.outputs) if batch.outputs is not None else None
         # A frame whose rows do not line up with the ids cannot say what each row predicted.
-        kept = encode_frame(outputs) if outputs is not None and outputs.rows == batch.rows else b""
+        aligned = batch.outputs is not None and batch.outputs.rows == batch.rows
+        kept = outputs if outputs is not None and aligned else b""
         return IncomingBatch(
             batch.trace_id + batch.span_id,
             window,
             batch.rows,
-            encode_batch(batch),
+            encode_batch(batch, outputs),
             batch.ids,
             batch.start_ns // 1_000_000,
             kept,
@@ -187,18 +219,30 @@ class IngestPipeline:
         self._metrics.labels.labels("joined").inc(outcome.labels_joined)
 
     def _apply(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
-        for batch, stored in zip(batches, outcome.stored, strict=True):
-            if stored is not None:
-                self._book.apply(stored.window_id, stored.seq, batch)
-                self._references.observe(batch)
+        stored = [
+            (entry.window_id, entry.seq, batch)
+            for batch, entry in zip(batches, outcome.stored, strict=True)
+            if entry is not None
+        ]
+        if stored:
+            self._book.apply(stored)
+        for _, _, batch in stored:
+            self._references.observe(batch)
 
     def _replay(self) -> int:
         count = 0
+        chunk: list[tuple[int, int, PredictionBatch]] = []
         for stored in self._storage.pending_batches():
             batch = decode_batch(stored.payload)
-            self._book.apply(stored.window_id, stored.seq, batch)
+            chunk.append((stored.window_id, stored.seq, batch))
             self._references.observe(batch)
-            count += 1
+            if len(chunk) == _REPLAY_CHUNK:
+                self._book.apply(chunk)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self._book.apply(chunk)
+            count += len(chunk)
         if count:
             self._book.checkpoint()
         return count

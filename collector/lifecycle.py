@@ -121,6 +121,7 @@ class WindowKeeper:
             performance,
             now_ms,
             detector_states=self._storage,
+            history=self._storage,
         )
         results = [r.to_dict() for r in evaluate_window(profile, view, config)]
         details: dict[str, Any] = state.describe()

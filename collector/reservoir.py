@@ -111,7 +111,11 @@ class Reservoir:
         columns, roles = batch_columns(frame, outputs)
         self._ensure_rows(int(slots.max()) + 1)
         self._write(columns, roles, taken, slots)
-        self._ids[slots] = None if ids is None else np.asarray(ids, dtype=object)[taken]
+        kept = np.full(taken.size, None, dtype=object)
+        if ids is not None:
+            # Only the taken ids: once the reservoir is full they are a small part of a batch.
+            kept[:] = [ids[i] for i in taken.tolist()]
+        self._ids[slots] = kept
         self._size = min(self.seen, self.capacity)
 
     def _write(

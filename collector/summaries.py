@@ -546,8 +546,13 @@ class WindowSummary:
         self._flush()
         return self._columns
 
-    def update(self, frame: Frame | None, outputs: Frame | None = None) -> None:
-        """Fold in one batch: ``frame`` columns keep their roles, ``outputs`` count as outputs."""
+    def update(
+        self, frame: Frame | None, outputs: Frame | None = None, *, batches: int = 1
+    ) -> None:
+        """Fold in one batch: ``frame`` columns keep their roles, ``outputs`` count as outputs.
+
+        ``batches``: how many batches the rows came in, when several were joined into one.
+        """
         rows = batch_rows(frame, outputs)
         if rows is None:
             return
@@ -564,7 +569,7 @@ class WindowSummary:
         if plan is None:
             plan = self._plans[signature] = self._plan(columns, roles, frame, outputs)
         self.rows += rows
-        self.batches += 1
+        self.batches += batches
         if rows:
             self._apply(plan, columns, rows)
 

@@ -11,16 +11,19 @@ import json
 import math
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
+import numpy as np
 from inferwatch.collector.batch import PredictionBatch
 from inferwatch.collector.latency import LatencySketch
 from inferwatch.collector.profile import Profile
 from inferwatch.collector.reservoir import Reservoir
 from inferwatch.collector.storage.base import Storage, WindowKey
 from inferwatch.collector.summaries import WindowSummary
+from inferwatch.frame import CategoricalColumn, Column, Frame, NumericBlock
 
 _MAGIC = b"IWS1"
 _LENGTH = struct.Struct("<I")
@@ -54,20 +57,31 @@ class WindowState:
     def for_profile(cls, profile: Profile | None) -> WindowState:
         return cls(summary=profile.new_window() if profile is not None else WindowSummary())
 
-    def add(self, batch: PredictionBatch) -> None:
-        self.task = self.task or batch.task
-        self.requests += 1
-        self.rows += batch.rows
-        self.estimated_rows += batch.rows / batch.sample_rate if batch.sample_rate > 0 else 0.0
-        self.latency.add((batch.end_ns - batch.start_ns) / 1e6)
-        if batch.error is not None:
-            self.errors += 1
-            _count_bounded(self.errors_by_type, [batch.error])
-        if batch.issues:
-            self.batches_with_issues += 1
-            _count_bounded(self.issues, batch.issues)
-        self.summary.update(batch.inputs, batch.outputs)
-        self.reservoir.add(batch.inputs, batch.outputs, batch.ids)
+    def add(self, batches: Sequence[PredictionBatch]) -> None:
+        """Fold in batches of this window, in the order they were stored.
+
+        Consecutive batches with the same columns are summarised and sampled as one: numpy's
+        per-call cost is then paid once for them rather than per batch, and the reservoir,
+        drawing one uniform per row, keeps the same rows as batch by batch.
+        """
+        for batch in batches:
+            self.task = self.task or batch.task
+            self.requests += 1
+            self.rows += batch.rows
+            self.estimated_rows += batch.rows / batch.sample_rate if batch.sample_rate > 0 else 0.0
+            self.latency.add((batch.end_ns - batch.start_ns) / 1e6)
+            if batch.error is not None:
+                self.errors += 1
+                _count_bounded(self.errors_by_type, [batch.error])
+            if batch.issues:
+                self.batches_with_issues += 1
+                _count_bounded(self.issues, batch.issues)
+        for run in _alike_runs(batches):
+            inputs = _joined([batch.inputs for batch in run])
+            outputs = _joined([batch.outputs for batch in run])
+            ids = run[0].ids if len(run) == 1 else tuple(chain.from_iterable(b.ids for b in run))
+            self.summary.update(inputs, outputs, batches=len(run))
+            self.reservoir.add(inputs, outputs, ids)
 
     def merge(self, other: WindowState) -> None:
         self.task = self.task or other.task
@@ -170,10 +184,15 @@ class WindowBook:
     def __len__(self) -> int:
         return len(self._states)
 
-    def apply(self, window_id: int, seq: int, batch: PredictionBatch) -> None:
-        self._state(window_id, batch.model, batch.version).add(batch)
-        self._dirty.add(window_id)
-        self.applied_seq = max(self.applied_seq, seq)
+    def apply(self, stored: Sequence[tuple[int, int, PredictionBatch]]) -> None:
+        """Fold in stored batches, each as (window id, seq, batch), those of a window together."""
+        by_window: dict[int, list[PredictionBatch]] = {}
+        for window_id, _, batch in stored:
+            by_window.setdefault(window_id, []).append(batch)
+        for window_id, batches in by_window.items():
+            self._state(window_id, batches[0].model, batches[0].version).add(batches)
+            self._dirty.add(window_id)
+        self.applied_seq = max([self.applied_seq, *(seq for _, seq, _ in stored)])
 
     def _state(self, window_id: int, model: str, version: str) -> WindowState:
         state = self._states.get(window_id)
@@ -213,6 +232,68 @@ class WindowBook:
         for wid in window_ids:
             if wid not in self._dirty:
                 self._states.pop(wid, None)
+
+
+def _alike_runs(batches: Sequence[PredictionBatch]) -> Iterator[list[PredictionBatch]]:
+    """The batches cut into runs of consecutive batches with the same columns."""
+    run: list[PredictionBatch] = []
+    shape: tuple[Any, ...] = ()
+    for batch in batches:
+        current = _shape(batch)
+        if run and current != shape:
+            yield run
+            run = []
+        run.append(batch)
+        shape = current
+    if run:
+        yield run
+
+
+def _shape(batch: PredictionBatch) -> tuple[Any, ...]:
+    """What must agree for batches to be joined: each frame's columns, but not categories."""
+    return tuple(
+        None
+        if frame is None
+        else tuple(
+            (c.name, c.role, c.names, c.values.dtype.str, c.values.shape[1])
+            if isinstance(c, NumericBlock)
+            else (c.name, c.role)
+            for c in frame.columns
+        )
+        for frame in (batch.inputs, batch.outputs)
+    )
+
+
+def _joined(frames: Sequence[Frame | None]) -> Frame | None:
+    """Frames with the same columns (see ``_shape``) as one: rows end to end, categories merged."""
+    first = frames[0]
+    if first is None or len(frames) == 1:
+        return first
+    present = [frame for frame in frames if frame is not None]
+    columns: list[Column] = []
+    for index, column in enumerate(first.columns):
+        parts = [frame.columns[index] for frame in present]
+        if isinstance(column, NumericBlock):
+            blocks = [part.values for part in parts if isinstance(part, NumericBlock)]
+            joined = NumericBlock(column.name, np.concatenate(blocks), column.names, column.role)
+            columns.append(joined)
+        else:
+            columns.append(_joined_categorical(column, parts))
+    return Frame(sum(frame.rows for frame in present), tuple(columns))
+
+
+def _joined_categorical(first: CategoricalColumn, parts: Sequence[Column]) -> CategoricalColumn:
+    codes_of: dict[str, int] = {}
+    recoded: list[np.ndarray] = []
+    for part in parts:
+        assert isinstance(part, CategoricalColumn)
+        # The last entry maps a missing value (-1) to itself.
+        mapping = np.array(
+            [codes_of.setdefault(name, len(codes_of)) for name in part.categories] + [-1],
+            dtype=part.codes.dtype,
+        )
+        recoded.append(mapping[part.codes])
+    return CategoricalColumn(first.name, np.concatenate(recoded), tuple(codes_of), first.role)
 
 
 def _count_bounded(counter: Counter[str], items: Iterable[str] | Counter[str]) -> None:

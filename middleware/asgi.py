@@ -2,7 +2,9 @@
 
 It wraps ``receive`` and ``send``: every message passes through at once and unchanged (except
 the prediction-ids header added to the response start), while body chunks are copied up to a
-cap. Once the response is sent, the copies are mapped to inputs and outputs and handed to
+cap. The response start waits only for the ids: for the usual batch, its rows are counted from
+the body's brackets; other bodies are mapped to inputs then. Once the response is sent, the
+copies are mapped to inputs and outputs and handed to
 :class:`inferwatch.recorder.PredictionRecorder`. Nothing it does can fail the request: every
 error is caught, counted in :attr:`InferwatchMiddleware.stats` and logged (rate-limited).
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 import inferwatch
 from inferwatch import diagnostics
-from inferwatch.middleware.ids import new_ids_text
+from inferwatch.middleware.ids import ID_LENGTH, new_ids_text
 from inferwatch.middleware.mapping import (
     CapturedRequest,
     CapturedResponse,
@@ -398,8 +400,9 @@ class _Call:
             self.ids = owner._ready().prediction_ids(self.inputs, given)
         elif given is not None and len(given) == rows:
             self.ids = given
-        else:
+        elif rows * (ID_LENGTH + 1) - 1 <= MAX_ID_HEADER_BYTES:
             self.ids_text = new_ids_text(rows)
+        # else: the ids would not fit the header; the recorder makes them after the response.
 
     def _request(self) -> CapturedRequest:
         # Built once: the default mapping and the id field both read its parsed JSON.

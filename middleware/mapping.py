@@ -161,11 +161,12 @@ def default_outputs(response: CapturedResponse) -> object:
 def rows_in_json(body: bytes) -> int | None:
     """The number of rows ``default_inputs`` finds in a JSON body, counted without parsing it.
 
-    Only for a list of flat rows of one shape (lists of scalars, or objects of scalars with the
-    same number of fields), bare or as the body's one parameter: the common batch, whose parse
-    is what a request would otherwise wait for. None for any other body, for a body with escaped
-    strings, and for ``[]``, which cannot be told from a one-number vector. It reads the
-    structure only: a body that is not valid JSON may still get a count.
+    Only for a list of flat rows that look alike once their numbers and strings are blanked
+    out (lists of scalars of one length, objects of scalars with strings in the same places),
+    bare or as the body's one parameter: the common batch, whose parse is what a request would
+    otherwise wait for. None for any other body, for a body with escaped strings, and for
+    ``[]``, which cannot be told from a one-number vector. It reads the structure only: a body
+    that is not valid JSON may still get a count.
     """
     if b"\\" in body:
         return None

@@ -16,7 +16,7 @@ once (``fitted.FITTED``) and runs it on every window:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from inferwatch.collector.checks.columns import Columns
@@ -29,6 +29,7 @@ from inferwatch.collector.checks.verdicts import (
 )
 from inferwatch.collector.detectors import (
     ClassifierDrift,
+    Dataset,
     DetectionResult,
     Detector,
     FeatureResult,
@@ -41,6 +42,7 @@ from inferwatch.collector.evaluate import Result, WindowView, register
 from inferwatch.collector.labels import number_text
 from inferwatch.collector.performance import stored_stats
 from inferwatch.collector.profile import Profile
+from inferwatch.collector.thresholds import Calibration, SampleScorer, SampleScores
 from inferwatch.frame import Role
 
 # The library's defaults (docs/detectors.md explains each).
@@ -64,7 +66,31 @@ def _params(settings: Mapping[str, Any]) -> dict[str, Any]:
 # -- univariate --------------------------------------------------------------------------------
 
 
-@register("univariate_drift", **UNIVARIATE_DEFAULTS)
+def _column_scorer(role: Literal["feature", "output"]) -> Calibration:
+    """Per column, the statistic ``univariate_drift`` scores a window with (KS D for numbers,
+    chi-squared for categories), on samples of the reference's rows."""
+
+    def scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
+        columns = Columns.of(profile, role)
+        if not columns:
+            raise ValueError(_MISSING[role])
+        params = _params(settings)
+
+        def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
+            detector = UnivariateDrift(**params).fit(rows)
+            return lambda sample: {f.feature: f.statistic for f in detector.run(sample).features}
+
+        return SampleScorer(columns.rows(profile.reservoir), fit)
+
+    return scorer
+
+
+@register(
+    "univariate_drift",
+    calibration=_column_scorer("feature"),
+    threshold=None,
+    **UNIVARIATE_DEFAULTS,
+)
 def univariate_drift(
     profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
 ) -> list[Result]:
@@ -72,7 +98,12 @@ def univariate_drift(
     return _per_column("univariate_drift", "feature", profile, window, settings)
 
 
-@register("prediction_drift", **UNIVARIATE_DEFAULTS)
+@register(
+    "prediction_drift",
+    calibration=_column_scorer("output"),
+    threshold=None,
+    **UNIVARIATE_DEFAULTS,
+)
 def prediction_drift(
     profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
 ) -> list[Result]:
@@ -211,8 +242,31 @@ def _summary_result(
 # -- multivariate ------------------------------------------------------------------------------
 
 
+def _multivariate_scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
+    """MMD^2 of samples of the reference's rows; the classifier would train a model for each
+    bootstrap window, so it is refused."""
+    if settings["method"] != "mmd":
+        raise ValueError(
+            "only method 'mmd' is calibrated on the reference (the classifier would train a "
+            "model per bootstrap window); use mode 'history' or 'static'"
+        )
+    columns = Columns.of(profile, "feature")
+    if not columns:
+        raise ValueError(_MISSING["feature"])
+    # The statistic does not depend on the permutations, only its p-value does.
+    quick = {**settings, "n_permutations": 1}
+
+    def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
+        detector = _multivariate(quick).fit(rows)
+        return lambda sample: {None: detector.run(sample).score}
+
+    return SampleScorer(columns.rows(profile.reservoir), fit)
+
+
 @register(
     "multivariate_drift",
+    calibration=_multivariate_scorer,
+    threshold=None,
     method="mmd",
     alpha=0.05,
     n_permutations=None,
@@ -295,6 +349,7 @@ def _multivariate(settings: Mapping[str, Any]) -> Detector:
 
 @register(
     "label_drift",
+    threshold=None,
     alpha=0.05,
     min_samples=100,
     min_psi=0.1,

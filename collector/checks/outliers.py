@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -31,12 +31,14 @@ from inferwatch.collector.checks.verdicts import (
     result,
 )
 from inferwatch.collector.detectors import (
+    Dataset,
     DetectionResult,
     OnlineOutlierDetector,
     OutlierDetector,
 )
 from inferwatch.collector.evaluate import DetectorStates, Result, WindowView, register
 from inferwatch.collector.profile import Profile
+from inferwatch.collector.thresholds import SampleScorer, SampleScores
 
 NAME = "outliers"
 METHODS = ("isolation_forest", "mahalanobis", "robust_mahalanobis", "online")
@@ -45,8 +47,30 @@ UPDATES = ("inliers", "all", "none")
 _STATE_FORMAT = 1
 
 
+def _scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
+    """The share of a sample's rows flagged, by a detector fitted as the check fits its own."""
+    _validate(settings)
+    method = settings["method"]
+    if method == "online":
+        raise ValueError(
+            "the online detector changes with every window, so its flag rate has no fixed null "
+            "to calibrate; use mode 'history' or 'static'"
+        )
+    columns = _scored_columns(profile, settings)
+    if not columns:
+        raise ValueError("the reference has no feature columns to score rows on")
+
+    def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
+        detector = _offline(settings).fit(rows)
+        return lambda sample: {None: detector.run(sample).score}
+
+    return SampleScorer(columns.rows(profile.reservoir), fit)
+
+
 @register(
     NAME,
+    calibration=_scorer,
+    threshold=None,
     method="isolation_forest",
     target_fpr=0.01,
     alpha=0.05,
@@ -62,14 +86,7 @@ def outliers(
         return no_reference(NAME, window.model, window.version)
     _validate(settings)
     method = settings["method"]
-    columns = Columns.of(profile, "feature")
-    # One-hot categories make every row of a minority category look unusual to the forest:
-    # with a 10% category beside 5 numeric features, it flagged 21 of 40 rows set 7 sd off on
-    # two features (5 seeds, 1% target rate), ranking clean rows of the rare category above
-    # them; on the numbers alone 37 of 40. So only numbers are scored unless asked (or there
-    # are none); the online detector takes only numbers.
-    if columns.numeric and (method == "online" or not settings["categorical"]):
-        columns = Columns("feature", columns.numeric, ())
+    columns = _scored_columns(profile, settings)
     if not columns:
         return not_enough_data(NAME, "the reference has no feature columns to score rows on")
     if method == "online" and not columns.numeric:
@@ -86,15 +103,31 @@ def outliers(
             window.version,
             profile,
             settings,
-            lambda: OutlierDetector(
-                method,
-                target_fpr=settings["target_fpr"],
-                alpha=settings["alpha"],
-                random_state=settings["random_state"],
-            ).fit(columns.rows(profile.reservoir)),
+            lambda: _offline(settings).fit(columns.rows(profile.reservoir)),
         )
         found, state = detector.run(rows), None  # the rows carry their ids
     return [_result(found, rows.rows, window.state.rows, method, settings["max_flagged"], state)]
+
+
+def _scored_columns(profile: Profile, settings: Mapping[str, Any]) -> Columns:
+    columns = Columns.of(profile, "feature")
+    # One-hot categories make every row of a minority category look unusual to the forest:
+    # with a 10% category beside 5 numeric features, it flagged 21 of 40 rows set 7 sd off on
+    # two features (5 seeds, 1% target rate), ranking clean rows of the rare category above
+    # them; on the numbers alone 37 of 40. So only numbers are scored unless asked (or there
+    # are none); the online detector takes only numbers.
+    if columns.numeric and (settings["method"] == "online" or not settings["categorical"]):
+        columns = Columns("feature", columns.numeric, ())
+    return columns
+
+
+def _offline(settings: Mapping[str, Any]) -> OutlierDetector:
+    return OutlierDetector(
+        settings["method"],
+        target_fpr=settings["target_fpr"],
+        alpha=settings["alpha"],
+        random_state=settings["random_state"],
+    )
 
 
 def _validate(settings: Mapping[str, Any]) -> None:

@@ -97,7 +97,7 @@ def schema(
     return results
 
 
-@register("label_coverage", min_coverage=0.0)
+@register("label_coverage", threshold=None, min_coverage=0.0)
 def label_coverage(
     profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
 ) -> list[Result]:

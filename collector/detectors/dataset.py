@@ -42,6 +42,19 @@ class Dataset:
     def categorical_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.categorical)
 
+    def take(self, indices: np.ndarray) -> Dataset:
+        """The rows at ``indices`` (repeats allowed: bootstrap samples), every column kept."""
+        return Dataset(
+            self.numeric[indices],
+            self.numeric_names,
+            tuple(
+                CategoricalColumn(c.name, c.codes[indices], c.categories, c.role)
+                for c in self.categorical
+            ),
+            None if self.row_ids is None else self.row_ids[indices],
+            self.named,
+        )
+
     def column(self, name: str) -> np.ndarray | CategoricalColumn:
         if name in self.numeric_names:
             return self.numeric[:, self.numeric_names.index(name)]

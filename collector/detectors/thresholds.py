@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 Level = Literal["ok", "warning", "critical"]
 Direction = Literal["above", "below"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,36 @@ def calibrate_on_reference(
     ``window_size`` rows drawn with replacement from the held-out part are scored; the
     ``1 - warning_rate`` and ``1 - critical_rate`` quantiles become the levels.
     """
+    scores = np.array(
+        bootstrap_null(
+            make_statistic,
+            reference,
+            window_size,
+            n_bootstrap=n_bootstrap,
+            holdout=holdout,
+            random_state=random_state,
+        )
+    )
+    return Threshold(
+        float(np.quantile(scores, 1 - warning_rate)),
+        float(np.quantile(scores, 1 - critical_rate)),
+        "above",
+        "bootstrap",
+    )
+
+
+def bootstrap_null(
+    make_statistic: Callable[[np.ndarray], Callable[[np.ndarray], T]],
+    reference: np.ndarray,
+    window_size: int,
+    *,
+    n_bootstrap: int = 200,
+    holdout: float = 0.5,
+    random_state: int = 0,
+) -> list[T]:
+    """The scores of ``n_bootstrap`` unshifted windows: the null ``calibrate_on_reference``
+    takes quantiles of. A score may be anything (the collector's checks score every feature of
+    a window at once)."""
     reference = np.asarray(reference)
     if not 0 < holdout < 1:
         raise ValueError(f"holdout must be between 0 and 1, got {holdout!r}")
@@ -107,15 +138,7 @@ def calibrate_on_reference(
         raise ValueError(f"the reference has {reference.shape[0]} rows; too few to calibrate")
     score = make_statistic(reference[order[:split]])
     pool = reference[order[split:]]
-    scores = np.array(
-        [score(pool[rng.integers(0, pool.shape[0], window_size)]) for _ in range(n_bootstrap)]
-    )
-    return Threshold(
-        float(np.quantile(scores, 1 - warning_rate)),
-        float(np.quantile(scores, 1 - critical_rate)),
-        "above",
-        "bootstrap",
-    )
+    return [score(pool[rng.integers(0, pool.shape[0], window_size)]) for _ in range(n_bootstrap)]
 
 
 def bootstrap_means(

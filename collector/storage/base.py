@@ -104,6 +104,18 @@ class WindowRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PastScore:
+    """One scored result row of an earlier window, as thresholds learnt from history read it."""
+
+    window_start_ms: int
+    feature: str | None
+    score: float
+    decision: str
+    # The check's own decision when a threshold re-decided the row (details.check_decision).
+    check_decision: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReferenceRecord:
     model: str
     version: str
@@ -181,6 +193,13 @@ class Storage(AlertStore, Protocol):
 
     def models(self) -> list[dict[str, Any]]:
         """Each model with its versions, window count and last prediction time."""
+        ...
+
+    def past_scores(
+        self, model: str, version: str, detector: str, before_ms: int, windows: int
+    ) -> list[PastScore]:
+        """The scored rows of ``detector`` in the version's last ``windows`` evaluated windows
+        that ended by ``before_ms``, newest window first."""
         ...
 
     # Labels

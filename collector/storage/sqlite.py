@@ -9,11 +9,13 @@ commits on power loss, for more throughput on slow disks.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import uuid
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import chain, count, repeat
@@ -29,6 +31,7 @@ from inferwatch.collector.storage.base import (
     LabelledBatch,
     LabelOutcome,
     LabelRecord,
+    PastScore,
     PruneOutcome,
     ReferenceRecord,
     StoredBatch,
@@ -38,7 +41,7 @@ from inferwatch.collector.storage.base import (
 )
 
 # Bumped whenever a table changes; an older file is refused rather than misread.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
     id INTEGER PRIMARY KEY,
@@ -76,35 +79,49 @@ CREATE TABLE IF NOT EXISTS model_keys (
     key INTEGER PRIMARY KEY,
     model TEXT NOT NULL UNIQUE
 );
--- The label join keeps, per stored batch, its ids and output frame (one row per span), and one
--- narrow index row per prediction id: the only per-row write of ingest. Predicted values are
--- read from the frame only for rows that get a label.
+-- The label join keeps, per stored batch, its ids and output frame (one row per span); predicted
+-- values are read from the frame only for rows that get a label. An id's key (id_key) is its 16
+-- bytes when it is a canonical lower-case UUID (what the SDK makes), else its text; a batch's ids
+-- are its keys end to end when all are UUIDs, else a JSON array of their text (BLOB affinity:
+-- both kinds are stored as given). A batch of UUIDs of one millisecond (one SDK call makes them
+-- so) is indexed by its millisecond (a UUIDv7's first 48 bits) and the range of its keys, one
+-- prediction_ranges row: a label's key is looked for in the batches of its millisecond whose
+-- range holds it. Other batches get one narrow
+-- prediction_ids row per id, where an id seen before keeps its first prediction.
 CREATE TABLE IF NOT EXISTS prediction_batches (
     seq INTEGER PRIMARY KEY,
     model_key INTEGER NOT NULL,
     window_id INTEGER NOT NULL,
     ts_ms INTEGER NOT NULL,
-    ids TEXT NOT NULL,
+    ids BLOB NOT NULL,
     outputs BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS prediction_batches_by_window ON prediction_batches (window_id);
+CREATE TABLE IF NOT EXISTS prediction_ranges (
+    model_key INTEGER NOT NULL,
+    ms INTEGER NOT NULL,
+    first_key BLOB NOT NULL,
+    last_key BLOB NOT NULL,
+    batch INTEGER NOT NULL,
+    PRIMARY KEY (model_key, ms, first_key, batch)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS prediction_ids (
     model_key INTEGER NOT NULL,
-    prediction_id TEXT NOT NULL,
+    id_key BLOB NOT NULL,
     batch INTEGER NOT NULL,
     row INTEGER NOT NULL,
-    PRIMARY KEY (model_key, prediction_id)
+    PRIMARY KEY (model_key, id_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS labels (
     model_key INTEGER NOT NULL,
-    prediction_id TEXT NOT NULL,
+    id_key BLOB NOT NULL,
     window_id INTEGER NOT NULL,
     batch INTEGER NOT NULL,
     row INTEGER NOT NULL,
     label_text TEXT NOT NULL,
     label_num REAL,
     label_ms INTEGER NOT NULL,
-    PRIMARY KEY (model_key, prediction_id)
+    PRIMARY KEY (model_key, id_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS labels_by_window ON labels (window_id);
 CREATE TABLE IF NOT EXISTS pending_labels (
@@ -190,8 +207,8 @@ _ALERT_FIELDS = (
 )
 _ALERT_COLUMNS = f"id, {_ALERT_FIELDS}"
 _UPSERT_LABEL = (
-    "INSERT INTO labels (model_key, prediction_id, window_id, batch, row, label_text, label_num, "
-    "label_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_key, prediction_id) DO UPDATE "
+    "INSERT INTO labels (model_key, id_key, window_id, batch, row, label_text, label_num, "
+    "label_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_key, id_key) DO UPDATE "
     "SET label_text = excluded.label_text, label_num = excluded.label_num, "
     "label_ms = excluded.label_ms"
 )
@@ -201,6 +218,15 @@ _WINDOW_COLUMNS = (
 )
 # Rows per IN (...) list: far below SQLite's variable limit, large enough to be few queries.
 _CHUNK = 5000
+# Index rows for stored batches ?1 .. ?2 whose ids are a JSON array, read by SQLite itself.
+_INDEX_TEXT = (
+    "INSERT INTO prediction_ids (model_key, id_key, batch, row) "
+    "SELECT b.model_key, j.value, b.seq, j.key FROM prediction_batches b, json_each(b.ids) j "
+    "WHERE b.seq BETWEEN ? AND ? AND typeof(b.ids) = 'text' ORDER BY b.seq, j.key "
+    "ON CONFLICT DO NOTHING"
+)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_DASHES = (8, 13, 18, 23)
 
 
 class SQLiteStorage:
@@ -215,6 +241,10 @@ class SQLiteStorage:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
+        # Copying the WAL into the database file would otherwise fall on the commit that
+        # crosses 1000 pages, adding its writes and fsync to what acknowledged requests wait
+        # for; ``checkpoint`` does it instead, from another connection.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._check_schema_version()
         self._writer.executescript(_SCHEMA)
         self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -263,7 +293,8 @@ class SQLiteStorage:
     def ingest(self, batches: Sequence[IncomingBatch], now_ms: int) -> IngestOutcome:
         stored: list[StoredBatch | None] = []
         counts: dict[int, list[int]] = {}
-        index_rows: list[Iterable[tuple[int, str, int, int]]] = []
+        kept: list[tuple[int, int, int, int, bytes | str, bytes]] = []
+        keys: list[Sequence[bytes | str] | None] = []
         arrived: dict[str, list[_Arrival]] = {}
         with self._write() as db, self._forget_keys_on_error():
             for batch in batches:
@@ -281,41 +312,74 @@ class SQLiteStorage:
                     (window_id, batch.payload),
                 ).lastrowid
                 assert seq is not None
-                db.execute(
-                    "INSERT INTO prediction_batches (seq, model_key, window_id, ts_ms, ids, "
-                    "outputs) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        seq,
-                        model_key,
-                        window_id,
-                        batch.ts_ms,
-                        json.dumps(batch.prediction_ids, separators=(",", ":")),
-                        batch.outputs,
-                    ),
-                )
+                ids, listed = _stored_ids(batch.prediction_ids)
+                kept.append((seq, model_key, window_id, batch.ts_ms, ids, batch.outputs))
+                keys.append(listed)
                 stored.append(StoredBatch(seq, window_id, batch.payload))
                 totals = counts.setdefault(window_id, [0, 0])
                 totals[0] += 1
                 totals[1] += batch.rows
-                # Built in C by zip: no Python work per row.
-                index_rows.append(
-                    zip(repeat(model_key), batch.prediction_ids, repeat(seq), count())
-                )
                 arrival = _Arrival(model_key, window_id, seq, batch.prediction_ids)
                 arrived.setdefault(batch.window.model, []).append(arrival)
+            db.executemany(
+                "INSERT INTO prediction_batches (seq, model_key, window_id, ts_ms, ids, outputs) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                kept,
+            )
             db.executemany(
                 "UPDATE windows SET requests = requests + ?, rows = rows + ?, "
                 "needs_eval = needs_eval + closed WHERE id = ?",
                 [(n, rows, wid) for wid, (n, rows) in counts.items()],
             )
-            # An id seen before keeps its first prediction.
-            db.executemany(
-                "INSERT INTO prediction_ids (model_key, prediction_id, batch, row) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                chain.from_iterable(index_rows),
-            )
+            self._index(db, kept, keys)
             joined, windows = self._join_pending(db, arrived)
         return IngestOutcome(stored, windows, joined)
+
+    @staticmethod
+    def _index(
+        db: sqlite3.Connection,
+        kept: Sequence[tuple[int, int, int, int, bytes | str, bytes]],
+        keys: Sequence[Sequence[bytes | str] | None],
+    ) -> None:
+        """Index the ids of the batches just stored (see the schema).
+
+        A prediction_ranges row costs one insert a batch. Per-id rows of plain text ids are read
+        from the stored JSON by SQLite (no Python work a row); the others are listed here, in
+        the order the batches were stored, so that an id seen before keeps its first.
+        """
+        ranges: list[tuple[int, int, bytes, bytes, int]] = []
+        per_id: list[tuple[int, int, bytes | str, Sequence[bytes | str] | None]] = []
+        for (seq, model_key, _, _, ids, _), listed in zip(kept, keys, strict=True):
+            if isinstance(ids, bytes):
+                bounds = _key_range(ids)
+                if bounds is not None:
+                    ranges.append((model_key, _millisecond(bounds[0]), *bounds, seq))
+                    continue
+                listed = _keys(ids)
+            per_id.append((seq, model_key, ids, listed))
+        db.executemany(
+            "INSERT INTO prediction_ranges (model_key, ms, first_key, last_key, batch) "
+            "VALUES (?, ?, ?, ?, ?)",
+            ranges,
+        )
+        if not per_id:
+            return
+        if all(listed is None for *_, listed in per_id):
+            db.execute(_INDEX_TEXT, (per_id[0][0], per_id[-1][0]))
+            return
+        db.executemany(
+            "INSERT INTO prediction_ids (model_key, id_key, batch, row) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            chain.from_iterable(
+                zip(
+                    repeat(model_key),
+                    _keys(ids) if listed is None else listed,
+                    repeat(seq),
+                    count(),
+                )
+                for seq, model_key, ids, listed in per_id
+            ),
+        )
 
     @contextmanager
     def _forget_keys_on_error(self) -> Iterator[None]:
@@ -385,7 +449,10 @@ class SQLiteStorage:
                     continue
                 db.executemany(
                     _UPSERT_LABEL,
-                    [(model_key, pid, *where[pid], text, num, ms) for pid, text, num, ms in found],
+                    [
+                        (model_key, _id_key(pid), *where[pid], text, num, ms)
+                        for pid, text, num, ms in found
+                    ],
                 )
                 db.executemany(
                     "DELETE FROM pending_labels WHERE model = ? AND prediction_id = ?",
@@ -420,6 +487,8 @@ class SQLiteStorage:
                 [(wid, instance, state) for wid, state in states.items()],
             )
             db.execute("DELETE FROM raw_batches WHERE seq <= ?", (upto_seq,))
+        # PASSIVE: ingest commits go on meanwhile.
+        self._reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def window_states(self, window_id: int) -> dict[str, bytes]:
         rows = self._reader().execute(
@@ -504,6 +573,21 @@ class SQLiteStorage:
                 ),
             )
 
+    def past_scores(
+        self, model: str, version: str, detector: str, before_ms: int, windows: int
+    ) -> list[PastScore]:
+        rows = self._reader().execute(
+            "SELECT w.start_ms, json_extract(r.value, '$.feature'), "
+            "json_extract(r.value, '$.score'), json_extract(r.value, '$.decision'), "
+            "json_extract(r.value, '$.details.check_decision') "
+            "FROM windows w, json_each(w.results) r WHERE w.id IN (SELECT id FROM windows "
+            "WHERE model = ? AND version = ? AND end_ms <= ? AND results IS NOT NULL "
+            "ORDER BY start_ms DESC LIMIT ?) AND json_extract(r.value, '$.detector') = ? "
+            "AND json_extract(r.value, '$.score') IS NOT NULL ORDER BY w.start_ms DESC",
+            (model, version, before_ms, windows, detector),
+        )
+        return [PastScore(*row) for row in rows]
+
     def models(self) -> list[dict[str, Any]]:
         rows = self._reader().execute(
             "SELECT model, version, COUNT(*), SUM(rows), SUM(labelled), MIN(start_ms), "
@@ -539,26 +623,15 @@ class SQLiteStorage:
             model_key = known[0] if known else None
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
-                found: dict[str, tuple[int, int, int, int]] = {}
+                found: dict[str, _Prediction] = {}
                 if model_key is not None:
-                    found = {
-                        pid: (window_id, batch, row, labelled)
-                        for pid, window_id, batch, row, labelled in db.execute(
-                            "SELECT i.prediction_id, b.window_id, i.batch, i.row, "
-                            "l.prediction_id IS NOT NULL FROM prediction_ids i "
-                            "JOIN prediction_batches b ON b.seq = i.batch "
-                            "LEFT JOIN labels l ON l.model_key = i.model_key "
-                            "AND l.prediction_id = i.prediction_id "
-                            f"WHERE i.model_key = ? AND i.prediction_id IN ({_marks(len(chunk))})",
-                            (model_key, *chunk),
-                        )
-                    }
+                    found = self._predictions(db, model_key, chunk)
                 db.executemany(
                     _UPSERT_LABEL,
                     [
                         (
                             model_key,
-                            pid,
+                            key,
                             window_id,
                             batch,
                             row,
@@ -566,10 +639,10 @@ class SQLiteStorage:
                             latest[pid].value_num,
                             now_ms,
                         )
-                        for pid, (window_id, batch, row, _) in found.items()
+                        for pid, (key, window_id, batch, row, _) in found.items()
                     ],
                 )
-                for window_id, _, _, labelled in found.values():
+                for _, window_id, _, _, labelled in found.values():
                     if labelled:
                         replaced += 1
                     else:
@@ -598,6 +671,66 @@ class SQLiteStorage:
             self._add_labelled(db, windows)
             self._bump(db, model, {"accepted": len(labels), "replaced": replaced})
         return LabelOutcome(len(labels), joined, pending, replaced, set(windows))
+
+    @staticmethod
+    def _predictions(
+        db: sqlite3.Connection, model_key: int, ids: Sequence[str]
+    ) -> dict[str, _Prediction]:
+        """Each id's first prediction, if stored: its key, window, batch, row, and whether it
+        has a label already."""
+        named = dict(zip(_id_keys(ids), ids, strict=True))
+        # Keys one by one: text keys, and UUID keys if any batch had them listed (blobs sort
+        # after text, so the first blob key says).
+        listed: list[bytes | str] = [key for key in named if not isinstance(key, bytes)]
+        if db.execute(
+            "SELECT 1 FROM prediction_ids WHERE model_key = ? AND id_key >= x'' LIMIT 1",
+            (model_key,),
+        ).fetchone():
+            listed = list(named)
+        where: dict[bytes | str, tuple[int, int, int]] = {
+            key: (window_id, batch, row)
+            for key, window_id, batch, row in db.execute(
+                "SELECT i.id_key, b.window_id, i.batch, i.row FROM prediction_ids i "
+                "JOIN prediction_batches b ON b.seq = i.batch "
+                f"WHERE i.model_key = ? AND i.id_key IN ({_marks(len(listed))})",
+                (model_key, *listed),
+            )
+        }
+        # UUID keys by range: the batches of their millisecond whose range holds them, then
+        # where in those batches' keys they are.
+        by_ms: dict[int, list[bytes]] = {}
+        for key in named:
+            if isinstance(key, bytes):
+                by_ms.setdefault(_millisecond(key), []).append(key)
+        for keys in by_ms.values():
+            keys.sort()
+        holding: dict[int, list[bytes]] = {}
+        for ms, first, last, batch in db.execute(
+            "SELECT ms, first_key, last_key, batch FROM prediction_ranges "
+            f"WHERE model_key = ? AND ms IN ({_marks(len(by_ms))})",
+            (model_key, *by_ms),
+        ):
+            keys = by_ms[ms]
+            inside = keys[bisect_left(keys, first) : bisect_right(keys, last)]
+            if inside:
+                holding.setdefault(batch, []).extend(inside)
+        for seq, window_id, packed in db.execute(
+            "SELECT seq, window_id, ids FROM prediction_batches "
+            f"WHERE seq IN ({_marks(len(holding))})",
+            list(holding),
+        ):
+            for key, row in _rows_of(packed, holding[seq]).items():
+                if key not in where or seq < where[key][1]:
+                    where[key] = (window_id, seq, row)
+        labelled = {
+            key
+            for (key,) in db.execute(
+                "SELECT id_key FROM labels "
+                f"WHERE model_key = ? AND id_key IN ({_marks(len(where))})",
+                (model_key, *where),
+            )
+        }
+        return {named[key]: (key, *spot, key in labelled) for key, spot in where.items()}
 
     @staticmethod
     def _bump(db: sqlite3.Connection, model: str, counts: Mapping[str, int]) -> None:
@@ -662,21 +795,28 @@ class SQLiteStorage:
             for model, n in expired.items():
                 self._bump(db, model, {"expired": n})
             db.execute("DELETE FROM pending_labels WHERE received_ms < ?", (cutoff,))
+            old_ranges = (
+                "FROM prediction_ranges WHERE batch IN "
+                f"(SELECT seq FROM prediction_batches WHERE window_id IN ({old_windows}))"
+            )
+            (ranged,) = db.execute(
+                "SELECT COALESCE(SUM(length(ids) / 16), 0) FROM prediction_batches "
+                f"WHERE seq IN (SELECT batch {old_ranges})",
+                (cutoff,),
+            ).fetchone()
+            deleted += ranged
+            db.execute(f"DELETE {old_ranges}", (cutoff,))
             batches = db.execute(
                 "SELECT seq, model_key, ids FROM prediction_batches "
-                f"WHERE window_id IN ({old_windows})",
+                f"WHERE window_id IN ({old_windows}) "
+                "AND seq NOT IN (SELECT batch FROM prediction_ranges)",
                 (cutoff,),
             )
             while chunk := batches.fetchmany(256):
                 # An id's index row is this batch's only if the id was not seen earlier.
                 deleted += db.executemany(
-                    "DELETE FROM prediction_ids "
-                    "WHERE model_key = ? AND prediction_id = ? AND batch = ?",
-                    (
-                        (model_key, pid, seq)
-                        for seq, model_key, ids in chunk
-                        for pid in json.loads(ids)
-                    ),
+                    "DELETE FROM prediction_ids WHERE model_key = ? AND id_key = ? AND batch = ?",
+                    ((model_key, key, seq) for seq, model_key, ids in chunk for key in _keys(ids)),
                 ).rowcount
             db.execute(f"DELETE FROM labels WHERE window_id IN ({old_windows})", (cutoff,))
             db.execute(
@@ -893,6 +1033,10 @@ class SQLiteStorage:
         return [_alert(row) for row in self._reader().execute(sql + " ORDER BY id", params)]
 
 
+# An id's key, window, batch and row, and whether it has a label already.
+_Prediction = tuple[bytes | str, int, int, int, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class _Arrival:
     """A stored batch's prediction ids, for joining labels that came first."""
@@ -928,6 +1072,101 @@ class _Transaction:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _id_key(prediction_id: str) -> bytes | str:
+    """The id's key in prediction_ids and labels: 16 bytes for a canonical UUID, else its text."""
+    if _UUID.fullmatch(prediction_id):
+        return bytes.fromhex(prediction_id.replace("-", ""))
+    return prediction_id
+
+
+def _stored_ids(ids: Sequence[str]) -> tuple[bytes | str, Sequence[bytes | str] | None]:
+    """A batch's ids as prediction_batches keeps them, and their keys if SQLite cannot cut them.
+
+    All canonical UUIDs (what the SDK makes): their keys end to end. Otherwise a JSON array,
+    from which SQLite reads the keys unless some id is a UUID (its key is its bytes) or holds a
+    NUL (which json_each cuts short); then the keys are listed.
+    """
+    packed = _packed_uuids(ids)
+    if packed is not None:
+        return packed, None
+    text = json.dumps(ids, separators=(",", ":"))
+    if "\0" in "".join(ids) or 36 in set(map(len, ids)):
+        return text, [_id_key(pid) for pid in ids]
+    return text, None
+
+
+def _packed_uuids(ids: Sequence[str]) -> bytes | None:
+    """The ids' keys end to end if all are canonical UUIDs, worked out for all at once (a regular
+    expression and a conversion an id cost several times more)."""
+    n = len(ids)
+    joined = "".join(ids)
+    if not (
+        len(joined) == 36 * n
+        and set(map(len, ids)) <= {36}
+        and joined.isascii()
+        and joined.count("-") == 4 * n
+        and joined == joined.lower()
+        and all(joined[at::36] == "-" * n for at in _UUID_DASHES)
+    ):
+        return None
+    try:
+        packed = bytes.fromhex(joined.replace("-", ""))
+    except ValueError:
+        return None
+    # fromhex skips whitespace, which would leave fewer bytes.
+    return packed if len(packed) == 16 * n else None
+
+
+def _id_keys(ids: Sequence[str]) -> list[bytes | str]:
+    packed = _packed_uuids(ids)
+    if packed is None:
+        return [_id_key(pid) for pid in ids]
+    return [packed[i : i + 16] for i in range(0, len(packed), 16)]
+
+
+def _key_range(packed: bytes) -> tuple[bytes, bytes] | None:
+    """The least and greatest of a batch's UUID keys, if all are of one millisecond."""
+    if not packed:
+        return None
+    keys = [packed[at : at + 16] for at in range(0, len(packed), 16)]
+    first, last = min(keys), max(keys)
+    # Keys between two of one millisecond are of it too: a UUIDv7 begins with its time.
+    return (first, last) if first[:6] == last[:6] else None
+
+
+def _millisecond(key: bytes) -> int:
+    """A UUIDv7's time: its first 48 bits."""
+    return int.from_bytes(key[:6], "big")
+
+
+def _rows_of(packed: bytes, keys: Sequence[bytes]) -> dict[bytes, int]:
+    """The row of each of ``keys`` found among a batch's UUID keys."""
+    if 8 * len(keys) < len(packed) // 16:
+        # A few keys of a long batch: each looked for.
+        found = {key: _row_of(packed, key) for key in keys}
+        return {key: row for key, row in found.items() if row is not None}
+    chunks = [packed[at : at + 16] for at in range(0, len(packed), 16)]
+    # Reversed, so that a key there twice keeps its first row.
+    rows = dict(zip(reversed(chunks), range(len(chunks) - 1, -1, -1), strict=True))
+    return {key: rows[key] for key in keys if key in rows}
+
+
+def _row_of(packed: bytes, key: bytes) -> int | None:
+    """The row of ``key`` among a batch's UUID keys, or None."""
+    at = packed.find(key)
+    # A match across two keys is not one.
+    while at > 0 and at % 16:
+        at = packed.find(key, at + 1)
+    return None if at < 0 else at // 16
+
+
+def _keys(ids: bytes | str) -> list[bytes | str]:
+    """The keys of a batch's ids as prediction_batches keeps them."""
+    if isinstance(ids, bytes):
+        return [ids[i : i + 16] for i in range(0, len(ids), 16)]
+    return [_id_key(pid) for pid in json.loads(ids)]
 
 
 def _window(row: tuple[Any, ...]) -> WindowRecord:

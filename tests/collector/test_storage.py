@@ -4,6 +4,7 @@ and keeps its state across reopening; the label join's per-batch layout and its 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,67 @@ def test_label_join_reads_predictions_from_batches_and_prunes_old_ones(tmp_path:
     assert len(labelled_pairs(storage.labelled_batches(new_id))) == 2
     gone = storage.apply_labels("m", [LabelRecord("a0", "yes", None)], now_ms=9_000)
     assert (gone.joined, gone.pending) == (0, 1)
+    storage.close()
+
+
+def uuid7(ms: int, low: int) -> str:
+    """Canonical UUIDv7 text: ``ms`` in the first 48 bits, ``low`` in the last 62."""
+    return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62) | low))
+
+
+def test_label_join_finds_uuid_ids_stored_by_range_or_one_by_one(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "uuids.db")
+    old = WindowKey("m", "1", 0, MINUTE_MS)
+    new = WindowKey("m", "1", 10 * MINUTE_MS, 11 * MINUTE_MS)
+    # Ids one SDK call makes (one millisecond) are indexed by range, out of order or not; the
+    # others id by id. The key of a UUID is its bytes, so the same UUID in capitals is another id.
+    spans = {
+        "a": (old, [uuid7(1000, 12), uuid7(1000, 10), uuid7(1000, 11)]),
+        "b": (old, [uuid7(1000, 11), uuid7(1000, 20)]),  # 11 again: batch a's counts
+        "c": (new, [uuid7(2000, 1), uuid7(2001, 1)]),  # two milliseconds
+        "d": (new, ["order-7", uuid7(3000, 5)]),
+        "e": (new, [uuid7(4000, 1).upper()]),
+        "f": (new, [uuid7(5000, 9)]),
+    }
+    # A key made of the end of one key of batch g and the start of the next is not in it,
+    # though it is of g's millisecond and within its range.
+    ms = bytes.fromhex("a00102030405")
+    g = [ms + b"\0\0" + ms + b"\0\3", ms + b"\0\5" + bytes(8)]
+    straddling = str(uuid.UUID(bytes=g[0][8:] + g[1][:8]))
+    spans["g"] = (new, [str(uuid.UUID(bytes=key)) for key in g])
+    outcome = storage.ingest(
+        [
+            batch(name.encode(), window, ids, [f"{name}{row}" for row in range(len(ids))])
+            for name, (window, ids) in spans.items()
+        ],
+        now_ms=0,
+    )
+    old_id, new_id = (outcome.stored[i].window_id for i in (0, 2))  # type: ignore[union-attr]
+    expected = {
+        pid: f"{name}{row}"
+        for name, (_, ids) in reversed(spans.items())
+        for row, pid in enumerate(ids)
+    }
+    labels = [LabelRecord(pid, "x", None) for pid in expected]
+    unknown = [uuid7(4000, 1), uuid7(1000, 13), straddling]
+    applied = storage.apply_labels("m", labels + [LabelRecord(p, "x", None) for p in unknown], 1)
+    assert (applied.joined, applied.pending) == (len(expected), 3)
+    joined = {
+        pair.prediction_text
+        for window in (old_id, new_id)
+        for pair in labelled_pairs(storage.labelled_batches(window))
+    }
+    assert joined == set(expected.values()) and expected[uuid7(1000, 11)] == "a2"
+    again = storage.apply_labels("m", [LabelRecord(uuid7(1000, 20), "y", None)], 2)
+    assert (again.joined, again.replaced, again.windows) == (1, 1, set())
+
+    pruned = storage.prune(
+        now_ms=5 * MINUTE_MS, prediction_horizon_ms=3 * MINUTE_MS, dedupe_horizon_ms=10**9
+    )
+    assert pruned.predictions_deleted == 5  # batches a and b
+    gone = storage.apply_labels("m", [LabelRecord(uuid7(1000, 11), "x", None)], 3)
+    kept = storage.apply_labels("m", [LabelRecord(uuid7(2001, 1), "z", None)], 3)
+    assert (gone.pending, kept.joined, kept.replaced) == (1, 1, 1)
     storage.close()
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
+from inferwatch.capture import count_rows
 from inferwatch.middleware.mapping import (
     CapturedRequest,
     CapturedResponse,
@@ -15,6 +17,7 @@ from inferwatch.middleware.mapping import (
     default_outputs,
     ids_from_field,
     ids_from_header,
+    rows_in_json,
 )
 from inferwatch.middleware.routes import RouteFilter
 
@@ -113,6 +116,84 @@ def test_headers_are_decoded_on_demand() -> None:
 def test_default_outputs_are_the_json_value(body: Any) -> None:
     response = CapturedResponse(200, [], json.dumps(body).encode())
     assert default_outputs(response) == body
+
+
+def mapped_rows(body: bytes) -> int | None:
+    """The rows the default mapping finds once it parses the body (None: it cannot map it)."""
+    try:
+        return count_rows(default_inputs(request(body)))
+    except MappingError:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        (b'{"input_data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}', 2),
+        (b'{ "x" : [ [ 1 , -2.5e-3 ] ,\n\t[ 3E+2 , 4 ] ] }', 2),
+        (b"[[1, 2], [3, 4], [5, 6]]", 3),
+        (b"[[true, false, null]]", 1),
+        (b'{"x": [[]]}', 1),
+        # Rows of named scalars, strings holding what would otherwise be structure.
+        (b'{"rows": [{"a": 1, "b": "x, ]}"}, {"a": 2, "b": "[{:"}]}', 2),
+        (b'[{"age": 41, "plan": "pro"}, {"age": 35, "plan": "free"}]', 2),
+        (b'[{"age": 41, "plan": "pro"}, {"plan": "free", "age": 35}]', None),  # not alike
+        (b'{"weird \\u00e9 [key": [[1]]}', None),  # an escape: not counted
+        (b'{"x": ["a", "b"]}', None),  # a vector of strings is one row
+        (b"[1.0, 2.0]", None),
+        (b"[]", None),
+        (b'{"x": []}', None),
+        (b'{"x": [[1], [2, 3]]}', None),  # ragged
+        (b'{"x": [[[1, 2]], [[3, 4]]]}', None),  # nested
+        (b'{"x": [{"a": [1]}]}', None),
+        (b'{"x": [[1], 2]}', None),
+        (b'{"a": [1, 2], "b": [3, 4]}', None),  # columns
+        (b'{"x": [[1, 2]], "y": [[3, 4]]}', None),
+        (b'{"x": {"a": 1}}', None),
+        (b'{"a": 1.0, "b": "x"}', None),
+        (b'{"input_data": [[1', None),
+        (b'{"input_data": [[1, 2]]}}', None),
+        (b'"[[1]]"', None),
+        (b"hello model", None),
+    ],
+)
+def test_rows_in_json_counts_batches_of_flat_rows(body: bytes, rows: int | None) -> None:
+    assert rows_in_json(body) == rows
+    if rows is not None:
+        assert mapped_rows(body) == rows
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.choice(["list", "list", "dict", "number", "string", "literal"])
+    if depth >= 3 or kind == "number":
+        return rng.choice([rng.randint(-5, 5), rng.uniform(-1e3, 1e3), 1e-7])
+    if kind == "string":
+        return "".join(rng.choice('ab[]{},:" é\\') for _ in range(rng.randint(0, 4)))
+    if kind == "literal":
+        return rng.choice([True, False, None])
+    size = rng.randint(0, 4)
+    if kind == "dict":
+        return {f"k{i}{rng.choice('[],')}": random_json(rng, depth + 1) for i in range(size)}
+    # Lists of rows of one shape, so that some are counted.
+    row = random_json(rng, depth + 1)
+    if rng.random() < 0.5:
+        return [row] * size
+    return [random_json(rng, depth + 1) for _ in range(size)]
+
+
+def test_rows_in_json_never_disagrees_with_the_parsed_body() -> None:
+    rng = random.Random(20240607)
+    counted = 0
+    for _ in range(4000):
+        payload = random_json(rng)
+        if rng.random() < 0.5:
+            payload = {"input_data": payload}
+        body = json.dumps(payload, indent=rng.choice([None, 1]), ensure_ascii=False).encode()
+        rows = rows_in_json(body)
+        if rows is not None:
+            counted += 1
+            assert rows == mapped_rows(body), body
+    assert counted > 100  # the property was exercised, not vacuously true
 
 
 def scope(method: str, path: str) -> dict[str, str]:

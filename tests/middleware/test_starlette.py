@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from inferwatch import contract
 from inferwatch.config import current_settings
+from inferwatch.frame import CategoricalColumn
 from inferwatch.middleware import CapturedRequest, InferwatchMiddleware
 from inferwatch.middleware import stats as middleware_stats
 from mw_receiver import Receiver, input_frame, output_frame
@@ -34,6 +35,11 @@ async def predict(request: Request) -> Response:
 async def score(request: Request) -> Response:
     payload = await request.json()
     return JSONResponse({"score": payload["a"] + payload["b"], "label": "high"})
+
+
+async def records(request: Request) -> Response:
+    payload = await request.json()
+    return JSONResponse([row["age"] > 40 for row in payload["rows"]])
 
 
 async def text(request: Request) -> Response:
@@ -87,6 +93,7 @@ def make_app() -> Starlette:
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/score", score, methods=["POST"]),
+            Route("/records", records, methods=["POST"]),
             Route("/text", text, methods=["POST"]),
             Route("/large", large, methods=["POST"]),
             Route("/stream", stream, methods=["POST"]),
@@ -248,6 +255,23 @@ def test_ids_that_do_not_fit_a_header_are_still_recorded(
     assert sdk.store.wait_for(lambda s: s.attributes.get(contract.ATTR_ROWS) == 300, 1)
 
 
+def test_a_batch_too_large_for_the_header_gets_its_ids_after_the_response(
+    monitored: type[Monitored], sdk: Receiver
+) -> None:
+    m = monitored()
+    for rows in (221, 222):  # 221 ids take 8,176 bytes, 222 take 8,213: over 8 KiB
+        response = m.client.post("/predict", json={"input_data": [[float(rows)]] * rows})
+        assert response.json() == [float(rows)] * rows
+        assert ("x-prediction-ids" in response.headers) is (rows == 221)
+
+    assert m.middleware.stats.ids_header_skipped == 1
+    assert m.middleware.stats.recorded == 2
+    inferwatch.flush(10)
+    (span,) = sdk.store.wait_for(lambda s: s.attributes.get(contract.ATTR_ROWS) == 222, 1)
+    ids = span.attributes[contract.ATTR_PREDICTION_IDS]
+    assert len(set(ids)) == 222 and columns(input_frame(span)).ravel().tolist() == [222.0] * 222
+
+
 def test_default_routes_skip_get_and_infrastructure(monitored: type[Monitored]) -> None:
     m = monitored()
     assert m.client.get("/health").text == "ok"
@@ -360,6 +384,42 @@ def test_non_json_request_is_served_and_counted(
     assert response.text == f"got {len(body)} bytes"
     assert "x-prediction-ids" not in response.headers
     assert m.middleware.stats.mapping_errors == 1
+
+
+def test_a_batch_of_rows_gets_its_ids_from_its_counted_rows(
+    monitored: type[Monitored], sdk: Receiver
+) -> None:
+    m = monitored()
+    rows = [{"age": 41, "plan": "pro"}, {"age": 35, "plan": "free, [x]"}, {"age": 50, "plan": ""}]
+    response = m.client.post("/records", json={"rows": rows})
+
+    assert response.json() == [True, False, True]
+    ids = header_ids(response)
+    assert len(ids) == 3
+    inferwatch.flush(10)
+    features = input_frame(sdk.span_with_ids(ids)).features()
+    ages, plans = features["age"], features["plan"]
+    assert isinstance(ages, np.ndarray) and isinstance(plans, CategoricalColumn)
+    assert ages.tolist() == [41.0, 35.0, 50.0]
+    assert plans.values() == ["pro", "free, [x]", ""]
+
+
+def test_a_body_counted_as_rows_but_not_json_is_parsed_after_the_response(
+    monitored: type[Monitored],
+) -> None:
+    """Its rows are counted from its brackets alone, so a 2xx answer to it carries ids; it is
+    then not recorded. An error status makes the middleware parse the body first."""
+    m = monitored(routes=["/text", "/error"])
+    body = b"[[1, 2], [tru, e]]"
+    accepted = m.client.post("/text", content=body)
+    refused = m.client.post("/error", content=body)
+
+    assert accepted.text == f"got {len(body)} bytes"
+    assert len(header_ids(accepted)) == 2
+    assert refused.status_code == 503
+    assert "x-prediction-ids" not in refused.headers
+    assert m.middleware.stats.mapping_errors == 2
+    assert m.middleware.stats.recorded == 0
 
 
 def test_user_mapping_for_other_formats(monitored: type[Monitored], sdk: Receiver) -> None:
