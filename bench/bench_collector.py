@@ -311,7 +311,9 @@ def main() -> None:
                 print(
                     f"{m + 1}M rows: {rates[-1]:,.0f} rows/s, RSS {rss[-1][1]:.0f} MB", flush=True
                 )
-            db_mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20
+            files = {f.name: f.stat().st_size / 2**20 for f in Path(tmp).iterdir()}
+            wal_mb = files.pop("bench.db-wal", 0.0)
+            db_mb = sum(files.values())
 
             label_rates = {}
             with httpx.Client(base_url=url, timeout=120) as http:
@@ -365,7 +367,7 @@ def main() -> None:
         *(f"| RSS after {n / 1e6:.0f}M rows | {mb:.0f} MB |" for n, mb in rss),
         f"| largest RSS from 1M to {millions}M rows, over RSS at 1M | "
         f"{(max(after_first) / after_first[0] - 1) * 100:+.0f}% |",
-        f"| database size after {millions}M rows | {db_mb:.0f} MB |",
+        f"| database file (and WAL) after {millions}M rows | {db_mb:.0f} MB ({wal_mb:.0f} MB) |",
         f"| labels joined (10,000 a request, median) | {label_rates['joined']:,.0f} labels/s |",
         f"| labels pending (unknown ids) | {label_rates['pending']:,.0f} labels/s |",
         "",

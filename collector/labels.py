@@ -7,6 +7,7 @@ carries its class probabilities when the output frame has them, for log loss and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -168,6 +169,7 @@ def _record(index: int, item: object) -> LabelRecord:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def number_text(value: float) -> str:
     """A number as class text: ``1`` for 1.0, ``0.5`` for 0.5."""
     if value.is_integer() and abs(value) < 2**53:
