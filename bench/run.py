@@ -1,6 +1,7 @@
 """Run every benchmark (bench/bench_*.py) and gather their tables into bench/README.md.
 
 Usage: python bench/run.py [name ...]   (names like "sdk" or "receive"; default all)
+       python bench/run.py --collect       (only rewrite bench/README.md from bench/results)
 Each benchmark writes its own table to bench/results/<name>.md; this script only orders them
 under a header that records the machine and the date.
 """
@@ -31,7 +32,12 @@ def machine() -> str:
 
 def main(names: list[str]) -> int:
     scripts = {p.stem.removeprefix("bench_"): p for p in sorted(HERE.glob("bench_*.py"))}
-    chosen = names or sorted(scripts, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
+    collect_only = names == ["--collect"]
+    chosen = (
+        []
+        if collect_only
+        else names or sorted(scripts, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
+    )
     failed = []
     for name in chosen:
         if name not in scripts:
@@ -50,7 +56,8 @@ def main(names: list[str]) -> int:
         "`make bench` runs every `bench/bench_*.py` and rewrites this file. Each section names its "
         "baseline, measured in the same run; machines here are noisy (2 cores), so read medians "
         "and ratios, not absolute times.\n\n"
-        f"Last full run: {datetime.date.today().isoformat()} on {machine()}.\n"
+        f"Assembled {datetime.date.today().isoformat()} on {machine()}, from the latest run "
+        "of each benchmark (sections that record their own date and load give them).\n"
     )
     (HERE / "README.md").write_text(header + "\n" + "\n\n".join(sections) + "\n")
     if failed:
