@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from inferwatch.ids import _reserve, new_id
+from inferwatch.ids import new_id, reserve_counters
 
 __all__ = ["ID_LENGTH", "format_ids", "new_ids_text"]
 
@@ -33,7 +33,7 @@ def new_ids_text(count: int) -> str:
     """``count`` (>= 1) new ids, comma-separated, in increasing order."""
     if count == 1:
         return new_id()
-    ms, counter = _reserve(count)
+    ms, counter = reserve_counters(count)
     return format_ids(ms, counter, count)
 
 

@@ -34,8 +34,12 @@ _last_ms = 0
 _next_counter = 0
 
 
-def _reserve(count: int) -> tuple[int, int]:
-    """A millisecond timestamp and the first of ``count`` consecutive unused counter values."""
+def reserve_counters(count: int) -> tuple[int, int]:
+    """A millisecond timestamp and the first of ``count`` consecutive unused counter values.
+
+    Public so that code formatting ids its own way (the middleware writes them straight into a
+    header) still draws from the one counter that keeps all ids of this process ordered.
+    """
     global _last_ms, _next_counter
     now_ms = time.time_ns() // 1_000_000
     with _lock:
@@ -100,7 +104,7 @@ def new_ids(count: int) -> list[str]:
         raise ValueError(f"at most {_COUNTER_LIMIT >> 1} ids at once, asked for {count}")
     if count == 1:
         return [new_id()]
-    ms, counter = _reserve(count)
+    ms, counter = reserve_counters(count)
     counters = np.arange(counter, counter + count, dtype=np.uint64)
     high = np.uint64((ms << 16) | 0x7000) | (counters >> np.uint64(_LOW_COUNTER_BITS))
     low_counter = counters & np.uint64((1 << _LOW_COUNTER_BITS) - 1)
