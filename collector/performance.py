@@ -19,6 +19,7 @@ from inferwatch.collector.detectors.performance import (
     RegressionStats,
     Stats,
     Task,
+    builtin_metrics,
 )
 from inferwatch.collector.labels import LabelledPair
 
@@ -27,18 +28,7 @@ from inferwatch.collector.labels import LabelledPair
 STATS = "stats"
 # The library's built-in metrics, each shown in every performance (None where undefined).
 BUILTIN_METRICS: dict[Task, tuple[str, ...]] = {
-    "classification": (
-        "accuracy",
-        "precision_macro",
-        "recall_macro",
-        "f1_macro",
-        "precision_weighted",
-        "recall_weighted",
-        "f1_weighted",
-        "roc_auc",
-        "log_loss",
-    ),
-    "regression": ("mae", "rmse", "mape", "r2"),
+    task: builtin_metrics(task) for task in ("classification", "regression")
 }
 
 

@@ -267,13 +267,18 @@ _BUILTIN: dict[str, tuple[Task, bool]] = {
     "precision_weighted": ("classification", True),
     "recall_weighted": ("classification", True),
     "f1_weighted": ("classification", True),
-    "log_loss": ("classification", False),
     "roc_auc": ("classification", True),
+    "log_loss": ("classification", False),
     "mae": ("regression", False),
     "rmse": ("regression", False),
     "mape": ("regression", False),
     "r2": ("regression", True),
 }
+
+
+def builtin_metrics(task: Task) -> tuple[str, ...]:
+    """The names of the built-in metrics of ``task``, in the order they are shown."""
+    return tuple(name for name, (of, _) in _BUILTIN.items() if of == task)
 
 
 def _builtin(name: str) -> Callable[[Any], float | None]:

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from testkit import FakeClock, wait_for
 
-from .conftest import RunningCollector, make_frames, wait_for
-from .helpers import T0, FakeClock, windows
+from .conftest import RunningCollector, make_frames
+from .helpers import T0, windows
 
 MODEL = "credit"
 PUBLIC_URL = "https://collector.example.com"

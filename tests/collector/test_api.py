@@ -13,9 +13,10 @@ from inferwatch.collector.runtime import Collector
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import Frame, categorical, encode_frame, numeric
 from starlette.routing import Route
+from testkit import FakeClock, wait_for
 
-from .conftest import make_frames, wait_for
-from .helpers import T0, FakeClock, windows
+from .conftest import make_frames
+from .helpers import T0, windows
 
 BASE = "/v1/models/credit/versions/1/reference"
 

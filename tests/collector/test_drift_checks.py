@@ -20,9 +20,10 @@ from inferwatch.collector.detectors import OnlineOutlierDetector
 from inferwatch.collector.evaluate import registered
 from inferwatch.collector.storage import SQLiteStorage
 from inferwatch.frame import Frame, categorical, numeric
+from testkit import FakeClock, wait_for
 
-from .conftest import RunningCollector, SpanSender, start_collector, wait_for
-from .helpers import T0, FakeClock, total_rows, windows
+from .conftest import RunningCollector, SpanSender, start_collector
+from .helpers import T0, total_rows, windows
 
 MODEL = "wine"
 FEATURES = ("alcohol", "acidity", "sugar", "density", "ph")

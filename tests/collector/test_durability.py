@@ -15,9 +15,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from testkit import FakeClock, wait_for
 
-from .conftest import make_frames, start_collector_process, wait_for
-from .helpers import T0, FakeClock, total_rows, windows
+from .conftest import make_frames, start_collector_process
+from .helpers import T0, total_rows, windows
 
 
 def recorded_spans(count: int, rows: int, start: float = T0) -> list[ReadableSpan]:

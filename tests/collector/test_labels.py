@@ -8,9 +8,10 @@ import httpx
 import numpy as np
 from inferwatch.frame import Frame, numeric
 from sklearn.metrics import accuracy_score, mean_absolute_error, mean_squared_error
+from testkit import FakeClock, wait_for
 
-from .conftest import make_frames, wait_for
-from .helpers import T0, FakeClock, total_rows, windows
+from .conftest import make_frames
+from .helpers import T0, total_rows, windows
 
 
 def post_labels(client: httpx.Client, model: str, labels: dict[str, Any]) -> dict[str, int]:

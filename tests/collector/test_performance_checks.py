@@ -16,9 +16,10 @@ import pytest
 from inferwatch.capture import capture_outputs
 from inferwatch.frame import Frame, numeric
 from sklearn import metrics as skm
+from testkit import FakeClock, wait_for
 
-from .conftest import make_frames, wait_for
-from .helpers import T0, FakeClock, total_rows, windows
+from .conftest import make_frames
+from .helpers import T0, total_rows, windows
 
 MODEL = "credit"
 WINDOW = 60

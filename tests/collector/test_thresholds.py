@@ -17,9 +17,10 @@ from inferwatch.collector.config import ConfigError, ModelConfig, load_config
 from inferwatch.collector.detectors import MMDDrift, OutlierDetector, calibrate_on_reference
 from inferwatch.frame import Frame, categorical, numeric
 from scipy import stats
+from testkit import FakeClock, wait_for
 
-from .conftest import RunningCollector, SpanSender, make_frames, wait_for
-from .helpers import T0, FakeClock, windows
+from .conftest import RunningCollector, SpanSender, make_frames
+from .helpers import T0, windows
 
 WINDOW = 60
 FEATURES = ("x0", "x1", "x2", "x3", "x4")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from testkit import FakeClock, wait_for
 
-from .conftest import make_frames, wait_for
-from .helpers import T0, FakeClock, windows
+from .conftest import make_frames
+from .helpers import T0, windows
 
 
 def test_window_summaries_match_numpy(make_collector, make_sender) -> None:

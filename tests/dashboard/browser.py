@@ -7,12 +7,12 @@ import contextlib
 import itertools
 import json
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
+from testkit import wait_for
 from websockets.sync.client import ClientConnection, connect
 
 QUIET = [
@@ -62,8 +62,8 @@ class Page:
         self._ids = itertools.count(1)
         self._stack = contextlib.ExitStack()
         try:
-            port = self._wait(lambda: _devtools_port(profile), 30, "Chromium's DevTools port")
-            target = self._wait(lambda: _page_target(port), 30, "a page target")
+            port = wait_for(lambda: _devtools_port(profile), 30, "Chromium's DevTools port", 0.1)
+            target = wait_for(lambda: _page_target(port), 30, "a page target", 0.1)
             self.socket: ClientConnection = self._stack.enter_context(
                 connect(target, max_size=None)
             )
@@ -103,24 +103,13 @@ class Page:
             except RuntimeError:
                 return None
 
-        return self._wait(attempt, timeout, expression)
+        return wait_for(attempt, timeout, expression, 0.1)
 
     def text(self, selector: str) -> str:
         found = self.evaluate(
             f"(document.querySelector({json.dumps(selector)}) || {{}}).innerText || ''"
         )
         return str(found)
-
-    @staticmethod
-    def _wait(condition: Any, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.1)
 
     def close(self) -> None:
         self._stack.close()

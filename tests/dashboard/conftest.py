@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
+from testkit import FakeClock, free_port, wait_for
 
 # A multiple of 60 s: 2023-11-14T22:14:00Z.
 T0 = 1_700_000_040.0
@@ -37,40 +36,6 @@ ERROR_WINDOW = 2
 REQUESTS_PER_WINDOW = 12
 ROWS_PER_REQUEST = 20
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll until ``condition()`` is truthy; its value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class FakeClock:
-    """The collector's clock, moved by the test."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance_to(self, now: float) -> None:
-        with self._lock:
-            self.now = now
 
 
 @dataclass

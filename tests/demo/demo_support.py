@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
@@ -78,15 +76,3 @@ def processes_mentioning(text: str, exclude: Sequence[int] = ()) -> list[psutil.
         if text in cmdline or text in environ:
             found.append(process)
     return found
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
-    """Poll until ``condition()`` is truthy and return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)

@@ -28,9 +28,9 @@ from demo_support import (
     REPO,
     processes_mentioning,
     start_collector,
-    wait_for,
 )
 from demo_watch import Findings
+from testkit import wait_for
 from wine import FEATURES
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from demo_processes import Servers, bentoml_argv, bentoml_env, pick_port
-from demo_support import EXAMPLES, RunningCollector, run_example, wait_for
+from demo_support import EXAMPLES, RunningCollector, run_example
+from testkit import wait_for
 from wine import FEATURES, train, training_data
 
 pytestmark = pytest.mark.slow

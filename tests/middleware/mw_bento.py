@@ -28,6 +28,8 @@ class BentoServer:
     log: Path
 
 
+# Its own copy, not testkit's: BentoML's workers import this module with only tests/middleware
+# on their path.
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

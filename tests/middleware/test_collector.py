@@ -13,12 +13,12 @@ import uvicorn
 from inferwatch.collector.app import create_app
 from inferwatch.collector.config import load_config
 from inferwatch.middleware import InferwatchMiddleware
-from mw_bento import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from testkit import free_port
 
 
 async def classify(request: Request) -> Response:
