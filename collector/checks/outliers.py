@@ -4,8 +4,10 @@ The window's row sample (its reservoir: every row up to 10,000, a uniform sample
 row with its prediction id) is scored by a detector fitted on the reference's rows. A row is
 flagged above the score the reference exceeds at the target false-positive rate (1% by
 default, on reference scores the detector was not trained on); the window alerts when it has
-more flagged rows than that rate allows (one-sided binomial test). The result lists the flagged
-rows' prediction ids, most unusual first, and for each the feature furthest from the reference.
+more flagged rows than that rate allows (a one-sided beta-binomial test, which counts the
+threshold's own uncertainty) and at least ``min_rate_ratio`` times the expected share. The
+result lists the flagged rows' prediction ids, most unusual first, and for each the feature
+furthest from the reference.
 
 ``method``: ``isolation_forest`` (default), ``mahalanobis``, ``robust_mahalanobis`` (fitted on
 the reference, then static) or ``online``: a running mean and covariance that each window's
@@ -44,7 +46,7 @@ NAME = "outliers"
 METHODS = ("isolation_forest", "mahalanobis", "robust_mahalanobis", "online")
 UPDATES = ("inliers", "all", "none")
 # The stored state's format; a state of another format (or reference) is started afresh.
-_STATE_FORMAT = 1
+_STATE_FORMAT = 2
 
 
 def _scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
@@ -74,6 +76,7 @@ def _scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
     method="isolation_forest",
     target_fpr=0.01,
     alpha=0.05,
+    min_rate_ratio=1.5,
     max_flagged=1000,
     categorical=False,
     online_update="inliers",
@@ -126,6 +129,7 @@ def _offline(settings: Mapping[str, Any]) -> OutlierDetector:
         settings["method"],
         target_fpr=settings["target_fpr"],
         alpha=settings["alpha"],
+        min_rate_ratio=settings["min_rate_ratio"],
         random_state=settings["random_state"],
     )
 
@@ -206,6 +210,7 @@ def _run_online(
             "mahalanobis",
             target_fpr=settings["target_fpr"],
             alpha=settings["alpha"],
+            min_rate_ratio=settings["min_rate_ratio"],
             update=settings["online_update"],
             random_state=settings["random_state"],
         ).fit(columns.rows(profile.reservoir))
