@@ -39,9 +39,12 @@ SCENARIO: tuple[Phase, ...] = (
     Phase(
         "covariate shift",
         2,
-        "alcohol +1.5 sd, color_intensity +1.5 sd, hue -1 sd; 8 outlier rows a window",
+        "alcohol +1.5 sd, color_intensity +1.5 sd, hue -1 sd; 12 outlier rows a window",
         shift={"alcohol": 1.5, "color_intensity": 1.5, "hue": -1.0},
-        outliers=8,
+        # 12 of 300 rows: with a reference of 178 wines the 1% row threshold is only known
+        # roughly (it flags 0.1% to 3% of clean rows), so 8 would not be evidence of an
+        # excess (beta-binomial p=0.09); 12 is (p=0.02 before the clean rows' own flags).
+        outliers=12,
     ),
     Phase(
         "label shift",

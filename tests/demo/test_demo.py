@@ -143,9 +143,9 @@ def test_injected_outliers_are_flagged_by_prediction_id(run: DemoRun) -> None:
     for entry, window in phase_windows(run, COVARIATE):
         found = Findings.of(window)
         injected = set(entry["outlier_ids"])
-        assert len(injected) == 8
+        assert len(injected) == 12
         assert found.outlier_window
-        assert len(injected & set(found.outlier_ids)) >= 6, (injected, found.outlier_ids)
+        assert len(injected & set(found.outlier_ids)) >= 9, (injected, found.outlier_ids)
     for _, window in phase_windows(run, CLEAN):
         assert not Findings.of(window).outlier_window
 
