@@ -97,9 +97,6 @@ reference = {{ policy = "none" }}
 
 [models.{MODEL_NAME}.detectors]
 performance = {{ min = {{ accuracy = {MIN_ACCURACY} }} }}
-# Mahalanobis: the injected outliers sit 8 sd off on one of 13 correlated features, which a
-# covariance model flags (24 of 24) and the default isolation forest mostly misses (1 of 24).
-outliers = {{ method = "mahalanobis" }}
 
 [models.{MODEL_NAME}.alerts]
 # One alert per check (not one per feature or per row), so the terminal stays readable.

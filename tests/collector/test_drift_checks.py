@@ -134,14 +134,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     db = tmp_path_factory.mktemp("drift") / "collector.db"
     clock = FakeClock(T0)
     config = load_config(None, db=f"sqlite:///{db}", tick_seconds=0.05)
-    # Mahalanobis: rows far off on two of five features are what a covariance model sees best;
-    # the default isolation forest misses many of them (docs/detectors.md, "In the collector").
-    settings = {
-        "window": WINDOW,
-        "allowed_lateness": 5,
-        "reference": {"policy": "none"},
-        "detectors": {"outliers": {"method": "mahalanobis"}},
-    }
+    # The outliers check with its defaults: a whitened isolation forest.
+    settings = {"window": WINDOW, "allowed_lateness": 5, "reference": {"policy": "none"}}
     model = config.defaults.merged(settings, MODEL)
     collector = start_collector(dataclasses.replace(config, models={MODEL: model}), clock)
     sender = SpanSender(collector.url)
@@ -232,11 +226,16 @@ def test_injected_outliers_are_flagged_by_prediction_id(scenario: Scenario) -> N
     assert found["decision"] == "alert"
     details = found["details"]
     assert details["scored_rows"] == details["window_rows"] == ROWS
-    # Every injected row is flagged (recall 1), and they rank first (precision 1 at 8).
+    # Every injected row is flagged (recall 1), and they rank first: the forest is not as sharp
+    # as a covariance model on normal data (Mahalanobis ranks all 8 first, the forest 7 of 8).
     flagged = details["flagged_ids"]
-    assert set(flagged[:INJECTED]) == set(scenario.injected)
+    assert set(scenario.injected) <= set(flagged)
+    assert len(set(flagged[:INJECTED]) & set(scenario.injected)) >= INJECTED - 1
     assert details["flagged_total"] == len(flagged) <= INJECTED + 12
-    assert set(details["top_features"][:INJECTED]) <= {"sugar", "density"}
+    top = {
+        f for i, f in zip(flagged, details["top_features"], strict=True) if i in scenario.injected
+    }
+    assert top <= {"sugar", "density"}
     assert f"'{flagged[0]}'" in found["message"]
     clean = summary(scenario.results[0], "outliers")
     assert clean["decision"] == "ok"
