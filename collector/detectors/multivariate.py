@@ -259,6 +259,8 @@ class ClassifierDrift(Detector):
     correct test predictions against Binomial(n_test, 1/2) (exact up to being slightly
     conservative: the test labels are balanced); ``null="permutation"`` refits on
     ``n_permutations`` shuffled labellings and compares test AUCs, p = (k + 1) / (n + 1).
+    As for MMD, each window draws its reference rows afresh from a pool of ``reference_pool``
+    kept at fit, seeded by the window's content.
     Out-of-fold predictions from cross-validation are not used: they share training rows, are
     correlated, and made the binomial test alarm on 12% of unshifted windows at alpha 5%.
     ``n_threads`` caps the estimator's threads (None: the libraries' default).
@@ -272,11 +274,16 @@ class ClassifierDrift(Detector):
         n_permutations: int = 50,
         test_size: float = 0.5,
         max_rows: int = 1000,
+        reference_pool: int = 10_000,
         min_samples: int = 50,
         reduction: ReductionSpec = "auto",
         n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
+        if reference_pool < max_rows:
+            raise ValueError(
+                f"reference_pool ({reference_pool}) must be at least max_rows ({max_rows})"
+            )
         if null not in ("binomial", "permutation"):
             raise ValueError(f"null must be 'binomial' or 'permutation', got {null!r}")
         if not 0 < test_size < 1:
@@ -287,6 +294,7 @@ class ClassifierDrift(Detector):
         self.n_permutations = n_permutations
         self.test_size = test_size
         self.max_rows = max_rows
+        self.reference_pool = reference_pool
         self.min_samples = min_samples
         self.reduction = reduction
         self.n_threads = n_threads
@@ -296,7 +304,7 @@ class ClassifierDrift(Detector):
 
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
         self.representation_ = _Representation(self.reduction, self.random_state)
-        self.reference_, _ = self.representation_.fit(reference, feature_names, self.max_rows)
+        self.reference_, _ = self.representation_.fit(reference, feature_names, self.reference_pool)
         return self
 
     def _estimator(self) -> Any:
@@ -336,10 +344,12 @@ class ClassifierDrift(Detector):
                 f"{matrix.shape[0]} rows in the window; the classifier test needs "
                 f"{self.min_samples}",
             )
-        rng = np.random.default_rng(self.random_state)
+        rng = _window_rng(self.random_state, matrix)
         x = np.vstack([_subsample(self.reference_, size, rng), _subsample(matrix, size, rng)])
         y = np.repeat([0, 1], size)
-        split = StratifiedShuffleSplit(1, test_size=self.test_size, random_state=self.random_state)
+        split = StratifiedShuffleSplit(
+            1, test_size=self.test_size, random_state=int(rng.integers(2**31))
+        )
         train, test = next(split.split(x, y))
         scores = self._test_scores(x, y, train, test)
         auc = float(roc_auc_score(y[test], scores))
