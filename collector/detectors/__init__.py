@@ -22,6 +22,7 @@ from inferwatch.collector.detectors.outliers import (
     MahalanobisScorer,
     OnlineOutlierDetector,
     OutlierDetector,
+    RowThreshold,
 )
 from inferwatch.collector.detectors.performance import (
     ClassificationStats,
@@ -30,7 +31,12 @@ from inferwatch.collector.detectors.performance import (
     register_metric,
 )
 from inferwatch.collector.detectors.prediction import LabelDrift, PredictionDrift
-from inferwatch.collector.detectors.reduction import Encoder, ReconstructionDrift, Reduction
+from inferwatch.collector.detectors.reduction import (
+    Encoder,
+    ReconstructionDrift,
+    Reduction,
+    Whitening,
+)
 from inferwatch.collector.detectors.suite import DetectorSuite, default_suite
 from inferwatch.collector.detectors.thresholds import (
     Threshold,
@@ -62,8 +68,10 @@ __all__ = [
     "Reduction",
     "RegressionStats",
     "RowOutputs",
+    "RowThreshold",
     "Threshold",
     "UnivariateDrift",
+    "Whitening",
     "as_dataset",
     "calibrate_on_reference",
     "create",

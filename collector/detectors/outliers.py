@@ -136,7 +136,7 @@ def _window_verdict(
     row_ids: np.ndarray | None,
     top_features: tuple[str, ...],
     feature_sds: np.ndarray,
-) -> tuple[DetectionResult, np.ndarray]:
+) -> DetectionResult:
     flags = scores > threshold.value
     n, k = int(scores.size), int(flags.sum())
     p = threshold.excess_p_value(k, n)
@@ -167,7 +167,7 @@ def _window_verdict(
         message = f"no excess of outliers: {evidence}"
     if examples:
         message += "; most unusual: " + ", ".join(examples)
-    result = DetectionResult(
+    return DetectionResult(
         name,
         "outlier" if excess else "no_outlier",
         k / n,
@@ -186,7 +186,6 @@ def _window_verdict(
             "calibration_rows": threshold.calibration_rows,
         },
     )
-    return result, flags
 
 
 def _furthest_features(z: np.ndarray, names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -308,7 +307,7 @@ class OutlierDetector(Detector):
         scores = outlyingness(self.estimator_, self._matrix(data) if self.prefit else encoded)
         z = encoded[:, : len(self.encoder_.numeric_names)]
         names, sds = _furthest_features(z, self.encoder_.numeric_names)
-        result, _ = _window_verdict(
+        return _window_verdict(
             self.name,
             scores,
             self.threshold_,
@@ -318,7 +317,6 @@ class OutlierDetector(Detector):
             names,
             sds,
         )
-        return result
 
 
 @register("online_outliers")
@@ -446,7 +444,7 @@ class OnlineOutlierDetector(Detector):
         x = data.numeric
         scores = self.score_rows(x)
         names, sds = _furthest_features(self._z(x), self.names_)
-        result, flags = _window_verdict(
+        result = _window_verdict(
             self.name,
             scores,
             self.threshold_,
@@ -459,7 +457,8 @@ class OnlineOutlierDetector(Detector):
         if self.update == "all":
             self.partial_fit(x)
         elif self.update == "inliers":
-            self.partial_fit(x[~flags])
+            assert result.rows is not None
+            self.partial_fit(x[~result.rows.flags])
         return result
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from inferwatch.collector.detectors import (
     MahalanobisScorer,
     OnlineOutlierDetector,
     OutlierDetector,
+    Whitening,
 )
-from inferwatch.collector.detectors.reduction import Whitening
 from scipy import stats
 from scipy.spatial.distance import mahalanobis
 from sklearn.metrics import roc_auc_score
