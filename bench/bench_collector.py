@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -258,6 +259,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=3_000_000, help="rows to ingest (millions)")
     args = parser.parse_args()
+    started = datetime.now(UTC)
+    load = os.getloadavg()[0]
     millions = max(1, args.rows // 1_000_000)
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {SERVER_CORE})
     per_million = 1_000_000 // ROWS_PER_REQUEST
@@ -353,6 +356,9 @@ def main() -> None:
         f"{FEATURES} float features a request, UUIDv7 prediction ids; {CLIENTS} client threads "
         f"on one core of this 2-core machine, the collector (one uvicorn worker) pinned to the "
         "other; SQLite WAL synchronous=FULL (each group commit fsynced).",
+        "",
+        f"Run {started:%Y-%m-%d %H:%M} UTC, {millions}M rows, load average {load:.2f} at the "
+        "start.",
         "",
         "| measure | value |",
         "|---|---|",

@@ -15,7 +15,7 @@ import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import chain, count, repeat
@@ -41,7 +41,7 @@ from inferwatch.collector.storage.base import (
 )
 
 # Bumped whenever a table changes; an older file is refused rather than misread.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
     id INTEGER PRIMARY KEY,
@@ -112,18 +112,17 @@ CREATE TABLE IF NOT EXISTS prediction_ids (
     row INTEGER NOT NULL,
     PRIMARY KEY (model_key, id_key)
 ) WITHOUT ROWID;
+-- A label is stored at its prediction's first (window, batch, row), which the join finds from the
+-- id: keyed so, a window's labels are read in one range and no second index is written per label.
 CREATE TABLE IF NOT EXISTS labels (
-    model_key INTEGER NOT NULL,
-    id_key BLOB NOT NULL,
     window_id INTEGER NOT NULL,
     batch INTEGER NOT NULL,
     row INTEGER NOT NULL,
     label_text TEXT NOT NULL,
     label_num REAL,
     label_ms INTEGER NOT NULL,
-    PRIMARY KEY (model_key, id_key)
+    PRIMARY KEY (window_id, batch, row)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS labels_by_window ON labels (window_id);
 CREATE TABLE IF NOT EXISTS pending_labels (
     model TEXT NOT NULL,
     prediction_id TEXT NOT NULL,
@@ -207,8 +206,8 @@ _ALERT_FIELDS = (
 )
 _ALERT_COLUMNS = f"id, {_ALERT_FIELDS}"
 _UPSERT_LABEL = (
-    "INSERT INTO labels (model_key, id_key, window_id, batch, row, label_text, label_num, "
-    "label_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_key, id_key) DO UPDATE "
+    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (window_id, batch, row) DO UPDATE "
     "SET label_text = excluded.label_text, label_num = excluded.label_num, "
     "label_ms = excluded.label_ms"
 )
@@ -319,7 +318,7 @@ class SQLiteStorage:
                 totals = counts.setdefault(window_id, [0, 0])
                 totals[0] += 1
                 totals[1] += batch.rows
-                arrival = _Arrival(model_key, window_id, seq, batch.prediction_ids)
+                arrival = _Arrival(window_id, seq, batch.prediction_ids)
                 arrived.setdefault(batch.window.model, []).append(arrival)
             db.executemany(
                 "INSERT INTO prediction_batches (seq, model_key, window_id, ts_ms, ids, outputs) "
@@ -436,7 +435,6 @@ class SQLiteStorage:
             for arrival in arrivals:
                 for row, pid in enumerate(arrival.prediction_ids):
                     where.setdefault(pid, (arrival.window_id, arrival.seq, row))
-            model_key = arrivals[0].model_key
             keys = list(where)
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
@@ -449,10 +447,7 @@ class SQLiteStorage:
                     continue
                 db.executemany(
                     _UPSERT_LABEL,
-                    [
-                        (model_key, _id_key(pid), *where[pid], text, num, ms)
-                        for pid, text, num, ms in found
-                    ],
+                    [(*where[pid], text, num, ms) for pid, text, num, ms in found],
                 )
                 db.executemany(
                     "DELETE FROM pending_labels WHERE model = ? AND prediction_id = ?",
@@ -630,8 +625,6 @@ class SQLiteStorage:
                     _UPSERT_LABEL,
                     [
                         (
-                            model_key,
-                            key,
                             window_id,
                             batch,
                             row,
@@ -639,10 +632,10 @@ class SQLiteStorage:
                             latest[pid].value_num,
                             now_ms,
                         )
-                        for pid, (key, window_id, batch, row, _) in found.items()
+                        for pid, (window_id, batch, row, _) in found.items()
                     ],
                 )
-                for _, window_id, _, _, labelled in found.values():
+                for window_id, _, _, labelled in found.values():
                     if labelled:
                         replaced += 1
                     else:
@@ -676,8 +669,8 @@ class SQLiteStorage:
     def _predictions(
         db: sqlite3.Connection, model_key: int, ids: Sequence[str]
     ) -> dict[str, _Prediction]:
-        """Each id's first prediction, if stored: its key, window, batch, row, and whether it
-        has a label already."""
+        """Each id's first prediction, if stored: its window, batch, row, and whether it has a
+        label already."""
         named = dict(zip(_id_keys(ids), ids, strict=True))
         # Keys one by one: text keys, and UUID keys if any batch had them listed (blobs sort
         # after text, so the first blob key says).
@@ -722,15 +715,8 @@ class SQLiteStorage:
             for key, row in _rows_of(packed, holding[seq]).items():
                 if key not in where or seq < where[key][1]:
                     where[key] = (window_id, seq, row)
-        labelled = {
-            key
-            for (key,) in db.execute(
-                "SELECT id_key FROM labels "
-                f"WHERE model_key = ? AND id_key IN ({_marks(len(where))})",
-                (model_key, *where),
-            )
-        }
-        return {named[key]: (key, *spot, key in labelled) for key, spot in where.items()}
+        labelled = _labelled_rows(db, where.values())
+        return {named[key]: (*spot, spot in labelled) for key, spot in where.items()}
 
     @staticmethod
     def _bump(db: sqlite3.Connection, model: str, counts: Mapping[str, int]) -> None:
@@ -1034,14 +1020,37 @@ class SQLiteStorage:
 
 
 # An id's key, window, batch and row, and whether it has a label already.
-_Prediction = tuple[bytes | str, int, int, int, bool]
+_Prediction = tuple[int, int, int, bool]
+
+
+def _labelled_rows(
+    db: sqlite3.Connection, spots: Iterable[tuple[int, int, int]]
+) -> set[tuple[int, int, int]]:
+    """Which of these (window, batch, row) have a label: the labels of their batches, read by
+    the table's key, a range per window."""
+    batches: dict[int, set[int]] = {}
+    for window_id, batch, _ in spots:
+        batches.setdefault(window_id, set()).add(batch)
+    found: set[tuple[int, int, int]] = set()
+    for window_id, seqs in batches.items():
+        listed = sorted(seqs)
+        for i in range(0, len(listed), _CHUNK):
+            chunk = listed[i : i + _CHUNK]
+            found.update(
+                (window_id, batch, row)
+                for batch, row in db.execute(
+                    "SELECT batch, row FROM labels "
+                    f"WHERE window_id = ? AND batch IN ({_marks(len(chunk))})",
+                    (window_id, *chunk),
+                )
+            )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
 class _Arrival:
     """A stored batch's prediction ids, for joining labels that came first."""
 
-    model_key: int
     window_id: int
     seq: int
     prediction_ids: Sequence[str]
@@ -1075,7 +1084,8 @@ def _marks(n: int) -> str:
 
 
 def _id_key(prediction_id: str) -> bytes | str:
-    """The id's key in prediction_ids and labels: 16 bytes for a canonical UUID, else its text."""
+    """The id's key in prediction_ids and prediction_ranges: 16 bytes for a canonical UUID,
+    else its text."""
     if _UUID.fullmatch(prediction_id):
         return bytes.fromhex(prediction_id.replace("-", ""))
     return prediction_id
