@@ -3,7 +3,8 @@
 Usage: python bench/run.py [name ...]   (names like "sdk" or "receive"; default all)
        python bench/run.py --collect       (only rewrite bench/README.md from bench/results)
 Each benchmark writes its own table to bench/results/<name>.md; this script only orders them
-under a header that records the machine and the date.
+under a header that records the machine and the date, each followed by its hand-written notes
+from bench/notes/<name>.md if there are any.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
 
 
+def section(name: str) -> str:
+    """A benchmark's latest results, then its notes (bench/notes/<name>.md, written by hand:
+    what the numbers mean, earlier runs, before/after comparisons), which a rerun keeps."""
+    parts = [(HERE / "results" / f"{name}.md").read_text().strip()]
+    notes = HERE / "notes" / f"{name}.md"
+    if notes.exists():
+        parts.append(notes.read_text().strip())
+    return "\n\n".join(parts)
+
+
 def main(names: list[str]) -> int:
     scripts = {p.stem.removeprefix("bench_"): p for p in sorted(HERE.glob("bench_*.py"))}
     collect_only = names == ["--collect"]
@@ -47,7 +58,7 @@ def main(names: list[str]) -> int:
         if subprocess.run([sys.executable, str(scripts[name])], cwd=HERE.parent).returncode:
             failed.append(name)
     sections = [
-        (HERE / "results" / f"{n}.md").read_text().strip()
+        section(n)
         for n in sorted(scripts, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
         if (HERE / "results" / f"{n}.md").exists()
     ]
