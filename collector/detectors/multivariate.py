@@ -72,6 +72,13 @@ def _subsample(matrix: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     return matrix[rng.choice(matrix.shape[0], size, replace=False)]
 
 
+def _check_pool(reference_pool: int, max_rows: int) -> None:
+    if reference_pool < max_rows:
+        raise ValueError(
+            f"reference_pool ({reference_pool}) must be at least max_rows ({max_rows})"
+        )
+
+
 def _window_rng(random_state: int, matrix: np.ndarray) -> np.random.Generator:
     """A generator seeded by the window's content: the same window always gets the same draws
     (an evaluation repeated after late data is reproducible), different windows different ones."""
@@ -107,10 +114,7 @@ class MMDDrift(Detector):
         reduction: ReductionSpec = "auto",
         random_state: int = 0,
     ) -> None:
-        if reference_pool < max_rows:
-            raise ValueError(
-                f"reference_pool ({reference_pool}) must be at least max_rows ({max_rows})"
-            )
+        _check_pool(reference_pool, max_rows)
         self.alpha = alpha
         self.n_permutations = n_permutations
         self.max_rows = max_rows
@@ -280,10 +284,7 @@ class ClassifierDrift(Detector):
         n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
-        if reference_pool < max_rows:
-            raise ValueError(
-                f"reference_pool ({reference_pool}) must be at least max_rows ({max_rows})"
-            )
+        _check_pool(reference_pool, max_rows)
         if null not in ("binomial", "permutation"):
             raise ValueError(f"null must be 'binomial' or 'permutation', got {null!r}")
         if not 0 < test_size < 1:

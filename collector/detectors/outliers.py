@@ -11,7 +11,7 @@ their rate is well above the expected one (``RowThreshold``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -66,13 +66,6 @@ class RowThreshold:
         """P(at least ``flagged`` of ``rows`` new reference-like rows are flagged)."""
         a, b = self.exceeding + 1, self.calibration_rows - self.exceeding
         return float(betabinom.sf(flagged - 1, rows, a, b))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "calibration_rows": self.calibration_rows,
-            "exceeding": self.exceeding,
-        }
 
 
 class MahalanobisScorer(BaseEstimator):
@@ -469,7 +462,7 @@ class OnlineOutlierDetector(Detector):
             "count": self.count_,
             "mean": self.mean_.tolist(),
             "m2": self.m2_.tolist(),
-            "threshold": None if self.threshold_ is None else self.threshold_.to_dict(),
+            "threshold": None if self.threshold_ is None else asdict(self.threshold_),
         }
 
     @classmethod

@@ -1019,7 +1019,7 @@ class SQLiteStorage:
         return [_alert(row) for row in self._reader().execute(sql + " ORDER BY id", params)]
 
 
-# An id's key, window, batch and row, and whether it has a label already.
+# An id's first prediction (window, batch, row), and whether it has a label already.
 _Prediction = tuple[int, int, int, bool]
 
 
