@@ -31,13 +31,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from inferwatch import contract
-from inferwatch.frame import Frame, encode_frame, numeric
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from inferwatch import contract
+from inferwatch.frame import Frame, encode_frame, numeric
 
 ROWS_PER_SPAN = 100
 FEATURES = 20
@@ -289,7 +290,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "inferwatch.collector.cli",
+                "inferwatch",
                 "collector",
                 "--db",
                 db,

@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
+
 from inferwatch.collector.batch import PredictionBatch
 from inferwatch.collector.config import ModelConfig
 from inferwatch.collector.detectors import (
@@ -32,11 +38,6 @@ from inferwatch.collector.evaluate import WindowView, evaluate_window
 from inferwatch.collector.profile import Profile
 from inferwatch.collector.windows import WindowState
 from inferwatch.frame import Frame, numeric
-from scipy import stats
-from sklearn.datasets import load_breast_cancer, load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
 
 RESULTS = Path(__file__).resolve().parent / "results" / "detectors.md"
 ALPHA = 0.05

@@ -1,7 +1,7 @@
 """Request latency of a BentoML service with and without InferwatchMiddleware.
 
 Two ``bentoml serve`` processes (one worker each) run the same iris classifier
-(tests/middleware/mw_iris_service.py); one adds the middleware, exporting to a small OTLP receiver
+(middleware/tests/mw_iris_service.py); one adds the middleware, exporting to a small OTLP receiver
 in a child process (so that decoding spans takes no CPU from the client's process). One
 keep-alive httpx client per server sends the same request to each in turn (A, B, A, B, ...), so
 that drifts in machine load hit both sides alike and each server has the other's round trip to
@@ -25,16 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import inferwatch
 import numpy as np
+
+import inferwatch
 from inferwatch import contract
 from inferwatch.middleware import InferwatchMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "middleware"))
+sys.path.insert(0, str(ROOT / "middleware" / "tests"))
 
 from mw_bento import BentoServer, start_bentoml, stop_bentoml, wait_ready  # noqa: E402
-from mw_receiver import start_receiver  # noqa: E402
+
+from inferwatch_testkit.otlp import start_otlp_receiver  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "middleware.md"
 WARMUP = 300
@@ -47,12 +49,11 @@ ID_HEADER = "x-prediction-ids"
 
 def receiver_process(conn: Connection) -> None:
     """Runs the OTLP receiver; answers each expected span count with the ids received."""
-    receiver, stop = start_receiver()
-    conn.send(receiver.url)
-    while (expected := conn.recv()) is not None:
-        spans = receiver.predictions("iris", expected, timeout=30)
-        conn.send([span.attributes[contract.ATTR_PREDICTION_IDS] for span in spans])
-    stop()
+    with start_otlp_receiver() as receiver:
+        conn.send(receiver.url)
+        while (expected := conn.recv()) is not None:
+            spans = receiver.predictions("iris", expected, timeout=30)
+            conn.send([span.attributes[contract.ATTR_PREDICTION_IDS] for span in spans])
 
 
 def request_body(rows: int) -> bytes:

@@ -28,11 +28,6 @@ import httpx
 import numpy as np
 import uvicorn
 from google.protobuf import json_format
-from inferwatch import contract
-from inferwatch.collector.batch import PredictionBatch
-from inferwatch.collector.receive.http import traces_endpoint
-from inferwatch.collector.receive.otlp import decode_export_request
-from inferwatch.frame import Frame, encode_frame, numeric
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
@@ -40,6 +35,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
 from starlette.routing import Route
+
+from inferwatch import contract
+from inferwatch.collector.batch import PredictionBatch
+from inferwatch.collector.receive.http import traces_endpoint
+from inferwatch.collector.receive.otlp import decode_export_request
+from inferwatch.frame import Frame, encode_frame, numeric
 
 ROWS_PER_SPAN = 100
 FEATURES = 20

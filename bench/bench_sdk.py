@@ -35,14 +35,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import inferwatch
 import numpy as np
 import pandas as pd
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import inferwatch
 from inferwatch import export, ids
 from inferwatch.config import Settings
 from inferwatch.recorder import PredictionRecorder
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 RESULT = Path(__file__).resolve().parent / "results" / "sdk.md"
 FEATURES = 20

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
 from inferwatch.collector.profile import Profile
 from inferwatch.collector.reservoir import Reservoir
 from inferwatch.collector.summaries import WindowSummary

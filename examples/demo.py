@@ -27,7 +27,6 @@ from types import FrameType
 from typing import Any
 
 import httpx
-import inferwatch
 from demo_processes import (
     Servers,
     StartError,
@@ -40,6 +39,8 @@ from demo_replay import Replay, Schedule
 from demo_traffic import SCENARIO, SEED, Traffic
 from demo_watch import Watcher
 from wine import FEATURES, MODEL_NAME, MODEL_VERSION, train, training_data
+
+import inferwatch
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -146,7 +146,7 @@ def collector_argv(config: Path, db: Path, host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "inferwatch.collector.cli",
+        "inferwatch",
         "collector",
         "--config",
         str(config),

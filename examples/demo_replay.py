@@ -13,9 +13,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import httpx
-import inferwatch
 import numpy as np
 from demo_traffic import Phase, Traffic, phase_of, total_windows
+
+import inferwatch
 
 
 @dataclass(frozen=True)

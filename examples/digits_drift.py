@@ -19,10 +19,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import inferwatch
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+
+import inferwatch
 
 MODEL_NAME = "digits"
 MODEL_VERSION = "1"

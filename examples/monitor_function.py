@@ -15,9 +15,10 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import inferwatch
 import numpy as np
 from wine import FEATURES, MODEL_NAME, MODEL_VERSION, train, training_data
+
+import inferwatch
 
 MODEL = train()
 

@@ -15,8 +15,9 @@ import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import inferwatch
 from wine import MODEL_NAME
+
+import inferwatch
 
 
 def read_labels(path: Path) -> Iterator[tuple[str, int | str]]:

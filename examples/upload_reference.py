@@ -15,8 +15,9 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import inferwatch
 from wine import FEATURES, MODEL_NAME, MODEL_VERSION, train, training_data
+
+import inferwatch
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,9 @@ import os
 
 import bentoml
 import numpy as np
-from inferwatch.middleware import InferwatchMiddleware
 from wine import CLASSES, FEATURES, MODEL_NAME, MODEL_VERSION, train
+
+from inferwatch.middleware import InferwatchMiddleware
 
 MODEL = train()
 

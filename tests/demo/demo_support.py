@@ -1,5 +1,5 @@
 """Helpers for the demo and example tests: real collectors started as subprocesses
-(``python -m inferwatch.collector.cli collector``) on free ports, examples run as commands."""
+(``python -m inferwatch collector``) on free ports, examples run as commands."""
 
 from __future__ import annotations
 

@@ -30,8 +30,9 @@ from demo_support import (
     start_collector,
 )
 from demo_watch import Findings
-from testkit import wait_for
 from wine import FEATURES
+
+from inferwatch_testkit import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from demo_processes import Servers, bentoml_argv, bentoml_env, pick_port
 from demo_support import EXAMPLES, RunningCollector, run_example
-from testkit import wait_for
 from wine import FEATURES, train, training_data
+
+from inferwatch_testkit import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def test_reference_upload_from_python_and_from_the_cli(
         header = next(csv.reader(f))
     assert header == [*FEATURES, "label", "prediction"]
     cli = subprocess.run(
-        [sys.executable, "-m", "inferwatch.collector.cli", "reference", "upload",
+        [sys.executable, "-m", "inferwatch", "reference", "upload",
          "--model", "wine-cli", "--version", "1", str(table), "--label-column", "label",
          "--prediction-column", "prediction", "--task", "classification",
          "--endpoint", collector.url],

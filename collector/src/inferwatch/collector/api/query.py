@@ -1,0 +1,202 @@
+"""GET routes over models, windows, alerts and performance."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from inferwatch.collector.api.common import ApiError, collector, iso, parse_iso
+from inferwatch.collector.config import ModelConfig
+from inferwatch.collector.detectors.performance import Task, evaluate
+from inferwatch.collector.performance import BUILTIN_METRICS, lifetime, public, stored_stats
+from inferwatch.collector.performance_settings import resolve_metric, settings_for
+from inferwatch.collector.storage.base import WindowRecord
+
+MAX_WINDOWS = 10_000
+
+
+def window_json(record: WindowRecord) -> dict[str, Any]:
+    details = record.details or {}
+    return {
+        "id": record.id,
+        "model": record.model,
+        "version": record.version,
+        "start": iso(record.start_ms),
+        "end": iso(record.end_ms),
+        "closed": record.closed,
+        "requests": record.requests,
+        "rows": record.rows,
+        "labelled": record.labelled,
+        "label_coverage": record.labelled / record.rows if record.rows else None,
+        "error_rate": details.get("error_rate"),
+        "evaluated_at": iso(record.evaluated_ms),
+        "results": record.results or [],
+    }
+
+
+async def list_models(request: Request) -> JSONResponse:
+    runtime = collector(request)
+    models = await asyncio.to_thread(runtime.storage.models)
+    for entry in models:
+        for version in entry["versions"]:
+            version["first"] = iso(version.pop("first_ms"))
+            version["last"] = iso(version.pop("last_ms"))
+    return JSONResponse({"models": models})
+
+
+async def list_windows(request: Request) -> JSONResponse:
+    runtime = collector(request)
+    params = request.query_params
+    start = parse_iso(params.get("start"), "start")
+    end = parse_iso(params.get("end"), "end")
+    if start is not None and end is not None and start >= end:
+        raise ApiError(400, "start must be before end")
+    records = await asyncio.to_thread(
+        runtime.storage.windows,
+        request.path_params["model"],
+        params.get("version") or None,
+        start,
+        end,
+        limit=MAX_WINDOWS,
+    )
+    return JSONResponse({"windows": [window_json(r) for r in records]})
+
+
+async def get_window(request: Request) -> JSONResponse:
+    runtime = collector(request)
+    model = request.path_params["model"]
+    window_id = _window_id(request.path_params["window_id"])
+    record = await asyncio.to_thread(runtime.storage.window, model, window_id)
+    if record is None:
+        raise ApiError(404, f"model {model!r} has no window {window_id}")
+    body = window_json(record)
+    if record.details is not None:
+        body["summary"] = {
+            **record.details,
+            "performance": public(record.details.get("performance") or {}),
+        }
+    else:
+        # Not evaluated yet: show the running state.
+        async with runtime.state_lock:
+            state = await asyncio.to_thread(runtime.book.merged, window_id)
+        body["summary"] = state.describe() if state is not None else None
+    return JSONResponse(body)
+
+
+async def list_alerts(request: Request) -> JSONResponse:
+    runtime = collector(request)
+    state = request.query_params.get("state") or None
+    if state not in (None, "open", "resolved"):
+        raise ApiError(400, f"state must be 'open' or 'resolved', got {state!r}")
+    alerts = await asyncio.to_thread(runtime.storage.alerts, request.path_params["model"], state)
+    return JSONResponse({"alerts": [alert.to_json() for alert in alerts]})
+
+
+async def model_metrics(request: Request) -> JSONResponse:
+    """Performance and traffic per window, and lifetime performance per version and overall.
+
+    Every performance shows the built-in metrics and the model's own (``performance.metrics``),
+    each computed from the statistics the windows kept.
+    """
+    runtime = collector(request)
+    model = request.path_params["model"]
+    records = await asyncio.to_thread(runtime.storage.windows, model, limit=MAX_WINDOWS)
+    # Merging thousands of windows' statistics takes a while: off the event loop.
+    body = await asyncio.to_thread(_metrics_body, model, records, runtime.settings(model))
+    body["labels"] = await asyncio.to_thread(runtime.storage.label_counters, model)
+    return JSONResponse(body)
+
+
+def _metrics_body(model: str, records: list[WindowRecord], config: ModelConfig) -> dict[str, Any]:
+    own = _OwnMetrics(config)
+    windows: list[dict[str, Any]] = []
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        details = record.details or {}
+        performance = details.get("performance") or {}
+        by_version.setdefault(record.version, []).append(performance)
+        windows.append(
+            {
+                "id": record.id,
+                "version": record.version,
+                "start": iso(record.start_ms),
+                "end": iso(record.end_ms),
+                "closed": record.closed,
+                "requests": record.requests,
+                "rows": record.rows,
+                "labelled": record.labelled,
+                "label_coverage": record.labelled / record.rows if record.rows else None,
+                "error_rate": details.get("error_rate"),
+                "latency": details.get("latency"),
+                "performance": own.shown(performance),
+            }
+        )
+    versions = {version: lifetime(perfs) for version, perfs in by_version.items()}
+    body: dict[str, Any] = {
+        "model": model,
+        "windows": windows,
+        "lifetime": {
+            "all": own.shown(lifetime(versions.values())),
+            "versions": {version: own.shown(total) for version, total in versions.items()},
+        },
+    }
+    if own.problems:
+        body["metric_errors"] = own.problems
+    return body
+
+
+class _OwnMetrics:
+    """The model's configured metrics that are not built in, added to each shown performance."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        specs = settings_for(config).get("metrics")
+        # A malformed list is the check's to report; here it only means no extra metrics.
+        self._specs = [m for m in specs if isinstance(m, str)] if isinstance(specs, list) else []
+        self._names: dict[Task, list[str]] = {}
+        # Metric spec -> why it could not be computed (e.g. its module does not import).
+        self.problems: dict[str, str] = {}
+
+    def shown(self, performance: dict[str, Any]) -> dict[str, Any]:
+        out = public(performance)
+        stats = stored_stats(performance) if self._specs else None
+        if stats is None:
+            return out
+        task: Task = out.get("task", "classification")
+        for name in self._resolved(task):
+            try:
+                out.update(evaluate(stats, [name]))
+            except Exception as exc:  # the user's function may fail in any way
+                self.problems.setdefault(name, f"{name} failed: {exc!r}")
+        return out
+
+    def _resolved(self, task: Task) -> list[str]:
+        if task not in self._names:
+            names = []
+            for spec in self._specs:
+                if spec in BUILTIN_METRICS[task]:
+                    continue
+                try:
+                    names.append(resolve_metric(spec, task))
+                except ValueError as exc:
+                    self.problems[str(spec)] = str(exc)
+            self._names[task] = names
+        return self._names[task]
+
+
+def _window_id(text: str) -> int:
+    if not text.isdigit():
+        raise ApiError(400, f"a window id is a positive integer, got {text!r}")
+    return int(text)
+
+
+routes = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model}/windows", list_windows, methods=["GET"]),
+    Route("/v1/models/{model}/windows/{window_id}", get_window, methods=["GET"]),
+    Route("/v1/models/{model}/alerts", list_alerts, methods=["GET"]),
+    Route("/v1/models/{model}/metrics", model_metrics, methods=["GET"]),
+]

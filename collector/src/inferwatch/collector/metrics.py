@@ -1,0 +1,121 @@
+"""The collector's Prometheus metrics, in a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from inferwatch.collector.alerts import AlertDispatcher
+from inferwatch.collector.receive.http import ReceiverStats
+
+
+class CollectorMetrics:
+    def __init__(self, receiver: ReceiverStats, dispatcher: AlertDispatcher) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.batches = Counter(
+            "inferwatch_ingest_batches",
+            "Prediction batches (spans) by outcome: stored, or dropped as a duplicate.",
+            ["outcome"],
+            registry=r,
+        )
+        self.rows = Counter("inferwatch_ingest_rows", "Prediction rows stored.", registry=r)
+        self.overloaded = Counter(
+            "inferwatch_ingest_overloaded",
+            "Submissions refused because the ingest queue was full.",
+            registry=r,
+        )
+        self.queue_rows = Gauge(
+            "inferwatch_ingest_queue_rows", "Rows waiting for the ingest worker.", registry=r
+        )
+        self.commit_seconds = Histogram(
+            "inferwatch_ingest_commit_seconds",
+            "Time to make one group of batches durable.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.labels = Counter(
+            "inferwatch_labels",
+            "Labels by outcome: accepted, joined, pending, replaced, expired (never matched).",
+            ["outcome"],
+            registry=r,
+        )
+        self.windows_open = Gauge(
+            "inferwatch_windows_open", "Windows held open in memory.", registry=r
+        )
+        self.evaluations = Counter(
+            "inferwatch_window_evaluations",
+            "Window evaluations by trigger: close, or re-evaluation after late data or labels.",
+            ["trigger"],
+            registry=r,
+        )
+        self.evaluation_errors = Counter(
+            "inferwatch_window_evaluation_errors",
+            "Window evaluations that failed and will be retried.",
+            registry=r,
+        )
+        self.alert_events = Counter(
+            "inferwatch_alert_events",
+            "Alert changes by event: opened, escalated, resolved.",
+            ["event"],
+            registry=r,
+        )
+        self.alert_errors = Counter(
+            "inferwatch_alert_errors",
+            "Evaluations whose results could not be turned into alerts (see the log).",
+            registry=r,
+        )
+        self.registry.register(_ReceiverCollector(receiver))
+        self.registry.register(_DeliveryCollector(dispatcher))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ReceiverCollector(Collector):
+    """Reads the receiver's plain counters at scrape time."""
+
+    def __init__(self, stats: ReceiverStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        for field in dataclasses.fields(self._stats):
+            family = CounterMetricFamily(
+                f"inferwatch_receiver_{field.name}",
+                f"OTLP receiver: {field.name.replace('_', ' ')}.",
+            )
+            family.add_metric([], float(getattr(self._stats, field.name)))
+            yield family
+
+
+class _DeliveryCollector(Collector):
+    """Reads the alert dispatcher's webhook delivery counts at scrape time."""
+
+    def __init__(self, dispatcher: AlertDispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._dispatcher.stats
+        deliveries = CounterMetricFamily(
+            "inferwatch_alert_deliveries",
+            "Webhook deliveries of alert events by outcome: delivered, failed (given up), "
+            "dropped (queue full, or unsent at shutdown).",
+            labels=["outcome"],
+        )
+        for outcome in ("delivered", "failed", "dropped"):
+            deliveries.add_metric([outcome], float(getattr(stats, outcome)))
+        yield deliveries
+        yield CounterMetricFamily(
+            "inferwatch_alert_delivery_retries",
+            "Webhook delivery attempts that were retried.",
+            value=float(stats.retries),
+        )
+        yield GaugeMetricFamily(
+            "inferwatch_alert_deliveries_queued",
+            "Webhook deliveries waiting to be sent.",
+            value=float(stats.queued),
+        )

@@ -1,0 +1,165 @@
+"""The OTLP/HTTP traces endpoint (POST /v1/traces).
+
+It answers 200 only once the sink has made every decoded batch durable; when the sink pushes back
+it answers 429 with Retry-After, which OTLP exporters retry. Responses use the request's content
+type: an ExportTraceServiceResponse on success, a google.rpc.Status on error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc.code_pb2 import INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from inferwatch.collector.batch import BatchSink, Overloaded
+from inferwatch.collector.receive.body import read_body
+from inferwatch.collector.receive.errors import ReceiveError, UnsupportedMediaType
+from inferwatch.collector.receive.otlp import (
+    CONTENT_TYPES,
+    JSON,
+    DecodedTraces,
+    decode_export_request,
+    media_type,
+)
+
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+# Bodies above this are decoded in a worker thread so that one big request does not stall the
+# event loop (health checks, other requests); below it the thread hop costs more than it saves.
+_INLINE_DECODE_BYTES = 2**20
+# How long a client should wait when the sink fails for a reason other than Overloaded.
+_RETRY_AFTER_FAILURE_S = 5
+# At most this many per-span messages go into partial_success.error_message.
+_MAX_ERRORS_REPORTED = 5
+
+_GRPC_CODES = {
+    400: INVALID_ARGUMENT,
+    413: INVALID_ARGUMENT,
+    415: INVALID_ARGUMENT,
+}
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReceiverStats:
+    """Plain counters, exposed by the collector as Prometheus metrics.
+
+    ``spans_received`` counts every span decoded, retries included; the outcome counters
+    (accepted, ignored, rejected, duplicate) count only requests answered 200.
+    """
+
+    requests: int = 0
+    spans_received: int = 0
+    spans_accepted: int = 0
+    spans_ignored: int = 0
+    spans_rejected: int = 0
+    spans_duplicate: int = 0
+    bytes_received: int = 0
+    overloaded_responses: int = 0
+    # The sink raised something other than Overloaded (answered 503, retryable).
+    sink_failures: int = 0
+    bad_requests: int = 0
+
+
+def traces_endpoint(
+    sink: BatchSink,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    stats: ReceiverStats | None = None,
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint for POST /v1/traces that hands decoded batches to ``sink``.
+
+    Mount it with ``Route(TRACES_PATH, endpoint, methods=["POST"])``.
+
+    ``max_body_bytes`` caps the body both on the wire and once decompressed (413 above it).
+    """
+    counters = stats if stats is not None else ReceiverStats()
+
+    async def receive_traces(request: Request) -> Response:
+        counters.requests += 1
+        kind = media_type(request.headers.get("content-type", ""))
+        try:
+            if kind not in CONTENT_TYPES:
+                raise UnsupportedMediaType(
+                    f"Content type {kind or '(none)'!r} is not supported; "
+                    f"send one of {', '.join(CONTENT_TYPES)}."
+                )
+            body = await read_body(request, limit=max_body_bytes)
+            counters.bytes_received += body.wire_bytes
+            if len(body.data) > _INLINE_DECODE_BYTES:
+                decoded = await anyio.to_thread.run_sync(decode_export_request, body.data, kind)
+            else:
+                decoded = decode_export_request(body.data, kind)
+        except ReceiveError as exc:
+            counters.bad_requests += 1
+            return _status(exc.status_code, str(exc), kind)
+        counters.spans_received += decoded.received
+        if decoded.batches:
+            try:
+                await sink.submit(decoded.batches)
+            except Overloaded as exc:
+                counters.overloaded_responses += 1
+                message = f"The collector is overloaded ({exc}); retry later."
+                return _retry_later(429, message, exc.retry_after, kind)
+            except Exception:
+                logger.exception("storing %d prediction batches failed", len(decoded.batches))
+                counters.sink_failures += 1
+                return _retry_later(
+                    503, "The collector could not store the spans.", _RETRY_AFTER_FAILURE_S, kind
+                )
+        counters.spans_accepted += len(decoded.batches)
+        counters.spans_ignored += decoded.ignored
+        counters.spans_rejected += decoded.rejected
+        counters.spans_duplicate += decoded.duplicates
+        if decoded.rejected:
+            logger.warning("rejected %d inferwatch spans: %s", decoded.rejected, decoded.errors[0])
+        return _encode(200, _export_response(decoded), kind)
+
+    return receive_traces
+
+
+def _export_response(decoded: DecodedTraces) -> ExportTraceServiceResponse:
+    if not decoded.rejected:
+        return ExportTraceServiceResponse()
+    shown = decoded.errors[:_MAX_ERRORS_REPORTED]
+    message = " ".join(shown)
+    if len(decoded.errors) > len(shown):
+        message += f" ({len(decoded.errors) - len(shown)} more spans were rejected.)"
+    return ExportTraceServiceResponse(
+        partial_success=ExportTracePartialSuccess(
+            rejected_spans=decoded.rejected, error_message=message
+        )
+    )
+
+
+def _retry_later(status_code: int, message: str, retry_after: float, kind: str) -> Response:
+    code = RESOURCE_EXHAUSTED if status_code == 429 else UNAVAILABLE
+    response = _encode(status_code, Status(code=code, message=message), kind)
+    response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+def _status(status_code: int, message: str, kind: str) -> Response:
+    return _encode(status_code, Status(code=_GRPC_CODES[status_code], message=message), kind)
+
+
+def _encode(status_code: int, message: Message, kind: str) -> Response:
+    if kind in CONTENT_TYPES and kind != JSON:
+        return Response(message.SerializeToString(), status_code, media_type=kind)
+    # OTLP JSON: lowerCamelCase keys, 64-bit integers as strings; what json_format produces for
+    # messages without ids or enums.
+    text = json_format.MessageToJson(message, indent=None)
+    return Response(text, status_code, media_type=JSON)

@@ -1,0 +1,802 @@
+"""Exact, mergeable summaries of the columns of a window.
+
+A window's summary stays the same size whatever its traffic, and two summaries of parts of the
+same window (a restart, another replica) merge into exactly the summary of the whole: counts are
+integers that add, moments merge by Chan's parallel formula, and numeric histograms count over
+bin edges frozen from the reference, so the bins of any two parts line up.
+docs/windows-and-summaries.md describes the choices.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from inferwatch.frame import CategoricalColumn, Column, Frame, NumericBlock, Role
+
+OTHER = "__other__"
+DEFAULT_MAX_CATEGORIES = 1000
+ColumnKey = tuple[Role, str]  # (role, feature name): ("feature", "age"), ("output", "prediction")
+
+_MAGIC = b"IWS1"
+# Distinct untracked categories are counted with a k-minimum-values sketch: exact below this many,
+# an estimate with ~1/sqrt(k) = 6% relative error above it.
+_KMV_SIZE = 256
+_HASH_SPACE = float(2**64)
+# Small batches are buffered up to this many rows (and cells) before being summarised together.
+_BUFFER_ROWS = 1024
+_BUFFER_CELLS = 2**15
+# Large batches (a reference part) are summarised this many rows at a time, so that temporaries
+# stay a few MiB whatever the part size.
+_CHUNK_ROWS = 16_384
+
+
+def _hash64(name: str) -> int:
+    # Stable across processes and replicas (unlike hash()), so sketches from anywhere merge.
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
+def validate_cuts(cuts: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Inner bin edges as a float64 array; ValueError unless 1-D, finite, strictly increasing."""
+    array = np.asarray(cuts, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"bin cuts must be 1-D, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("bin cuts must be finite: the outer bins are already open-ended")
+    if array.size > 1 and not (np.diff(array) > 0).all():
+        raise ValueError("bin cuts must be strictly increasing")
+    return array
+
+
+class NumericSummary:
+    """Count, missing, mean and variance, min/max and bin counts of one numeric column.
+
+    ``cuts`` are the inner bin edges c_0 < ... < c_{B-2}, giving B bins (-inf, c_0), [c_0, c_1),
+    ..., [c_{B-2}, inf): values outside the reference's range land in the open-ended outer bins.
+    Only finite values are binned and enter the moments, so ``sum(bin_counts) == count``; NaN
+    counts as ``missing`` and +-inf as ``non_finite``. Without cuts there are no bins.
+    """
+
+    __slots__ = ("bin_counts", "count", "cuts", "m2", "max", "mean", "min", "missing", "non_finite")
+
+    def __init__(self, cuts: Sequence[float] | np.ndarray | None = None) -> None:
+        self.cuts = None if cuts is None else validate_cuts(cuts)
+        self.count = 0
+        self.missing = 0
+        self.non_finite = 0
+        self.mean = 0.0
+        self.m2 = 0.0  # sum of squared deviations from the mean
+        self.min: float | None = None
+        self.max: float | None = None
+        self.bin_counts = None if self.cuts is None else np.zeros(self.cuts.size + 1, np.int64)
+
+    def update(self, values: np.ndarray | Sequence[float]) -> None:
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        finite = np.isfinite(x)
+        count = int(np.count_nonzero(finite))
+        missing = int(np.count_nonzero(np.isnan(x)))
+        self.missing += missing
+        self.non_finite += x.size - count - missing
+        if count == 0:
+            return
+        v = x if count == x.size else x[finite]
+        mean = float(v.sum()) / count
+        deviations = v - mean
+        bins = None
+        if self.cuts is not None:
+            bins = np.bincount(
+                np.searchsorted(self.cuts, v, side="right"), minlength=self.cuts.size + 1
+            )
+        self._absorb(
+            count, mean, float(deviations @ deviations), float(v.min()), float(v.max()), bins
+        )
+
+    def merge(self, other: NumericSummary) -> None:
+        if not _same_cuts(self.cuts, other.cuts):
+            raise ValueError("numeric summaries with different bin cuts cannot merge")
+        self.missing += other.missing
+        self.non_finite += other.non_finite
+        if other.count:
+            assert other.min is not None and other.max is not None
+            self._absorb(other.count, other.mean, other.m2, other.min, other.max, other.bin_counts)
+
+    def _absorb(
+        self,
+        count: int,
+        mean: float,
+        m2: float,
+        low: float,
+        high: float,
+        bins: np.ndarray | None,
+    ) -> None:
+        # Chan et al.'s pairwise update: stable where the textbook sum-of-squares is not.
+        if self.count == 0:
+            self.mean, self.m2, self.min, self.max = mean, m2, low, high
+        else:
+            assert self.min is not None and self.max is not None
+            total = self.count + count
+            delta = mean - self.mean
+            self.mean += delta * count / total
+            self.m2 += m2 + delta * delta * (self.count * count / total)
+            self.min = min(self.min, low)
+            self.max = max(self.max, high)
+        self.count += count
+        if bins is not None and self.bin_counts is not None:
+            self.bin_counts += bins
+
+    @property
+    def variance(self) -> float:
+        """Population variance (ddof=0) of the finite values; NaN when there are none."""
+        return self.m2 / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.variance)
+
+    @property
+    def total(self) -> int:
+        return self.count + self.missing + self.non_finite
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "missing": self.missing,
+            "non_finite": self.non_finite,
+            "mean": self.mean,
+            "m2": self.m2,
+            "min": self.min,
+            "max": self.max,
+            "cuts": None if self.cuts is None else self.cuts.tolist(),
+            "bin_counts": None if self.bin_counts is None else self.bin_counts.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericSummary:
+        summary = cls(data["cuts"])
+        summary.count = int(data["count"])
+        summary.missing = int(data["missing"])
+        summary.non_finite = int(data["non_finite"])
+        summary.mean = float(data["mean"])
+        summary.m2 = float(data["m2"])
+        summary.min = None if data["min"] is None else float(data["min"])
+        summary.max = None if data["max"] is None else float(data["max"])
+        if summary.bin_counts is not None:
+            counts = np.asarray(data["bin_counts"], dtype=np.int64)
+            if counts.shape != summary.bin_counts.shape:
+                raise ValueError("bin_counts does not match the bin cuts")
+            summary.bin_counts = counts
+        return summary
+
+
+def _same_cuts(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool((a == b).all())
+
+
+class CategoricalSummary:
+    """Counts per category of one categorical column, in bounded memory.
+
+    Categories of the ``reference`` are always counted by name; at most ``max_categories`` other
+    names are too, first come first served, and values of any further name add to ``other``
+    (OTHER), whose distinct names ``other_distinct`` counts (exact up to 256, then an estimate).
+    ``unseen`` counts values outside the reference (always 0 without one); ``missing`` None.
+    """
+
+    __slots__ = (
+        "_extra",
+        "_overflow_hashes",
+        "_reference_set",
+        "counts",
+        "max_categories",
+        "missing",
+        "other",
+        "reference",
+        "unseen",
+    )
+
+    def __init__(
+        self,
+        reference: Sequence[str] | None = None,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+    ) -> None:
+        if max_categories < 1:
+            raise ValueError(f"max_categories must be at least 1, got {max_categories}")
+        self.reference = None if reference is None else tuple(reference)
+        self._reference_set = None if self.reference is None else frozenset(self.reference)
+        self.max_categories = max_categories
+        self.counts: dict[str, int] = {}
+        self._extra = 0  # tracked names outside the reference
+        self.missing = 0
+        self.unseen = 0
+        self.other = 0
+        # The smallest hashes of untracked names, sorted: a k-minimum-values distinct sketch.
+        self._overflow_hashes: list[int] = []
+
+    def update(self, codes: np.ndarray, categories: Sequence[str]) -> None:
+        """Fold in int codes into ``categories`` (-1 is missing), as a frame carries them."""
+        codes = np.asarray(codes)
+        if codes.size == 0:
+            return
+        tally = np.bincount(codes.astype(np.intp, copy=False) + 1, minlength=len(categories) + 1)
+        counts, reference = self.counts, self._reference_set
+        tallies = tally.tolist()
+        self.missing += tallies[0]
+        for name, count in zip(categories, tallies[1:], strict=False):
+            if not count:
+                continue
+            if reference is not None and name not in reference:
+                self.unseen += count
+            if name in counts:
+                counts[name] += count
+            else:
+                self._track(name, count)
+
+    def add(self, name: str, count: int = 1) -> None:
+        if self._reference_set is not None and name not in self._reference_set:
+            self.unseen += count
+        self._track(name, count)
+
+    def _track(self, name: str, count: int) -> None:
+        counts = self.counts
+        if name in counts:
+            counts[name] += count
+        elif self._reference_set is not None and name in self._reference_set:
+            counts[name] = count
+        elif self._extra < self.max_categories:
+            counts[name] = count
+            self._extra += 1
+        else:
+            self.other += count
+            self._note_overflow(_hash64(name))
+
+    def _note_overflow(self, digest: int) -> None:
+        hashes = self._overflow_hashes
+        position = bisect.bisect_left(hashes, digest)
+        if position < len(hashes) and hashes[position] == digest:
+            return
+        if len(hashes) < _KMV_SIZE:
+            hashes.insert(position, digest)
+        elif position < _KMV_SIZE:
+            hashes.insert(position, digest)
+            hashes.pop()
+
+    def merge(self, other: CategoricalSummary) -> None:
+        if self.reference != other.reference:
+            raise ValueError(
+                "categorical summaries with different reference categories cannot merge"
+            )
+        self.missing += other.missing
+        self.unseen += other.unseen
+        self.other += other.other
+        # Larger counts first, so that when names overflow the merge keeps the frequent ones.
+        for name, count in sorted(other.counts.items(), key=lambda item: (-item[1], item[0])):
+            self._track(name, count)
+        for digest in other._overflow_hashes:
+            self._note_overflow(digest)
+
+    @property
+    def count(self) -> int:
+        """Non-missing values."""
+        return sum(self.counts.values()) + self.other
+
+    @property
+    def total(self) -> int:
+        return self.count + self.missing
+
+    @property
+    def other_distinct(self) -> int:
+        """Distinct names counted in ``other``: exact up to 256, a KMV estimate beyond."""
+        hashes = self._overflow_hashes
+        if len(hashes) < _KMV_SIZE:
+            return len(hashes)
+        return round((_KMV_SIZE - 1) * _HASH_SPACE / (hashes[-1] + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": None if self.reference is None else list(self.reference),
+            "max_categories": self.max_categories,
+            "counts": self.counts,
+            "missing": self.missing,
+            "unseen": self.unseen,
+            "other": self.other,
+            "other_distinct": self.other_distinct,
+            "overflow_hashes": [format(h, "016x") for h in self._overflow_hashes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalSummary:
+        summary = cls(data["reference"], int(data["max_categories"]))
+        summary.counts = {str(k): int(v) for k, v in data["counts"].items()}
+        known = summary._reference_set or frozenset()
+        summary._extra = sum(1 for name in summary.counts if name not in known)
+        summary.missing = int(data["missing"])
+        summary.unseen = int(data["unseen"])
+        summary.other = int(data["other"])
+        summary._overflow_hashes = sorted(int(h, 16) for h in data["overflow_hashes"])
+        return summary
+
+
+Summary = NumericSummary | CategoricalSummary
+
+
+@dataclass(frozen=True, eq=False)
+class SummaryLayout:
+    """What a reference freezes for windows: bin cuts per numeric column, categories per
+    categorical column. Windows built from the same layout merge; others do not."""
+
+    numeric: Mapping[ColumnKey, np.ndarray] = field(default_factory=dict)
+    categorical: Mapping[ColumnKey, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        overlap = set(self.numeric) & set(self.categorical)
+        if overlap:
+            raise ValueError(f"columns both numeric and categorical in a layout: {sorted(overlap)}")
+
+    def __len__(self) -> int:
+        return len(self.numeric) + len(self.categorical)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.numeric or key in self.categorical
+
+    def matches(self, other: SummaryLayout) -> bool:
+        return (
+            self.numeric.keys() == other.numeric.keys()
+            and all(_same_cuts(cuts, other.numeric[key]) for key, cuts in self.numeric.items())
+            and dict(self.categorical) == dict(other.categorical)
+        )
+
+    def without_role(self, role: Role) -> SummaryLayout:
+        return SummaryLayout(
+            {k: v for k, v in self.numeric.items() if k[0] != role},
+            {k: v for k, v in self.categorical.items() if k[0] != role},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": [[r, n, cuts.tolist()] for (r, n), cuts in self.numeric.items()],
+            "categorical": [[r, n, list(c)] for (r, n), c in self.categorical.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SummaryLayout:
+        return cls(
+            {(r, n): validate_cuts(cuts) for r, n, cuts in data["numeric"]},
+            {(r, n): tuple(c) for r, n, c in data["categorical"]},
+        )
+
+
+class _NumericColumns:
+    """The numeric columns of one frame schema, summarised a block of rows at a time.
+
+    Batches of ~100 rows are copied into a buffer and summarised together once it is full, so
+    numpy's per-call cost is paid per thousand rows rather than per batch; readers of a
+    WindowSummary flush first, so nothing is ever seen half-counted.
+    """
+
+    def __init__(
+        self, sources: list[tuple[int, np.ndarray | None, int]], summaries: list[NumericSummary]
+    ) -> None:
+        self.summaries = summaries
+        width = len(summaries)
+        # (column index, positions within its block or None for all, first buffer column, width)
+        self.sources: list[tuple[int, np.ndarray | None, int, int]] = []
+        start = 0
+        for index, positions, columns in sources:
+            self.sources.append((index, positions, start, columns))
+            start += columns
+        self.capacity = max(16, min(_BUFFER_ROWS, _BUFFER_CELLS // max(width, 1)))
+        self.buffer: np.ndarray | None = None
+        self.filled = 0
+        binned = [j for j, summary in enumerate(summaries) if summary.cuts is not None]
+        self.binned = None if len(binned) == width else np.asarray(binned, dtype=np.intp)
+        sizes = [summaries[j].cuts.size for j in binned]  # type: ignore[union-attr]
+        widest = max(sizes, default=0)
+        # cuts[k] holds every binned column's k-th cut (+inf past its last): bin index = how
+        # many cuts a value reaches, counted one cut at a time over the whole block, which
+        # beats searchsorted's unpredictable branches by about 2x here.
+        self.cuts = np.full((widest, len(binned)), np.inf)
+        for column, j in enumerate(binned):
+            self.cuts[: sizes[column], column] = summaries[j].cuts
+        self.offsets = np.concatenate(([0], np.cumsum([n + 1 for n in sizes], dtype=np.intp)))
+        self.count_dtype = np.uint8 if widest < 255 else np.intp
+
+    def add(self, columns: Sequence[Column], rows: int) -> None:
+        if rows > self.capacity:
+            self.flush()
+            x = self._matrix(columns)
+            for start in range(0, rows, _CHUNK_ROWS):
+                self._summarise(x[start : start + _CHUNK_ROWS].astype(np.float64, copy=False))
+            return
+        if self.filled + rows > self.capacity:
+            self.flush()
+        if self.buffer is None:
+            self.buffer = np.empty((self.capacity, len(self.summaries)))
+        end = self.filled + rows
+        for index, positions, start, width in self.sources:
+            block = columns[index]
+            assert isinstance(block, NumericBlock)
+            values = block.values if positions is None else block.values[:, positions]
+            self.buffer[self.filled : end, start : start + width] = values
+        self.filled = end
+
+    def _matrix(self, columns: Sequence[Column]) -> np.ndarray:
+        parts = []
+        for index, positions, _, _ in self.sources:
+            block = columns[index]
+            assert isinstance(block, NumericBlock)
+            parts.append(block.values if positions is None else block.values[:, positions])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def flush(self) -> None:
+        if self.filled and self.buffer is not None:
+            self._summarise(self.buffer[: self.filled])
+            self.filled = 0
+
+    def _summarise(self, x: np.ndarray) -> None:
+        rows = x.shape[0]
+        finite = np.isfinite(x)
+        counts = np.count_nonzero(finite, axis=0)
+        all_finite = int(counts.sum()) == x.size
+        if all_finite:
+            missing = np.zeros(x.shape[1], np.intp)
+            means = x.sum(axis=0) / rows
+            deviations = x - means
+            lows, highs = x.min(axis=0), x.max(axis=0)
+        else:
+            missing = np.count_nonzero(np.isnan(x), axis=0)
+            clean = np.where(finite, x, 0.0)
+            means = clean.sum(axis=0) / np.maximum(counts, 1)
+            deviations = np.where(finite, clean - means, 0.0)
+            lows = np.where(finite, x, np.inf).min(axis=0)
+            highs = np.where(finite, x, -np.inf).max(axis=0)
+        m2s = np.einsum("ij,ij->j", deviations, deviations)
+        bins = self._bin(x, finite, all_finite)
+        for j, (summary, count, nan, mean, m2, low, high) in enumerate(
+            zip(
+                self.summaries,
+                counts.tolist(),
+                missing.tolist(),
+                means.tolist(),
+                m2s.tolist(),
+                lows.tolist(),
+                highs.tolist(),
+                strict=True,
+            )
+        ):
+            summary.missing += nan
+            summary.non_finite += rows - count - nan
+            if count:
+                summary._absorb(count, mean, m2, low, high, bins.get(j))
+
+    def _bin(self, x: np.ndarray, finite: np.ndarray, all_finite: bool) -> dict[int, np.ndarray]:
+        if not self.cuts.shape[1]:
+            return {}
+        values = x if self.binned is None else x[:, self.binned]
+        reached = np.zeros(values.shape, self.count_dtype)
+        step = np.empty(values.shape, np.bool_)
+        for cut in self.cuts:
+            np.greater_equal(values, cut, out=step)
+            np.add(reached, step.view(np.uint8), out=reached, casting="unsafe")
+        total = int(self.offsets[-1])
+        flat = reached + self.offsets[:-1]
+        if not all_finite:
+            binned_finite = finite if self.binned is None else finite[:, self.binned]
+            flat = np.where(binned_finite, flat, total)  # non-finite: a discarded slot
+        tally = np.bincount(flat.reshape(-1), minlength=total + 1)
+        positions = range(len(self.summaries)) if self.binned is None else self.binned.tolist()
+        return {
+            j: tally[self.offsets[column] : self.offsets[column + 1]]
+            for column, j in enumerate(positions)
+        }
+
+
+@dataclass(slots=True)
+class _Plan:
+    """How to fold batches of one frame schema into the summaries (built once per schema)."""
+
+    numeric: _NumericColumns | None
+    categorical: list[tuple[int, CategoricalSummary]]
+    mismatched: list[ColumnKey]
+    new: list[ColumnKey]
+    absent: list[ColumnKey]
+
+
+class WindowSummary:
+    """Every column of one (model, version, window): exact, mergeable, of bounded size.
+
+    Built from a ``layout`` (a Profile's bins and category sets), every layout column has a
+    summary from the start. Columns the layout does not know get one of the kind they first
+    arrive as, without bins (bins made from one part's data would not line up with another's),
+    and their rows are counted in ``new`` when there is a layout. Rows of a column arriving as
+    the other kind (strings for a numeric column, numbers for a categorical one) are counted in
+    ``type_mismatch`` and not summarised; rows of a batch lacking a layout column in ``absent``.
+    """
+
+    def __init__(
+        self,
+        layout: SummaryLayout | None = None,
+        *,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+    ) -> None:
+        self.layout = layout if layout is not None else SummaryLayout()
+        self.max_categories = max_categories
+        self.rows = 0
+        self.batches = 0
+        self._columns: dict[ColumnKey, Summary] = {}
+        self.type_mismatch: dict[ColumnKey, int] = {}
+        self.absent: dict[ColumnKey, int] = {}
+        self.new: dict[ColumnKey, int] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        for key, cuts in self.layout.numeric.items():
+            self._columns[key] = NumericSummary(cuts)
+        for key, categories in self.layout.categorical.items():
+            self._columns[key] = CategoricalSummary(categories, max_categories)
+
+    @property
+    def columns(self) -> dict[ColumnKey, Summary]:
+        """Every column's summary by (role, name), up to date."""
+        self._flush()
+        return self._columns
+
+    def update(
+        self, frame: Frame | None, outputs: Frame | None = None, *, batches: int = 1
+    ) -> None:
+        """Fold in one batch: ``frame`` columns keep their roles, ``outputs`` count as outputs.
+
+        ``batches``: how many batches the rows came in, when several were joined into one.
+        """
+        rows = batch_rows(frame, outputs)
+        if rows is None:
+            return
+        columns, roles = batch_columns(frame, outputs)
+        signature = (
+            frame is not None,
+            outputs is not None,
+            *(
+                (type(c), c.name, r, _names(c), _width(c))
+                for c, r in zip(columns, roles, strict=True)
+            ),
+        )
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._plans[signature] = self._plan(columns, roles, frame, outputs)
+        self.rows += rows
+        self.batches += batches
+        if rows:
+            self._apply(plan, columns, rows)
+
+    def _plan(
+        self,
+        columns: Sequence[Column],
+        roles: Sequence[Role],
+        frame: Frame | None,
+        outputs: Frame | None,
+    ) -> _Plan:
+        sources: list[tuple[int, np.ndarray | None, int]] = []
+        numeric: list[NumericSummary] = []
+        categorical: list[tuple[int, CategoricalSummary]] = []
+        mismatched: list[ColumnKey] = []
+        new: list[ColumnKey] = []
+        present: set[ColumnKey] = set()
+        for index, (column, role) in enumerate(zip(columns, roles, strict=True)):
+            if isinstance(column, NumericBlock):
+                positions: list[int] = []
+                for j, name in enumerate(column.feature_names()):
+                    key = (role, name)
+                    present.add(key)
+                    summary = self._summary_for(key, numeric=True, new=new)
+                    if isinstance(summary, NumericSummary):
+                        positions.append(j)
+                        numeric.append(summary)
+                    else:
+                        mismatched.append(key)
+                if positions:
+                    whole = positions == list(range(column.width))
+                    picks = None if whole else np.asarray(positions, dtype=np.intp)
+                    sources.append((index, picks, len(positions)))
+            else:
+                key = (role, column.name)
+                present.add(key)
+                summary = self._summary_for(key, numeric=False, new=new)
+                if isinstance(summary, CategoricalSummary):
+                    categorical.append((index, summary))
+                else:
+                    mismatched.append(key)
+        checked = set(roles)
+        if frame is not None:
+            checked.add("feature")
+        if outputs is not None:
+            checked.add("output")
+        absent = [
+            key
+            for key in self._columns
+            if key in self.layout and key[0] in checked and key not in present
+        ]
+        return _Plan(
+            _NumericColumns(sources, numeric) if numeric else None,
+            categorical,
+            mismatched,
+            new,
+            absent,
+        )
+
+    def _summary_for(self, key: ColumnKey, *, numeric: bool, new: list[ColumnKey]) -> Summary:
+        summary = self._columns.get(key)
+        if summary is None:
+            summary = NumericSummary() if numeric else CategoricalSummary(None, self.max_categories)
+            self._columns[key] = summary
+        if len(self.layout) and key not in self.layout:
+            new.append(key)
+        return summary
+
+    def _apply(self, plan: _Plan, columns: Sequence[Column], rows: int) -> None:
+        for key in plan.mismatched:
+            self.type_mismatch[key] = self.type_mismatch.get(key, 0) + rows
+        for key in plan.new:
+            self.new[key] = self.new.get(key, 0) + rows
+        for key in plan.absent:
+            self.absent[key] = self.absent.get(key, 0) + rows
+        for index, summary in plan.categorical:
+            column = columns[index]
+            assert isinstance(column, CategoricalColumn)
+            summary.update(column.codes, column.categories)
+        if plan.numeric is not None:
+            plan.numeric.add(columns, rows)
+
+    def _flush(self) -> None:
+        for plan in self._plans.values():
+            if plan.numeric is not None:
+                plan.numeric.flush()
+
+    def merge(self, other: WindowSummary) -> None:
+        """Add another part of the same window (same layout); exact."""
+        if not self.layout.matches(other.layout):
+            raise ValueError("window summaries built from different references cannot merge")
+        self.rows += other.rows
+        self.batches += other.batches
+        mine = self.columns
+        for key, summary in other.columns.items():
+            own = mine.get(key)
+            if own is None:
+                mine[key] = _copy(summary)
+            elif type(own) is type(summary):
+                own.merge(summary)  # type: ignore[arg-type]
+            else:
+                # The parts first saw this column as different kinds: keep ours, count theirs.
+                self.type_mismatch[key] = self.type_mismatch.get(key, 0) + summary.total
+        for counts, theirs in (
+            (self.type_mismatch, other.type_mismatch),
+            (self.absent, other.absent),
+            (self.new, other.new),
+        ):
+            for key, count in theirs.items():
+                counts[key] = counts.get(key, 0) + count
+
+    def numeric(self, name: str, role: Role = "feature") -> NumericSummary | None:
+        summary = self.columns.get((role, name))
+        return summary if isinstance(summary, NumericSummary) else None
+
+    def categorical(self, name: str, role: Role = "feature") -> CategoricalSummary | None:
+        summary = self.columns.get((role, name))
+        return summary if isinstance(summary, CategoricalSummary) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: everything needed to restore the summary, and to show it."""
+        columns = self.columns
+        return {
+            "rows": self.rows,
+            "batches": self.batches,
+            "max_categories": self.max_categories,
+            "layout": [[r, n] for r, n in columns if (r, n) in self.layout],
+            "columns": [
+                {
+                    "role": role,
+                    "name": name,
+                    "kind": "numeric" if isinstance(summary, NumericSummary) else "categorical",
+                    **summary.to_dict(),
+                }
+                for (role, name), summary in columns.items()
+            ],
+            "type_mismatch": _key_counts(self.type_mismatch),
+            "absent": _key_counts(self.absent),
+            "new": _key_counts(self.new),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowSummary:
+        columns: dict[ColumnKey, Summary] = {}
+        for entry in data["columns"]:
+            kind = entry["kind"]
+            if kind not in ("numeric", "categorical"):
+                raise ValueError(f"unknown summary kind {kind!r}")
+            columns[(entry["role"], entry["name"])] = (
+                NumericSummary.from_dict(entry)
+                if kind == "numeric"
+                else CategoricalSummary.from_dict(entry)
+            )
+        numeric: dict[ColumnKey, np.ndarray] = {}
+        categorical: dict[ColumnKey, tuple[str, ...]] = {}
+        for role, name in data["layout"]:
+            summary = columns[(role, name)]
+            if isinstance(summary, NumericSummary):
+                numeric[(role, name)] = (
+                    summary.cuts if summary.cuts is not None else np.empty(0, np.float64)
+                )
+            else:
+                categorical[(role, name)] = summary.reference or ()
+        window = cls(SummaryLayout(numeric, categorical), max_categories=data["max_categories"])
+        window._columns = columns
+        window.rows = int(data["rows"])
+        window.batches = int(data["batches"])
+        window.type_mismatch = _from_key_counts(data["type_mismatch"])
+        window.absent = _from_key_counts(data["absent"])
+        window.new = _from_key_counts(data["new"])
+        return window
+
+    def to_bytes(self) -> bytes:
+        payload = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        return _MAGIC + zlib.compress(payload.encode(), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WindowSummary:
+        if data[: len(_MAGIC)] != _MAGIC:
+            raise ValueError("not a serialized window summary (missing the IWS1 signature)")
+        try:
+            return cls.from_dict(json.loads(zlib.decompress(data[len(_MAGIC) :])))
+        except (zlib.error, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"corrupt window summary: {exc!r}") from None
+
+
+def batch_rows(frame: Frame | None, outputs: Frame | None) -> int | None:
+    """Rows of a batch given as inputs and outputs frames; None when neither is given."""
+    if frame is not None and outputs is not None and frame.rows != outputs.rows:
+        raise ValueError(
+            f"a batch's inputs have {frame.rows} rows but its outputs {outputs.rows}; "
+            "they must match"
+        )
+    if frame is not None:
+        return frame.rows
+    return None if outputs is None else outputs.rows
+
+
+def batch_columns(frame: Frame | None, outputs: Frame | None) -> tuple[list[Column], list[Role]]:
+    columns: list[Column] = []
+    roles: list[Role] = []
+    if frame is not None:
+        columns.extend(frame.columns)
+        roles.extend(c.role for c in frame.columns)
+    if outputs is not None:
+        columns.extend(outputs.columns)
+        roles.extend("output" for _ in outputs.columns)
+    return columns, roles
+
+
+def _names(column: Column) -> tuple[str, ...] | None:
+    return column.names if isinstance(column, NumericBlock) else None
+
+
+def _width(column: Column) -> int:
+    return column.width if isinstance(column, NumericBlock) else 1
+
+
+def _copy(summary: Summary) -> Summary:
+    if isinstance(summary, NumericSummary):
+        return NumericSummary.from_dict(summary.to_dict())
+    return CategoricalSummary.from_dict(summary.to_dict())
+
+
+def _key_counts(counts: Mapping[ColumnKey, int]) -> list[list[Any]]:
+    return [[role, name, count] for (role, name), count in counts.items()]
+
+
+def _from_key_counts(rows: Iterable[Sequence[Any]]) -> dict[ColumnKey, int]:
+    return {(role, name): int(count) for role, name, count in rows}

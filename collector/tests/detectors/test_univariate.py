@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from inferwatch.collector.detectors import UnivariateDrift, reference_counts
+from inferwatch.collector.detectors import stats as dstats
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: (r.normal(size=5000), r.normal(0.1, 1.2, size=700)),
+        lambda r: (r.integers(0, 5, 3000).astype(float), r.integers(0, 6, 400).astype(float)),
+        lambda r: (r.exponential(size=300), r.exponential(size=1500)),
+    ],
+)
+def test_ks_and_wasserstein_match_scipy(rng: np.random.Generator, make) -> None:
+    reference, window = make(rng)
+    d, p, w1 = dstats.ks_and_wasserstein(dstats.SortedSample.of(reference), window)
+    exact = stats.ks_2samp(reference, window, method="exact")
+    assert d == pytest.approx(exact.statistic, abs=1e-12)
+    assert p == pytest.approx(exact.pvalue, abs=0.015)
+    assert w1 == pytest.approx(stats.wasserstein_distance(reference, window), rel=1e-9)
+
+
+def test_chi_squared_matches_scipy_and_pools_sparse_buckets() -> None:
+    reference = np.array([500, 300, 150, 45, 3, 2])
+    window = np.array([40, 35, 20, 4, 1, 0])
+    result = dstats.chi2_two_sample(reference, window)
+    # Buckets 4-6 have expected window counts below 5: pooled into one before testing.
+    pooled = np.array([[500, 300, 150, 50], [40, 35, 20, 5]])
+    expected = stats.chi2_contingency(pooled, correction=False)
+    assert result.merged == 3
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+
+
+def test_unseen_categories_are_pooled_apart_from_rare_ones() -> None:
+    reference = np.array([3000, 1500, 500, 10, 0, 0])
+    window = np.array([480, 240, 50, 2, 20, 8])
+    result = dstats.chi2_two_sample(reference, window)
+    # Rare seen category (10 + 2) and the two unseen ones (20 + 8) become two buckets.
+    table = np.array([[3000, 1500, 500, 10, 0], [480, 240, 50, 2, 28]])
+    expected = stats.chi2_contingency(table, correction=False)
+    assert result.merged == 3
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value < 1e-6
+
+
+def test_psi_and_js_on_counts() -> None:
+    p, q = np.array([40, 30, 20, 10]), np.array([25, 30, 20, 25])
+    ps, qs = p / p.sum(), q / q.sum()
+    assert dstats.psi(p, q) == pytest.approx(np.sum((qs - ps) * np.log(qs / ps)))
+    assert dstats.js_distance(p, q) == pytest.approx(jensenshannon(ps, qs, base=2))
+
+
+def test_corrections_match_definitions() -> None:
+    p = np.array([0.001, 0.02, 0.03, 0.5])
+    np.testing.assert_allclose(dstats.adjust_p_values(p, "bonferroni"), [0.004, 0.08, 0.12, 1.0])
+    np.testing.assert_allclose(
+        dstats.adjust_p_values(p, "bh"), stats.false_discovery_control(p, method="bh")
+    )
+
+
+@pytest.mark.parametrize("correction", ["bonferroni", "bh"])
+def test_false_alarm_rate_on_unshifted_windows_stays_at_alpha(
+    rng: np.random.Generator, correction: str
+) -> None:
+    windows, features, alpha = 300, 20, 0.05
+    detector = UnivariateDrift(alpha=alpha, correction=correction).fit(
+        rng.normal(size=(5000, features))
+    )
+    alarms = sum(
+        detector.run(rng.normal(size=(300, features))).decision == "drift" for _ in range(windows)
+    )
+    # The rate is compatible with <= alpha: a one-sided binomial test does not reject it.
+    assert stats.binomtest(alarms, windows, alpha, alternative="greater").pvalue > 0.05
+
+
+def test_uncorrected_tests_do_alarm_too_often(rng: np.random.Generator) -> None:
+    detector = UnivariateDrift(correction="none").fit(rng.normal(size=(5000, 20)))
+    alarms = sum(detector.run(rng.normal(size=(300, 20))).decision == "drift" for _ in range(60))
+    assert alarms / 60 > 0.3
+
+
+def test_power_on_a_clear_shift_names_the_features(rng: np.random.Generator) -> None:
+    detector = UnivariateDrift().fit(rng.normal(size=(5000, 20)))
+    hits = 0
+    for _ in range(20):
+        window = rng.normal(size=(1000, 20))
+        window[:, :3] += 0.5
+        result = detector.run(window)
+        hits += set(result.details["features_drifted"]) >= {"x0", "x1", "x2"}
+    assert hits == 20
+    assert "feature `x" in result.message and "mean +0." in result.message
+
+
+def test_tiny_window_is_not_enough_data(rng: np.random.Generator) -> None:
+    detector = UnivariateDrift(min_samples=100).fit(rng.normal(size=(2000, 3)))
+    result = detector.run(rng.normal(size=(40, 3)) + 5)
+    assert result.decision == "not_enough_data"
+    assert all(f.decision == "not_enough_data" for f in result.features)
+    assert "at least 100" in result.features[0].message
+
+
+def test_big_window_negligible_shift_is_significant_but_not_flagged(
+    rng: np.random.Generator,
+) -> None:
+    detector = UnivariateDrift().fit(rng.normal(size=(100_000, 1)))
+    result = detector.run(rng.normal(0.03, 1.0, size=(200_000, 1)))
+    feature = result.features[0]
+    assert feature.adjusted_p_value is not None and feature.adjusted_p_value < 1e-6
+    assert feature.effect_sizes["wasserstein_sd"] < 0.1 and feature.effect_sizes["psi"] < 0.1
+    assert feature.decision == "no_drift" and result.decision == "no_drift"
+    assert "significant but negligible" in feature.message
+    # The same test at 0.3 sd passes the gate.
+    assert detector.run(rng.normal(0.3, 1.0, size=(200_000, 1))).decision == "drift"
+
+
+def test_categorical_drift_counts_unseen_categories(rng: np.random.Generator) -> None:
+    reference = pd.DataFrame({"city": rng.choice(list("abcd"), 5000, p=[0.4, 0.3, 0.2, 0.1])})
+    window = pd.DataFrame(
+        {"city": rng.choice(list("abcdxyz"), 1000, p=[0.25, 0.3, 0.2, 0.15, 0.04, 0.03, 0.03])}
+    )
+    result = UnivariateDrift().fit(reference).run(window)
+    city = result.feature("city")
+    assert city.decision == "drift" and city.test == "chi2"
+    assert city.details["unseen_categories"] == 3
+    assert city.effect_sizes["unseen_share"] == pytest.approx(city.details["unseen_rows"] / 1000)
+    assert "3 categories unseen in the reference" in city.message
+    assert "`a` 4" in city.message  # names the category that moved most
+
+
+def test_counts_path_gives_the_rows_path_numbers(rng: np.random.Generator) -> None:
+    reference = {"x": rng.normal(size=4000), "c": rng.choice(list("abc"), 4000)}
+    window = {
+        "x": rng.normal(0.4, 1, size=800),
+        "c": rng.choice(list("abc"), 800, p=[0.6, 0.2, 0.2]),
+    }
+    bins = reference_counts(reference, bins=10)
+    cuts = bins["x"][0]
+    ref_cats = {
+        k: int(v) for k, v in zip(*np.unique(reference["c"], return_counts=True), strict=True)
+    }
+    win_cats = {k: int(v) for k, v in zip(*np.unique(window["c"], return_counts=True), strict=True)}
+    window_bins = {"x": dstats.bin_counts(window["x"], cuts)}
+
+    by_counts = UnivariateDrift().fit_counts(bins=bins, categories={"c": ref_cats})
+    counted = by_counts.run_counts(bins=window_bins, categories={"c": win_cats})
+    by_rows = UnivariateDrift().fit(reference).run(window)
+    hybrid = UnivariateDrift().fit(reference, bins=bins).run(window, bins=window_bins)
+
+    assert counted.feature("x").test == "binned_chi2" and by_rows.feature("x").test == "ks"
+    assert counted.feature("x").effect_sizes["psi"] == pytest.approx(
+        by_rows.feature("x").effect_sizes["psi"]
+    )
+    assert counted.feature("c").statistic == pytest.approx(by_rows.feature("c").statistic)
+    assert hybrid.feature("x").statistic == by_rows.feature("x").statistic
+    assert {r.decision for r in (counted, by_rows, hybrid)} == {"drift"}
+
+
+def test_counts_must_match_the_frozen_bins() -> None:
+    detector = UnivariateDrift().fit_counts(bins={"x": (np.array([0.0, 1.0]), np.array([5, 5, 5]))})
+    with pytest.raises(ValueError, match="no window counts for the reference's features"):
+        detector.run_counts(bins={})
+    with pytest.raises(ValueError, match="has 2 bin counts, the reference's bins need 3"):
+        detector.run_counts(bins={"x": np.array([1, 2])})
+
+
+def test_parameters_are_validated() -> None:
+    with pytest.raises(ValueError, match="correction must be one of"):
+        UnivariateDrift(correction="holm")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
+        UnivariateDrift(alpha=5)
