@@ -23,8 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from inferwatch.collector.batch import PredictionBatch
-from inferwatch.collector.config import ModelConfig
+from inferwatch.collector.detect.evaluate import evaluate_window
+from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors import (
     ClassifierDrift,
     MMDDrift,
@@ -34,9 +34,10 @@ from inferwatch.collector.detectors import (
     UnivariateDrift,
     default_suite,
 )
-from inferwatch.collector.evaluate import WindowView, evaluate_window
-from inferwatch.collector.profile import Profile
-from inferwatch.collector.windows import WindowState
+from inferwatch.collector.receive.batch import PredictionBatch
+from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.settings.config import ModelConfig
+from inferwatch.collector.window.state import WindowState
 from inferwatch.frame import Frame, numeric
 
 RESULTS = Path(__file__).resolve().parent / "results" / "detectors.md"
@@ -79,7 +80,7 @@ def collector_evaluation() -> Callable[[], Any]:
     profile = Profile.fit(
         [Frame(i.rows, i.columns + o.columns) for i, o in (frames(1000) for _ in range(10))]
     )
-    state = WindowState.for_profile(profile)
+    state = WindowState(summary=profile.new_window())
     calls = []
     for k in range(10):
         inputs, outputs = frames(100)

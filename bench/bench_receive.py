@@ -37,7 +37,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from inferwatch import contract
-from inferwatch.collector.batch import PredictionBatch
+from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.receive.http import traces_endpoint
 from inferwatch.collector.receive.otlp import decode_export_request
 from inferwatch.frame import Frame, encode_frame, numeric

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inferwatch.collector.profile import Profile
-from inferwatch.collector.reservoir import Reservoir
-from inferwatch.collector.summaries import WindowSummary
+from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.window.reservoir import Reservoir
+from inferwatch.collector.window.summaries import WindowSummary
 from inferwatch.frame import Column, Frame, NumericBlock, categorical, numeric
 
 ROWS = 100

@@ -20,8 +20,8 @@ from inferwatch.collector.alerts import (
     RetryPolicy,
     Webhook,
 )
-from inferwatch.collector.alerts.model import Severity
 from inferwatch.collector.alerts.payloads import slack_payload
+from inferwatch.collector.detectors.base import Severity
 
 from .conftest import WebhookReceiver
 from .helpers import row, window

@@ -14,7 +14,7 @@ from inferwatch.collector.alerts import (
     CriticalThreshold,
     MemoryAlertStore,
 )
-from inferwatch.collector.config import ConfigError
+from inferwatch.collector.settings.config import ConfigError
 
 from .helpers import row, window
 

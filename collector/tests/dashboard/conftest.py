@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from inferwatch.collector.config import load_config
+from inferwatch.collector.settings.config import load_config
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import Frame, categorical, encode_frame, numeric
 from inferwatch_testkit import FakeClock, wait_for

@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from inferwatch import contract
-from inferwatch.collector.batch import PredictionBatch
 from inferwatch.collector.receive import ReceiverStats, traces_endpoint
+from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.frame import Frame, categorical, encode_frame, numeric
 from inferwatch_testkit import serve_asgi
 

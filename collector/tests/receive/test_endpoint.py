@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from inferwatch import contract
-from inferwatch.collector.batch import Overloaded
+from inferwatch.collector.receive.batch import Overloaded
 from inferwatch.frame import encode_frame
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

@@ -3,12 +3,18 @@ that goes through the OpenTelemetry SDK and its OTLP/HTTP exporter as an applica
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,8 +23,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from inferwatch import contract
 from inferwatch.collector import CollectorConfig, create_app
-from inferwatch.frame import Frame, encode_frame
-from inferwatch_testkit import RunningServer, serve_asgi
+from inferwatch.frame import Frame, categorical, encode_frame, numeric
+from inferwatch_testkit import RunningServer, free_port, serve_asgi, wait_for
 
 # A multiple of 60 s: 2023-11-14T22:14:00Z, a start for tests on a FakeClock.
 T0 = 1_700_000_040.0
@@ -96,3 +102,63 @@ class SpanSender:
     def close(self) -> None:
         self.flush()
         self.provider.shutdown()
+
+
+@dataclass
+class CollectorProcess:
+    """A collector run as users run it (``python -m inferwatch collector``), to be killed."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+
+def start_collector_process(db: str, config_path: Path | None, log: Path) -> CollectorProcess:
+    """A collector process on a free port, once it answers /healthz; its output goes to ``log``."""
+    port = free_port()
+    args = [sys.executable, "-m", "inferwatch", "collector", "--db", db]
+    args += ["--port", str(port), "--log-level", "warning"]
+    if config_path is not None:
+        args += ["--config", str(config_path)]
+    process = subprocess.Popen(
+        args, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ}
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"collector exited with {process.returncode}: {log.read_text()}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=30, what="the collector process")
+    return CollectorProcess(url, process)
+
+
+def mixed_frames(
+    rng: np.random.Generator, rows: int, classes: Sequence[str] = ("no", "yes")
+) -> tuple[Frame, Frame]:
+    """Inputs (two numeric features and a categorical one) and a predicted class."""
+    x = rng.normal(size=(rows, 2))
+    color = rng.choice(["red", "green", "blue"], size=rows)
+    inputs = Frame(rows, (numeric("x", x, names=["x0", "x1"]), categorical("color", color)))
+    predicted = [classes[int(v > 0)] for v in x[:, 0]]
+    outputs = Frame(rows, (categorical("prediction", predicted),))
+    return inputs, outputs
+
+
+def windows(client: httpx.Client, model: str, **params: str) -> list[dict[str, Any]]:
+    """GET /v1/models/{model}/windows, asserting a 200."""
+    response = client.get(f"/v1/models/{model}/windows", params=params)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["windows"]
+    return found
+
+
+def total_rows(client: httpx.Client, model: str) -> int:
+    return sum(w["rows"] for w in windows(client, model))

@@ -1,7 +1,7 @@
 """The inferwatch collector: receives prediction spans, windows them, detects, answers queries.
 
 ``create_app(load_config(path))`` is an ASGI app for uvicorn. Names are imported on first use,
-so that the ``inferwatch`` command, which loads ``inferwatch.collector.cli`` to list its
+so that the ``inferwatch`` command, which loads ``inferwatch.collector.server.cli`` to list its
 ``collector`` command, does not wait for scipy and scikit-learn to import.
 """
 
@@ -11,28 +11,30 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from inferwatch.collector.app import create_app
-    from inferwatch.collector.config import (
+    from inferwatch.collector.detect.evaluate import evaluate_window, register
+    from inferwatch.collector.detect.result import Result
+    from inferwatch.collector.detect.view import WindowView
+    from inferwatch.collector.server.app import create_app
+    from inferwatch.collector.settings.config import (
         CollectorConfig,
         ConfigError,
         ModelConfig,
         ReferencePolicy,
         load_config,
     )
-    from inferwatch.collector.evaluate import Result, WindowView, evaluate_window, register
     from inferwatch.collector.storage import Storage, open_storage
 
 _EXPORTS = {
-    "create_app": "app",
-    "CollectorConfig": "config",
-    "ConfigError": "config",
-    "ModelConfig": "config",
-    "ReferencePolicy": "config",
-    "load_config": "config",
-    "Result": "evaluate",
-    "WindowView": "evaluate",
-    "evaluate_window": "evaluate",
-    "register": "evaluate",
+    "create_app": "server.app",
+    "CollectorConfig": "settings.config",
+    "ConfigError": "settings.config",
+    "ModelConfig": "settings.config",
+    "ReferencePolicy": "settings.config",
+    "load_config": "settings.config",
+    "Result": "detect.result",
+    "WindowView": "detect.view",
+    "evaluate_window": "detect.evaluate",
+    "register": "detect.evaluate",
     "Storage": "storage",
     "open_storage": "storage",
 }

@@ -15,14 +15,14 @@ from inferwatch.collector.alerts.model import (
     check_name,
 )
 from inferwatch.collector.alerts.notify import AlertDispatcher, DeliveryStats, log_event
-from inferwatch.collector.alerts.policy import (
+from inferwatch.collector.alerts.store import AlertSnapshot, AlertStore, MemoryAlertStore
+from inferwatch.collector.settings.alerts import (
     AlertPolicy,
     CriticalThreshold,
     RetryPolicy,
     Webhook,
     redact_url,
 )
-from inferwatch.collector.alerts.store import AlertSnapshot, AlertStore, MemoryAlertStore
 
 __all__ = [
     "Alert",

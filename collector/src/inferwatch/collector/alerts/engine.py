@@ -26,20 +26,18 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from inferwatch.collector.alerts.model import (
-    SEVERITIES,
     Alert,
     AlertEvent,
     CheckHistory,
     EventKind,
     Evidence,
     Observation,
-    Severity,
     WindowResults,
     check_name,
-    severity_rank,
 )
-from inferwatch.collector.alerts.policy import AlertPolicy, CriticalThreshold
 from inferwatch.collector.alerts.store import AlertStore
+from inferwatch.collector.detectors.base import SEVERITIES, Severity, severity_rank
+from inferwatch.collector.settings.alerts import AlertPolicy, CriticalThreshold
 
 logger = logging.getLogger("inferwatch.alerts")
 

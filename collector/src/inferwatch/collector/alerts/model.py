@@ -11,14 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Severity = Literal["warning", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("warning", "critical")
+from inferwatch.collector.detectors.base import Severity
+
 AlertState = Literal["open", "resolved"]
 EventKind = Literal["opened", "escalated", "resolved"]
-
-
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity)
 
 
 def check_name(detector: str, feature: str | None) -> str:

@@ -23,7 +23,7 @@ import httpx
 
 from inferwatch.collector.alerts.model import AlertEvent
 from inferwatch.collector.alerts.payloads import payload
-from inferwatch.collector.alerts.policy import AlertPolicy, RetryPolicy, Webhook, redact_url
+from inferwatch.collector.settings.alerts import AlertPolicy, RetryPolicy, Webhook, redact_url
 
 logger = logging.getLogger("inferwatch.alerts")
 

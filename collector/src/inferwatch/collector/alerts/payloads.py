@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from inferwatch.collector.alerts.model import AlertEvent
-from inferwatch.collector.alerts.policy import WebhookFormat
+from inferwatch.collector.settings.alerts import WebhookFormat
 
 # Slack refuses a section whose text is over 3,000 characters.
 SLACK_TEXT_LIMIT = 3000

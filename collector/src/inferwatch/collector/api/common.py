@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from inferwatch.collector.runtime import Collector
+from inferwatch.collector.runtime.collector import Collector
 
 JSON_TYPES = ("application/json",)
 

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from inferwatch.collector.api.common import ApiError, collector, read_json
-from inferwatch.collector.labels import LabelsError, parse_labels
+from inferwatch.collector.labels.join import LabelsError, parse_labels
 
 # 10,000 labels with long ids and string classes fit well within this.
 MAX_BODY_BYTES = 16 * 2**20

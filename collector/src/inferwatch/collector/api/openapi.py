@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferwatch.collector.performance import BUILTIN_METRICS
+from inferwatch.collector.labels.scoring import BUILTIN_METRICS
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 
 

@@ -10,10 +10,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from inferwatch.collector.api.common import ApiError, collector, iso, parse_iso
-from inferwatch.collector.config import ModelConfig
-from inferwatch.collector.detectors.performance import Task, evaluate
-from inferwatch.collector.performance import BUILTIN_METRICS, lifetime, public, stored_stats
-from inferwatch.collector.performance_settings import resolve_metric, settings_for
+from inferwatch.collector.detectors.metrics import Task, evaluate
+from inferwatch.collector.labels.scoring import BUILTIN_METRICS, lifetime, public, stored_stats
+from inferwatch.collector.settings.config import ModelConfig
+from inferwatch.collector.settings.performance import resolve_metric, settings_for
 from inferwatch.collector.storage.base import WindowRecord
 
 MAX_WINDOWS = 10_000
@@ -82,6 +82,7 @@ async def get_window(request: Request) -> JSONResponse:
     else:
         # Not evaluated yet: show the running state.
         async with runtime.state_lock:
+            await runtime.pipeline.settle()
             state = await asyncio.to_thread(runtime.book.merged, window_id)
         body["summary"] = state.describe() if state is not None else None
     return JSONResponse(body)

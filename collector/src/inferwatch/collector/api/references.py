@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from inferwatch.collector.api.common import ApiError, collector, iso, read_body, read_json
 from inferwatch.collector.storage.base import UploadRecord
-from inferwatch.collector.windows import json_safe
+from inferwatch.collector.window.state import json_safe
 from inferwatch.contract import TASKS
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import FrameError, decode_frame

@@ -17,18 +17,18 @@ from inferwatch.collector.detectors.base import (
     registered,
 )
 from inferwatch.collector.detectors.dataset import Dataset, as_dataset
+from inferwatch.collector.detectors.metrics import (
+    ClassificationStats,
+    PerformanceCheck,
+    RegressionStats,
+    register_metric,
+)
 from inferwatch.collector.detectors.multivariate import ClassifierDrift, MMDDrift
 from inferwatch.collector.detectors.outliers import (
     MahalanobisScorer,
     OnlineOutlierDetector,
     OutlierDetector,
     RowThreshold,
-)
-from inferwatch.collector.detectors.performance import (
-    ClassificationStats,
-    PerformanceCheck,
-    RegressionStats,
-    register_metric,
 )
 from inferwatch.collector.detectors.prediction import LabelDrift, PredictionDrift
 from inferwatch.collector.detectors.reduction import (

@@ -33,6 +33,13 @@ Decision = Literal[
 ]
 # Decisions that should raise an alert.
 ALERTING: frozenset[str] = frozenset({"drift", "outlier", "warning", "critical"})
+# How bad a failing result is, in increasing order.
+Severity = Literal["warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("warning", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
 
 
 @dataclass(frozen=True)

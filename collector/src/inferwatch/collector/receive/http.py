@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from inferwatch.collector.batch import BatchSink, Overloaded
+from inferwatch.collector.receive.batch import BatchSink, Overloaded
 from inferwatch.collector.receive.body import read_body
 from inferwatch.collector.receive.errors import ReceiveError, UnsupportedMediaType
 from inferwatch.collector.receive.otlp import (

@@ -22,7 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from inferwatch import contract
-from inferwatch.collector.batch import PredictionBatch
+from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.receive.errors import BadRequest, UnsupportedMediaType
 from inferwatch.frame import Frame, FrameError, decode_frame
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from inferwatch.collector.alerts.model import Alert, CheckHistory, Evidence
 from inferwatch.collector.alerts.store import AlertSnapshot
-from inferwatch.collector.settings_parsing import ConfigError
+from inferwatch.collector.settings.parsing import ConfigError
 from inferwatch.collector.storage.base import (
     IncomingBatch,
     IngestOutcome,

@@ -1,0 +1,355 @@
+"""The threshold layer: a check's ``threshold`` setting re-decides its results from their scores.
+
+A check registered with a ``threshold`` default takes a table (``threshold_settings``) whose
+levels replace the check's own rule: a score beyond the warning level gives ``warning``, beyond
+the critical level ``alert`` with ``details.level = "critical"`` (what alerting reads as a
+critical severity). ``Result.threshold`` becomes the level crossed first and the message says
+which level the score met, e.g. ``(score 0.31 above the calibrated warning level 0.22)``; the
+check's own decision stays in ``details.check_decision``. Only decisive rows with a score are
+re-decided; ``not_enough_data`` and ``error`` stand.
+
+A check with per-feature rows is judged feature by feature; its feature-less row then summarises
+them (the worst level, and which features crossed). The levels come from
+
+- ``static``: the table's numbers;
+- ``reference``: bootstrap windows of the live window's row-sample size drawn from the
+  reference's row sample and scored by the check's own statistic (``Calibration``, for the
+  checks that register one), fitted on one half of the sample and drawn from the other as
+  ``detectors.thresholds.calibrate_on_reference`` does. Cached like a fitted detector, per
+  model, version, reference, settings and window-size bucket;
+- ``history``: mean +/- k sd of the check's last ``last`` scores (per feature) in the version's
+  earlier windows, read from storage. Rows that were critical are left out, so a lasting
+  incident does not become the norm; until ``min_windows`` scores exist the row is
+  ``not_enough_data``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inferwatch.collector.detect.fitted import FITTED
+from inferwatch.collector.detect.result import Decision, Result
+from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detectors import Dataset, Threshold, learn_from_history
+from inferwatch.collector.detectors.thresholds import bootstrap_null
+from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.settings.parsing import ConfigError
+from inferwatch.collector.settings.threshold_table import ThresholdSettings
+
+SampleScores = Mapping[str | None, float | None]
+
+
+@dataclass(frozen=True)
+class SampleScorer:
+    """How a check scores samples of its reference, for thresholds calibrated on it.
+
+    ``rows``: the reference rows the check reads (its row sample). ``fit(rows)`` returns a
+    function giving a sample's score per feature (``None`` for the check's own row), computed
+    as the check computes its live score.
+    """
+
+    rows: Dataset
+    fit: Callable[[Dataset], Callable[[Dataset], SampleScores]]
+
+
+# A check's hook: its scorer for a reference and its settings; ValueError when the settings
+# cannot be calibrated (the message says why).
+Calibration = Callable[[Profile, Mapping[str, Any]], SampleScorer]
+
+
+class ThresholdError(ValueError):
+    """The levels could not be set; the check's result becomes an ``error`` saying why."""
+
+
+# How many times ``last`` windows history mode reads back, to find ``last`` usable scores.
+HISTORY_LOOKBACK = 4
+_DECISIVE = frozenset({"ok", "warning", "alert"})
+_DECISIONS: dict[str, Decision] = {"ok": "ok", "warning": "warning", "critical": "alert"}
+_WORDS = {"static": "static", "reference": "calibrated", "history": "learned"}
+
+
+def split_settings(
+    name: str, defaults: Mapping[str, Any], settings: Mapping[str, Any]
+) -> tuple[ThresholdSettings | None, dict[str, Any]]:
+    """The check's threshold table, if it has one, and the settings the check itself gets.
+
+    A check registered with ``threshold=None`` leaves the setting to this layer and never sees
+    it; one with its own number (``error_rate``) gets that number, or its default when the
+    setting is a table.
+    """
+    check_settings = dict(settings)
+    if "threshold" not in defaults:
+        return None, check_settings
+    own, value = defaults["threshold"], check_settings.pop("threshold", None)
+    where = f"{name}.threshold"
+    if isinstance(value, Mapping):
+        if own is not None:
+            check_settings["threshold"] = own
+        return ThresholdSettings.parse(value, where), check_settings
+    if own is not None:
+        check_settings["threshold"] = value
+    elif value is not None:
+        raise ConfigError(f"{where} must be a table such as {{ mode = 'static', warning = 0.1 }}")
+    return None, check_settings
+
+
+def apply(
+    name: str,
+    spec: ThresholdSettings,
+    calibration: Calibration | None,
+    profile: Profile | None,
+    window: WindowView,
+    settings: Mapping[str, Any],
+    results: Sequence[Result],
+) -> list[Result]:
+    """``results`` re-decided by ``spec``'s levels; ThresholdError when none can be set."""
+    keyed = any(r.feature is not None for r in results)
+    judged = [
+        r
+        for r in results
+        if r.decision in _DECISIVE and r.score is not None and (r.feature is not None or not keyed)
+    ]
+    if not judged:
+        return list(results)
+    levels = _Levels.of(name, spec, calibration, profile, window, settings)
+    chosen = {id(r) for r in judged}
+    out = [levels.decide(r) if id(r) in chosen else r for r in results]
+    if keyed:
+        rows = [r for r in out if r.feature is not None]
+        out = [r if r.feature is not None else _summary(r, rows, spec) for r in out]
+    return out
+
+
+@dataclass(frozen=True)
+class _Levels:
+    spec: ThresholdSettings
+    by_feature: Mapping[str | None, Threshold] = dataclasses.field(default_factory=dict)
+    # static: one threshold for every feature.
+    fixed: Threshold | None = None
+    # Shown with every decision: the calibration's window and bootstrap sizes ...
+    common: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # ... or, per feature, the past windows learnt from.
+    evidence: Mapping[str | None, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    # history: the scores each feature still learning has so far.
+    learning: Mapping[str | None, int] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        spec: ThresholdSettings,
+        calibration: Calibration | None,
+        profile: Profile | None,
+        window: WindowView,
+        settings: Mapping[str, Any],
+    ) -> _Levels:
+        if spec.mode == "static":
+            return cls(spec, fixed=Threshold(spec.warning, spec.critical, spec.direction))
+        if spec.mode == "reference":
+            return cls._calibrated(name, spec, calibration, profile, window, settings)
+        return cls._learned(name, spec, window)
+
+    @classmethod
+    def _calibrated(
+        cls,
+        name: str,
+        spec: ThresholdSettings,
+        calibration: Calibration | None,
+        profile: Profile | None,
+        window: WindowView,
+        settings: Mapping[str, Any],
+    ) -> _Levels:
+        where = f"{name}.threshold (mode 'reference')"
+        if calibration is None:
+            raise ThresholdError(f"{where}: {name} cannot score samples of the reference")
+        if profile is None:
+            raise ThresholdError(f"{where}: {window.model} {window.version} has no reference")
+        size = calibration_size(window.state.reservoir.size)
+        key = {"check": dict(settings), "threshold": spec.to_dict(), "window_size": size}
+        try:
+            by_feature = FITTED.get(
+                f"{name}.threshold",
+                window.model,
+                window.version,
+                profile,
+                key,
+                lambda: calibrate(calibration(profile, settings), spec, size),
+            )
+        except ValueError as exc:
+            raise ThresholdError(f"{where}: could not calibrate on the reference: {exc}") from None
+        common = {
+            "window_size": size,
+            "n_bootstrap": spec.n_bootstrap,
+            "target_fpr": spec.target_fpr,
+            "critical_fpr": spec.critical_fpr,
+        }
+        return cls(spec, by_feature, common=common)
+
+    @classmethod
+    def _learned(cls, name: str, spec: ThresholdSettings, window: WindowView) -> _Levels:
+        if window.history is None:
+            raise ThresholdError(
+                f"{name}.threshold (mode 'history'): no stored results to learn from here"
+            )
+        # Critical rows are skipped, so look further back than ``last`` windows for ``last``
+        # scores (not indefinitely: a long incident then leaves the check learning again).
+        past = window.history.past_scores(
+            window.model, window.version, name, window.start_ms, HISTORY_LOOKBACK * spec.last
+        )
+        scores: dict[str | None, list[float]] = {}
+        for row in past:
+            own = row.check_decision or row.decision
+            kept = scores.setdefault(row.feature, [])
+            if row.decision != "alert" and own in _DECISIVE and len(kept) < spec.last:
+                kept.append(row.score)
+        by_feature: dict[str | None, Threshold] = {}
+        evidence: dict[str | None, Mapping[str, Any]] = {}
+        for feature, values in scores.items():
+            if len(values) < spec.min_windows:
+                continue
+            by_feature[feature] = learn_from_history(
+                values,
+                k_warning=spec.k_warning,
+                k_critical=spec.k_critical,
+                direction=spec.direction,
+                min_windows=spec.min_windows,
+            )
+            evidence[feature] = {
+                "windows": len(values),
+                "mean": float(np.mean(values)),
+                "sd": float(np.std(values, ddof=1)),
+            }
+        learning = {f: len(v) for f, v in scores.items() if f not in by_feature}
+        return cls(spec, by_feature, evidence=evidence, learning=learning)
+
+    def decide(self, result: Result) -> Result:
+        assert result.score is not None
+        threshold = self.fixed or self.by_feature.get(result.feature)
+        details = {**result.details, "check_decision": result.decision}
+        if threshold is None:
+            if self.spec.mode != "history":
+                return result  # the reference never gave this column a score: the check decides
+            have = self.learning.get(result.feature, 0)
+            return dataclasses.replace(
+                result,
+                decision="not_enough_data",
+                threshold=None,
+                message=f"{result.message} (learning the threshold from past windows: "
+                f"{have} of {self.spec.min_windows})",
+                details=details,
+            )
+        level = threshold.level(result.score)
+        word, score = _WORDS[self.spec.mode], f"{result.score:.4g}"
+        if level == "ok":
+            first = "warning" if threshold.warning is not None else "critical"
+            note = f"score {score} within the {word} {first} level {threshold.first:.4g}"
+            if result.decision != "ok":
+                note += ", not flagged"
+        else:
+            crossed = threshold.critical if level == "critical" else threshold.warning
+            note = f"score {score} {threshold.direction} the {word} {level} level {crossed:.4g}"
+        levels = {
+            **threshold.to_dict(),
+            "source": self.spec.mode,
+            **self.common,
+            **self.evidence.get(result.feature, {}),
+        }
+        return dataclasses.replace(
+            result,
+            decision=_DECISIONS[level],
+            threshold=threshold.first,
+            message=f"{result.message} ({note})",
+            details={**details, "level": level, "levels": levels},
+        )
+
+
+def _summary(summary: Result, rows: Sequence[Result], spec: ThresholdSettings) -> Result:
+    """The feature-less row of a per-feature check: the worst of its judged features."""
+    judged = [r for r in rows if "levels" in r.details]
+    learning = [r for r in rows if "check_decision" in r.details and "levels" not in r.details]
+    details = {
+        **summary.details,
+        "check_decision": summary.decision,
+        "check_message": summary.message,
+    }
+    word = _WORDS[spec.mode]
+    if not judged:
+        if not learning:
+            return summary
+        return dataclasses.replace(
+            summary,
+            decision="not_enough_data",
+            message=f"learning the thresholds of {len(learning)} columns from past windows "
+            f"(need {spec.min_windows} each)",
+            details=details,
+        )
+    flagged = sorted(
+        (r for r in judged if r.decision != "ok"),
+        key=lambda r: (r.decision != "alert", -(r.score or 0.0)),
+    )
+    level = "ok" if not flagged else ("critical" if flagged[0].decision == "alert" else "warning")
+    if flagged:
+        named = ", ".join(f"`{r.feature}` ({r.details['level']})" for r in flagged)
+        message = f"{len(flagged)} of {len(judged)} columns beyond their {word} levels: {named}"
+    else:
+        message = f"no column beyond its {word} levels ({len(judged)} judged)"
+    if learning:
+        message += f"; {len(learning)} still learning their thresholds"
+    return dataclasses.replace(
+        summary,
+        score=len(flagged) / len(judged),
+        threshold=None,
+        decision=_DECISIONS[level],
+        message=message,
+        details={**details, "level": level},
+    )
+
+
+def calibration_size(rows: int) -> int:
+    """The window size thresholds are calibrated for: ``rows`` on a geometric grid of step
+    2^(1/4) (within 9%), so windows of about one size share one calibration."""
+    if rows < 1:
+        raise ThresholdError("the window has no rows to calibrate its thresholds for")
+    return max(1, round(2 ** (round(4 * math.log2(rows)) / 4)))
+
+
+def calibrate(
+    scorer: SampleScorer, spec: ThresholdSettings, window_size: int
+) -> dict[str | None, Threshold]:
+    """Per feature, the levels bootstrap windows of ``window_size`` reference rows cross at
+    ``target_fpr`` and ``critical_fpr``; a feature scored in fewer than half of them has none."""
+    rows = scorer.rows
+
+    def statistic(fit: np.ndarray) -> Callable[[np.ndarray], SampleScores]:
+        score = scorer.fit(rows.take(fit))
+        return lambda window: score(rows.take(window))
+
+    null = bootstrap_null(
+        statistic, np.arange(rows.rows), window_size, n_bootstrap=spec.n_bootstrap
+    )
+    features = list(dict.fromkeys(feature for scores in null for feature in scores))
+    out: dict[str | None, Threshold] = {}
+    for feature in features:
+        values = np.array([_finite(scores.get(feature)) for scores in null])
+        values = values[np.isfinite(values)]
+        if values.size * 2 < spec.n_bootstrap:
+            continue
+        out[feature] = Threshold(
+            float(np.quantile(values, 1 - spec.target_fpr)),
+            float(np.quantile(values, 1 - spec.critical_fpr)),
+            "above",
+            "reference",
+        )
+    if not out:
+        raise ValueError(f"no bootstrap window of {window_size} rows could be scored")
+    return out
+
+
+def _finite(value: float | None) -> float:
+    return math.nan if value is None else float(value)

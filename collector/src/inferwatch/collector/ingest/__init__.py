@@ -1,0 +1,1 @@
+"""Making received batches durable (group commit, journal) and folding them into window state."""

@@ -1,0 +1,279 @@
+"""The ingest pipeline: the receiver's sink, making batches durable by group commit.
+
+``submit`` enqueues batches and waits; one worker takes everything queued (up to
+``max_commit_rows``), writes it in one transaction (dedupe by span id, the raw batch journal,
+the batches' ids and outputs for the label join), and only then lets the waiting requests answer
+200. It then folds the new batches into in-memory window state while it commits the next group,
+so that the commit's disk writes overlap with Python work. Checkpoints store window state and
+drop the journal they cover, in one transaction; on start the journal left by a crash is
+replayed, so an acknowledged batch is never lost and, being deduplicated and journaled once,
+never counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from inferwatch.collector.ingest.journal import decode_batch, encode_batch
+from inferwatch.collector.receive.batch import Overloaded, PredictionBatch
+from inferwatch.collector.reference.references import References
+from inferwatch.collector.settings.config import CollectorConfig, ModelConfig
+from inferwatch.collector.storage.base import IncomingBatch, IngestOutcome, Storage
+from inferwatch.collector.window.state import WindowBook, window_key
+from inferwatch.frame import encode_frame
+
+logger = logging.getLogger(__name__)
+
+# What a client is asked to wait before retrying when the queue is full or storage failed.
+RETRY_AFTER_FULL = 1.0
+RETRY_AFTER_FAILURE = 5.0
+# Journaled batches folded into window state at a time on start.
+_REPLAY_CHUNK = 256
+
+
+class IngestMetrics(Protocol):
+    """The Prometheus series ingest updates (the collector's ``CollectorMetrics`` has them)."""
+
+    @property
+    def batches(self) -> Counter: ...
+    @property
+    def rows(self) -> Counter: ...
+    @property
+    def overloaded(self) -> Counter: ...
+    @property
+    def queue_rows(self) -> Gauge: ...
+    @property
+    def commit_seconds(self) -> Histogram: ...
+    @property
+    def labels(self) -> Counter: ...
+    @property
+    def windows_open(self) -> Gauge: ...
+
+
+@dataclass
+class _Waiting:
+    batches: Sequence[PredictionBatch]
+    rows: int
+    done: asyncio.Future[None]
+
+
+class IngestPipeline:
+    """A ``BatchSink``: ``submit`` returns once its batches are durable."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        book: WindowBook,
+        references: References,
+        config: CollectorConfig,
+        config_for: Callable[[str], ModelConfig],
+        metrics: IngestMetrics,
+        state_lock: asyncio.Lock,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._storage = storage
+        self._book = book
+        self._references = references
+        self._config = config
+        self._config_for = config_for
+        self._metrics = metrics
+        self._state_lock = state_lock
+        self._clock = clock
+        self._queue: deque[_Waiting] = deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._accepting = False
+        # The last committed group, until it is folded into window state.
+        self._committed: tuple[list[PredictionBatch], IngestOutcome] | None = None
+
+    async def start(self) -> None:
+        """Replay the journal a crash left behind, then start taking batches."""
+        async with self._state_lock:
+            replayed = await asyncio.to_thread(self._replay)
+        if replayed:
+            logger.info("replayed %d journaled batches", replayed)
+        self._accepting = True
+        self._worker = asyncio.create_task(self._run(), name="inferwatch-ingest")
+
+    async def stop(self) -> None:
+        """Refuse new batches, finish the queued ones, and checkpoint."""
+        self._accepting = False
+        self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+            self._worker = None
+        await self.checkpoint()
+
+    async def submit(self, batches: Sequence[PredictionBatch]) -> None:
+        if not batches:
+            return
+        if not self._accepting:
+            raise Overloaded(RETRY_AFTER_FAILURE, "the collector is shutting down")
+        rows = sum(max(batch.rows, 1) for batch in batches)
+        limit = self._config.max_queue_rows
+        if self._queued_rows and self._queued_rows + rows > limit:
+            self._metrics.overloaded.inc()
+            raise Overloaded(
+                RETRY_AFTER_FULL,
+                f"the ingest queue holds {self._queued_rows} rows and its limit is {limit}; "
+                "retry shortly",
+            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(batches, rows, done))
+        self._queued_rows += rows
+        self._metrics.queue_rows.set(self._queued_rows)
+        self._wakeup.set()
+        # Shielded: a client that hangs up must not cancel a commit others share.
+        await asyncio.shield(done)
+
+    async def checkpoint(self) -> None:
+        async with self._state_lock:
+            await asyncio.to_thread(self._book.checkpoint)
+
+    async def settle(self) -> None:
+        """Fold the committed batches not yet in window state into it (hold the state lock).
+
+        Whoever reads window state calls this first (an evaluation, a query): a batch answered
+        200 is then in what it reads. Without it, an evaluation between a commit and its fold
+        would read the window without the batch yet take the batch's re-evaluation mark.
+        """
+        committed, self._committed = self._committed, None
+        if committed is not None:
+            await self._fold(*committed)
+
+    async def _run(self) -> None:
+        # A committed group is folded into window state while the next group commits: the
+        # commit's disk writes and fsync run without the GIL, so the two overlap.
+        while self._accepting or self._queue:
+            if not self._queue:
+                if self._committed is not None:
+                    async with self._state_lock:
+                        await self.settle()
+                    continue
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            group = self._take_group()
+            batches = [batch for waiting in group for batch in waiting.batches]
+            async with self._state_lock:
+                started = time.perf_counter()
+                committing = asyncio.create_task(asyncio.to_thread(self._commit, batches))
+                folding = asyncio.create_task(self.settle()) if self._committed else None
+                try:
+                    outcome = await committing
+                except Exception as exc:
+                    self._release(group)
+                    logger.exception("storing %d batches failed", len(batches))
+                    failure = Overloaded(
+                        RETRY_AFTER_FAILURE, f"the collector could not store the batches: {exc}"
+                    )
+                    for waiting in group:
+                        if not waiting.done.done():
+                            waiting.done.set_exception(failure)
+                else:
+                    if folding is not None:
+                        await folding
+                        folding = None
+                    self._committed = (batches, outcome)
+                    self._release(group)
+                    self._metrics.commit_seconds.observe(time.perf_counter() - started)
+                    self._count(batches, outcome)
+                    for waiting in group:
+                        if not waiting.done.done():
+                            waiting.done.set_result(None)
+                if folding is not None:
+                    await folding
+        if self._committed is not None:
+            async with self._state_lock:
+                await self.settle()
+
+    async def _fold(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+        """Fold committed batches into window state (the caller holds the state lock)."""
+        try:
+            await asyncio.to_thread(self._apply, batches, outcome)
+        except Exception:
+            # Ingest goes on: the batches are durable, and a bug here must not stop the
+            # collector from acknowledging others.
+            logger.exception("folding %d stored batches into window state failed", len(batches))
+        self._metrics.windows_open.set(len(self._book))
+
+    def _take_group(self) -> list[_Waiting]:
+        group = [self._queue.popleft()]
+        rows = group[0].rows
+        while self._queue and rows + self._queue[0].rows <= self._config.max_commit_rows:
+            waiting = self._queue.popleft()
+            group.append(waiting)
+            rows += waiting.rows
+        return group
+
+    def _release(self, group: list[_Waiting]) -> None:
+        # Rows count against the limit until committed, not only while queued.
+        self._queued_rows -= sum(waiting.rows for waiting in group)
+        self._metrics.queue_rows.set(self._queued_rows)
+
+    def _commit(self, batches: list[PredictionBatch]) -> IngestOutcome:
+        incoming = [self._incoming(batch) for batch in batches]
+        return self._storage.ingest(incoming, int(self._clock() * 1000))
+
+    def _incoming(self, batch: PredictionBatch) -> IncomingBatch:
+        window = window_key(
+            batch.model, batch.version, batch.start_ns, self._config_for(batch.model).window_seconds
+        )
+        outputs = encode_frame(batch.outputs) if batch.outputs is not None else None
+        # A frame whose rows do not line up with the ids cannot say what each row predicted.
+        aligned = batch.outputs is not None and batch.outputs.rows == batch.rows
+        kept = outputs if outputs is not None and aligned else b""
+        return IncomingBatch(
+            batch.trace_id + batch.span_id,
+            window,
+            batch.rows,
+            encode_batch(batch, outputs),
+            batch.ids,
+            batch.start_ns // 1_000_000,
+            kept,
+        )
+
+    def _count(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+        stored = [batch for batch, s in zip(batches, outcome.stored, strict=True) if s is not None]
+        self._metrics.batches.labels("stored").inc(len(stored))
+        self._metrics.batches.labels("duplicate").inc(len(batches) - len(stored))
+        self._metrics.rows.inc(sum(batch.rows for batch in stored))
+        self._metrics.labels.labels("joined").inc(outcome.labels_joined)
+
+    def _apply(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+        stored = [
+            (entry.window_id, entry.seq, batch)
+            for batch, entry in zip(batches, outcome.stored, strict=True)
+            if entry is not None
+        ]
+        if stored:
+            self._book.apply(stored)
+        for _, _, batch in stored:
+            self._references.observe(batch)
+
+    def _replay(self) -> int:
+        count = 0
+        chunk: list[tuple[int, int, PredictionBatch]] = []
+        for stored in self._storage.pending_batches():
+            batch = decode_batch(stored.payload)
+            chunk.append((stored.window_id, stored.seq, batch))
+            self._references.observe(batch)
+            if len(chunk) == _REPLAY_CHUNK:
+                self._book.apply(chunk)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self._book.apply(chunk)
+            count += len(chunk)
+        if count:
+            self._book.checkpoint()
+        return count

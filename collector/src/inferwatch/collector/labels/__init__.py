@@ -1,0 +1,1 @@
+"""Ground truth: posted labels, joined to predictions by id, and the performance they give."""

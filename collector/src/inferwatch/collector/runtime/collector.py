@@ -1,0 +1,79 @@
+"""Everything one running collector holds, built together and shared by its routes and tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from inferwatch.collector.alerts import AlertDispatcher, AlertEngine
+from inferwatch.collector.ingest.pipeline import IngestPipeline
+from inferwatch.collector.receive.http import ReceiverStats
+from inferwatch.collector.reference.references import References
+from inferwatch.collector.runtime.keeper import WindowKeeper
+from inferwatch.collector.runtime.model_settings import ModelSettings
+from inferwatch.collector.runtime.prometheus import CollectorMetrics
+from inferwatch.collector.settings.config import CollectorConfig
+from inferwatch.collector.storage import Storage, open_storage
+from inferwatch.collector.window.state import WindowBook
+
+
+@dataclass
+class Collector:
+    config: CollectorConfig
+    storage: Storage
+    settings: ModelSettings
+    references: References
+    book: WindowBook
+    state_lock: asyncio.Lock
+    pipeline: IngestPipeline
+    keeper: WindowKeeper
+    metrics: CollectorMetrics
+    receiver_stats: ReceiverStats
+    alerts: AlertEngine
+    # Started and closed by the app's lifespan, on its event loop.
+    dispatcher: AlertDispatcher
+    clock: Callable[[], float]
+
+    @classmethod
+    def build(cls, config: CollectorConfig, clock: Callable[[], float] = time.time) -> Collector:
+        storage = open_storage(config)
+        settings = ModelSettings(config, storage)
+        references = References(storage, settings, clock)
+        book = WindowBook(storage, config.instance_id, references.new_window)
+        state_lock = asyncio.Lock()
+        receiver_stats = ReceiverStats()
+        dispatcher = AlertDispatcher(base_url=config.base_url)
+        alerts = AlertEngine(storage, lambda model: settings(model).alerts, dispatcher, clock)
+        metrics = CollectorMetrics(receiver_stats, dispatcher)
+        pipeline = IngestPipeline(
+            storage, book, references, config, settings, metrics, state_lock, clock
+        )
+        keeper = WindowKeeper(
+            storage,
+            book,
+            references,
+            pipeline,
+            alerts,
+            config,
+            settings,
+            metrics,
+            state_lock,
+            clock,
+        )
+        return cls(
+            config,
+            storage,
+            settings,
+            references,
+            book,
+            state_lock,
+            pipeline,
+            keeper,
+            metrics,
+            receiver_stats,
+            alerts,
+            dispatcher,
+            clock,
+        )

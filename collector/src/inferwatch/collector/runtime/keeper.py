@@ -1,0 +1,227 @@
+"""The collector's background task: checkpoints, closing windows, re-evaluations, housekeeping.
+
+A window closes once its end plus the model's allowed lateness has passed; closing evaluates it.
+Late spans or labels for a closed window mark it, and the next tick evaluates it again, as does
+the model's performance ``max_label_delay`` passing for a window whose metrics waited for labels.
+Every evaluation's results then go to the alert engine, which opens and resolves alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from inferwatch.collector.alerts import AlertEngine, WindowResults
+from inferwatch.collector.detect.evaluate import evaluate_window
+from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.ingest.pipeline import IngestPipeline
+from inferwatch.collector.labels.join import labelled_pairs
+from inferwatch.collector.labels.scoring import window_performance
+from inferwatch.collector.reference.references import References
+from inferwatch.collector.runtime.prometheus import CollectorMetrics
+from inferwatch.collector.settings.config import CollectorConfig, ModelConfig
+from inferwatch.collector.settings.parsing import ConfigError
+from inferwatch.collector.settings.performance import NAME as PERFORMANCE
+from inferwatch.collector.settings.performance import label_delay, settings_for
+from inferwatch.collector.storage.base import Storage, WindowRecord
+from inferwatch.collector.window.state import WindowBook, WindowState
+
+logger = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_SECONDS = 60.0
+
+
+class WindowKeeper:
+    def __init__(
+        self,
+        storage: Storage,
+        book: WindowBook,
+        references: References,
+        pipeline: IngestPipeline,
+        alerts: AlertEngine,
+        config: CollectorConfig,
+        config_for: Callable[[str], ModelConfig],
+        metrics: CollectorMetrics,
+        state_lock: asyncio.Lock,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._storage = storage
+        self._book = book
+        self._references = references
+        self._pipeline = pipeline
+        self._alerts = alerts
+        self._config = config
+        self._config_for = config_for
+        self._metrics = metrics
+        self._state_lock = state_lock
+        self._clock = clock
+        self._last_checkpoint = clock()
+        self._last_prune = -float("inf")
+        self._closed_in_memory: set[int] = set()
+        # Per model, the latest window end whose label delay was checked (see _label_delays).
+        self._delays_checked_ms: dict[str, int] = {}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("window housekeeping failed; retrying next tick")
+            await asyncio.sleep(self._config.tick_seconds)
+
+    async def tick(self) -> None:
+        """One round of housekeeping (tests call it directly with an injected clock)."""
+        now = self._clock()
+        if now - self._last_checkpoint >= self._config.checkpoint_interval_seconds:
+            await self._checkpoint()
+            self._last_checkpoint = now
+        await asyncio.to_thread(self._references.fit_due)
+        now_ms = int(now * 1000)
+        for record in await asyncio.to_thread(self._storage.windows, closed=False):
+            lateness_ms = self._config_for(record.model).allowed_lateness_seconds * 1000
+            if record.end_ms + lateness_ms <= now_ms:
+                await self.evaluate(record, close=True)
+        await asyncio.to_thread(self._label_delays, now_ms)
+        for record in await asyncio.to_thread(self._storage.windows, closed=True, needs_eval=True):
+            await self.evaluate(record, close=False)
+        await self._reference_from_windows()
+        if now - self._last_prune >= PRUNE_INTERVAL_SECONDS:
+            await asyncio.to_thread(self._prune, now_ms)
+            self._last_prune = now
+
+    async def evaluate(self, record: WindowRecord, *, close: bool) -> None:
+        async with self._state_lock:
+            await self._pipeline.settle()
+            state = await asyncio.to_thread(self._book.merged, record.id)
+        try:
+            await asyncio.to_thread(self._evaluate, record, state or WindowState(), close)
+        except Exception:
+            self._metrics.evaluation_errors.inc()
+            raise
+        self._metrics.evaluations.labels("close" if close else "late").inc()
+        if close:
+            self._closed_in_memory.add(record.id)
+
+    def _evaluate(self, record: WindowRecord, state: WindowState, close: bool) -> None:
+        config = self._config_for(record.model)
+        profile = self._references.profile(record.model, record.version)
+        pairs = labelled_pairs(self._storage.labelled_batches(record.id))
+        performance = window_performance(pairs, state.task, state.rows)
+        now_ms = int(self._clock() * 1000)
+        # Read after the pairs: a label landing in between is then counted on the next round.
+        current = self._storage.window(record.model, record.id) or record
+        view = WindowView(
+            record.model,
+            record.version,
+            record.start_ms,
+            record.end_ms,
+            state,
+            current.labelled,
+            performance,
+            now_ms,
+            detector_states=self._storage,
+            history=self._storage,
+        )
+        results = [r.to_dict() for r in evaluate_window(profile, view, config)]
+        details: dict[str, Any] = state.describe()
+        details["performance"] = performance
+        details["label_coverage"] = current.labelled / state.rows if state.rows else None
+        details["reference"] = profile is not None
+        self._storage.save_evaluation(
+            record.id,
+            results,
+            details,
+            now_ms,
+            close=close,
+            marks_seen=record.needs_eval,
+        )
+        self._alert(record, results)
+
+    def _alert(self, record: WindowRecord, results: list[dict[str, Any]]) -> None:
+        """Turn the stored results into alerts; a failure here never undoes the evaluation."""
+        window = WindowResults(record.id, record.start_ms, record.end_ms, results)
+        try:
+            events = self._alerts.process(record.model, record.version, window)
+        except Exception:
+            # ValueError for a malformed result row, or the store failing: either way the
+            # evaluation stands, and the next evaluation of the check alerts again.
+            self._metrics.alert_errors.inc()
+            logger.exception("alerting on window %d of %s failed", record.id, record.model)
+            return
+        for event in events:
+            self._metrics.alert_events.labels(event.kind).inc()
+
+    def _label_delays(self, now_ms: int) -> None:
+        """Mark closed windows whose metrics waited for labels once their label delay is over.
+
+        Each round looks only at windows whose delay ended since the previous round (all of them
+        on the first round after a start, so a delay that ended while the collector was down
+        still counts).
+        """
+        for entry in self._storage.models():
+            model = entry["model"]
+            try:
+                delay = label_delay(settings_for(self._config_for(model)))
+            except ConfigError:
+                continue  # the check reports the bad setting on every evaluation
+            if delay is None:
+                continue
+            due_ms = now_ms - int(delay * 1000)
+            since_ms = self._delays_checked_ms.get(model)
+            if since_ms is not None and due_ms <= since_ms:
+                continue
+            records = self._storage.windows(model, None, since_ms, due_ms, closed=True)
+            waiting = {r.id for r in records if r.end_ms <= due_ms and _waits_for_labels(r)}
+            if waiting:
+                self._storage.mark_for_evaluation(waiting)
+            self._delays_checked_ms[model] = due_ms
+
+    async def _checkpoint(self) -> None:
+        async with self._state_lock:
+            await asyncio.to_thread(self._book.checkpoint)
+            self._book.evict(self._closed_in_memory)
+            self._closed_in_memory.clear()
+
+    async def _reference_from_windows(self) -> None:
+        """The ``windows`` policy: once N windows of a version closed, fit their row samples."""
+        for entry in await asyncio.to_thread(self._storage.models):
+            policy = self._config_for(entry["model"]).reference
+            if policy.policy != "windows":
+                continue
+            for version in entry["versions"]:
+                if version["windows"] < policy.size:
+                    continue
+                model, name = entry["model"], version["version"]
+                if await asyncio.to_thread(self._references.profile, model, name) is not None:
+                    continue
+                windows = await asyncio.to_thread(
+                    self._storage.windows, model, name, closed=True, limit=policy.size
+                )
+                if len(windows) < policy.size:
+                    continue
+                async with self._state_lock:
+                    await self._pipeline.settle()
+                    states = [await asyncio.to_thread(self._book.merged, w.id) for w in windows]
+                samples = [s.reservoir.to_frame() for s in states if s is not None and s.rows]
+                if samples:
+                    await asyncio.to_thread(self._references.fit_from_samples, model, name, samples)
+
+    def _prune(self, now_ms: int) -> None:
+        outcome = self._storage.prune(
+            now_ms,
+            int(self._config.prediction_retention_seconds * 1000),
+            int(self._config.dedupe_horizon_seconds * 1000),
+        )
+        expired = sum(outcome.labels_expired.values())
+        if expired:
+            self._metrics.labels.labels("expired").inc(expired)
+
+
+def _waits_for_labels(record: WindowRecord) -> bool:
+    return any(
+        r.get("detector") == PERFORMANCE and (r.get("details") or {}).get("ready") is False
+        for r in record.results or ()
+    )

@@ -1,0 +1,1 @@
+"""Tumbling windows per model version: exact mergeable summaries, a row reservoir, latency."""

@@ -1,0 +1,350 @@
+"""The drift and outlier checks in a real collector: a reference uploaded with the SDK, spans sent
+through the OTLP exporter, labels posted, and every finding read back from the query API."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import inferwatch
+from inferwatch.collector.detect.evaluate import registered
+from inferwatch.collector.detect.fitted import FITTED
+from inferwatch.collector.detectors import OnlineOutlierDetector
+from inferwatch.collector.settings.config import ConfigError, ModelConfig, load_config
+from inferwatch.collector.storage import SQLiteStorage
+from inferwatch.frame import Frame, categorical, numeric
+from inferwatch_testkit import FakeClock, wait_for
+from inferwatch_testkit.collector import (
+    T0,
+    RunningCollector,
+    SpanSender,
+    start_collector,
+    total_rows,
+    windows,
+)
+
+MODEL = "wine"
+FEATURES = ("alcohol", "acidity", "sugar", "density", "ph")
+COLORS = ("red", "white", "rose")
+COLOR_SHARES = (0.5, 0.4, 0.1)
+WINDOW = 60
+ROWS = 600
+BATCH = 50
+CHECKS = ("univariate_drift", "multivariate_drift", "prediction_drift", "outliers")
+INJECTED = 8
+
+
+def table(
+    rng: np.random.Generator, rows: int, *, shift: float = 0.0, correlation: float = 0.0
+) -> dict[str, Any]:
+    """Standard normal features (``alcohol`` moved by ``shift`` sd; ``alcohol`` and ``acidity``
+    correlated without changing either's distribution), a color, and the model's prediction."""
+    x = rng.normal(size=(rows, len(FEATURES)))
+    x[:, 1] = correlation * x[:, 0] + np.sqrt(1 - correlation**2) * x[:, 1]
+    x[:, 0] += shift
+    shares = (0.2, 0.3, 0.5) if shift else COLOR_SHARES
+    columns: dict[str, Any] = {name: x[:, j] for j, name in enumerate(FEATURES)}
+    columns["color"] = rng.choice(COLORS, size=rows, p=shares)
+    columns["prediction"] = np.where(x[:, 0] > 0, "yes", "no")
+    return columns
+
+
+def frames(columns: dict[str, Any], start: int, stop: int) -> tuple[Frame, Frame]:
+    rows = stop - start
+    x = np.column_stack([columns[name][start:stop] for name in FEATURES])
+    inputs = Frame(
+        rows,
+        (
+            numeric("features", x, names=list(FEATURES)),
+            categorical("color", columns["color"][start:stop]),
+        ),
+    )
+    outputs = Frame(rows, (categorical("prediction", columns["prediction"][start:stop]),))
+    return inputs, outputs
+
+
+def send_window(
+    sender: SpanSender, number: int, columns: dict[str, Any], prefix: str, model: str = MODEL
+) -> list[str]:
+    """The window's rows in batches of 50, all inside window ``number``; returns the ids."""
+    ids = [f"{prefix}-{i}" for i in range(len(columns["prediction"]))]
+    for batch, start in enumerate(range(0, len(ids), BATCH)):
+        inputs, outputs = frames(columns, start, start + BATCH)
+        when = T0 + number * WINDOW + 1 + batch * 0.5
+        sender.send(model, "1", int(when * 1e9), inputs, ids[start : start + BATCH], outputs)
+    return ids
+
+
+def upload_reference(url: str, rng: np.random.Generator, model: str = MODEL) -> None:
+    reference = table(rng, 4000)
+    labels = np.where(rng.random(4000) < 0.9, reference["prediction"], "no")
+    inferwatch.set_reference(
+        model,
+        "1",
+        {name: reference[name] for name in (*FEATURES, "color")},
+        predictions=reference["prediction"],
+        labels=labels,
+        task="classification",
+        endpoint=url,
+    )
+
+
+def post_labels(client: httpx.Client, labels: dict[str, str], model: str = MODEL) -> None:
+    body = {"model": model, "labels": [{"prediction_id": k, "label": v} for k, v in labels.items()]}
+    response = client.post("/v1/labels", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["joined"] == len(labels)
+
+
+def results_of(client: httpx.Client, window_id: int, model: str = MODEL) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/models/{model}/windows/{window_id}")
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
+def summary(results: list[dict[str, Any]], detector: str) -> dict[str, Any]:
+    (row,) = [r for r in results if r["detector"] == detector and r["feature"] is None]
+    return row
+
+
+def drifted(results: list[dict[str, Any]]) -> set[str]:
+    return {
+        r["feature"]
+        for r in results
+        if r["detector"] == "univariate_drift" and r["feature"] and r["decision"] == "alert"
+    }
+
+
+@dataclass
+class Scenario:
+    """Four windows of one run: clean, clean with injected outliers, shifted, correlated."""
+
+    windows: list[dict[str, Any]]
+    results: list[list[dict[str, Any]]]
+    injected: list[str]
+    fits: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """One collector for the read-only tests below (module scope: the run takes ~10 s)."""
+    db = tmp_path_factory.mktemp("drift") / "collector.db"
+    clock = FakeClock(T0)
+    config = load_config(None, db=f"sqlite:///{db}", tick_seconds=0.05)
+    # The outliers check with its defaults: a whitened isolation forest.
+    settings = {"window": WINDOW, "allowed_lateness": 5, "reference": {"policy": "none"}}
+    model = config.defaults.merged(settings, MODEL)
+    collector = start_collector(dataclasses.replace(config, models={MODEL: model}), clock)
+    sender = SpanSender(collector.url)
+    rng = np.random.default_rng(7)
+    fits_before = {check: FITTED.fits[check] for check in (*CHECKS, "label_drift")}
+    try:
+        upload_reference(collector.url, rng)
+        clean = table(rng, ROWS)
+        with_outliers = table(rng, ROWS)
+        # Rows far off on two features at once: the most unusual rows of their window.
+        injected_rows = rng.choice(ROWS, INJECTED, replace=False)
+        with_outliers["sugar"][injected_rows] = 7.0 * rng.choice([-1.0, 1.0], INJECTED)
+        with_outliers["density"][injected_rows] = -7.0 * rng.choice([-1.0, 1.0], INJECTED)
+        shifted = table(rng, ROWS, shift=0.6)
+        correlated = table(rng, ROWS, correlation=0.9)
+        ids = [
+            send_window(sender, n, columns, f"w{n}")
+            for n, columns in enumerate((clean, with_outliers, shifted, correlated))
+        ]
+        sender.flush()
+        with collector.client() as client:
+            wait_for(lambda: total_rows(client, MODEL) == 4 * ROWS, what="every row")
+            # Labels as the reference's in the clean window, all "yes" in the shifted one.
+            post_labels(client, dict(zip(ids[0][:300], clean["prediction"][:300], strict=True)))
+            post_labels(client, dict.fromkeys(ids[2][:300], "yes"))
+            clock.advance_to(T0 + 4 * WINDOW + 10)
+            found = wait_for(
+                lambda: (
+                    len(w := [x for x in windows(client, MODEL) if x["evaluated_at"]]) == 4 and w
+                ),
+                timeout=60,
+                what="four evaluated windows",
+            )
+            found = sorted(found, key=lambda w: w["start"])
+            results = [results_of(client, w["id"]) for w in found]
+        fits = {check: FITTED.fits[check] - before for check, before in fits_before.items()}
+        yield Scenario(found, results, [ids[1][i] for i in injected_rows], fits)
+    finally:
+        sender.close()
+        collector.stop()
+
+
+def test_clean_windows_raise_no_drift(scenario: Scenario) -> None:
+    for results in scenario.results[:2]:
+        for detector in ("univariate_drift", "multivariate_drift", "prediction_drift"):
+            assert summary(results, detector)["decision"] == "ok", summary(results, detector)
+        assert drifted(results) == set()
+        # One row per reference feature (the columns uploaded), each tested.
+        features = {r["feature"] for r in results if r["detector"] == "univariate_drift"}
+        assert features == {*FEATURES, "color", None}
+    label = summary(scenario.results[0], "label_drift")
+    assert label["decision"] == "ok", label
+    assert label["details"]["n_window"] == 300
+
+
+def test_the_shifted_window_names_the_shifted_features(scenario: Scenario) -> None:
+    results = scenario.results[2]
+    assert drifted(results) == {"alcohol", "color"}
+    top = summary(results, "univariate_drift")
+    assert top["decision"] == "alert"
+    assert "2 of 6 features drifted" in top["message"]
+    assert "`alcohol`" in top["message"] and "`color`" in top["message"]
+    alcohol = next(r for r in results if r["feature"] == "alcohol")
+    assert alcohol["message"].startswith("feature `alcohol` drifted: KS D=")
+    assert alcohol["details"]["effect_sizes"]["psi"] > 0.1
+    # PSI from the exact bin counts over all 600 rows; KS from the row sample (here all rows).
+    assert alcohol["details"]["counts"].endswith("exact bin counts of every row")
+    assert alcohol["details"]["n_window"] == ROWS
+    color = next(r for r in results if r["feature"] == "color")
+    assert color["details"]["n_window"] == ROWS and color["details"]["test"] == "chi2"
+    # The model's "yes" rate follows alcohol up; the posted labels are all "yes".
+    assert summary(results, "prediction_drift")["decision"] == "alert"
+    assert summary(results, "label_drift")["decision"] == "alert"
+    assert summary(results, "multivariate_drift")["decision"] == "alert"
+
+
+def test_a_correlation_change_is_caught_jointly_only(scenario: Scenario) -> None:
+    results = scenario.results[3]
+    assert drifted(results) == set()
+    assert summary(results, "univariate_drift")["decision"] == "ok"
+    joint = summary(results, "multivariate_drift")
+    assert joint["decision"] == "alert", joint
+    assert joint["p_value"] < 0.05 and joint["details"]["method"] == "mmd"
+
+
+def test_injected_outliers_are_flagged_by_prediction_id(scenario: Scenario) -> None:
+    found = summary(scenario.results[1], "outliers")
+    assert found["decision"] == "alert"
+    details = found["details"]
+    assert details["scored_rows"] == details["window_rows"] == ROWS
+    # Every injected row is flagged (recall 1), and they rank first: the forest is not as sharp
+    # as a covariance model on normal data (Mahalanobis ranks all 8 first, the forest 7 of 8).
+    flagged = details["flagged_ids"]
+    assert set(scenario.injected) <= set(flagged)
+    assert len(set(flagged[:INJECTED]) & set(scenario.injected)) >= INJECTED - 1
+    assert details["flagged_total"] == len(flagged) <= INJECTED + 12
+    top = {
+        f for i, f in zip(flagged, details["top_features"], strict=True) if i in scenario.injected
+    }
+    assert top <= {"sugar", "density"}
+    assert f"'{flagged[0]}'" in found["message"]
+    clean = summary(scenario.results[0], "outliers")
+    assert clean["decision"] == "ok"
+    assert not set(clean["details"]["flagged_ids"]) & set(scenario.injected)
+
+
+def test_each_reference_is_fitted_once(scenario: Scenario) -> None:
+    assert scenario.fits == dict.fromkeys((*CHECKS, "label_drift"), 1)
+
+
+def test_detector_settings_are_checked_by_name() -> None:
+    with pytest.raises(ConfigError, match="alpah"):
+        ModelConfig().merged({"detectors": {"univariate_drift": {"alpah": 0.1}}}, "models.m")
+    with pytest.raises(ConfigError, match="no check named 'mmd'"):
+        ModelConfig().merged({"detectors": {"mmd": {}}}, "models.m")
+    merged = ModelConfig().merged(
+        {"detectors": {"multivariate_drift": {"method": "classifier"}}}, "models.m"
+    )
+    assert merged.detectors["multivariate_drift"] == {"method": "classifier"}
+    defaults = registered()["outliers"].defaults
+    assert defaults["method"] == "isolation_forest" and defaults["target_fpr"] == 0.01
+
+
+def test_the_online_detector_continues_after_a_restart(
+    make_collector: Callable[..., RunningCollector], make_sender, tmp_path: Path
+) -> None:
+    clock = FakeClock(T0)
+    settings = {
+        "window": WINDOW,
+        "allowed_lateness": 5,
+        "reference": {"policy": "none"},
+        "detectors": {
+            "outliers": {"method": "online"},
+            "multivariate_drift": {"method": "classifier"},
+        },
+    }
+    rng = np.random.default_rng(5)
+
+    def run_window(number: int) -> dict[str, Any]:
+        collector = make_collector(clock, models={"online": settings})
+        sender = make_sender(collector.url)
+        if number == 0:
+            upload_reference(collector.url, rng, "online")
+        send_window(sender, number, table(rng, ROWS), f"o{number}", "online")
+        sender.flush()
+        with collector.client() as client:
+            wait_for(lambda: total_rows(client, "online") == (number + 1) * ROWS, what="rows")
+            clock.advance_to(T0 + (number + 1) * WINDOW + 10)
+            evaluated = wait_for(
+                lambda: (
+                    len(w := [x for x in windows(client, "online") if x["evaluated_at"]])
+                    == number + 1
+                    and w
+                ),
+                what=f"window {number} evaluated",
+            )
+            latest = max(evaluated, key=lambda w: w["start"])
+            results = results_of(client, latest["id"], "online")
+        collector.stop()
+        return {"results": results, "state": stored_state()}
+
+    def stored_state() -> dict[str, Any]:
+        storage = SQLiteStorage(tmp_path / "collector.db")
+        try:
+            data = storage.detector_state("online", "1", "outliers")
+        finally:
+            storage.close()
+        assert data is not None
+        state: dict[str, Any] = json.loads(data)
+        return state
+
+    first = run_window(0)
+    second = run_window(1)  # a new collector process state: only the database carries over
+    for run, number in ((first, 0), (second, 1)):
+        outliers = summary(run["results"], "outliers")
+        assert outliers["details"]["online_state"] == "updated"
+        assert outliers["details"]["method"] == "online"
+        assert run["state"]["through_ms"] == int((T0 + (number + 1) * WINDOW) * 1000)
+    inliers = ROWS - summary(second["results"], "outliers")["details"]["flagged_total"]
+    before = OnlineOutlierDetector.from_dict(first["state"]["detector"])
+    after = OnlineOutlierDetector.from_dict(second["state"]["detector"])
+    # The restarted collector folded the second window's inliers into the stored running state.
+    assert after.count_ == before.count_ + inliers
+    joint = summary(second["results"], "multivariate_drift")
+    assert joint["decision"] == "ok" and "held-out AUC" in joint["message"]
+
+    # Late labels make the last window be evaluated again: scored, but not folded in twice.
+    collector = make_collector(clock, models={"online": settings})
+    with collector.client() as client:
+        post_labels(client, {f"o1-{i}": "yes" for i in range(50)}, "online")
+
+        def relabelled() -> list[dict[str, Any]] | None:
+            latest = max(windows(client, "online"), key=lambda w: w["start"])
+            if latest["labelled"] != 50:
+                return None
+            results = results_of(client, latest["id"], "online")
+            return results if summary(results, "label_coverage")["score"] else None
+
+        again = summary(wait_for(relabelled, what="the re-evaluation"), "outliers")
+    collector.stop()
+    assert again["details"]["online_state"] == "replayed"
+    assert (
+        again["details"]["flagged_ids"]
+        == summary(second["results"], "outliers")["details"]["flagged_ids"]
+    )
+    assert stored_state() == second["state"]
