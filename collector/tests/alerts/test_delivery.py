@@ -21,7 +21,7 @@ from inferwatch.collector.alerts import (
     Webhook,
 )
 from inferwatch.collector.alerts.payloads import slack_payload
-from inferwatch.collector.detectors.base import Severity
+from inferwatch.collector.detectors.result import Severity
 
 from .conftest import WebhookReceiver
 from .helpers import row, window
@@ -47,7 +47,7 @@ def make_event(
         1,
         (),
     )
-    return AlertEvent("opened", alert, 1, row("ks", "drift", "income"))
+    return AlertEvent("opened", alert, 1, row("ks", "alert", "income"))
 
 
 async def wait_for(receiver: WebhookReceiver, count: int, path: str) -> list[dict]:
@@ -62,7 +62,7 @@ async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: Webhook
     )
     async with AlertDispatcher(base_url="http://collector.example:4318/") as dispatcher:
         engine = AlertEngine(MemoryAlertStore(), policy, dispatcher)
-        failing = row("ks", "drift", "income", score=0.31, message="KS 0.31 > 0.1 on income")
+        failing = row("ks", "alert", "income", score=0.31, message="KS 0.31 > 0.1 on income")
         # The collector evaluates windows in a worker thread, so submit runs off the loop.
         await asyncio.to_thread(engine.process, "credit/eu", "3", window(12, failing))
         generic = (await wait_for(receiver, 1, "/generic"))[0]
@@ -92,7 +92,7 @@ async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: Webhook
         assert all(v in facts for v in ("credit/eu", "3", "ks:income", "warning"))
         assert f"<{url}|window 12>" in slack["blocks"][3]["elements"][0]["text"]
 
-        passing = row("ks", "no_drift", "income", score=0.02)
+        passing = row("ks", "ok", "income", score=0.02)
         await asyncio.to_thread(engine.process, "credit/eu", "3", window(13, passing))
         resolved = (await wait_for(receiver, 2, "/generic"))[1]
         assert (resolved["event"], resolved["alert"]["state"]) == ("resolved", "resolved")
@@ -139,7 +139,7 @@ async def test_a_hanging_receiver_never_blocks_the_caller(receiver: WebhookRecei
     policy = AlertPolicy(
         webhooks=(Webhook(receiver.url("/hang"), timeout_seconds=0.5),), retry=retry
     )
-    results = window(1, *(row("ks", "drift", f"f{i}") for i in range(4)))
+    results = window(1, *(row("ks", "alert", f"f{i}") for i in range(4)))
     async with AlertDispatcher(concurrency=4) as dispatcher:
         engine = AlertEngine(MemoryAlertStore(), policy, dispatcher)
         started = time.perf_counter()
@@ -234,7 +234,7 @@ async def test_logs_one_line_per_event_without_secrets_or_data(
         ),
         retry=RetryPolicy(attempts=2, backoff_seconds=0.01, max_backoff_seconds=0.05),
     )
-    leaky = row("chi2", "drift", "email", message="new category 'alice@example.com' in email")
+    leaky = row("chi2", "alert", "email", message="new category 'alice@example.com' in email")
     async with AlertDispatcher() as dispatcher:
         engine = AlertEngine(MemoryAlertStore(), policy, dispatcher)
         engine.process("credit", "1", window(3, leaky))

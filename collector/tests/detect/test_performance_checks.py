@@ -350,7 +350,7 @@ def test_late_labels_pass_the_coverage_gate_and_move_a_closed_windows_metrics(
         results = performance_results(window(client, n))
         assert results["accuracy"]["score"] == pytest.approx(98 / n, abs=1e-12)
         assert results["accuracy"]["decision"] == "alert"
-        assert results["accuracy"]["details"]["level"] == "critical"
+        assert results["accuracy"]["severity"] == "critical"
         lifetime = client.get(f"/v1/models/{MODEL}/metrics").json()["lifetime"]["all"]
         assert lifetime["accuracy"] == pytest.approx(98 / n, abs=1e-12)
         (alert,) = client.get(f"/v1/models/{MODEL}/alerts").json()["alerts"]

@@ -94,11 +94,11 @@ def test_static_levels_give_warnings_and_critical_alerts(
     # The check's own rule (above 5%) would have alerted at 20%: the levels decide instead.
     warning = row(warned, "error_rate")
     assert warning["decision"] == "warning" and warning["threshold"] == 0.1
-    assert warning["details"]["level"] == "warning"
+    assert warning["severity"] == "warning"
     assert warning["details"]["check_decision"] == "alert"
     assert warning["message"].endswith("(score 0.2 above the static warning level 0.1)")
     failed = row(critical, "error_rate")
-    assert failed["decision"] == "alert" and failed["details"]["level"] == "critical"
+    assert failed["decision"] == "alert" and failed["severity"] == "critical"
     assert failed["message"].endswith("(score 0.5 above the static critical level 0.3)")
     assert failed["details"]["levels"] == {
         "warning": 0.1,
@@ -114,7 +114,7 @@ def test_static_levels_give_warnings_and_critical_alerts(
     # Opened as a warning by the 20% window, escalated by the 50% one.
     assert alert["check"] == "error_rate" and alert["state"] == "open"
     assert alert["severity"] == "critical"
-    assert [e["result"]["details"]["level"] for e in alert["evidence"]] == ["warning", "critical"]
+    assert [e["result"]["severity"] for e in alert["evidence"]] == ["warning", "critical"]
 
 
 # -- history -----------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_history_levels_learn_from_earlier_windows(
     assert found[4]["threshold"] == pytest.approx(levels(rates[1:4])[0])
     jump = found[5]
     warning, critical = levels(rates[2:5])
-    assert jump["decision"] == "alert" and jump["details"]["level"] == "critical"
+    assert jump["decision"] == "alert" and jump["severity"] == "critical"
     assert jump["details"]["levels"]["critical"] == pytest.approx(critical)
     assert jump["details"]["levels"]["windows"] == 3
     assert f"above the learned critical level {critical:.4g}" in jump["message"]
@@ -248,18 +248,18 @@ def test_reference_levels_match_the_library_and_hold_the_false_alarm_rate(
     assert row(found[0], "univariate_drift", "color")["details"]["levels"]["warning"] > 0
 
     judged = [
-        row(w, "univariate_drift", name)["details"]["level"]
+        row(w, "univariate_drift", name)["severity"]
         for w in found[:clean]
         for name in (*FEATURES, "color")
     ]
-    warned = sum(level != "ok" for level in judged) / len(judged)
-    critical = sum(level == "critical" for level in judged) / len(judged)
+    warned = sum(severity is not None for severity in judged) / len(judged)
+    critical = sum(severity == "critical" for severity in judged) / len(judged)
     assert 0.02 <= warned <= 0.09, warned  # target 5% of 300 (window, feature) pairs
     assert critical <= 0.03, critical  # target 1%
 
     shifted = found[clean]
     moved = row(shifted, "univariate_drift", "x0")
-    assert moved["decision"] == "alert" and moved["details"]["level"] == "critical"
+    assert moved["decision"] == "alert" and moved["severity"] == "critical"
     assert "above the calibrated critical level" in moved["message"]
     summary = row(shifted, "univariate_drift")
     assert summary["decision"] == "alert"

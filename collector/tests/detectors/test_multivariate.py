@@ -19,9 +19,9 @@ def test_correlation_only_change_is_caught_jointly_not_by_marginals(
     classifier = ClassifierDrift().fit(reference)
     univariate = UnivariateDrift().fit(reference)
     windows = [correlated(rng, 1000, 10, rho=0.8) for _ in range(3)]
-    assert [mmd.run(w).decision for w in windows] == ["drift"] * 3
-    assert [classifier.run(w).decision for w in windows[:2]] == ["drift"] * 2
-    assert [univariate.run(w).decision for w in windows] == ["no_drift"] * 3
+    assert [mmd.run(w).decision for w in windows] == ["alert"] * 3
+    assert [classifier.run(w).decision for w in windows[:2]] == ["alert"] * 2
+    assert [univariate.run(w).decision for w in windows] == ["ok"] * 3
     assert "joint distribution of the features drifted" in mmd.run(windows[0]).message
 
 
@@ -71,7 +71,7 @@ def test_classifier_permutation_null(rng: np.random.Generator) -> None:
         estimator=LogisticRegression(), null="permutation", n_permutations=39, max_rows=300
     ).fit(reference)
     shifted = detector.run(rng.normal(size=(300, 4)) + np.array([1, 0, 0, 0]))
-    assert shifted.decision == "drift" and shifted.p_value == pytest.approx(1 / 40)
+    assert shifted.decision == "alert" and shifted.p_value == pytest.approx(1 / 40)
     assert shifted.score > 0.6
 
 
@@ -88,12 +88,12 @@ def test_mixed_numeric_and_categorical_rows(rng: np.random.Generator) -> None:
     # One unshifted window drifts with probability alpha; 20 of them, more than 3 (P < 2%) not.
     alarms = sum(
         detector.run({"x": rng.normal(size=400), "c": rng.choice(list("ab"), 400)}).decision
-        == "drift"
+        == "alert"
         for _ in range(20)
     )
     assert alarms <= 3, alarms
     moved = {"x": rng.normal(size=400), "c": rng.choice(list("ab"), 400, p=[0.9, 0.1])}
-    assert detector.run(moved).decision == "drift"
+    assert detector.run(moved).decision == "alert"
 
 
 def test_each_window_draws_its_own_reference_rows_reproducibly() -> None:
@@ -104,7 +104,7 @@ def test_each_window_draws_its_own_reference_rows_reproducibly() -> None:
     rng = np.random.default_rng(8)
     detector = MMDDrift(max_rows=200, reference_pool=5000).fit(rng.normal(size=(5000, 10)))
     windows = [rng.normal(size=(300, 10)) for _ in range(150)]
-    alarms = sum(detector.run(w).decision == "drift" for w in windows)
+    alarms = sum(detector.run(w).decision == "alert" for w in windows)
     assert stats.binomtest(alarms, 150, 0.05).pvalue > 0.01, alarms
     again = detector.run(windows[0].copy())
     assert again.p_value == detector.run(windows[0]).p_value

@@ -57,7 +57,7 @@ def test_injected_outliers_in_breast_cancer(
     assert flagged and flagged <= set(ids)
     np.testing.assert_array_equal(detector.score(window), result.rows.scores)
     json.dumps(result.to_dict(), allow_nan=False)
-    assert result.decision == "outlier"  # 20 of 219 is far above the 1% expected
+    assert result.decision == "alert"  # 20 of 219 is far above the 1% expected
     assert len(flagged & {ids[i] for i in np.flatnonzero(truth)}) >= 15
     assert (
         "most unusual: row 'req-" in result.message
@@ -71,7 +71,7 @@ def test_false_positive_rate_on_clean_data_is_near_target(rng: np.random.Generat
     result = detector.run(clean[4000:])
     # Out-of-fold calibration: the rate on new clean rows is near the target, not far above.
     assert 0.01 <= result.score <= 0.035
-    assert result.decision == "no_outlier"
+    assert result.decision == "ok"
     # The flag count's null: beta-binomial, with q ~ Beta(k + 1, n - k) from the k of n
     # calibration scores above the threshold.
     calibration = detector.reference_scores_
@@ -97,7 +97,7 @@ def test_false_alarm_rate_on_clean_windows_stays_at_alpha() -> None:
         for _ in range(10):
             result = detector.run(rng.normal(size=(2000, 5)) @ mixing)
             flagged = int(result.rows.flags.sum())
-            alarms += result.decision == "outlier"
+            alarms += result.decision == "alert"
             binomial_alarms += stats.binomtest(flagged, 2000, 0.01, "greater").pvalue < 0.05
             windows += 1
     assert stats.binomtest(alarms, windows, 0.05, alternative="greater").pvalue > 0.01, alarms
@@ -116,10 +116,10 @@ def test_the_effect_size_gate_spares_a_large_window_a_negligible_excess() -> Non
     window[below] *= np.sqrt(threshold / scores[below])[:, None] * 1.01
     result = detector.run(window)
     assert result.p_value < 0.05 and result.details["rate_ratio"] < 1.5
-    assert result.decision == "no_outlier"
+    assert result.decision == "ok"
     assert "below the 1.5x effect-size gate" in result.message
     strict = OutlierDetector("mahalanobis", min_rate_ratio=1.0).fit(reference).run(window)
-    assert strict.decision == "outlier"
+    assert strict.decision == "alert"
 
 
 @pytest.mark.parametrize("method", ["isolation_forest", "mahalanobis"])
@@ -192,7 +192,7 @@ def test_online_detector_catches_injected_outliers(rng: np.random.Generator, met
     window, truth = _inject(rng.normal(size=(500, 6)), rng, 25)
     result = detector.run(window, row_ids=np.arange(500) + 10_000)
     assert roc_auc_score(truth, result.rows.scores) > 0.95
-    assert result.decision == "outlier"
+    assert result.decision == "alert"
     assert set(result.rows.flagged_ids) & set((np.flatnonzero(truth) + 10_000).tolist())
     clean = detector.run(rng.normal(size=(2000, 6)))
     assert clean.score < 0.025

@@ -107,13 +107,15 @@ def test_worse_performance_warns_then_turns_critical(rng: np.random.Generator) -
     reference = ClassificationStats(range(2)).update(y, pred, proba)
     check = PerformanceCheck(metrics=["accuracy"]).fit(reference)
     base = reference.metrics()["accuracy"]
-    for flip, expected in ((0.0, "ok"), (0.07, "warning"), (0.2, "critical")):
+    cases = ((0.0, "ok", None), (0.07, "warning", "warning"), (0.2, "alert", "critical"))
+    for flip, decision, severity in cases:
         wrong = np.where(rng.random(2000) < flip, 1 - pred, pred)
         result = check.run(ClassificationStats(range(2)).update(y, wrong))
-        assert result.decision == expected, (flip, result.message)
+        assert (result.decision, result.severity) == (decision, severity), (flip, result.message)
     assert f"vs {base:.4g} on the reference" in result.message
-    row = result.to_rows()[1]
-    assert row["feature"] == "accuracy" and row["threshold"] == pytest.approx(0.95 * base)
+    row = result.results()[1]
+    assert row.feature == "accuracy" and row.threshold == pytest.approx(0.95 * base)
+    assert row.severity == "critical"
     mae = PerformanceCheck("regression", ["mae"], thresholds={"mae": static(1.0, 2.0)})
     window = RegressionStats().update(np.zeros(100), np.full(100, 1.5))
     assert mae.run(window).decision == "warning"

@@ -34,24 +34,24 @@ def test_label_shift_on_digits_shows_in_predictions_and_labels(
     for _ in range(40):
         split = rng.permutation(rest)
         detector = PredictionDrift().fit(predicted[split[:500]])
-        alarms += detector.run(predicted[split[500:700]]).decision == "drift"
+        alarms += detector.run(predicted[split[500:700]]).decision == "alert"
     assert alarms <= 6  # Binomial(40, 0.05): P(> 6) < 0.015
     moved = prediction_drift.run(model.predict(x[shifted] / 16))
-    assert moved.decision == "drift" and "the model outputs drifted" in moved.message
-    assert label_drift.run(y[shifted]).decision == "drift"
+    assert moved.decision == "alert" and "the model outputs drifted" in moved.message
+    assert label_drift.run(y[shifted]).decision == "alert"
     # Class probabilities: per-class score columns plus the argmax class.
     proba_drift = PredictionDrift(classes=model.classes_).fit(
         model.predict_proba(x[reference_rows] / 16)
     )
     result = proba_drift.run(model.predict_proba(x[shifted] / 16))
-    assert result.decision == "drift"
+    assert result.decision == "alert"
     assert {f.feature for f in result.features} >= {"prediction_class", "prediction_score[0]"}
 
 
 def test_regression_outputs_are_compared_as_numbers(rng: np.random.Generator) -> None:
     detector = PredictionDrift().fit(rng.normal(size=2000))
     result = detector.run(rng.normal(1.0, 1.0, size=500))
-    assert result.decision == "drift" and result.features[0].test == "ks"
+    assert result.decision == "alert" and result.features[0].test == "ks"
     with pytest.raises(ValueError, match="2-D class probabilities"):
         detector.run(np.zeros((2, 2, 2)))
 

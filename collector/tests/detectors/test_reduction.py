@@ -21,8 +21,8 @@ def test_reconstruction_error_flags_noise_on_digits_not_clean_digits(
     detector = ReconstructionDrift().fit(reference)
     clean = detector.run(held_out[:300])
     noisy = detector.run(held_out[:300] + rng.normal(0, 2.0, size=(300, 64)))
-    assert clean.decision == "no_drift"
-    assert noisy.decision == "drift" and noisy.details["ratio"] > 1.2
+    assert clean.decision == "ok"
+    assert noisy.decision == "alert" and noisy.details["ratio"] > 1.2
     assert noisy.p_value == pytest.approx(1 / 1001)
     assert "reconstruction error" in noisy.message
 
@@ -33,7 +33,7 @@ def test_reconstruction_null_is_not_optimistic(
     reference, held_out = _split(digits, rng)
     detector = ReconstructionDrift().fit(reference)
     windows = [held_out[rng.choice(len(held_out), 100, replace=False)] for _ in range(40)]
-    alarms = sum(detector.run(w).decision == "drift" for w in windows)
+    alarms = sum(detector.run(w).decision == "alert" for w in windows)
     assert alarms <= 6  # ~5% expected; an in-sample null would alarm on most windows
 
 
@@ -46,8 +46,8 @@ def test_mmd_on_64_dimensions_with_a_reduction(
     assert detector.representation_ is not None
     assert detector.representation_.reduction is not None  # 64 columns > 50: reduced
     noisy = detector.run(held_out[:300] + rng.normal(0, 2.0, size=(300, 64)))
-    assert noisy.decision == "drift"
-    assert detector.run(held_out[:300]).decision == "no_drift"
+    assert noisy.decision == "alert"
+    assert detector.run(held_out[:300]).decision == "ok"
 
 
 def test_reduction_options() -> None:

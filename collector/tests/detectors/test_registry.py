@@ -41,12 +41,12 @@ def test_a_new_detector_registers_and_is_created_by_name() -> None:
 
         def run(self, window: Any) -> DetectionResult:
             mean = float(np.mean(window))
-            decision = "drift" if mean > self.limit else "no_drift"
+            decision = "alert" if mean > self.limit else "ok"
             return DetectionResult(self.name, decision, mean, None, self.limit, f"mean {mean}")
 
     detector = create("test_mean_above", limit=0.5).fit(None)
     result = detector.run(np.ones(3))
-    assert result.decision == "drift" and result.detector == "test_mean_above"
+    assert result.decision == "alert" and result.detector == "test_mean_above"
     assert detector.get_params() == {"limit": 0.5}
 
 
@@ -57,10 +57,10 @@ def test_create_names_unknown_detectors_and_parameters() -> None:
         create("univariate_drift", alpah=0.1)
 
 
-def test_rows_use_the_collectors_field_names_and_are_json(rng: np.random.Generator) -> None:
+def test_results_are_the_collectors_rows_and_are_json(rng: np.random.Generator) -> None:
     detector = create("univariate_drift").fit(rng.normal(size=(500, 3)))
     result = detector.run(rng.normal(size=(200, 3)) + np.array([0, 0, 1]))
-    rows = result.to_rows()
+    rows = [row.model_dump(mode="json") for row in result.results()]
     assert len(rows) == 4  # summary + one per feature
     for row in rows:
         assert set(row) == {
@@ -70,8 +70,11 @@ def test_rows_use_the_collectors_field_names_and_are_json(rng: np.random.Generat
             "p_value",
             "threshold",
             "decision",
+            "severity",
             "message",
+            "details",
         }
     assert rows[0]["feature"] is None and rows[3]["feature"] == "x2"
-    assert rows[3]["decision"] == "drift" and rows[1]["decision"] == "no_drift"
+    assert rows[3]["decision"] == "alert" and rows[1]["decision"] == "ok"
+    assert rows[3]["severity"] == "warning" and rows[1]["severity"] is None
     json.dumps(result.to_dict(), allow_nan=False)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from inferwatch.collector.alerts import AlertEngine, AlertPolicy, MemoryAlertStore, WindowResults
+from inferwatch.collector.detectors import Result
 from inferwatch.collector.labels.join import labelled_pairs
 from inferwatch.collector.settings.config import ConfigError
 from inferwatch.collector.storage.base import IncomingBatch, LabelRecord, WindowKey
@@ -20,16 +20,14 @@ from inferwatch.frame import Frame, categorical, encode_frame
 MINUTE_MS = 60_000
 
 
-def result(decision: str, score: float) -> dict[str, Any]:
-    return {
-        "detector": "error_rate",
-        "feature": None,
-        "score": score,
-        "p_value": None,
-        "threshold": 0.05,
-        "decision": decision,
-        "message": f"error rate {score}",
-    }
+def result(decision: str, score: float) -> Result:
+    return Result(
+        detector="error_rate",
+        score=score,
+        threshold=0.05,
+        decision=decision,
+        message=f"error rate {score}",
+    )
 
 
 # (window, decision, score): a warning run opens, a critical failure escalates, neutral

@@ -73,6 +73,7 @@ def test_window_summaries_match_numpy(make_collector, make_sender) -> None:
                 "score",
                 "p_value",
                 "threshold",
+                "severity",
                 "decision",
                 "message",
                 "details",

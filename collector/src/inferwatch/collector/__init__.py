@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inferwatch.collector.detect.evaluate import evaluate_window, register
-    from inferwatch.collector.detect.result import Result
     from inferwatch.collector.detect.view import WindowView
+    from inferwatch.collector.detectors.result import Result
     from inferwatch.collector.server.app import create_app
     from inferwatch.collector.settings.config import (
         CollectorConfig,
@@ -31,7 +31,7 @@ _EXPORTS = {
     "ModelConfig": "settings.config",
     "ReferencePolicy": "settings.config",
     "load_config": "settings.config",
-    "Result": "detect.result",
+    "Result": "detectors.result",
     "WindowView": "detect.view",
     "evaluate_window": "detect.evaluate",
     "register": "detect.evaluate",

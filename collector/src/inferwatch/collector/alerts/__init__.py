@@ -12,7 +12,6 @@ from inferwatch.collector.alerts.model import (
     Evidence,
     Observation,
     WindowResults,
-    check_name,
 )
 from inferwatch.collector.alerts.notify import AlertDispatcher, DeliveryStats, log_event
 from inferwatch.collector.alerts.store import AlertSnapshot, AlertStore, MemoryAlertStore
@@ -42,7 +41,6 @@ __all__ = [
     "RetryPolicy",
     "Webhook",
     "WindowResults",
-    "check_name",
     "log_event",
     "redact_url",
 ]

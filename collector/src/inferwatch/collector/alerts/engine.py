@@ -1,12 +1,13 @@
 """The alert state machine: per check, failing windows in a row open an alert, a pass resolves it.
 
-A check is a detector's row (``"accuracy"``) or one feature's row (``"ks:income"``). Per
-(model, version) and check, each evaluated window's decision is
+A check is a detector's row (``"accuracy"``) or one feature's row (``"univariate_drift:income"``,
+``Result.check``). Per (model, version) and check, each evaluated window's decision is
 
-- a failure (``drift``, ``outlier``, ``alert``, ``warning``, ``critical``), with a severity;
-- a pass (``ok``, ``no_drift``, ``no_outlier``);
-- neutral: anything else (``not_enough_data``, ``error``) neither opens nor resolves, nor breaks
-  a run of failures.
+- a failure (``warning`` or ``alert``), with the result's severity, or ``critical`` when the
+  policy's critical threshold for the check is crossed;
+- a pass (``ok``);
+- neutral: ``not_enough_data`` and ``error`` neither open nor resolve, nor break a run of
+  failures.
 
 An alert opens once the last ``consecutive`` decisive windows all failed, with the worst severity
 among them; while it is open, later failures only update it (one open alert per check), a
@@ -21,9 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from inferwatch.collector.alerts.model import (
     Alert,
@@ -33,17 +34,12 @@ from inferwatch.collector.alerts.model import (
     Evidence,
     Observation,
     WindowResults,
-    check_name,
 )
 from inferwatch.collector.alerts.store import AlertStore
-from inferwatch.collector.detectors.base import SEVERITIES, Severity, severity_rank
+from inferwatch.collector.detectors.result import Decision, Result, Severity
 from inferwatch.collector.settings.alerts import AlertPolicy, CriticalThreshold
 
 logger = logging.getLogger("inferwatch.alerts")
-
-PASSING = frozenset({"ok", "no_drift", "no_outlier"})
-FAILING = frozenset({"alert", "drift", "outlier", "warning", "critical"})
-NEUTRAL = frozenset({"not_enough_data", "error"})
 
 
 class AlertSink(Protocol):
@@ -56,14 +52,14 @@ class AlertSink(Protocol):
 class _Change:
     alert: Alert
     kind: EventKind | None  # None: an update not worth an event
-    result: Mapping[str, Any]
+    result: Result
 
 
 class AlertEngine:
     """Turns each evaluated window's results into alerts, saved in ``store``.
 
     ``policy`` is one policy for every model or a function from a model name to its policy.
-    ``process`` is thread-safe; it raises ValueError for a malformed result row.
+    ``process`` is thread-safe.
     """
 
     def __init__(
@@ -83,7 +79,6 @@ class AlertEngine:
         self._sink = sink
         self._clock = clock
         self._lock = threading.Lock()
-        self._unknown_decisions: set[str] = set()
 
     def process(self, model: str, version: str, window: WindowResults) -> list[AlertEvent]:
         """Apply one window's results; return (and hand to the sink) the events they cause."""
@@ -164,7 +159,7 @@ class AlertEngine:
             return _Change(resolved, "resolved", result)
         worst = _worst(streak)
         assert worst.severity is not None
-        if severity_rank(worst.severity) > severity_rank(alert.severity):
+        if worst.severity.rank > alert.severity.rank:
             escalated = replace(
                 alert,
                 severity=worst.severity,
@@ -188,25 +183,12 @@ class AlertEngine:
     def _observe(self, window: WindowResults, policy: AlertPolicy) -> dict[str, Observation]:
         """Each alerting check's decisive outcome in ``window`` (the worst, if it has several)."""
         found: dict[str, Observation] = {}
-        for index, row in enumerate(window.results):
-            detector, feature, decision = _validated(row, index, window.id)
-            check = check_name(detector, feature)
-            if not policy.alerts_on(check):
+        for result in window.results:
+            check = result.check
+            if not policy.alerts_on(check) or not result.decision.decisive:
                 continue
-            if decision in PASSING:
-                severity: Severity | None = None
-            elif decision in FAILING:
-                severity = _severity(row, decision, policy.critical_threshold(check))
-            else:
-                if decision not in NEUTRAL and decision not in self._unknown_decisions:
-                    self._unknown_decisions.add(decision)
-                    logger.warning(
-                        "decision %r of %s is not known to alerting; it is treated as neutral",
-                        decision,
-                        detector,
-                    )
-                continue
-            evidence = Evidence(window.id, window.start_ms, window.end_ms, dict(row))
+            severity = _severity(result, policy.critical_threshold(check))
+            evidence = Evidence(window.id, window.start_ms, window.end_ms, result)
             observation = Observation(evidence, severity)
             earlier = found.get(check)
             if earlier is None or _rank(observation) > _rank(earlier):
@@ -223,37 +205,18 @@ class AlertEngine:
             logger.exception("could not hand alert %s to its sink", event.alert.id)
 
 
-def _validated(row: Mapping[str, Any], index: int, window_id: int) -> tuple[str, str | None, str]:
-    detector, feature, decision = row.get("detector"), row.get("feature"), row.get("decision")
-    if not isinstance(detector, str) or not detector:
-        raise ValueError(f"result {index} of window {window_id} has no detector name")
-    if feature is not None and not isinstance(feature, str):
-        raise ValueError(
-            f"result {index} of window {window_id} has a feature that is not a name: "
-            f"{type(feature).__name__}"
-        )
-    if not isinstance(decision, str):
-        raise ValueError(f"result {index} of window {window_id} ({detector}) has no decision")
-    return detector, feature, decision
-
-
-def _severity(
-    row: Mapping[str, Any], decision: str, critical: CriticalThreshold | None
-) -> Severity:
-    """Critical when the configured threshold is crossed, else what the row says, else warning."""
-    score = row.get("score")
-    if critical is not None and isinstance(score, int | float) and critical.crossed(score):
-        return "critical"
-    details = row.get("details")
-    level = details.get("level") if isinstance(details, Mapping) else None
-    for declared in (row.get("severity"), row.get("level"), level, decision):
-        if declared in SEVERITIES:
-            return declared
-    return "warning"
+def _severity(result: Result, critical: CriticalThreshold | None) -> Severity | None:
+    """None for a pass; for a failure critical when the policy's critical threshold is crossed,
+    else the result's own severity."""
+    if result.decision is Decision.OK:
+        return None
+    if critical is not None and result.score is not None and critical.crossed(result.score):
+        return Severity.CRITICAL
+    return result.severity or Severity.WARNING
 
 
 def _rank(observation: Observation) -> int:
-    return -1 if observation.severity is None else severity_rank(observation.severity)
+    return -1 if observation.severity is None else observation.severity.rank
 
 
 def _worst(observations: tuple[Observation, ...]) -> Observation:
@@ -262,5 +225,4 @@ def _worst(observations: tuple[Observation, ...]) -> Observation:
 
 
 def _message(check: str, observation: Observation) -> str:
-    message = observation.evidence.result.get("message")
-    return message if isinstance(message, str) and message else f"{check} failed"
+    return observation.evidence.result.message or f"{check} failed"

@@ -11,15 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from inferwatch.collector.detectors.base import Severity
+from inferwatch.collector.detectors.result import STORED, Result, Severity
 
 AlertState = Literal["open", "resolved"]
 EventKind = Literal["opened", "escalated", "resolved"]
-
-
-def check_name(detector: str, feature: str | None) -> str:
-    """``"ks:income"`` for a feature's row, ``"accuracy"`` for a detector's own row."""
-    return detector if feature is None else f"{detector}:{feature}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +24,7 @@ class WindowResults:
     id: int
     start_ms: int
     end_ms: int
-    results: Sequence[Mapping[str, Any]]
+    results: Sequence[Result]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +34,14 @@ class Evidence:
     window_id: int
     window_start_ms: int
     window_end_ms: int
-    result: Mapping[str, Any]
+    result: Result
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "window_id": self.window_id,
             "window_start_ms": self.window_start_ms,
             "window_end_ms": self.window_end_ms,
-            "result": dict(self.result),
+            "result": self.result.model_dump(mode="json"),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -54,14 +49,13 @@ class Evidence:
             "window_id": self.window_id,
             "window_start": iso(self.window_start_ms),
             "window_end": iso(self.window_end_ms),
-            "result": dict(self.result),
+            "result": self.result.model_dump(mode="json"),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
-        return cls(
-            data["window_id"], data["window_start_ms"], data["window_end_ms"], data["result"]
-        )
+        result = Result.model_validate(data["result"], context=STORED)
+        return cls(data["window_id"], data["window_start_ms"], data["window_end_ms"], result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +78,10 @@ class Observation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Observation:
-        return cls(Evidence.from_dict(data["evidence"]), data["severity"])
+        severity = data["severity"]
+        return cls(
+            Evidence.from_dict(data["evidence"]), None if severity is None else Severity(severity)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +143,9 @@ class Alert:
     # The failing windows that opened it, then what escalated and what resolved it.
     evidence: tuple[Evidence, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity(self.severity))
+
     def to_json(self) -> dict[str, Any]:
         """The API's alert object."""
         return {
@@ -184,6 +184,7 @@ class Alert:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
         fields = dict(data)
+        fields["severity"] = Severity(data["severity"])
         fields["evidence"] = tuple(Evidence.from_dict(e) for e in data["evidence"])
         return cls(**fields)
 
@@ -196,7 +197,7 @@ class AlertEvent:
     alert: Alert
     window_id: int
     # The result row behind the change (the failing row, or the passing one for "resolved").
-    result: Mapping[str, Any]
+    result: Result
 
 
 def iso(ms: int | None) -> str | None:

@@ -40,10 +40,10 @@ def log_event(event: AlertEvent) -> None:
         "severity": alert.severity,
         "state": alert.state,
         "window_id": event.window_id,
-        "decision": result.get("decision"),
-        "score": result.get("score"),
-        "p_value": result.get("p_value"),
-        "threshold": result.get("threshold"),
+        "decision": result.decision,
+        "score": result.score,
+        "p_value": result.p_value,
+        "threshold": result.threshold,
     }
     level = logging.INFO if event.kind == "resolved" else logging.WARNING
     logger.log(

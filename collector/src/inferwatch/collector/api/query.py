@@ -34,7 +34,7 @@ def window_json(record: WindowRecord) -> dict[str, Any]:
         "label_coverage": record.labelled / record.rows if record.rows else None,
         "error_rate": details.get("error_rate"),
         "evaluated_at": iso(record.evaluated_ms),
-        "results": record.results or [],
+        "results": [r.model_dump(mode="json") for r in record.results or ()],
     }
 
 

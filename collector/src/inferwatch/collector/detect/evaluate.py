@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inferwatch.collector.detect import levels as thresholds
-from inferwatch.collector.detect.result import Result
 from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.reference.profile import Profile
 from inferwatch.collector.settings.config import ModelConfig
 from inferwatch.collector.settings.parsing import ConfigError
@@ -65,6 +65,19 @@ def register(
     return add
 
 
+def not_enough_data(check: str, message: str, **details: Any) -> list[Result]:
+    """The one result of a check that cannot judge this window, saying why."""
+    return [Result.not_enough_data(check, message, **details)]
+
+
+def no_reference(check: str, model: str, version: str) -> list[Result]:
+    return not_enough_data(
+        check,
+        f"no reference for {model} version {version} yet: upload one (inferwatch.set_reference) "
+        "or let the model's reference policy build one from early traffic",
+    )
+
+
 def registered() -> Mapping[str, RegisteredCheck]:
     for module in CHECK_MODULES:
         importlib.import_module(module)
@@ -87,10 +100,8 @@ def evaluate_window(
                 found = thresholds.apply(name, spec, entry.calibration, profile, window, own, found)
             results.extend(found)
         except (thresholds.ThresholdError, ConfigError) as exc:
-            results.append(Result(name, None, None, None, None, "error", str(exc)))
+            results.append(Result.error(name, str(exc)))
         except Exception as exc:
             logger.exception("check %s failed on a window of %s", name, window.model)
-            results.append(
-                Result(name, None, None, None, None, "error", f"the check failed: {exc!r}")
-            )
+            results.append(Result.error(name, f"the check failed: {exc!r}"))
     return results

@@ -2,11 +2,10 @@
 
 A check registered with a ``threshold`` default takes a table (``threshold_settings``) whose
 levels replace the check's own rule: a score beyond the warning level gives ``warning``, beyond
-the critical level ``alert`` with ``details.level = "critical"`` (what alerting reads as a
-critical severity). ``Result.threshold`` becomes the level crossed first and the message says
-which level the score met, e.g. ``(score 0.31 above the calibrated warning level 0.22)``; the
-check's own decision stays in ``details.check_decision``. Only decisive rows with a score are
-re-decided; ``not_enough_data`` and ``error`` stand.
+the critical level ``alert`` with severity ``critical``. ``Result.threshold`` becomes the level
+crossed first and the message says which level the score met, e.g. ``(score 0.31 above the
+calibrated warning level 0.22)``; the check's own decision stays in ``details.check_decision``.
+Only decisive rows with a score are re-decided; ``not_enough_data`` and ``error`` stand.
 
 A check with per-feature rows is judged feature by feature; its feature-less row then summarises
 them (the worst level, and which features crossed). The levels come from
@@ -34,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from inferwatch.collector.detect.fitted import FITTED
-from inferwatch.collector.detect.result import Decision, Result
 from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors import Dataset, Threshold, learn_from_history
-from inferwatch.collector.detectors.thresholds import bootstrap_null
+from inferwatch.collector.detectors.result import Decision, Result
+from inferwatch.collector.detectors.thresholds import VERDICTS, bootstrap_null
 from inferwatch.collector.reference.profile import Profile
 from inferwatch.collector.settings.parsing import ConfigError
 from inferwatch.collector.settings.threshold_table import ThresholdSettings
@@ -69,8 +68,6 @@ class ThresholdError(ValueError):
 
 # How many times ``last`` windows history mode reads back, to find ``last`` usable scores.
 HISTORY_LOOKBACK = 4
-_DECISIVE = frozenset({"ok", "warning", "alert"})
-_DECISIONS: dict[str, Decision] = {"ok": "ok", "warning": "warning", "critical": "alert"}
 _WORDS = {"static": "static", "reference": "calibrated", "history": "learned"}
 
 
@@ -113,7 +110,7 @@ def apply(
     judged = [
         r
         for r in results
-        if r.decision in _DECISIVE and r.score is not None and (r.feature is not None or not keyed)
+        if r.decision.decisive and r.score is not None and (r.feature is not None or not keyed)
     ]
     if not judged:
         return list(results)
@@ -206,7 +203,9 @@ class _Levels:
         for row in past:
             own = row.check_decision or row.decision
             kept = scores.setdefault(row.feature, [])
-            if row.decision != "alert" and own in _DECISIVE and len(kept) < spec.last:
+            # Only a critical level makes a re-decided row an alert.
+            decisive = own in ("ok", "warning", "alert")
+            if row.decision != Decision.ALERT and decisive and len(kept) < spec.last:
                 kept.append(row.score)
         by_feature: dict[str | None, Threshold] = {}
         evidence: dict[str | None, Mapping[str, Any]] = {}
@@ -231,14 +230,13 @@ class _Levels:
     def decide(self, result: Result) -> Result:
         assert result.score is not None
         threshold = self.fixed or self.by_feature.get(result.feature)
-        details = {**result.details, "check_decision": result.decision}
+        details = {**result.details, "check_decision": result.decision.value}
         if threshold is None:
             if self.spec.mode != "history":
                 return result  # the reference never gave this column a score: the check decides
             have = self.learning.get(result.feature, 0)
-            return dataclasses.replace(
-                result,
-                decision="not_enough_data",
+            return result.replaced(
+                decision=Decision.NOT_ENOUGH_DATA,
                 threshold=None,
                 message=f"{result.message} (learning the threshold from past windows: "
                 f"{have} of {self.spec.min_windows})",
@@ -249,7 +247,7 @@ class _Levels:
         if level == "ok":
             first = "warning" if threshold.warning is not None else "critical"
             note = f"score {score} within the {word} {first} level {threshold.first:.4g}"
-            if result.decision != "ok":
+            if result.decision is not Decision.OK:
                 note += ", not flagged"
         else:
             crossed = threshold.critical if level == "critical" else threshold.warning
@@ -260,12 +258,13 @@ class _Levels:
             **self.common,
             **self.evidence.get(result.feature, {}),
         }
-        return dataclasses.replace(
-            result,
-            decision=_DECISIONS[level],
+        decision, severity = VERDICTS[level]
+        return result.replaced(
+            decision=decision,
+            severity=severity,
             threshold=threshold.first,
             message=f"{result.message} ({note})",
-            details={**details, "level": level, "levels": levels},
+            details={**details, "levels": levels},
         )
 
 
@@ -275,39 +274,39 @@ def _summary(summary: Result, rows: Sequence[Result], spec: ThresholdSettings) -
     learning = [r for r in rows if "check_decision" in r.details and "levels" not in r.details]
     details = {
         **summary.details,
-        "check_decision": summary.decision,
+        "check_decision": summary.decision.value,
         "check_message": summary.message,
     }
     word = _WORDS[spec.mode]
     if not judged:
         if not learning:
             return summary
-        return dataclasses.replace(
-            summary,
-            decision="not_enough_data",
+        return summary.replaced(
+            decision=Decision.NOT_ENOUGH_DATA,
             message=f"learning the thresholds of {len(learning)} columns from past windows "
             f"(need {spec.min_windows} each)",
             details=details,
         )
     flagged = sorted(
-        (r for r in judged if r.decision != "ok"),
-        key=lambda r: (r.decision != "alert", -(r.score or 0.0)),
+        (r for r in judged if r.failing),
+        key=lambda r: (-(r.severity.rank if r.severity else 0), -(r.score or 0.0)),
     )
-    level = "ok" if not flagged else ("critical" if flagged[0].decision == "alert" else "warning")
+    worst = flagged[0].severity if flagged else None
     if flagged:
-        named = ", ".join(f"`{r.feature}` ({r.details['level']})" for r in flagged)
+        named = ", ".join(f"`{r.feature}` ({r.severity})" for r in flagged)
         message = f"{len(flagged)} of {len(judged)} columns beyond their {word} levels: {named}"
     else:
         message = f"no column beyond its {word} levels ({len(judged)} judged)"
     if learning:
         message += f"; {len(learning)} still learning their thresholds"
-    return dataclasses.replace(
-        summary,
+    decision = Decision.OK if worst is None else VERDICTS[worst.value][0]
+    return summary.replaced(
         score=len(flagged) / len(judged),
         threshold=None,
-        decision=_DECISIONS[level],
+        decision=decision,
+        severity=worst,
         message=message,
-        details={**details, "level": level},
+        details=details,
     )
 
 

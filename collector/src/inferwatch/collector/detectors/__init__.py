@@ -6,12 +6,8 @@ Every detector follows one contract (``Detector``: parameters in ``__init__``,
 """
 
 from inferwatch.collector.detectors.base import (
-    ALERTING,
-    DetectionResult,
     Detector,
-    FeatureResult,
     NotFittedError,
-    RowOutputs,
     create,
     register,
     registered,
@@ -37,6 +33,14 @@ from inferwatch.collector.detectors.reduction import (
     Reduction,
     Whitening,
 )
+from inferwatch.collector.detectors.result import (
+    Decision,
+    DetectionResult,
+    FeatureResult,
+    Result,
+    RowOutputs,
+    Severity,
+)
 from inferwatch.collector.detectors.suite import DetectorSuite, default_suite
 from inferwatch.collector.detectors.thresholds import (
     Threshold,
@@ -47,10 +51,10 @@ from inferwatch.collector.detectors.thresholds import (
 from inferwatch.collector.detectors.univariate import UnivariateDrift, reference_counts
 
 __all__ = [
-    "ALERTING",
     "ClassificationStats",
     "ClassifierDrift",
     "Dataset",
+    "Decision",
     "DetectionResult",
     "Detector",
     "DetectorSuite",
@@ -67,8 +71,10 @@ __all__ = [
     "ReconstructionDrift",
     "Reduction",
     "RegressionStats",
+    "Result",
     "RowOutputs",
     "RowThreshold",
+    "Severity",
     "Threshold",
     "UnivariateDrift",
     "Whitening",

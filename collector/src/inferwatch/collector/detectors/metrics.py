@@ -17,8 +17,9 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from inferwatch.collector.detectors.base import DetectionResult, Detector, FeatureResult, register
-from inferwatch.collector.detectors.thresholds import Threshold
+from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors.result import Decision, DetectionResult, FeatureResult, Severity
+from inferwatch.collector.detectors.thresholds import VERDICTS, Threshold
 
 Task = Literal["classification", "regression"]
 # ROC AUC from score histograms: exact for scores rounded down to 1/AUC_BINS, within ~1e-3 of
@@ -420,15 +421,18 @@ class PerformanceCheck(Detector):
             value = values.get(name)
             threshold = self._threshold(name)
             base = (self.reference_ or {}).get(name)
+            severity: Severity | None = None
             if not ready or value is None:
-                decision, message = "not_enough_data", self._waiting(name, labelled, coverage)
+                decision = Decision.NOT_ENOUGH_DATA
+                message = self._waiting(name, labelled, coverage)
             elif threshold is None:
-                decision, message = "ok", f"{name} = {value:.4g} (no threshold set)"
+                decision, message = Decision.OK, f"{name} = {value:.4g} (no threshold set)"
             else:
-                decision = threshold.level(value)
+                level = threshold.level(value)
+                decision, severity = VERDICTS[level]
                 versus = f" vs {base:.4g} on the reference" if base is not None else ""
                 message = (
-                    f"{name} = {value:.4g}{versus}: {decision} (warning "
+                    f"{name} = {value:.4g}{versus}: {level} (warning "
                     f"{'<' if threshold.direction == 'below' else '>'} {threshold.first:.4g}; "
                     f"{labelled:,} labels, {coverage:.0%} coverage)"
                 )
@@ -440,7 +444,8 @@ class PerformanceCheck(Detector):
                     p_value=None,
                     adjusted_p_value=None,
                     effect_sizes={} if base is None or value is None else {"change": value - base},
-                    decision=decision,  # type: ignore[arg-type]
+                    decision=decision,
+                    severity=severity,
                     message=message,
                     n_window=labelled,
                     details={
@@ -462,11 +467,10 @@ class PerformanceCheck(Detector):
     def _summary(
         self, features: tuple[FeatureResult, ...], coverage: float, labelled: int
     ) -> DetectionResult:
-        order = ["critical", "warning", "ok", "not_enough_data"]
-        decisions = [f.decision for f in features]
-        decision = next((d for d in order if d in decisions), "not_enough_data")
-        bad = [f for f in features if f.decision in ("critical", "warning")]
-        if decision == "not_enough_data":
+        worst = max(features, key=_badness, default=None)
+        decision = Decision.NOT_ENOUGH_DATA if worst is None else worst.decision
+        bad = [f for f in features if f.decision.failing]
+        if decision is Decision.NOT_ENOUGH_DATA:
             message = features[0].message if features else "no metrics configured"
         elif bad:
             message = "; ".join(f.message for f in bad)
@@ -477,11 +481,20 @@ class PerformanceCheck(Detector):
         first = features[0] if features else None
         return DetectionResult(
             self.name,
-            decision,  # type: ignore[arg-type]
+            decision,
             first.statistic if first else None,
             None,
             first.threshold if first else None,
             message,
             features,
             details={"coverage": coverage, "labelled": labelled},
+            severity=None if worst is None else worst.severity,
         )
+
+
+def _badness(feature: FeatureResult) -> tuple[int, int]:
+    """Critical before warning before ok before not yet known."""
+    if feature.decision.failing:
+        assert feature.severity is not None
+        return 2, feature.severity.rank
+    return (1 if feature.decision is Decision.OK else 0), 0

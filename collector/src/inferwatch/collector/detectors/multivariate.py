@@ -22,9 +22,10 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from threadpoolctl import threadpool_limits
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import DetectionResult, Detector, register
+from inferwatch.collector.detectors.base import Detector, register
 from inferwatch.collector.detectors.dataset import as_dataset
 from inferwatch.collector.detectors.reduction import Encoder, Method, Reduction, auto_reduction
+from inferwatch.collector.detectors.result import Decision, DetectionResult
 
 ReductionSpec = Method | Reduction | Literal["auto"] | None
 
@@ -147,13 +148,10 @@ class MMDDrift(Detector):
         assert self.bandwidth_ is not None
         matrix = self.representation_.transform(window)
         if matrix.shape[0] < self.min_samples:
-            return DetectionResult(
+            return DetectionResult.not_enough_data(
                 self.name,
-                "not_enough_data",
-                None,
-                None,
-                self.alpha,
                 f"{matrix.shape[0]} rows in the window; the MMD test needs {self.min_samples}",
+                threshold=self.alpha,
             )
         rng = _window_rng(self.random_state, matrix)
         reference = _subsample(self.reference_, self.max_rows, rng)
@@ -175,7 +173,7 @@ class MMDDrift(Detector):
         )
         return DetectionResult(
             self.name,
-            "drift" if drift else "no_drift",
+            Decision.ALERT if drift else Decision.OK,
             observed,
             p,
             self.alpha,
@@ -337,14 +335,11 @@ class ClassifierDrift(Detector):
         matrix = self.representation_.transform(window)
         size = min(matrix.shape[0], self.reference_.shape[0], self.max_rows)
         if size < self.min_samples:
-            return DetectionResult(
+            return DetectionResult.not_enough_data(
                 self.name,
-                "not_enough_data",
-                None,
-                None,
-                self.alpha,
                 f"{matrix.shape[0]} rows in the window; the classifier test needs "
                 f"{self.min_samples}",
+                threshold=self.alpha,
             )
         rng = _window_rng(self.random_state, matrix)
         x = np.vstack([_subsample(self.reference_, size, rng), _subsample(matrix, size, rng)])
@@ -380,7 +375,7 @@ class ClassifierDrift(Detector):
         )
         return DetectionResult(
             self.name,
-            "drift" if drift else "no_drift",
+            Decision.ALERT if drift else Decision.OK,
             auc,
             p,
             self.alpha,

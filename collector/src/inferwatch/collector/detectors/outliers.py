@@ -23,9 +23,10 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import DetectionResult, Detector, RowOutputs, register
+from inferwatch.collector.detectors.base import Detector, register
 from inferwatch.collector.detectors.dataset import Dataset, align, as_dataset
 from inferwatch.collector.detectors.reduction import Encoder, Whitening
+from inferwatch.collector.detectors.result import Decision, DetectionResult, RowOutputs
 
 # "auto" whitens the isolation forest's input up to this many columns, given at least twice as
 # many reference rows: beyond, the rotation costs more per window than the forest, and too few
@@ -163,7 +164,7 @@ def _window_verdict(
         message += "; most unusual: " + ", ".join(examples)
     return DetectionResult(
         name,
-        "outlier" if excess else "no_outlier",
+        Decision.ALERT if excess else Decision.OK,
         k / n,
         p,
         threshold.value,
@@ -192,8 +193,8 @@ def _furthest_features(z: np.ndarray, names: Sequence[str]) -> tuple[tuple[str, 
 
 
 def _empty_window(name: str, threshold: float | None) -> DetectionResult:
-    return DetectionResult(
-        name, "not_enough_data", None, None, threshold, "the window has no rows to score"
+    return DetectionResult.not_enough_data(
+        name, "the window has no rows to score", threshold=threshold
     )
 
 

@@ -14,8 +14,9 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from inferwatch.collector.detectors.base import DetectionResult, Detector, register
+from inferwatch.collector.detectors.base import Detector, register
 from inferwatch.collector.detectors.dataset import Dataset
+from inferwatch.collector.detectors.result import Decision, DetectionResult
 from inferwatch.collector.detectors.univariate import UnivariateDrift
 from inferwatch.frame import categorical
 
@@ -107,7 +108,7 @@ class PredictionDrift(Detector):
         assert self.drift_ is not None
         result = self.drift_.run(self._dataset(window))
         what = "labels" if self.column == "label" else "model outputs"
-        prefix = {"drift": f"the {what} drifted: ", "no_drift": f"{what}: "}.get(
+        prefix = {Decision.ALERT: f"the {what} drifted: ", Decision.OK: f"{what}: "}.get(
             result.decision, ""
         )
         return DetectionResult(

@@ -18,8 +18,9 @@ from sklearn.decomposition import PCA
 from sklearn.random_projection import GaussianRandomProjection
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import DetectionResult, Detector, register
+from inferwatch.collector.detectors.base import Detector, register
 from inferwatch.collector.detectors.dataset import Dataset, align, as_dataset
+from inferwatch.collector.detectors.result import Decision, DetectionResult
 from inferwatch.collector.detectors.thresholds import bootstrap_means
 
 Method = Literal["pca", "random"]
@@ -223,12 +224,8 @@ class ReconstructionDrift(Detector):
         data = as_dataset(window, what="window")
         baseline = float(self.reference_errors_.mean())
         if data.rows < self.min_samples:
-            return DetectionResult(
+            return DetectionResult.not_enough_data(
                 self.name,
-                "not_enough_data",
-                None,
-                None,
-                None,
                 f"{data.rows} rows in the window; reconstruction drift needs {self.min_samples}",
             )
         errors = self.reduction_.reconstruction_error(self.encoder_.transform(data))
@@ -246,7 +243,7 @@ class ReconstructionDrift(Detector):
         )
         return DetectionResult(
             self.name,
-            "drift" if drift else "no_drift",
+            Decision.ALERT if drift else Decision.OK,
             observed,
             p,
             threshold,

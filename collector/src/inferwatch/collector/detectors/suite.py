@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Self
 
-from inferwatch.collector.detectors.base import DetectionResult, Detector
+from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import as_dataset
 from inferwatch.collector.detectors.multivariate import MMDDrift
 from inferwatch.collector.detectors.outliers import OutlierDetector
+from inferwatch.collector.detectors.result import DetectionResult, Result
 from inferwatch.collector.detectors.univariate import UnivariateDrift
 
 
@@ -31,9 +32,9 @@ class DetectorSuite:
         return [detector.run(data) for detector in self.detectors]
 
     @staticmethod
-    def rows(results: Sequence[DetectionResult]) -> list[dict[str, Any]]:
+    def results(found: Sequence[DetectionResult]) -> list[Result]:
         """The collector's result rows for a window, every detector's in order."""
-        return [row for result in results for row in result.to_rows()]
+        return [row for result in found for row in result.results()]
 
 
 def default_suite(random_state: int = 0) -> DetectorSuite:

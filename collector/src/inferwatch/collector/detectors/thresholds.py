@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from inferwatch.collector.detectors.result import Decision, Severity
+
 Level = Literal["ok", "warning", "critical"]
 Direction = Literal["above", "below"]
 T = TypeVar("T")
@@ -53,6 +55,11 @@ class Threshold:
             return "warning"
         return "ok"
 
+    def verdict(self, score: float) -> tuple[Decision, Severity | None]:
+        """The decision and severity ``score`` gets: past the critical level an alert that is
+        critical, past the warning level a warning, else ok."""
+        return VERDICTS[self.level(score)]
+
     def _beyond(self, score: float, level: float) -> bool:
         return score > level if self.direction == "above" else score < level
 
@@ -70,6 +77,14 @@ class Threshold:
             "direction": self.direction,
             "source": self.source,
         }
+
+
+# The result each level gives.
+VERDICTS: dict[Level, tuple[Decision, Severity | None]] = {
+    "ok": (Decision.OK, None),
+    "warning": (Decision.WARNING, Severity.WARNING),
+    "critical": (Decision.ALERT, Severity.CRITICAL),
+}
 
 
 def static(

@@ -21,13 +21,9 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import (
-    DetectionResult,
-    Detector,
-    FeatureResult,
-    register,
-)
+from inferwatch.collector.detectors.base import Detector, register
 from inferwatch.collector.detectors.dataset import align, as_dataset
+from inferwatch.collector.detectors.result import Decision, DetectionResult, FeatureResult
 from inferwatch.frame import CategoricalColumn
 
 Kind = Literal["numeric", "categorical", "binned"]
@@ -364,7 +360,7 @@ class UnivariateDrift(Detector):
     def _verdict(self, test: FeatureTest, adjusted: float | None) -> FeatureResult:
         name = f"feature `{test.feature}`"
         if adjusted is None:
-            decision = "not_enough_data"
+            decision = Decision.NOT_ENOUGH_DATA
             message = (
                 f"{name}: {test.n_window} values in the window; at least {self.min_samples} "
                 "are needed for a reliable test"
@@ -374,16 +370,16 @@ class UnivariateDrift(Detector):
             large = self._large(test)
             evidence = _evidence(test, adjusted)
             if significant and large:
-                decision = "drift"
+                decision = Decision.ALERT
                 message = f"{name} drifted: {evidence}{_what_changed(test)}"
             elif significant:
-                decision = "no_drift"
+                decision = Decision.OK
                 message = (
                     f"{name}: a significant but negligible change ({evidence}); below the "
                     f"effect-size gate ({self._gate_text(test)}), not flagged"
                 )
             else:
-                decision = "no_drift"
+                decision = Decision.OK
                 message = f"{name}: no drift ({evidence})"
         return FeatureResult(
             feature=test.feature,
@@ -392,7 +388,7 @@ class UnivariateDrift(Detector):
             p_value=test.p_value,
             adjusted_p_value=adjusted,
             effect_sizes=test.effect_sizes,
-            decision=decision,  # type: ignore[arg-type]
+            decision=decision,
             message=message,
             n_reference=test.n_reference,
             n_window=test.n_window,
@@ -406,7 +402,7 @@ class UnivariateDrift(Detector):
         return f"PSI >= {self.min_psi} or >= {self.min_total_variation:.0%} of rows moved"
 
     def _window_verdict(self, features: tuple[FeatureResult, ...]) -> DetectionResult:
-        drifted = [f for f in features if f.decision == "drift"]
+        drifted = [f for f in features if f.decision is Decision.ALERT]
         tested = [f for f in features if f.adjusted_p_value is not None]
         details = {
             "alpha": self.alpha,
@@ -418,7 +414,7 @@ class UnivariateDrift(Detector):
         if not tested:
             return DetectionResult(
                 self.name,
-                "not_enough_data",
+                Decision.NOT_ENOUGH_DATA,
                 None,
                 None,
                 self.alpha,
@@ -431,19 +427,19 @@ class UnivariateDrift(Detector):
             listed = "; ".join(f.message for f in worst[:3])
             more = f"; and {len(drifted) - 3} more" if len(drifted) > 3 else ""
             message = f"{len(drifted)} of {len(tested)} features drifted: {listed}{more}"
-            decision = "drift"
+            decision = Decision.ALERT
         else:
             message = (
                 f"no drift in {len(tested)} features (smallest adjusted "
                 f"{stats.format_p(min_p)}, {self.correction} correction)"
             )
-            decision = "no_drift"
+            decision = Decision.OK
         skipped = len(features) - len(tested)
         if skipped:
             message += f"; {skipped} feature(s) had too few values to test"
         return DetectionResult(
             self.name,
-            decision,  # type: ignore[arg-type]
+            decision,
             len(drifted) / len(tested),
             min_p,
             self.alpha,

@@ -17,6 +17,7 @@ from typing import Any
 from inferwatch.collector.alerts import AlertEngine, WindowResults
 from inferwatch.collector.detect.evaluate import evaluate_window
 from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.ingest.pipeline import IngestPipeline
 from inferwatch.collector.labels.join import labelled_pairs
 from inferwatch.collector.labels.scoring import window_performance
@@ -125,7 +126,7 @@ class WindowKeeper:
             detector_states=self._storage,
             history=self._storage,
         )
-        results = [r.to_dict() for r in evaluate_window(profile, view, config)]
+        results = evaluate_window(profile, view, config)
         details: dict[str, Any] = state.describe()
         details["performance"] = performance
         details["label_coverage"] = current.labelled / state.rows if state.rows else None
@@ -140,14 +141,14 @@ class WindowKeeper:
         )
         self._alert(record, results)
 
-    def _alert(self, record: WindowRecord, results: list[dict[str, Any]]) -> None:
+    def _alert(self, record: WindowRecord, results: list[Result]) -> None:
         """Turn the stored results into alerts; a failure here never undoes the evaluation."""
         window = WindowResults(record.id, record.start_ms, record.end_ms, results)
         try:
             events = self._alerts.process(record.model, record.version, window)
         except Exception:
-            # ValueError for a malformed result row, or the store failing: either way the
-            # evaluation stands, and the next evaluation of the check alerts again.
+            # The store failing, or a bug: either way the evaluation stands, and the next
+            # evaluation of the check alerts again.
             self._metrics.alert_errors.inc()
             logger.exception("alerting on window %d of %s failed", record.id, record.model)
             return
@@ -222,6 +223,5 @@ class WindowKeeper:
 
 def _waits_for_labels(record: WindowRecord) -> bool:
     return any(
-        r.get("detector") == PERFORMANCE and (r.get("details") or {}).get("ready") is False
-        for r in record.results or ()
+        r.detector == PERFORMANCE and r.details.get("ready") is False for r in record.results or ()
     )

@@ -19,10 +19,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from inferwatch.collector.detectors.base import SEVERITIES, Severity, severity_rank
+from inferwatch.collector.detectors.result import Severity
 from inferwatch.collector.settings.parsing import (
     ConfigError,
     as_mapping,
@@ -168,17 +168,18 @@ class AlertPolicy:
     # By check name or "detector:*" pattern; the exact name wins.
     critical: Mapping[str, CriticalThreshold] = field(default_factory=dict)
     # Webhooks receive events of this severity and above; the log receives every event.
-    min_severity: Severity = "warning"
+    min_severity: Severity = Severity.WARNING
     webhooks: tuple[Webhook, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.consecutive < 1:
             raise ConfigError(f"consecutive must be at least 1, got {self.consecutive!r}")
-        if self.min_severity not in SEVERITIES:
+        if self.min_severity not in tuple(Severity):
             raise ConfigError(
                 f"min_severity must be 'warning' or 'critical', got {self.min_severity!r}"
             )
+        object.__setattr__(self, "min_severity", Severity(self.min_severity))
 
     def alerts_on(self, check: str) -> bool:
         return self.checks is None or any(check_matches(p, check) for p in self.checks)
@@ -192,7 +193,7 @@ class AlertPolicy:
         return None
 
     def delivers(self, severity: Severity) -> bool:
-        return severity_rank(severity) >= severity_rank(self.min_severity)
+        return severity.rank >= self.min_severity.rank
 
     def merged(self, data: Mapping[str, Any], name: str) -> AlertPolicy:
         """A copy with the settings in ``data`` (TOML/JSON keys) replacing this policy's."""
@@ -221,11 +222,11 @@ class AlertPolicy:
             }
         if "min_severity" in data:
             severity = data["min_severity"]
-            if severity not in SEVERITIES:
+            if severity not in tuple(Severity):
                 raise ConfigError(
                     f"{name}.min_severity must be 'warning' or 'critical', got {severity!r}"
                 )
-            changes["min_severity"] = cast(Severity, severity)
+            changes["min_severity"] = Severity(severity)
         if "webhooks" in data:
             hooks = data["webhooks"]
             if not isinstance(hooks, list | tuple):
@@ -251,7 +252,7 @@ class AlertPolicy:
                 check: {k: v for k, v in dataclasses.asdict(t).items() if v is not None}
                 for check, t in self.critical.items()
             },
-            "min_severity": self.min_severity,
+            "min_severity": self.min_severity.value,
             "webhooks": [
                 {"url": redact_url(w.url), "format": w.format, "timeout": w.timeout_seconds}
                 for w in self.webhooks

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 from inferwatch.collector.alerts.model import Alert
 from inferwatch.collector.alerts.store import AlertStore
+from inferwatch.collector.detectors.result import Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +98,9 @@ class WindowRecord:
     labelled: int
     # Changes (late rows, new labels) since the window was last evaluated.
     needs_eval: int
-    # Set when the window was evaluated: detector results, performance and the summary shown
-    # by the query API (all JSON-ready).
-    results: list[dict[str, Any]] | None = None
+    # Set when the window was evaluated: its check results, and the performance and summary
+    # shown by the query API (JSON-ready).
+    results: list[Result] | None = None
     details: dict[str, Any] | None = None
     evaluated_ms: int | None = None
 
@@ -182,7 +183,7 @@ class Storage(AlertStore, Protocol):
     def save_evaluation(
         self,
         window_id: int,
-        results: list[dict[str, Any]],
+        results: Sequence[Result],
         details: dict[str, Any],
         now_ms: int,
         *,

@@ -22,8 +22,11 @@ from itertools import chain, count, repeat
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from inferwatch.collector.alerts.model import Alert, CheckHistory, Evidence
 from inferwatch.collector.alerts.store import AlertSnapshot
+from inferwatch.collector.detectors.result import STORED, Result, Severity
 from inferwatch.collector.settings.parsing import ConfigError
 from inferwatch.collector.storage.base import (
     IncomingBatch,
@@ -224,6 +227,7 @@ _INDEX_TEXT = (
     "WHERE b.seq BETWEEN ? AND ? AND typeof(b.ids) = 'text' ORDER BY b.seq, j.key "
     "ON CONFLICT DO NOTHING"
 )
+_RESULTS = TypeAdapter(list[Result])
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _UUID_DASHES = (8, 13, 18, 23)
 
@@ -547,7 +551,7 @@ class SQLiteStorage:
     def save_evaluation(
         self,
         window_id: int,
-        results: list[dict[str, Any]],
+        results: Sequence[Result],
         details: dict[str, Any],
         now_ms: int,
         *,
@@ -559,7 +563,7 @@ class SQLiteStorage:
                 "UPDATE windows SET results = ?, details = ?, evaluated_ms = ?, "
                 "closed = MAX(closed, ?), needs_eval = MAX(needs_eval - ?, 0) WHERE id = ?",
                 (
-                    json.dumps(results),
+                    _RESULTS.dump_json(list(results)).decode(),
                     json.dumps(details),
                     now_ms,
                     int(close),
@@ -1193,7 +1197,7 @@ def _window(row: tuple[Any, ...]) -> WindowRecord:
         rows,
         labelled,
         needs_eval,
-        json.loads(results) if results else None,
+        _RESULTS.validate_json(results, context=STORED) if results else None,
         json.loads(details) if details else None,
         evaluated,
     )
@@ -1207,7 +1211,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         model,
         version,
         check,
-        severity,
+        Severity(severity),
         state,
         opened,
         resolved,

@@ -3,7 +3,7 @@
 
 import { chart } from "./charts.js";
 import { windowDetail } from "./detail.js";
-import { badge, clickable, decisionKind, h, isFinding } from "./dom.js";
+import { badge, clickable, h, isFinding, resultKind } from "./dom.js";
 import { DASH, fmtAgo, fmtInt, fmtMs, fmtNum, fmtPct, fmtTime, isNum } from "./format.js";
 
 const REFRESH_MS = 5000;
@@ -396,7 +396,7 @@ function timelineRows() {
       ...w,
       latency: extra.latency || null,
       performance: extra.performance || {},
-      findings: results.filter((r) => isFinding(r.decision)),
+      findings: results.filter(isFinding),
     };
   });
 }
@@ -544,7 +544,7 @@ function windowsTable(rows, total) {
         { class: "findings" },
         r.findings.length
           ? r.findings.map((f) =>
-              badge(f.feature ? `${f.detector}: ${f.feature}` : f.detector, decisionKind(f.decision)),
+              badge(f.feature ? `${f.detector}: ${f.feature}` : f.detector, resultKind(f)),
             )
           : r.evaluated_at
             ? h("span", { class: "muted" }, "none")

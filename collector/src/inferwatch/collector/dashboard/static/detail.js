@@ -1,7 +1,7 @@
 // One window: its facts, every check result (failures first) and its column summaries.
 
 import { miniBars } from "./charts.js";
-import { badge, decisionBadge, decisionKind, decisionRank, h } from "./dom.js";
+import { badge, h, resultBadge, resultKind, resultRank } from "./dom.js";
 import { DASH, fmtInt, fmtMs, fmtNum, fmtP, fmtPct, fmtTime, isNum } from "./format.js";
 
 const MAX_CATEGORIES_DRAWN = 12;
@@ -63,7 +63,7 @@ function resultsTable(results) {
   if (results.length === 0) return h("p", { class: "muted" }, "No check results yet: the window is evaluated when it closes.");
   const sorted = [...results].sort(
     (a, b) =>
-      decisionRank(a.decision) - decisionRank(b.decision) ||
+      resultRank(a) - resultRank(b) ||
       a.detector.localeCompare(b.detector) ||
       (a.feature || "").localeCompare(b.feature || ""),
   );
@@ -90,8 +90,8 @@ function resultsTable(results) {
         sorted.map((r) =>
           h(
             "tr",
-            { class: `result result-${decisionKind(r.decision)}` },
-            h("td", {}, decisionBadge(r.decision)),
+            { class: `result result-${resultKind(r)}` },
+            h("td", {}, resultBadge(r)),
             h("td", {}, r.detector),
             h("td", {}, r.feature === null ? h("span", { class: "muted" }, "(window)") : r.feature),
             h("td", { class: "num" }, fmtNum(r.score)),

@@ -1,10 +1,10 @@
 // Building DOM and SVG nodes; API text is only ever set as text, never parsed as HTML.
 
-// Decisions as alerting reads them (docs/alerts.md): failures, passes, and the rest neutral.
-const FAILURES = new Set(["alert", "critical", "drift", "outlier", "warning"]);
-const PASSES = new Set(["ok", "no_drift", "no_outlier"]);
+// Results as alerting reads them (docs/alerts.md): warnings and alerts fail, with a severity;
+// ok passes; not enough data and errors are neutral.
+const FAILURES = new Set(["alert", "warning"]);
 // A window "has findings" when a check failed or could not run.
-export const isFinding = (decision) => FAILURES.has(decision) || decision === "error";
+export const isFinding = (result) => FAILURES.has(result.decision) || result.decision === "error";
 
 function build(node, props, children) {
   for (const [name, value] of Object.entries(props || {})) {
@@ -42,18 +42,18 @@ export function badge(text, kind) {
   return h("span", { class: `badge badge-${kind}` }, text);
 }
 
-export function decisionKind(decision) {
-  if (decision === "critical") return "critical";
-  if (FAILURES.has(decision)) return "alert";
-  if (PASSES.has(decision)) return "ok";
-  if (decision === "error") return "error";
+export function resultKind(result) {
+  if (FAILURES.has(result.decision)) return result.severity === "critical" ? "critical" : "alert";
+  if (result.decision === "ok") return "ok";
+  if (result.decision === "error") return "error";
   return "neutral";
 }
 
 // Failures first (critical before others), then errors, then undecided, then passes.
 const KIND_ORDER = { critical: 0, alert: 1, error: 2, neutral: 3, ok: 4 };
-export const decisionRank = (decision) => KIND_ORDER[decisionKind(decision)];
+export const resultRank = (result) => KIND_ORDER[resultKind(result)];
 
-export function decisionBadge(decision) {
-  return badge(String(decision).replaceAll("_", " "), decisionKind(decision));
+export function resultBadge(result) {
+  const text = result.severity === "critical" ? "critical" : result.decision;
+  return badge(String(text).replaceAll("_", " "), resultKind(result));
 }

@@ -20,16 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from inferwatch.collector.detect.columns import Columns
-from inferwatch.collector.detect.evaluate import register
+from inferwatch.collector.detect.evaluate import no_reference, not_enough_data, register
 from inferwatch.collector.detect.fitted import FITTED
 from inferwatch.collector.detect.levels import Calibration, SampleScorer, SampleScores
-from inferwatch.collector.detect.result import Result
-from inferwatch.collector.detect.verdicts import (
-    decision,
-    no_reference,
-    not_enough_data,
-    result,
-)
 from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors import (
     ClassifierDrift,
@@ -42,6 +35,7 @@ from inferwatch.collector.detectors import (
 )
 from inferwatch.collector.detectors import stats as detector_stats
 from inferwatch.collector.detectors.metrics import ClassificationStats
+from inferwatch.collector.detectors.result import Decision, Result
 from inferwatch.collector.labels.join import number_text
 from inferwatch.collector.labels.scoring import stored_stats
 from inferwatch.collector.reference.profile import Profile
@@ -181,15 +175,15 @@ def _column_result(
         )
     else:
         counts = "category counts of every row"
-    return result(
-        name,
-        feature.feature,
-        feature.statistic,
-        feature.adjusted_p_value,
-        feature.threshold,
-        decision(feature.decision),
-        message,
-        {
+    return Result(
+        detector=name,
+        feature=feature.feature,
+        score=feature.statistic,
+        p_value=feature.adjusted_p_value,
+        threshold=feature.threshold,
+        decision=feature.decision,
+        message=message,
+        details={
             "test": feature.test,
             "raw_p_value": feature.p_value,
             "effect_sizes": dict(feature.effect_sizes),
@@ -205,10 +199,10 @@ def _column_result(
 def _summary_result(
     name: str, what: str, found: DetectionResult, sampled: int, window_rows: int
 ) -> Result:
-    drifted = [f for f in found.features if f.decision == "drift"]
+    drifted = [f for f in found.features if f.decision is Decision.ALERT]
     tested = [f for f in found.features if f.adjusted_p_value is not None]
     plural = f"{what}s"
-    if found.decision == "drift":
+    if found.decision is Decision.ALERT:
         ranked = sorted(drifted, key=lambda f: f.adjusted_p_value or 0.0)
         names = ", ".join(f"`{f.feature}`" for f in ranked)
         strongest = ranked[0].message
@@ -217,7 +211,7 @@ def _summary_result(
         message = (
             f"{len(drifted)} of {len(tested)} {plural} drifted: {names}; strongest: {strongest}"
         )
-    elif found.decision == "no_drift":
+    elif found.decision is Decision.OK:
         smallest = detector_stats.format_p(found.p_value)
         message = f"no drift in {len(tested)} {plural} (smallest adjusted {smallest})"
         skipped = len(found.features) - len(tested)
@@ -225,15 +219,14 @@ def _summary_result(
             message += f"; {skipped} {what}(s) had too few values to test"
     else:
         message = found.message.replace("no feature has", f"no {what} has")
-    return result(
-        name,
-        None,
-        found.score,
-        found.p_value,
-        found.threshold,
-        decision(found.decision),
-        message,
-        {
+    return Result(
+        detector=name,
+        score=found.score,
+        p_value=found.p_value,
+        threshold=found.threshold,
+        decision=found.decision,
+        message=message,
+        details={
             **dict(found.details),
             "sampled_rows": sampled,
             "window_rows": window_rows,
@@ -302,15 +295,14 @@ def multivariate_drift(
         return not_enough_data(name, "the window has no rows to compare")
     found = detector.run(sample)
     return [
-        result(
-            name,
-            None,
-            found.score,
-            found.p_value,
-            found.threshold,
-            decision(found.decision),
-            found.message,
-            {
+        Result(
+            detector=name,
+            score=found.score,
+            p_value=found.p_value,
+            threshold=found.threshold,
+            decision=found.decision,
+            message=found.message,
+            details={
                 **dict(found.details),
                 "method": settings["method"],
                 "sampled_rows": sample.rows,
@@ -400,18 +392,17 @@ def label_drift(
     found = detector.run_counts(categories={column: {c: n for c, n in counts.items() if n}})
     (feature,) = found.features
     message = feature.message.replace("feature `", "label `", 1)
-    if found.decision == "drift":
+    if found.decision is Decision.ALERT:
         message = f"the labels drifted: {message}"
     return [
-        result(
-            name,
-            None,
-            feature.statistic,
-            feature.adjusted_p_value,
-            feature.threshold,
-            decision(found.decision),
-            message,
-            {
+        Result(
+            detector=name,
+            score=feature.statistic,
+            p_value=feature.adjusted_p_value,
+            threshold=feature.threshold,
+            decision=found.decision,
+            message=message,
+            details={
                 "column": column,
                 "effect_sizes": dict(feature.effect_sizes),
                 "n_reference": feature.n_reference,

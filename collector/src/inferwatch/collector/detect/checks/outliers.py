@@ -27,16 +27,9 @@ from typing import Any
 import numpy as np
 
 from inferwatch.collector.detect.columns import Columns
-from inferwatch.collector.detect.evaluate import register
+from inferwatch.collector.detect.evaluate import no_reference, not_enough_data, register
 from inferwatch.collector.detect.fitted import FITTED
 from inferwatch.collector.detect.levels import SampleScorer, SampleScores
-from inferwatch.collector.detect.result import Result
-from inferwatch.collector.detect.verdicts import (
-    decision,
-    no_reference,
-    not_enough_data,
-    result,
-)
 from inferwatch.collector.detect.view import DetectorStates, WindowView
 from inferwatch.collector.detectors import (
     Dataset,
@@ -44,6 +37,7 @@ from inferwatch.collector.detectors import (
     OnlineOutlierDetector,
     OutlierDetector,
 )
+from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.reference.profile import Profile
 
 NAME = "outliers"
@@ -186,15 +180,14 @@ def _result(
         message += f" (scored a uniform sample of {scored:,} of the window's {window_rows:,} rows)"
     if state is not None:
         details["online_state"] = state
-    return result(
-        NAME,
-        None,
-        found.score,
-        found.p_value,
-        found.threshold,
-        decision(found.decision),
-        message,
-        details,
+    return Result(
+        detector=NAME,
+        score=found.score,
+        p_value=found.p_value,
+        threshold=found.threshold,
+        decision=found.decision,
+        message=message,
+        details=details,
     )
 
 

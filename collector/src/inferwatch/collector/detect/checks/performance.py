@@ -5,7 +5,7 @@ library's ``PerformanceCheck``, which evaluates a metric only once labels cover
 ``min_coverage`` of the window's rows or ``max_label_delay`` has passed since its end. One
 result per metric: feature None, the value as score, the warning level as threshold, and
 ``details`` with the metric's name, value, label coverage, labelled and total rows. A warning
-level crossed gives "warning", a critical level "alert" (``details["level"]`` says which).
+level crossed gives "warning", a critical level "alert" with severity "critical".
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from inferwatch.collector.detect.evaluate import register
-from inferwatch.collector.detect.result import Decision, Result
 from inferwatch.collector.detect.view import WindowView
-from inferwatch.collector.detectors.base import FeatureResult
 from inferwatch.collector.detectors.metrics import (
     ClassificationStats,
     PerformanceCheck,
@@ -24,17 +22,11 @@ from inferwatch.collector.detectors.metrics import (
     Stats,
     Task,
 )
+from inferwatch.collector.detectors.result import FeatureResult, Result
 from inferwatch.collector.labels.scoring import stored_stats
 from inferwatch.collector.reference.profile import Profile
 from inferwatch.collector.settings.parsing import ConfigError
 from inferwatch.collector.settings.performance import DEFAULTS, NAME, PerformanceSettings
-
-_DECISIONS: dict[str, Decision] = {
-    "ok": "ok",
-    "warning": "warning",
-    "critical": "alert",
-    "not_enough_data": "not_enough_data",
-}
 
 
 @register(NAME, **DEFAULTS)
@@ -50,7 +42,7 @@ def performance(
     try:
         options = PerformanceSettings.parse(settings, task)
     except ConfigError as exc:
-        return [Result(NAME, None, None, None, None, "error", str(exc))]
+        return [Result.error(NAME, str(exc))]
     check = PerformanceCheck(
         task,
         options.metrics,
@@ -72,20 +64,18 @@ def _result(feature: FeatureResult, stats: Stats, rows: int, ready: bool) -> Res
     if ready and feature.statistic is None:
         message = _undefined(feature.feature, stats)
     return Result(
-        NAME,
-        None,
-        feature.statistic,
-        None,
-        feature.threshold,
-        _DECISIONS[feature.decision],
-        message,
-        {
+        detector=NAME,
+        score=feature.statistic,
+        threshold=feature.threshold,
+        decision=feature.decision,
+        severity=feature.severity,
+        message=message,
+        details={
             "metric": feature.feature,
             "value": feature.statistic,
             "coverage": feature.details["coverage"],
             "labelled": stats.labelled,
             "rows": rows,
-            "level": feature.decision,
             "threshold": feature.details["threshold"],
             # False while the metric waits for labels; the collector evaluates the window again
             # once max_label_delay has passed.

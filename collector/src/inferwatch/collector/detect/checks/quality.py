@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from inferwatch.collector.detect.evaluate import register
-from inferwatch.collector.detect.result import Decision, Result
 from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detectors.result import Decision, Result
 from inferwatch.collector.reference.profile import Profile
 
 
@@ -21,25 +21,21 @@ def error_rate(
     if rate is None or state.requests < settings["min_requests"]:
         return [
             Result(
-                "error_rate",
-                None,
-                rate,
-                None,
-                threshold,
-                "not_enough_data",
-                f"{state.requests} requests; at least {settings['min_requests']} are needed",
+                detector="error_rate",
+                score=rate,
+                threshold=threshold,
+                decision=Decision.NOT_ENOUGH_DATA,
+                message=f"{state.requests} requests; at least {settings['min_requests']} needed",
             )
         ]
-    decision: Decision = "alert" if rate > threshold else "ok"
+    decision = Decision.ALERT if rate > threshold else Decision.OK
     return [
         Result(
-            "error_rate",
-            None,
-            rate,
-            None,
-            threshold,
-            decision,
-            f"{state.errors} of {state.requests} requests failed ({rate:.1%}); "
+            detector="error_rate",
+            score=rate,
+            threshold=threshold,
+            decision=decision,
+            message=f"{state.errors} of {state.requests} requests failed ({rate:.1%}); "
             f"the threshold is {threshold:.1%}",
         )
     ]
@@ -61,8 +57,16 @@ def data_quality(
             f"{state.batches_with_issues} of {state.requests} requests had problems; "
             f"most often ({count}x): {worst}"
         )
-    decision: Decision = "alert" if share > threshold else "ok"
-    return [Result("data_quality", None, share, None, threshold, decision, message)]
+    decision = Decision.ALERT if share > threshold else Decision.OK
+    return [
+        Result(
+            detector="data_quality",
+            score=share,
+            threshold=threshold,
+            decision=decision,
+            message=message,
+        )
+    ]
 
 
 @register("schema", threshold=0.0)
@@ -84,16 +88,15 @@ def schema(
             if not n:
                 continue
             share = n / rows
-            decision: Decision = "alert" if share > threshold else "ok"
+            decision = Decision.ALERT if share > threshold else Decision.OK
             results.append(
                 Result(
-                    "schema",
-                    name,
-                    share,
-                    None,
-                    threshold,
-                    decision,
-                    f"{role} column {name!r} {what} {n} of {summary.rows} rows",
+                    detector="schema",
+                    feature=name,
+                    score=share,
+                    threshold=threshold,
+                    decision=decision,
+                    message=f"{role} column {name!r} {what} {n} of {summary.rows} rows",
                 )
             )
     return results
@@ -107,16 +110,21 @@ def label_coverage(
     threshold = float(settings["min_coverage"])
     coverage = window.labelled / rows if rows else None
     if coverage is None:
-        return [Result("label_coverage", None, None, None, threshold, "not_enough_data", "no rows")]
-    decision: Decision = "alert" if coverage < threshold else "ok"
+        return [
+            Result(
+                detector="label_coverage",
+                threshold=threshold,
+                decision=Decision.NOT_ENOUGH_DATA,
+                message="no rows",
+            )
+        ]
+    decision = Decision.ALERT if coverage < threshold else Decision.OK
     return [
         Result(
-            "label_coverage",
-            None,
-            coverage,
-            None,
-            threshold,
-            decision,
-            f"{window.labelled} of {rows} rows labelled ({coverage:.1%})",
+            detector="label_coverage",
+            score=coverage,
+            threshold=threshold,
+            decision=decision,
+            message=f"{window.labelled} of {rows} rows labelled ({coverage:.1%})",
         )
     ]
