@@ -36,7 +36,7 @@ from inferwatch.collector.detectors import (
 )
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.reference.profile import Profile
-from inferwatch.collector.settings.config import ModelConfig
+from inferwatch.collector.settings import ModelConfig
 from inferwatch.collector.window.state import WindowState
 from inferwatch.frame import Frame, numeric
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from inferwatch.collector.settings.config import load_config
+from inferwatch.collector import load_config
 from inferwatch_testkit.collector import RunningCollector, SpanSender, start_collector
 
 
@@ -26,16 +26,7 @@ def make_collector(tmp_path: Path) -> Iterator[Callable[..., RunningCollector]]:
             "checkpoint_interval_seconds": 0.2,
         }
         settings.update(overrides)
-        models = settings.pop("models", None)
-        config = load_config(None, **settings)
-        if models:
-            import dataclasses
-
-            config = dataclasses.replace(
-                config,
-                models={name: config.defaults.merged(m, name) for name, m in models.items()},
-            )
-        running = start_collector(config, clock)
+        running = start_collector(load_config(None, **settings), clock)
         started.append(running)
         return running
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 import inferwatch
-from inferwatch.collector.settings.config import load_config
+from inferwatch.collector import load_config
 from inferwatch.middleware import InferwatchMiddleware
 from inferwatch_testkit.collector import start_collector
 

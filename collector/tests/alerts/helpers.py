@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferwatch.collector.alerts import WindowResults
+from pydantic import ValidationError
+
+from inferwatch.collector.alerts import AlertPolicy, WindowResults
 from inferwatch.collector.detectors import Result
+from inferwatch.collector.detectors.params import describe
+from inferwatch.collector.settings import ConfigError
 
 MINUTE_MS = 60_000
 
@@ -32,3 +36,12 @@ def row(
 def window(window_id: int, *rows: Result) -> WindowResults:
     """Window ``n`` covers minute ``n``, so ids and time order agree."""
     return WindowResults(window_id, window_id * MINUTE_MS, (window_id + 1) * MINUTE_MS, rows)
+
+
+def policy(table: dict[str, Any], where: str = "alerts") -> AlertPolicy:
+    """An alert policy from its TOML table, as a model's settings validate it (without the
+    plug-in catalog: these tests' checks are made up)."""
+    try:
+        return AlertPolicy.model_validate(table)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, where)) from None

@@ -57,7 +57,10 @@ async def wait_for(receiver: WebhookReceiver, count: int, path: str) -> list[dic
 
 async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: WebhookReceiver) -> None:
     policy = AlertPolicy(
-        webhooks=(Webhook(receiver.url("/generic")), Webhook(receiver.url("/slack"), "slack")),
+        webhooks=(
+            Webhook(url=receiver.url("/generic")),
+            Webhook(url=receiver.url("/slack"), format="slack"),
+        ),
         retry=FAST_RETRY,
     )
     async with AlertDispatcher(base_url="http://collector.example:4318/") as dispatcher:
@@ -104,7 +107,7 @@ async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: Webhook
 
 async def test_retries_server_errors_then_delivers(receiver: WebhookReceiver) -> None:
     receiver.plans["/flaky"] = [500, 503, 429]
-    policy = AlertPolicy(webhooks=(Webhook(receiver.url("/flaky")),), retry=FAST_RETRY)
+    policy = AlertPolicy(webhooks=(Webhook(url=receiver.url("/flaky")),), retry=FAST_RETRY)
     async with AlertDispatcher() as dispatcher:
         dispatcher.submit(make_event(1), policy)
         assert await dispatcher.drain(20)
@@ -121,7 +124,8 @@ async def test_gives_up_after_its_retries_or_on_a_final_answer(
     receiver.plans["/gone"] = [404]
     retry = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
     policy = AlertPolicy(
-        webhooks=(Webhook(receiver.url("/down")), Webhook(receiver.url("/gone"))), retry=retry
+        webhooks=(Webhook(url=receiver.url("/down")), Webhook(url=receiver.url("/gone"))),
+        retry=retry,
     )
     async with AlertDispatcher() as dispatcher:
         dispatcher.submit(make_event(1), policy)
@@ -137,7 +141,7 @@ async def test_a_hanging_receiver_never_blocks_the_caller(receiver: WebhookRecei
     receiver.hang.add("/hang")
     retry = RetryPolicy(attempts=2, backoff_seconds=0.01, max_backoff_seconds=0.05)
     policy = AlertPolicy(
-        webhooks=(Webhook(receiver.url("/hang"), timeout_seconds=0.5),), retry=retry
+        webhooks=(Webhook(url=receiver.url("/hang"), timeout_seconds=0.5),), retry=retry
     )
     results = window(1, *(row("ks", "alert", f"f{i}") for i in range(4)))
     async with AlertDispatcher(concurrency=4) as dispatcher:
@@ -156,7 +160,7 @@ async def test_a_hanging_receiver_never_blocks_the_caller(receiver: WebhookRecei
 
 async def test_a_closed_port_never_blocks_the_caller(dead_url: str) -> None:
     retry = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
-    policy = AlertPolicy(webhooks=(Webhook(dead_url, timeout_seconds=2.0),), retry=retry)
+    policy = AlertPolicy(webhooks=(Webhook(url=dead_url, timeout_seconds=2.0),), retry=retry)
     async with AlertDispatcher() as dispatcher:
         started = time.perf_counter()
         for alert_id in range(10):
@@ -172,7 +176,7 @@ async def test_a_full_queue_drops_the_oldest_and_counts(
 ) -> None:
     receiver.hang.add("/slow")
     policy = AlertPolicy(
-        webhooks=(Webhook(receiver.url("/slow"), timeout_seconds=30.0),),
+        webhooks=(Webhook(url=receiver.url("/slow"), timeout_seconds=30.0),),
         retry=RetryPolicy(attempts=1),
     )
     async with AlertDispatcher(queue_size=2, concurrency=1) as dispatcher:
@@ -195,7 +199,7 @@ async def test_shutdown_gives_the_queue_a_deadline_then_counts_what_is_left(
 ) -> None:
     receiver.hang.add("/slow")
     policy = AlertPolicy(
-        webhooks=(Webhook(receiver.url("/slow"), timeout_seconds=30.0),),
+        webhooks=(Webhook(url=receiver.url("/slow"), timeout_seconds=30.0),),
         retry=RetryPolicy(attempts=1),
     )
     dispatcher = AlertDispatcher(concurrency=1)
@@ -211,7 +215,7 @@ async def test_shutdown_gives_the_queue_a_deadline_then_counts_what_is_left(
 async def test_min_severity_filters_webhooks_but_not_the_log(
     receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    policy = AlertPolicy(min_severity="critical", webhooks=(Webhook(receiver.url("/hook")),))
+    policy = AlertPolicy(min_severity="critical", webhooks=(Webhook(url=receiver.url("/hook")),))
     async with AlertDispatcher() as dispatcher:
         dispatcher.submit(make_event(1, "warning"), policy)
         assert dispatcher.stats.queued == 0
@@ -229,8 +233,8 @@ async def test_logs_one_line_per_event_without_secrets_or_data(
     receiver.plans["/broken/TOKEN456"] = [500, 500]
     policy = AlertPolicy(
         webhooks=(
-            Webhook(receiver.url("/services/T0/B0/TOKEN123?token=QSECRET"), "slack"),
-            Webhook(receiver.url("/broken/TOKEN456")),
+            Webhook(url=receiver.url("/services/T0/B0/TOKEN123?token=QSECRET"), format="slack"),
+            Webhook(url=receiver.url("/broken/TOKEN456")),
         ),
         retry=RetryPolicy(attempts=2, backoff_seconds=0.01, max_backoff_seconds=0.05),
     )

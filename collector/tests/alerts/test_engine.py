@@ -14,8 +14,9 @@ from inferwatch.collector.alerts import (
     CriticalThreshold,
     MemoryAlertStore,
 )
-from inferwatch.collector.settings.config import ConfigError
+from inferwatch.collector.settings import ConfigError
 
+from .helpers import policy as alert_policy
 from .helpers import row, window
 
 MODEL, VERSION = "credit", "1"
@@ -33,10 +34,10 @@ class RecordingSink:
 
 
 def make_engine(
-    store: MemoryAlertStore | None = None, **policy: object
+    store: MemoryAlertStore | None = None, **settings: object
 ) -> tuple[AlertEngine, MemoryAlertStore]:
     store = store or MemoryAlertStore()
-    return AlertEngine(store, AlertPolicy().merged(policy, "alerts"), clock=lambda: 1000.0), store
+    return AlertEngine(store, alert_policy(settings), clock=lambda: 1000.0), store
 
 
 def kinds(events: list[AlertEvent]) -> list[str]:
@@ -280,7 +281,7 @@ def test_a_broken_sink_does_not_lose_the_alert() -> None:
 
 
 def test_policy_settings_are_validated_with_the_setting_named() -> None:
-    policy = AlertPolicy().merged(
+    policy = alert_policy(
         {
             "consecutive": 3,
             "checks": ["accuracy"],
@@ -299,19 +300,19 @@ def test_policy_settings_are_validated_with_the_setting_named() -> None:
     assert [w.format for w in policy.webhooks] == ["slack", "json"]
     assert policy.webhooks[1].timeout_seconds == 2.0
     # Webhook URLs are shown redacted, and the redacted form is refused if sent back.
-    assert "SECRET" not in repr(policy) and "SECRET" not in str(policy.to_dict())
+    assert "SECRET" not in repr(policy) and "SECRET" not in str(policy.model_dump(mode="json"))
     with pytest.raises(ConfigError, match="redacted form"):
-        AlertPolicy().merged({"webhooks": policy.to_dict()["webhooks"]}, "alerts")
+        alert_policy({"webhooks": policy.model_dump(mode="json")["webhooks"]}, "alerts")
     bad = {
-        "consecutive": (0, "models.credit.alerts.consecutive must be a positive integer"),
+        "consecutive": (0, "models.credit.alerts.consecutive must be at least 1, got 0"),
         "min_severity": ("info", "min_severity must be 'warning' or 'critical'"),
-        "checks": ("ks", "checks must be a list of check names"),
+        "checks": ("ks", "checks must be a list"),
         "critical": ({"ks": {"over": 1}}, r"critical.ks has unknown setting\(s\) over"),
-        "retry": ({"attempts": 0}, "retry: attempts must be at least 1"),
-        "webhooks": ([{"url": "ftp://x/SECRET"}], r"webhooks\[0\]: a webhook url must be"),
+        "retry": ({"attempts": 0}, "retry.attempts must be at least 1"),
+        "webhooks": ([{"url": "ftp://x/SECRET"}], r"webhooks\[0\].url must be an http\(s\) URL"),
         "colour": ("red", r"unknown setting\(s\) colour"),
     }
     for key, (value, message) in bad.items():
         with pytest.raises(ConfigError, match=message) as caught:
-            AlertPolicy().merged({key: value}, "models.credit.alerts")
+            alert_policy({key: value}, "models.credit.alerts")
         assert "SECRET" not in str(caught.value)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from starlette.routing import Route
 
+from inferwatch.collector import load_config
 from inferwatch.collector.receive.batch import Overloaded, PredictionBatch
 from inferwatch.collector.runtime.collector import Collector
-from inferwatch.collector.settings.config import load_config
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import Frame, categorical, encode_frame, numeric
 from inferwatch_testkit import FakeClock, wait_for
@@ -149,7 +149,14 @@ def test_config_changes_apply_and_persist(make_collector, tmp_path: Path) -> Non
         client.put("/v1/models/m/config", json={"detectors": {"schema": {"enabled": False}}})
         config = client.get("/v1/models/m/config").json()
     assert config["window"] == 30
-    assert config["detectors"] == {"error_rate": {"threshold": 0.2}, "schema": {"enabled": False}}
+    # Every check's effective settings: the changes, and each detector's defaults.
+    assert config["detectors"]["error_rate"] == {
+        "enabled": True,
+        "threshold": 0.2,
+        "min_requests": 10,
+    }
+    assert config["detectors"]["schema"]["enabled"] is False
+    assert config["detectors"]["univariate_drift"]["alpha"] == 0.05
     collector.stop()
     # A new process on the same database keeps the change.
     restarted = make_collector()

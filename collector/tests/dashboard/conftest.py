@@ -3,7 +3,6 @@ headless Chromium."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from inferwatch.collector.settings.config import load_config
+from inferwatch.collector import load_config
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import Frame, categorical, encode_frame, numeric
 from inferwatch_testkit import FakeClock, wait_for
@@ -32,13 +31,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 def start_collector(db: Path, **overrides: Any) -> RunningCollector:
     clock = FakeClock(T0)
-    config = load_config(
-        None,
-        db=f"sqlite:///{db}",
-        tick_seconds=0.05,
-        checkpoint_interval_seconds=0.2,
-        **overrides,
-    )
     # Performance never has enough labels here, so a window mixes failed, undecided and passed
     # results, and the page's ordering of them shows. The outlier rate test is off: at its 5%
     # level it fails one of these small clean windows by chance, and the page test wants the
@@ -48,8 +40,14 @@ def start_collector(db: Path, **overrides: Any) -> RunningCollector:
         "allowed_lateness": 0,
         "detectors": {"performance": {"min_labels": 10**6}, "outliers": {"enabled": False}},
     }
-    model = config.defaults.merged(settings, MODEL)
-    config = dataclasses.replace(config, models={MODEL: model})
+    config = load_config(
+        None,
+        db=f"sqlite:///{db}",
+        tick_seconds=0.05,
+        checkpoint_interval_seconds=0.2,
+        models={MODEL: settings},
+        **overrides,
+    )
     return start_running_collector(config, clock)
 
 

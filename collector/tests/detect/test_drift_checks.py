@@ -3,7 +3,6 @@ through the OTLP exporter, labels posted, and every finding read back from the q
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,10 +14,8 @@ import numpy as np
 import pytest
 
 import inferwatch
-from inferwatch.collector.detect.evaluate import registered
-from inferwatch.collector.detect.fitted import FITTED
-from inferwatch.collector.detectors import OnlineOutlierDetector
-from inferwatch.collector.settings.config import ConfigError, ModelConfig, load_config
+from inferwatch.collector import ConfigError, Registry, load_config
+from inferwatch.collector.detectors import OnlineOutlierDetector, OutlierDetector
 from inferwatch.collector.storage import SQLiteStorage
 from inferwatch.frame import Frame, categorical, numeric
 from inferwatch_testkit import FakeClock, wait_for
@@ -139,14 +136,14 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     """One collector for the read-only tests below (module scope: the run takes ~10 s)."""
     db = tmp_path_factory.mktemp("drift") / "collector.db"
     clock = FakeClock(T0)
-    config = load_config(None, db=f"sqlite:///{db}", tick_seconds=0.05)
     # The outliers check with its defaults: a whitened isolation forest.
     settings = {"window": WINDOW, "allowed_lateness": 5, "reference": {"policy": "none"}}
-    model = config.defaults.merged(settings, MODEL)
-    collector = start_collector(dataclasses.replace(config, models={MODEL: model}), clock)
+    config = load_config(None, db=f"sqlite:///{db}", tick_seconds=0.05, models={MODEL: settings})
+    collector = start_collector(config, clock)
+    fitted = collector.app.state.collector.fitted
     sender = SpanSender(collector.url)
     rng = np.random.default_rng(7)
-    fits_before = {check: FITTED.fits[check] for check in (*CHECKS, "label_drift")}
+    fits_before = {check: fitted.fits[check] for check in (*CHECKS, "label_drift")}
     try:
         upload_reference(collector.url, rng)
         clean = table(rng, ROWS)
@@ -177,7 +174,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             )
             found = sorted(found, key=lambda w: w["start"])
             results = [results_of(client, w["id"]) for w in found]
-        fits = {check: FITTED.fits[check] - before for check, before in fits_before.items()}
+        fits = {check: fitted.fits[check] - before for check, before in fits_before.items()}
         yield Scenario(found, results, [ids[1][i] for i in injected_rows], fits)
     finally:
         sender.close()
@@ -254,15 +251,17 @@ def test_each_reference_is_fitted_once(scenario: Scenario) -> None:
 
 def test_detector_settings_are_checked_by_name() -> None:
     with pytest.raises(ConfigError, match="alpah"):
-        ModelConfig().merged({"detectors": {"univariate_drift": {"alpah": 0.1}}}, "models.m")
+        load_config(None, models={"m": {"detectors": {"univariate_drift": {"alpah": 0.1}}}})
     with pytest.raises(ConfigError, match="no check named 'mmd'"):
-        ModelConfig().merged({"detectors": {"mmd": {}}}, "models.m")
-    merged = ModelConfig().merged(
-        {"detectors": {"multivariate_drift": {"method": "classifier"}}}, "models.m"
+        load_config(None, models={"m": {"detectors": {"mmd": {}}}})
+    config = load_config(
+        None, models={"m": {"detectors": {"multivariate_drift": {"method": "classifier"}}}}
     )
-    assert merged.detectors["multivariate_drift"] == {"method": "classifier"}
-    defaults = registered()["outliers"].defaults
-    assert defaults["method"] == "isolation_forest" and defaults["target_fpr"] == 0.01
+    assert config.model("m").check("multivariate_drift").model_dump()["method"] == "classifier"
+    # The defaults are the detector's own.
+    defaults = Registry.load().checks["outliers"].settings()
+    assert defaults.model_dump()["method"] == OutlierDetector().method == "isolation_forest"
+    assert defaults.model_dump()["target_fpr"] == OutlierDetector().target_fpr == 0.01
 
 
 def test_the_online_detector_continues_after_a_restart(

@@ -16,6 +16,7 @@ from sklearn import metrics as skm
 
 import inferwatch
 from inferwatch.capture import capture_outputs
+from inferwatch.collector import ConfigError, load_config
 from inferwatch.frame import Frame, numeric
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import T0, mixed_frames, total_rows, windows
@@ -419,15 +420,17 @@ def test_user_defined_metric_by_import_path_and_a_broken_one(
 ) -> None:
     (tmp_path / "bizmetrics.py").write_text(PROFIT_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
-    broken = {
-        "window": WINDOW,
-        "allowed_lateness": 0,
-        "detectors": {"performance": {"metrics": ["accuracy", "nosuchpackage.metrics:gain"]}},
-    }
+    # A metric that cannot be imported is refused when the settings load, naming it: it would
+    # otherwise fail on every window.
+    broken = {"detectors": {"performance": {"metrics": ["accuracy", "nosuchpackage.metrics:gain"]}}}
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, models={"broken": broken})
+    assert str(refused.value).startswith(
+        "models.broken.detectors.performance: metric 'nosuchpackage.metrics:gain': cannot "
+        "import 'nosuchpackage.metrics'"
+    )
     clock, collector = start(
-        make_collector,
-        {"metrics": ["accuracy", "bizmetrics:profit"], "min": {"profit": 0}},
-        broken=broken,
+        make_collector, {"metrics": ["accuracy", "bizmetrics:profit"], "min": {"profit": 0}}
     )
     sender = make_sender(collector.url)
     rng = np.random.default_rng(15)
@@ -435,15 +438,12 @@ def test_user_defined_metric_by_import_path_and_a_broken_one(
     y = rng.choice(["no", "yes"], n)
     proba, pred = binary_outputs(rng, y)
     ids = send_window(sender, 0, n, probabilities(proba, ["no", "yes"]))
-    broken_ids = send_window(sender, 0, n, probabilities(proba, ["no", "yes"]), model="broken")
     sender.flush()
     cm = skm.confusion_matrix(y, pred, labels=["no", "yes"])
     expected = 100.0 * cm[1, 1] - 400.0 * cm[0, 1]
     with collector.client() as client:
         wait_for(lambda: total_rows(client, MODEL) == n, what="rows")
-        wait_for(lambda: total_rows(client, "broken") == n, what="rows of the broken model")
         log_labels(collector.url, dict(zip(ids, y, strict=True)))
-        log_labels(collector.url, dict(zip(broken_ids, y, strict=True)), model="broken")
         clock.advance_to(T0 + WINDOW + 1)
         (detail,) = evaluated(client, MODEL, labelled_count(n), "the window evaluated")
         results = performance_results(detail)
@@ -454,10 +454,7 @@ def test_user_defined_metric_by_import_path_and_a_broken_one(
         assert body["windows"][0]["performance"]["profit"] == expected
         assert body["lifetime"]["all"]["profit"] == expected
         assert "metric_errors" not in body
-
-        (broken_detail,) = evaluated(client, "broken", labelled_count(n), "the broken model")
-        (error,) = [r for r in broken_detail["results"] if r["detector"] == "performance"]
-        assert error["decision"] == "error"
-        assert "cannot import 'nosuchpackage.metrics'" in error["message"]
-        errors = client.get("/v1/models/broken/metrics").json()["metric_errors"]
-        assert "cannot import 'nosuchpackage.metrics'" in errors["nosuchpackage.metrics:gain"]
+        # The same refusal through the API, and nothing stored.
+        changed = client.put("/v1/models/broken/config", json=broken)
+        assert changed.status_code == 400, changed.text
+        assert "cannot import 'nosuchpackage.metrics'" in changed.json()["error"]

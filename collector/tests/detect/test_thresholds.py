@@ -13,10 +13,10 @@ import pytest
 from scipy import stats
 
 import inferwatch
+from inferwatch.collector import ConfigError, load_config
 from inferwatch.collector.detect.columns import Columns
-from inferwatch.collector.detect.fitted import FITTED
 from inferwatch.collector.detectors import MMDDrift, OutlierDetector, calibrate_on_reference
-from inferwatch.collector.settings.config import ConfigError, ModelConfig, load_config
+from inferwatch.collector.settings import ReferenceLevels, StaticLevels
 from inferwatch.frame import Frame, categorical, numeric
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import T0, RunningCollector, SpanSender, mixed_frames, windows
@@ -217,7 +217,8 @@ def test_reference_levels_match_the_library_and_hold_the_false_alarm_rate(
     rng = np.random.default_rng(11)
     reference = table(rng, 4000)
     inferwatch.set_reference(model, "1", reference, endpoint=collector.url)
-    fits = FITTED.fits["univariate_drift.threshold"]
+    fitted = collector.app.state.collector.fitted
+    fits = fitted.fits["univariate_drift.threshold"]
     sender = make_sender(collector.url)
     for number in range(clean):
         send_rows(sender, model, number, table(rng, rows))
@@ -225,7 +226,7 @@ def test_reference_levels_match_the_library_and_hold_the_false_alarm_rate(
     sender.flush()
     found = close_windows(collector, clock, model, clean + 1, rows)
     # One calibration for every window: they share the model, reference and window size.
-    assert FITTED.fits["univariate_drift.threshold"] == fits + 1
+    assert fitted.fits["univariate_drift.threshold"] == fits + 1
 
     first = row(found[0], "univariate_drift", "x0")
     levels = first["details"]["levels"]
@@ -271,8 +272,8 @@ def test_reference_levels_of_the_joint_and_outlier_checks(
     make_collector: Callable[..., RunningCollector], make_sender: Callable[..., SpanSender]
 ) -> None:
     with pytest.raises(ConfigError, match=r"mode 'reference' needs .*univariate_drift"):
-        ModelConfig().merged(
-            {"detectors": {"error_rate": {"threshold": {"mode": "reference"}}}}, "models.m"
+        load_config(
+            None, models={"m": {"detectors": {"error_rate": {"threshold": {"mode": "reference"}}}}}
         )
     clock = FakeClock(T0)
     quick = {"mode": "reference", "n_bootstrap": 40}
@@ -345,7 +346,7 @@ def test_reference_levels_of_the_joint_and_outlier_checks(
         ({"mode": "static", "warning": 0.1, "k_warning": 2}, "unknown setting.*k_warning"),
         ({"mode": "sometimes"}, "mode must be one of 'static', 'reference', 'history'"),
         ({"mode": "reference", "target_fpr": 0.01, "critical_fpr": 0.05}, "must not exceed"),
-        ({"mode": "reference", "n_bootstrap": 5}, r"n_bootstrap must be a whole number >= 20"),
+        ({"mode": "reference", "n_bootstrap": 5}, r"n_bootstrap must be at least 20, got 5"),
         ({"mode": "history", "min_windows": 10, "last": 5}, "last .* at least min_windows"),
         ({"mode": "history", "direction": "up"}, "direction must be 'above' or 'below'"),
         (0.2, "univariate_drift.threshold must be a table"),
@@ -353,8 +354,8 @@ def test_reference_levels_of_the_joint_and_outlier_checks(
 )
 def test_threshold_tables_are_validated(threshold: Any, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
-        ModelConfig().merged(
-            {"detectors": {"univariate_drift": {"threshold": threshold}}}, "models.m"
+        load_config(
+            None, models={"m": {"detectors": {"univariate_drift": {"threshold": threshold}}}}
         )
 
 
@@ -377,11 +378,15 @@ threshold = 0.02
 """
     )
     detectors = load_config(path).model("credit").detectors
-    assert detectors["univariate_drift"]["threshold"] == {"mode": "reference", "target_fpr": 0.02}
-    assert detectors["label_coverage"]["threshold"]["direction"] == "below"
+    calibrated = detectors["univariate_drift"].levels
+    assert isinstance(calibrated, ReferenceLevels)
+    assert (calibrated.target_fpr, calibrated.critical_fpr) == (0.02, 0.01)
+    assert isinstance(detectors["label_coverage"].levels, StaticLevels)
+    assert detectors["label_coverage"].levels.direction == "below"
     # A number is still error_rate's own rule.
-    assert detectors["error_rate"]["threshold"] == 0.02
+    assert detectors["error_rate"].model_dump()["threshold"] == 0.02
+    assert detectors["error_rate"].levels is None
     with pytest.raises(ConfigError, match="performance has unknown setting"):
-        ModelConfig().merged(
-            {"detectors": {"performance": {"threshold": {"mode": "static"}}}}, "models.m"
+        load_config(
+            None, models={"m": {"detectors": {"performance": {"threshold": {"mode": "static"}}}}}
         )

@@ -109,4 +109,4 @@ def test_each_window_draws_its_own_reference_rows_reproducibly() -> None:
     again = detector.run(windows[0].copy())
     assert again.p_value == detector.run(windows[0]).p_value
     with pytest.raises(ValueError, match="reference_pool"):
-        MMDDrift(max_rows=500, reference_pool=100)
+        MMDDrift(max_rows=500, reference_pool=100).fit(rng.normal(size=(200, 10)))

@@ -235,6 +235,6 @@ def test_whitening_gives_unit_variance_and_keeps_exact_relations_visible(
 
 def test_whiten_is_validated() -> None:
     with pytest.raises(ValueError, match="whiten must be true, false or 'auto'"):
-        OutlierDetector(whiten="yes")  # type: ignore[arg-type]
+        OutlierDetector(whiten="yes").fit(np.zeros((20, 2)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cannot whiten"):
-        OutlierDetector(prefit=True, whiten=True)
+        OutlierDetector(prefit=True, whiten=True).fit(np.zeros((20, 2)))

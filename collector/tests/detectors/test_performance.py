@@ -8,9 +8,9 @@ from sklearn import metrics
 
 from inferwatch.collector.detectors import (
     ClassificationStats,
+    Metric,
     PerformanceCheck,
     RegressionStats,
-    register_metric,
     static,
 )
 
@@ -121,20 +121,18 @@ def test_worse_performance_warns_then_turns_critical(rng: np.random.Generator) -
     assert mae.run(window).decision == "warning"
 
 
-def test_user_metric_registered_by_name(rng: np.random.Generator) -> None:
+def test_a_metric_of_ones_own_is_computed_from_the_statistics(rng: np.random.Generator) -> None:
     def false_negative_rate(stats: ClassificationStats) -> float | None:
         tp, fn = stats.confusion[1, 1], stats.confusion[1, 0]
         return fn / (tp + fn) if tp + fn else None
 
-    register_metric("test_fnr", false_negative_rate, task="classification", higher_is_better=False)
+    fnr = Metric("test_fnr", "classification", False, false_negative_rate)
     y, pred, _ = _classification(rng, 500, 2)
-    check = PerformanceCheck(metrics=["test_fnr"], thresholds={"test_fnr": static(0.5)})
+    check = PerformanceCheck(metrics=[fnr], thresholds={"test_fnr": static(0.5)})
     result = check.run(ClassificationStats(range(2)).update(y, pred))
     expected = 1 - metrics.recall_score(y, pred)
     assert result.features[0].statistic == pytest.approx(expected)
-    with pytest.raises(ValueError, match="already registered"):
-        register_metric(
-            "test_fnr", false_negative_rate, task="classification", higher_is_better=False
-        )
     with pytest.raises(ValueError, match="metric 'mae' is for regression"):
-        PerformanceCheck(metrics=["mae"])
+        PerformanceCheck(metrics=["mae"]).run(ClassificationStats(range(2)).update(y, pred))
+    with pytest.raises(ValueError, match="no metric named 'acuracy'"):
+        PerformanceCheck(metrics=["acuracy"]).fit(ClassificationStats(range(2)).update(y, pred))

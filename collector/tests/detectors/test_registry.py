@@ -1,18 +1,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Self
 
 import numpy as np
 import pytest
 
-from inferwatch.collector.detectors import (
-    DetectionResult,
-    Detector,
-    create,
-    register,
-    registered,
-)
+from inferwatch.collector.detectors import create, registered
 
 
 def test_builtin_detectors_are_registered() -> None:
@@ -30,24 +23,21 @@ def test_builtin_detectors_are_registered() -> None:
     } <= names
 
 
-def test_a_new_detector_registers_and_is_created_by_name() -> None:
-    @register("test_mean_above")
-    class MeanAbove(Detector):
-        def __init__(self, limit: float = 1.0) -> None:
-            self.limit = limit
+def test_each_installed_detector_has_the_name_of_its_entry_point() -> None:
+    for name, cls in registered().items():
+        assert cls.name == name
+        assert create(name).get_params() == type(create(name))().get_params()
 
-        def fit(self, reference: Any) -> Self:
-            return self
 
-        def run(self, window: Any) -> DetectionResult:
-            mean = float(np.mean(window))
-            decision = "alert" if mean > self.limit else "ok"
-            return DetectionResult(self.name, decision, mean, None, self.limit, f"mean {mean}")
-
-    detector = create("test_mean_above", limit=0.5).fit(None)
-    result = detector.run(np.ones(3))
-    assert result.decision == "alert" and result.detector == "test_mean_above"
-    assert detector.get_params() == {"limit": 0.5}
+def test_parameters_are_checked_at_fit_against_their_declared_types() -> None:
+    detector = create("univariate_drift", alpha=5, min_samples=0)  # stored as given
+    assert detector.get_params()["alpha"] == 5
+    with pytest.raises(ValueError, match="alpha must be between 0 and 1, got 5"):
+        detector.fit(np.zeros((200, 2)))
+    with pytest.raises(ValueError, match=r"n_permutations must be an integer, got 2\.5"):
+        create("mmd_drift", n_permutations=2.5).fit(np.zeros((200, 2)))
+    # numpy numbers are the numbers they hold.
+    create("univariate_drift", min_samples=np.int64(50)).fit(np.zeros((200, 2)))
 
 
 def test_create_names_unknown_detectors_and_parameters() -> None:

@@ -7,15 +7,14 @@ an evaluation reads. Evaluations fold it in first (IngestPipeline.settle)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from inferwatch.collector import load_config
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.runtime.collector import Collector
-from inferwatch.collector.settings.config import load_config
 from inferwatch_testkit import FakeClock
 from inferwatch_testkit.collector import T0, mixed_frames
 
@@ -34,9 +33,9 @@ def batch(n: int, start_s: float) -> PredictionBatch:
 
 async def test_an_evaluation_waiting_on_a_commit_sees_the_committed_batch(tmp_path: Path) -> None:
     clock = FakeClock(T0)
-    config = load_config(None, db=f"sqlite:///{tmp_path / 'c.db'}")
-    model = config.defaults.merged({"window": WINDOW}, "models.settle")
-    config = dataclasses.replace(config, models={"settle": model})
+    config = load_config(
+        None, db=f"sqlite:///{tmp_path / 'c.db'}", models={"settle": {"window": WINDOW}}
+    )
     runtime = Collector.build(config, clock)
     await runtime.pipeline.start()
     try:

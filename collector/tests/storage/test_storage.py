@@ -12,7 +12,7 @@ import pytest
 from inferwatch.collector.alerts import AlertEngine, AlertPolicy, MemoryAlertStore, WindowResults
 from inferwatch.collector.detectors import Result
 from inferwatch.collector.labels.join import labelled_pairs
-from inferwatch.collector.settings.config import ConfigError
+from inferwatch.collector.settings import ConfigError
 from inferwatch.collector.storage.base import IncomingBatch, LabelRecord, WindowKey
 from inferwatch.collector.storage.sqlite import SQLiteStorage
 from inferwatch.frame import Frame, categorical, encode_frame
@@ -46,8 +46,8 @@ SCRIPT = [
 
 
 def test_sqlite_alert_store_matches_the_memory_store_across_reopening(tmp_path: Path) -> None:
-    policy = AlertPolicy().merged(
-        {"consecutive": 2, "critical": {"error_rate": {"above": 0.3}}}, "alerts"
+    policy = AlertPolicy.model_validate(
+        {"consecutive": 2, "critical": {"error_rate": {"above": 0.3}}}
     )
     clock = iter(range(1_000, 100_000, 1_000))
     memory = MemoryAlertStore()

@@ -11,47 +11,56 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from inferwatch.collector.detect.evaluate import evaluate_window, register
+    from inferwatch.collector.detect.check import CheckSpec, check
+    from inferwatch.collector.detect.evaluate import evaluate_window
     from inferwatch.collector.detect.view import WindowView
     from inferwatch.collector.detectors.result import Result
+    from inferwatch.collector.plugins import Registry
+    from inferwatch.collector.runtime.loading import load_config
     from inferwatch.collector.server.app import create_app
-    from inferwatch.collector.settings.config import (
+    from inferwatch.collector.settings import (
+        CheckSettings,
         CollectorConfig,
         ConfigError,
         ModelConfig,
         ReferencePolicy,
-        load_config,
     )
     from inferwatch.collector.storage import Storage, open_storage
 
 _EXPORTS = {
     "create_app": "server.app",
-    "CollectorConfig": "settings.config",
-    "ConfigError": "settings.config",
-    "ModelConfig": "settings.config",
-    "ReferencePolicy": "settings.config",
-    "load_config": "settings.config",
+    "load_config": "runtime.loading",
+    "CheckSettings": "settings",
+    "CollectorConfig": "settings",
+    "ConfigError": "settings",
+    "ModelConfig": "settings",
+    "ReferencePolicy": "settings",
+    "CheckSpec": "detect.check",
+    "check": "detect.check",
+    "Registry": "plugins",
     "Result": "detectors.result",
     "WindowView": "detect.view",
     "evaluate_window": "detect.evaluate",
-    "register": "detect.evaluate",
     "Storage": "storage",
     "open_storage": "storage",
 }
 
 __all__ = [
+    "CheckSettings",
+    "CheckSpec",
     "CollectorConfig",
     "ConfigError",
     "ModelConfig",
     "ReferencePolicy",
+    "Registry",
     "Result",
     "Storage",
     "WindowView",
+    "check",
     "create_app",
     "evaluate_window",
     "load_config",
     "open_storage",
-    "register",
 ]
 
 

@@ -14,6 +14,7 @@ from inferwatch.collector.alerts.model import (
     WindowResults,
 )
 from inferwatch.collector.alerts.notify import AlertDispatcher, DeliveryStats, log_event
+from inferwatch.collector.alerts.payloads import Notifier
 from inferwatch.collector.alerts.store import AlertSnapshot, AlertStore, MemoryAlertStore
 from inferwatch.collector.settings.alerts import (
     AlertPolicy,
@@ -37,6 +38,7 @@ __all__ = [
     "DeliveryStats",
     "Evidence",
     "MemoryAlertStore",
+    "Notifier",
     "Observation",
     "RetryPolicy",
     "Webhook",

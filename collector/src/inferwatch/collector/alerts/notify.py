@@ -16,13 +16,14 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
 import httpx
 
 from inferwatch.collector.alerts.model import AlertEvent
-from inferwatch.collector.alerts.payloads import payload
+from inferwatch.collector.alerts.payloads import BUILTIN_NOTIFIERS, Notifier
 from inferwatch.collector.settings.alerts import AlertPolicy, RetryPolicy, Webhook, redact_url
 
 logger = logging.getLogger("inferwatch.alerts")
@@ -75,17 +76,24 @@ class AlertDispatcher:
     """The log and webhook sink of ``AlertEngine``.
 
     ``await start()`` on the event loop that should send, ``submit`` from anywhere, and
-    ``await aclose()`` at shutdown (or use ``async with``). ``base_url`` is the collector's
-    public URL, for links to windows.
+    ``await aclose()`` at shutdown (or use ``async with``). ``notifiers`` are the webhook
+    formats by name (the built-in ``json`` and ``slack`` when not given); ``base_url`` is the
+    collector's public URL, for links to windows.
     """
 
     def __init__(
-        self, *, base_url: str | None = None, queue_size: int = 1000, concurrency: int = 4
+        self,
+        notifiers: Mapping[str, Notifier] | None = None,
+        *,
+        base_url: str | None = None,
+        queue_size: int = 1000,
+        concurrency: int = 4,
     ) -> None:
         if queue_size < 1 or concurrency < 1:
             raise ValueError(
                 f"queue_size and concurrency must be at least 1, got {queue_size} and {concurrency}"
             )
+        self._notifiers = dict(notifiers if notifiers is not None else BUILTIN_NOTIFIERS)
         self._base_url = base_url
         self._queue_size = queue_size
         self._concurrency = concurrency
@@ -237,7 +245,10 @@ class AlertDispatcher:
     async def _send(self, delivery: _Delivery) -> None:
         assert self._client is not None
         webhook, retry, event = delivery.webhook, delivery.retry, delivery.event
-        body = payload(event, webhook.format, self._base_url)
+        notifier = self._notifiers.get(webhook.format)
+        if notifier is None:
+            raise ValueError(f"no notifier named {webhook.format!r} is loaded")
+        body = notifier.payload(event, self._base_url)
         reason = ""
         attempt = 0
         while attempt < retry.attempts:

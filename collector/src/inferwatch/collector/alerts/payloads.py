@@ -1,21 +1,32 @@
-"""What a webhook receives for an alert event: generic JSON, or a Slack-compatible message."""
+"""What a webhook receives for an alert event: one notifier per webhook ``format``.
+
+The built-in ones are ``json`` (the event, the alert as the API shows it, a link) and ``slack``
+(an incoming-webhook message). A notifier of one's own is a ``Notifier`` found through the
+``inferwatch.notifiers`` entry points or in a plug-in module::
+
+    teams = Notifier("teams", lambda event, base_url: {"text": describe(event)})
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from inferwatch.collector.alerts.model import AlertEvent
-from inferwatch.collector.settings.alerts import WebhookFormat
 
 # Slack refuses a section whose text is over 3,000 characters.
 SLACK_TEXT_LIMIT = 3000
 
 
-def payload(event: AlertEvent, format: WebhookFormat, base_url: str | None) -> dict[str, Any]:
-    if format == "slack":
-        return slack_payload(event, base_url)
-    return json_payload(event, base_url)
+@dataclass(frozen=True)
+class Notifier:
+    """A webhook format: ``payload(event, base_url)`` is the JSON body POSTed for an event
+    (``base_url``: the collector's public URL, for links, when known)."""
+
+    name: str
+    payload: Callable[[AlertEvent, str | None], dict[str, Any]]
 
 
 def json_payload(event: AlertEvent, base_url: str | None) -> dict[str, Any]:
@@ -85,3 +96,10 @@ def _escape(text: str) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= SLACK_TEXT_LIMIT else text[: SLACK_TEXT_LIMIT - 1] + "…"
+
+
+json_notifier = Notifier("json", json_payload)
+slack_notifier = Notifier("slack", slack_payload)
+# What a dispatcher sends with when it is given no notifiers (the collector gives it those of
+# its plug-in registry, which finds these two through its entry points).
+BUILTIN_NOTIFIERS = {n.name: n for n in (json_notifier, slack_notifier)}

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from inferwatch.collector.api.common import ApiError, collector, read_json
-from inferwatch.collector.settings.config import ConfigError
+from inferwatch.collector.settings import ConfigError
 
 MAX_BODY_BYTES = 2**20
 

@@ -10,10 +10,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from inferwatch.collector.api.common import ApiError, collector, iso, parse_iso
+from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
+from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detectors.metrics import Task, evaluate
 from inferwatch.collector.labels.scoring import BUILTIN_METRICS, lifetime, public, stored_stats
-from inferwatch.collector.settings.config import ModelConfig
-from inferwatch.collector.settings.performance import resolve_metric, settings_for
+from inferwatch.collector.settings import ModelConfig
 from inferwatch.collector.storage.base import WindowRecord
 
 MAX_WINDOWS = 10_000
@@ -154,38 +155,25 @@ class _OwnMetrics:
     """The model's configured metrics that are not built in, added to each shown performance."""
 
     def __init__(self, config: ModelConfig) -> None:
-        specs = settings_for(config).get("metrics")
-        # A malformed list is the check's to report; here it only means no extra metrics.
-        self._specs = [m for m in specs if isinstance(m, str)] if isinstance(specs, list) else []
-        self._names: dict[Task, list[str]] = {}
-        # Metric spec -> why it could not be computed (e.g. its module does not import).
+        settings = config.detectors.get(PERFORMANCE)
+        self._settings = settings if isinstance(settings, PerformanceSettings) else None
+        # Metric name -> why it could not be computed (the user's function raised).
         self.problems: dict[str, str] = {}
 
     def shown(self, performance: dict[str, Any]) -> dict[str, Any]:
         out = public(performance)
-        stats = stored_stats(performance) if self._specs else None
-        if stats is None:
+        stats = stored_stats(performance) if self._settings is not None else None
+        if stats is None or self._settings is None:
             return out
         task: Task = out.get("task", "classification")
-        for name in self._resolved(task):
+        for metric in self._settings.metric_list(task):
+            if metric.name in BUILTIN_METRICS[task] or metric.task not in (None, task):
+                continue
             try:
-                out.update(evaluate(stats, [name]))
+                out.update(evaluate(stats, [metric]))
             except Exception as exc:  # the user's function may fail in any way
-                self.problems.setdefault(name, f"{name} failed: {exc!r}")
+                self.problems.setdefault(metric.name, f"{metric.name} failed: {exc!r}")
         return out
-
-    def _resolved(self, task: Task) -> list[str]:
-        if task not in self._names:
-            names = []
-            for spec in self._specs:
-                if spec in BUILTIN_METRICS[task]:
-                    continue
-                try:
-                    names.append(resolve_metric(spec, task))
-                except ValueError as exc:
-                    self.problems[str(spec)] = str(exc)
-            self._names[task] = names
-        return self._names[task]
 
 
 def _window_id(text: str) -> int:

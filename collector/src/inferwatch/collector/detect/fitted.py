@@ -2,6 +2,7 @@
 
 A detector is fitted once per (check, model, version, reference profile, settings) and reused
 for every window until the reference or the settings change; a window never pays for a fit.
+The running collector owns one cache (checks reach it as ``WindowView.fitted``).
 The profile is recognised by identity (``References`` hands out one object per stored
 reference) and held weakly, so a replaced reference is refitted and an id reused by a new object
 is never mistaken for the old one. A failed fit is remembered too: the same reference would fail
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.settings import CheckSettings
 
 T = TypeVar("T")
 # Enough for every check of a few dozen model versions; the oldest entry goes first.
@@ -50,10 +52,15 @@ class FittedCache:
         model: str,
         version: str,
         profile: Profile,
-        settings: Mapping[str, Any],
+        settings: CheckSettings | Mapping[str, Any],
         fit: Callable[[], T],
     ) -> T:
-        """The value ``fit()`` returned for this reference and settings, fitting on first use."""
+        """The value ``fit()`` returned for this reference and settings, fitting on first use.
+
+        ``settings``: a check's settings (what it fits depends on all but whether it runs and
+        its levels) or any mapping that says what the fit depends on."""
+        if isinstance(settings, CheckSettings):
+            settings = settings.detector_settings()
         key = (check, model, version, id(profile), _settings_key(settings))
         with self._lock:
             entry = self._entries.get(key)
@@ -82,7 +89,3 @@ class FittedCache:
 
 def _settings_key(settings: Mapping[str, Any]) -> str:
     return json.dumps(dict(settings), sort_keys=True, default=repr)
-
-
-# The collector's one cache: every check module fits through it.
-FITTED = FittedCache()

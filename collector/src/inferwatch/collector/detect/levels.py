@@ -1,7 +1,7 @@
 """The threshold layer: a check's ``threshold`` setting re-decides its results from their scores.
 
-A check registered with a ``threshold`` default takes a table (``threshold_settings``) whose
-levels replace the check's own rule: a score beyond the warning level gives ``warning``, beyond
+A check whose ``threshold`` setting holds a table (``settings.threshold_table``) has levels that
+replace its own rule: a score beyond the warning level gives ``warning``, beyond
 the critical level ``alert`` with severity ``critical``. ``Result.threshold`` becomes the level
 crossed first and the message says which level the score met, e.g. ``(score 0.31 above the
 calibrated warning level 0.22)``; the check's own decision stays in ``details.check_decision``.
@@ -32,14 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from inferwatch.collector.detect.fitted import FITTED
 from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors import Dataset, Threshold, learn_from_history
 from inferwatch.collector.detectors.result import Decision, Result
 from inferwatch.collector.detectors.thresholds import VERDICTS, bootstrap_null
 from inferwatch.collector.reference.profile import Profile
-from inferwatch.collector.settings.parsing import ConfigError
-from inferwatch.collector.settings.threshold_table import ThresholdSettings
+from inferwatch.collector.settings import (
+    CheckSettings,
+    HistoryLevels,
+    ReferenceLevels,
+    StaticLevels,
+)
+
+Levels = StaticLevels | ReferenceLevels | HistoryLevels
 
 SampleScores = Mapping[str | None, float | None]
 
@@ -59,7 +64,7 @@ class SampleScorer:
 
 # A check's hook: its scorer for a reference and its settings; ValueError when the settings
 # cannot be calibrated (the message says why).
-Calibration = Callable[[Profile, Mapping[str, Any]], SampleScorer]
+Calibration = Callable[[Profile, Any], SampleScorer]
 
 
 class ThresholdError(ValueError):
@@ -71,38 +76,13 @@ HISTORY_LOOKBACK = 4
 _WORDS = {"static": "static", "reference": "calibrated", "history": "learned"}
 
 
-def split_settings(
-    name: str, defaults: Mapping[str, Any], settings: Mapping[str, Any]
-) -> tuple[ThresholdSettings | None, dict[str, Any]]:
-    """The check's threshold table, if it has one, and the settings the check itself gets.
-
-    A check registered with ``threshold=None`` leaves the setting to this layer and never sees
-    it; one with its own number (``error_rate``) gets that number, or its default when the
-    setting is a table.
-    """
-    check_settings = dict(settings)
-    if "threshold" not in defaults:
-        return None, check_settings
-    own, value = defaults["threshold"], check_settings.pop("threshold", None)
-    where = f"{name}.threshold"
-    if isinstance(value, Mapping):
-        if own is not None:
-            check_settings["threshold"] = own
-        return ThresholdSettings.parse(value, where), check_settings
-    if own is not None:
-        check_settings["threshold"] = value
-    elif value is not None:
-        raise ConfigError(f"{where} must be a table such as {{ mode = 'static', warning = 0.1 }}")
-    return None, check_settings
-
-
 def apply(
     name: str,
-    spec: ThresholdSettings,
+    spec: Levels,
     calibration: Calibration | None,
     profile: Profile | None,
     window: WindowView,
-    settings: Mapping[str, Any],
+    settings: CheckSettings,
     results: Sequence[Result],
 ) -> list[Result]:
     """``results`` re-decided by ``spec``'s levels; ThresholdError when none can be set."""
@@ -125,7 +105,7 @@ def apply(
 
 @dataclass(frozen=True)
 class _Levels:
-    spec: ThresholdSettings
+    spec: Levels
     by_feature: Mapping[str | None, Threshold] = dataclasses.field(default_factory=dict)
     # static: one threshold for every feature.
     fixed: Threshold | None = None
@@ -140,15 +120,15 @@ class _Levels:
     def of(
         cls,
         name: str,
-        spec: ThresholdSettings,
+        spec: Levels,
         calibration: Calibration | None,
         profile: Profile | None,
         window: WindowView,
-        settings: Mapping[str, Any],
+        settings: CheckSettings,
     ) -> _Levels:
-        if spec.mode == "static":
+        if isinstance(spec, StaticLevels):
             return cls(spec, fixed=Threshold(spec.warning, spec.critical, spec.direction))
-        if spec.mode == "reference":
+        if isinstance(spec, ReferenceLevels):
             return cls._calibrated(name, spec, calibration, profile, window, settings)
         return cls._learned(name, spec, window)
 
@@ -156,11 +136,11 @@ class _Levels:
     def _calibrated(
         cls,
         name: str,
-        spec: ThresholdSettings,
+        spec: ReferenceLevels,
         calibration: Calibration | None,
         profile: Profile | None,
         window: WindowView,
-        settings: Mapping[str, Any],
+        settings: CheckSettings,
     ) -> _Levels:
         where = f"{name}.threshold (mode 'reference')"
         if calibration is None:
@@ -168,9 +148,13 @@ class _Levels:
         if profile is None:
             raise ThresholdError(f"{where}: {window.model} {window.version} has no reference")
         size = calibration_size(window.state.reservoir.size)
-        key = {"check": dict(settings), "threshold": spec.to_dict(), "window_size": size}
+        key = {
+            "check": settings.detector_settings(),
+            "threshold": spec.model_dump(),
+            "window_size": size,
+        }
         try:
-            by_feature = FITTED.get(
+            by_feature = window.fitted.get(
                 f"{name}.threshold",
                 window.model,
                 window.version,
@@ -189,7 +173,7 @@ class _Levels:
         return cls(spec, by_feature, common=common)
 
     @classmethod
-    def _learned(cls, name: str, spec: ThresholdSettings, window: WindowView) -> _Levels:
+    def _learned(cls, name: str, spec: HistoryLevels, window: WindowView) -> _Levels:
         if window.history is None:
             raise ThresholdError(
                 f"{name}.threshold (mode 'history'): no stored results to learn from here"
@@ -232,7 +216,7 @@ class _Levels:
         threshold = self.fixed or self.by_feature.get(result.feature)
         details = {**result.details, "check_decision": result.decision.value}
         if threshold is None:
-            if self.spec.mode != "history":
+            if not isinstance(self.spec, HistoryLevels):
                 return result  # the reference never gave this column a score: the check decides
             have = self.learning.get(result.feature, 0)
             return result.replaced(
@@ -268,7 +252,7 @@ class _Levels:
         )
 
 
-def _summary(summary: Result, rows: Sequence[Result], spec: ThresholdSettings) -> Result:
+def _summary(summary: Result, rows: Sequence[Result], spec: Levels) -> Result:
     """The feature-less row of a per-feature check: the worst of its judged features."""
     judged = [r for r in rows if "levels" in r.details]
     learning = [r for r in rows if "check_decision" in r.details and "levels" not in r.details]
@@ -279,7 +263,7 @@ def _summary(summary: Result, rows: Sequence[Result], spec: ThresholdSettings) -
     }
     word = _WORDS[spec.mode]
     if not judged:
-        if not learning:
+        if not learning or not isinstance(spec, HistoryLevels):
             return summary
         return summary.replaced(
             decision=Decision.NOT_ENOUGH_DATA,
@@ -319,7 +303,7 @@ def calibration_size(rows: int) -> int:
 
 
 def calibrate(
-    scorer: SampleScorer, spec: ThresholdSettings, window_size: int
+    scorer: SampleScorer, spec: ReferenceLevels, window_size: int
 ) -> dict[str | None, Threshold]:
     """Per feature, the levels bootstrap windows of ``window_size`` reference rows cross at
     ``target_fpr`` and ``critical_fpr``; a feature scored in fewer than half of them has none."""

@@ -4,9 +4,10 @@ stateful checks and learned thresholds read."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from inferwatch.collector.detect.fitted import FittedCache
 from inferwatch.collector.storage.base import PastScore
 from inferwatch.collector.window.state import WindowState
 
@@ -46,3 +47,6 @@ class WindowView:
     # Earlier windows' stored results, for thresholds learnt from history; None where there
     # are none.
     history: ScoreHistory | None = None
+    # Detectors fitted on references, reused across windows (the running collector's cache;
+    # a fresh one where a check runs alone).
+    fitted: FittedCache = field(default_factory=FittedCache)

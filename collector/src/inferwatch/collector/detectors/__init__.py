@@ -1,23 +1,23 @@
 """Drift, outlier and performance detectors: fit on a reference, run on windows.
 
-Every detector follows one contract (``Detector``: parameters in ``__init__``,
-``fit(reference)``, ``run(window) -> DetectionResult``) and registers by name, so
-``create("univariate_drift", alpha=0.01)`` builds one from settings. See docs/detectors.md.
+Every detector follows one contract (``Detector``: parameters in ``__init__``, checked by
+``fit(reference)``; ``run(window) -> DetectionResult``) and is installed by name through the
+``inferwatch.detectors`` entry points, so ``create("univariate_drift", alpha=0.01)`` builds one
+from settings. See docs/detectors.md.
 """
 
 from inferwatch.collector.detectors.base import (
     Detector,
     NotFittedError,
     create,
-    register,
     registered,
 )
 from inferwatch.collector.detectors.dataset import Dataset, as_dataset
 from inferwatch.collector.detectors.metrics import (
     ClassificationStats,
+    Metric,
     PerformanceCheck,
     RegressionStats,
-    register_metric,
 )
 from inferwatch.collector.detectors.multivariate import ClassifierDrift, MMDDrift
 from inferwatch.collector.detectors.outliers import (
@@ -63,6 +63,7 @@ __all__ = [
     "LabelDrift",
     "MMDDrift",
     "MahalanobisScorer",
+    "Metric",
     "NotFittedError",
     "OnlineOutlierDetector",
     "OutlierDetector",
@@ -84,8 +85,6 @@ __all__ = [
     "default_suite",
     "learn_from_history",
     "reference_counts",
-    "register",
-    "register_metric",
     "registered",
     "static",
 ]

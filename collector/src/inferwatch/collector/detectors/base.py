@@ -5,17 +5,19 @@ decision, a score, a p-value where there is one, the threshold it was compared w
 detail, per-row outputs for outlier detectors, and a sentence a person can act on; its
 ``results()`` are the collector's ``Result`` rows.
 
-A detector class joins the registry with ``@register("name")``; ``create(name, **params)``
-builds one from the collector's per-model settings without the pipeline knowing the class.
+Installed detectors are found through the ``inferwatch.detectors`` entry point group;
+``create(name, **params)`` builds one by name (the collector's plug-in registry adds those of
+the plug-in modules its configuration lists).
 """
 
 from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, ClassVar, Self, TypeVar
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Self
 
+from inferwatch.collector.detectors.params import validate_params
 from inferwatch.collector.detectors.result import DetectionResult
 
 
@@ -24,7 +26,9 @@ class NotFittedError(RuntimeError):
 
 
 class Detector(ABC):
-    """Parameters in ``__init__``; ``fit(reference)`` once; ``run(window)`` per window."""
+    """Parameters in ``__init__`` (stored as given, each annotated with its declared type from
+    ``detectors.params``); ``fit(reference)`` once, which checks them first; ``run(window)`` per
+    window. ``name`` is what settings and the ``inferwatch.detectors`` entry points call it."""
 
     name: ClassVar[str] = "detector"
 
@@ -45,6 +49,11 @@ class Detector(ABC):
             if name != "self" and hasattr(self, name)
         }
 
+    def _validate_params(self) -> None:
+        """Check the parameters against their declared types; ValueError naming the first one
+        out of bounds. ``fit`` calls it; a detector with rules across parameters extends it."""
+        validate_params(type(self), self.get_params())
+
     def _check_fitted(self, *attributes: str) -> None:
         if any(getattr(self, a, None) is None for a in attributes):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(reference) first")
@@ -54,33 +63,32 @@ class Detector(ABC):
         return f"{type(self).__name__}({params})"
 
 
-D = TypeVar("D", bound=type[Detector])
-_REGISTRY: dict[str, type[Detector]] = {}
-
-
-def register(name: str) -> Callable[[D], D]:
-    """Class decorator: make the detector available to ``create(name, ...)``."""
-
-    def add(cls: D) -> D:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"a detector named {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return add
+# Where installed distributions declare their detectors (the collector's own included):
+#   [project.entry-points."inferwatch.detectors"]
+#   univariate_drift = "inferwatch.collector.detectors.univariate:UnivariateDrift"
+ENTRY_POINTS = "inferwatch.detectors"
 
 
 def registered() -> dict[str, type[Detector]]:
-    """Registered detector classes by name."""
-    return dict(_REGISTRY)
+    """The installed detector classes by name (the ``inferwatch.detectors`` entry points)."""
+    found: dict[str, type[Detector]] = {}
+    for entry in entry_points(group=ENTRY_POINTS):
+        cls = entry.load()
+        if not (isinstance(cls, type) and issubclass(cls, Detector)) or cls.name != entry.name:
+            raise TypeError(
+                f"entry point {entry.name} = {entry.value!r} of {ENTRY_POINTS} must name a "
+                f"Detector class whose name is {entry.name!r}"
+            )
+        found[entry.name] = cls
+    return found
 
 
 def create(name: str, **params: Any) -> Detector:
-    """A new detector of the registered ``name`` with ``params``; errors name what was wrong."""
-    cls = _REGISTRY.get(name)
+    """A new installed detector of ``name`` with ``params``; errors name what was wrong."""
+    classes = registered()
+    cls = classes.get(name)
     if cls is None:
-        raise ValueError(f"no detector named {name!r}; registered: {sorted(_REGISTRY)}")
+        raise ValueError(f"no detector named {name!r}; registered: {sorted(classes)}")
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(accepted))
     if unknown:

@@ -17,7 +17,8 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors.base import Detector
+from inferwatch.collector.detectors.params import Count, NonNegative, PositiveShare
 from inferwatch.collector.detectors.result import Decision, DetectionResult, FeatureResult, Severity
 from inferwatch.collector.detectors.thresholds import VERDICTS, Threshold
 
@@ -255,8 +256,15 @@ Stats = ClassificationStats | RegressionStats
 
 @dataclass(frozen=True)
 class Metric:
+    """A performance metric computed from mergeable statistics.
+
+    ``compute(stats)`` gets a window's (or a lifetime's) ``ClassificationStats`` or
+    ``RegressionStats``, so a metric of one's own stays mergeable: a cost from the confusion
+    matrix, say. ``task`` None: it takes the statistics of either task.
+    """
+
     name: str
-    task: Task
+    task: Task | None
     higher_is_better: bool
     compute: Callable[[Any], float | None]
 
@@ -291,46 +299,38 @@ def _builtin(name: str) -> Callable[[Any], float | None]:
     return compute
 
 
-_METRICS: dict[str, Metric] = {
+BUILTIN: Mapping[str, Metric] = {
     name: Metric(name, task, higher, _builtin(name)) for name, (task, higher) in _BUILTIN.items()
 }
+MetricSpec = str | Metric
 
 
-def register_metric(
-    name: str,
-    compute: Callable[[Any], float | None],
-    *,
-    task: Task,
-    higher_is_better: bool,
-) -> None:
-    """Make ``compute(stats) -> float | None`` available as metric ``name``.
-
-    It receives the window's (or lifetime's) ClassificationStats / RegressionStats, so it
-    stays mergeable: e.g. a cost from the confusion matrix.
-    """
-    if name in _METRICS:
-        raise ValueError(f"a metric named {name!r} is already registered")
-    if task not in ("classification", "regression"):
-        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
-    _METRICS[name] = Metric(name, task, higher_is_better, compute)
+def metric(spec: MetricSpec) -> Metric:
+    """A metric given as itself or by a built-in name."""
+    if isinstance(spec, Metric):
+        return spec
+    if spec not in BUILTIN:
+        raise ValueError(f"no metric named {spec!r}; the built-in ones are {sorted(BUILTIN)}")
+    return BUILTIN[spec]
 
 
-def metric(name: str) -> Metric:
-    if name not in _METRICS:
-        raise ValueError(f"no metric named {name!r}; registered: {sorted(_METRICS)}")
-    return _METRICS[name]
+def task_of(stats: Stats) -> Task:
+    return "classification" if isinstance(stats, ClassificationStats) else "regression"
 
 
-def evaluate(stats: Stats, names: Sequence[str]) -> dict[str, float | None]:
-    """The named metrics on ``stats``; None where undefined (no labels, a missing class)."""
-    task = "classification" if isinstance(stats, ClassificationStats) else "regression"
+def evaluate(stats: Stats, metrics: Sequence[MetricSpec]) -> dict[str, float | None]:
+    """The metrics' values on ``stats`` by name; None where undefined (no labels, a missing
+    class)."""
+    task = task_of(stats)
     out = {}
-    for name in names:
-        entry = metric(name)
-        if entry.task != task:
-            raise ValueError(f"metric {name!r} is for {entry.task}, these statistics are {task}")
+    for spec in metrics:
+        entry = metric(spec)
+        if entry.task not in (None, task):
+            raise ValueError(
+                f"metric {entry.name!r} is for {entry.task}, these statistics are {task}"
+            )
         value = entry.compute(stats)
-        out[name] = None if value is None or not math.isfinite(value) else float(value)
+        out[entry.name] = None if value is None or not math.isfinite(value) else float(value)
     return out
 
 
@@ -340,7 +340,6 @@ DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
 }
 
 
-@register("performance")
 class PerformanceCheck(Detector):
     """Metrics of a window's labelled predictions against thresholds, coverage-gated.
 
@@ -349,30 +348,26 @@ class PerformanceCheck(Detector):
     reference and is critical at ``critical_drop``. ``run(stats, predictions=N,
     age_seconds=T)``: a metric is evaluated once labels cover ``min_coverage`` of the N
     predictions, or once the window is older than ``max_label_delay`` seconds (the collector
-    passes both); before that it is "not_enough_data".
+    passes both); before that it is "not_enough_data". ``metrics``: built-in names or
+    ``Metric`` objects, the task's defaults when None.
     """
+
+    name = "performance"
 
     def __init__(
         self,
         task: Task = "classification",
-        metrics: Sequence[str] | None = None,
+        metrics: Sequence[MetricSpec] | None = None,
         thresholds: Mapping[str, Threshold] | None = None,
-        warning_drop: float = 0.05,
-        critical_drop: float = 0.10,
-        min_coverage: float = 0.5,
-        max_label_delay: float | None = None,
-        min_labels: int = 30,
+        warning_drop: NonNegative = 0.05,
+        critical_drop: NonNegative = 0.10,
+        min_coverage: PositiveShare = 0.5,
+        max_label_delay: NonNegative | None = None,
+        min_labels: Count = 30,
     ) -> None:
-        if task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
-        if not 0 < min_coverage <= 1:
-            raise ValueError(f"min_coverage must be in (0, 1], got {min_coverage!r}")
         self.task = task
-        self.metrics = tuple(metrics) if metrics is not None else DEFAULT_METRICS[task]
-        for name in self.metrics:
-            if metric(name).task != task:
-                raise ValueError(f"metric {name!r} is for {metric(name).task}, not {task}")
-        self.thresholds = dict(thresholds or {})
+        self.metrics = metrics
+        self.thresholds = thresholds
         self.warning_drop = warning_drop
         self.critical_drop = critical_drop
         self.min_coverage = min_coverage
@@ -380,17 +375,29 @@ class PerformanceCheck(Detector):
         self.min_labels = min_labels
         self.reference_: dict[str, float | None] | None = None
 
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        for entry in self._metrics():
+            if entry.task not in (None, self.task):
+                raise ValueError(f"metric {entry.name!r} is for {entry.task}, not {self.task}")
+
+    def _metrics(self) -> list[Metric]:
+        listed = DEFAULT_METRICS[self.task] if self.metrics is None else self.metrics
+        return [metric(spec) for spec in listed]
+
     def fit(self, reference: Stats) -> Self:
-        self.reference_ = evaluate(reference, self.metrics)
+        self._validate_params()
+        self.reference_ = evaluate(reference, self._metrics())
         return self
 
-    def _threshold(self, name: str) -> Threshold | None:
-        if name in self.thresholds:
-            return self.thresholds[name]
-        base = (self.reference_ or {}).get(name)
+    def _threshold(self, entry: Metric) -> Threshold | None:
+        thresholds = self.thresholds or {}
+        if entry.name in thresholds:
+            return thresholds[entry.name]
+        base = (self.reference_ or {}).get(entry.name)
         if base is None:
             return None
-        higher = metric(name).higher_is_better
+        higher = entry.higher_is_better
         sign = -1.0 if higher else 1.0
         return Threshold(
             base + sign * self.warning_drop * abs(base),
@@ -415,11 +422,15 @@ class PerformanceCheck(Detector):
             and age_seconds >= self.max_label_delay
         )
         ready = labelled >= self.min_labels and (coverage >= self.min_coverage or waited)
-        values = evaluate(window, self.metrics) if ready else {}
+        if self.reference_ is None:
+            self._validate_params()  # fitted detectors were checked by fit
+        metrics = self._metrics()
+        values = evaluate(window, metrics) if ready else {}
         features = []
-        for name in self.metrics:
+        for entry in metrics:
+            name = entry.name
             value = values.get(name)
-            threshold = self._threshold(name)
+            threshold = self._threshold(entry)
             base = (self.reference_ or {}).get(name)
             severity: Severity | None = None
             if not ready or value is None:

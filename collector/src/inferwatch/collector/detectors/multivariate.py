@@ -22,8 +22,9 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from threadpoolctl import threadpool_limits
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import as_dataset
+from inferwatch.collector.detectors.params import AtLeastTwo, Count, Rate, Seed
 from inferwatch.collector.detectors.reduction import Encoder, Method, Reduction, auto_reduction
 from inferwatch.collector.detectors.result import Decision, DetectionResult
 
@@ -74,11 +75,19 @@ def _subsample(matrix: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     return matrix[rng.choice(matrix.shape[0], size, replace=False)]
 
 
-def _check_pool(reference_pool: int, max_rows: int) -> None:
-    if reference_pool < max_rows:
-        raise ValueError(
-            f"reference_pool ({reference_pool}) must be at least max_rows ({max_rows})"
-        )
+class _PooledTest(Detector):
+    """What the two multivariate tests share: reference rows drawn per window from a pool."""
+
+    max_rows: int
+    reference_pool: int
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.reference_pool < self.max_rows:
+            raise ValueError(
+                f"reference_pool ({self.reference_pool}) must be at least max_rows "
+                f"({self.max_rows})"
+            )
 
 
 def _window_rng(random_state: int, matrix: np.ndarray) -> np.random.Generator:
@@ -88,8 +97,7 @@ def _window_rng(random_state: int, matrix: np.ndarray) -> np.random.Generator:
     return np.random.default_rng([random_state, int.from_bytes(digest, "big")])
 
 
-@register("mmd_drift")
-class MMDDrift(Detector):
+class MMDDrift(_PooledTest):
     """Unbiased MMD^2 with Gaussian kernels (median heuristic), permutation test.
 
     The bandwidth is the median pairwise distance among reference rows, fixed at fit; the
@@ -106,17 +114,18 @@ class MMDDrift(Detector):
     10,000 rows bring every reference's rate close to alpha.
     """
 
+    name = "mmd_drift"
+
     def __init__(
         self,
-        alpha: float = 0.05,
-        n_permutations: int = 100,
-        max_rows: int = 500,
-        reference_pool: int = 10_000,
-        min_samples: int = 50,
+        alpha: Rate = 0.05,
+        n_permutations: Count = 100,
+        max_rows: Count = 500,
+        reference_pool: Count = 10_000,
+        min_samples: AtLeastTwo = 50,
         reduction: ReductionSpec = "auto",
-        random_state: int = 0,
+        random_state: Seed = 0,
     ) -> None:
-        _check_pool(reference_pool, max_rows)
         self.alpha = alpha
         self.n_permutations = n_permutations
         self.max_rows = max_rows
@@ -130,6 +139,7 @@ class MMDDrift(Detector):
         self.bandwidth_: float | None = None
 
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
+        self._validate_params()
         self.representation_ = _Representation(self.reduction, self.random_state)
         self.reference_, self.reference_rows_ = self.representation_.fit(
             reference, feature_names, self.reference_pool
@@ -250,8 +260,7 @@ def mmd_permutation_test(
     return float(mmd2[0]), mmd2[1:]
 
 
-@register("classifier_drift")
-class ClassifierDrift(Detector):
+class ClassifierDrift(_PooledTest):
     """Can a classifier tell window rows from reference rows? Held-out AUC and a null.
 
     Equal numbers of reference and window rows (at most ``max_rows`` each) are labelled 0 and
@@ -269,25 +278,22 @@ class ClassifierDrift(Detector):
     ``n_threads`` caps the estimator's threads (None: the libraries' default).
     """
 
+    name = "classifier_drift"
+
     def __init__(
         self,
         estimator: Any = None,
-        alpha: float = 0.05,
+        alpha: Rate = 0.05,
         null: Literal["binomial", "permutation"] = "binomial",
-        n_permutations: int = 50,
-        test_size: float = 0.5,
-        max_rows: int = 1000,
-        reference_pool: int = 10_000,
-        min_samples: int = 50,
+        n_permutations: Count = 50,
+        test_size: Rate = 0.5,
+        max_rows: Count = 1000,
+        reference_pool: Count = 10_000,
+        min_samples: AtLeastTwo = 50,
         reduction: ReductionSpec = "auto",
-        n_threads: int | None = 1,
-        random_state: int = 0,
+        n_threads: Count | None = 1,
+        random_state: Seed = 0,
     ) -> None:
-        _check_pool(reference_pool, max_rows)
-        if null not in ("binomial", "permutation"):
-            raise ValueError(f"null must be 'binomial' or 'permutation', got {null!r}")
-        if not 0 < test_size < 1:
-            raise ValueError(f"test_size must be between 0 and 1, got {test_size!r}")
         self.estimator = estimator
         self.alpha = alpha
         self.null = null
@@ -303,6 +309,7 @@ class ClassifierDrift(Detector):
         self.reference_: np.ndarray | None = None
 
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
+        self._validate_params()
         self.representation_ = _Representation(self.reduction, self.random_state)
         self.reference_, _ = self.representation_.fit(reference, feature_names, self.reference_pool)
         return self

@@ -23,8 +23,9 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import Dataset, align, as_dataset
+from inferwatch.collector.detectors.params import AtLeastTwo, Count, Flag, Rate, Ratio, Seed
 from inferwatch.collector.detectors.reduction import Encoder, Whitening
 from inferwatch.collector.detectors.result import Decision, DetectionResult, RowOutputs
 
@@ -198,7 +199,6 @@ def _empty_window(name: str, threshold: float | None) -> DetectionResult:
     )
 
 
-@register("outliers")
 class OutlierDetector(Detector):
     """Offline outlier detection: fitted on the reference, then static.
 
@@ -215,22 +215,19 @@ class OutlierDetector(Detector):
     reference rows; Mahalanobis distances are unchanged by it.
     """
 
+    name = "outliers"
+
     def __init__(
         self,
         method: str | Any = "isolation_forest",
-        target_fpr: float = 0.01,
-        alpha: float = 0.05,
-        min_rate_ratio: float = 1.5,
-        n_folds: int = 5,
-        prefit: bool = False,
-        whiten: bool | Literal["auto"] = "auto",
-        random_state: int = 0,
+        target_fpr: Rate = 0.01,
+        alpha: Rate = 0.05,
+        min_rate_ratio: Ratio = 1.5,
+        n_folds: AtLeastTwo = 5,
+        prefit: Flag = False,
+        whiten: Flag | Literal["auto"] = "auto",
+        random_state: Seed = 0,
     ) -> None:
-        if whiten not in (True, False, "auto"):
-            raise ValueError(f"whiten must be true, false or 'auto', got {whiten!r}")
-        if whiten is True and prefit:
-            raise ValueError("a prefit estimator gets the columns as given: it cannot whiten")
-        _check_rates(target_fpr, alpha, min_rate_ratio)
         self.method = method
         self.target_fpr = target_fpr
         self.alpha = alpha
@@ -253,7 +250,16 @@ class OutlierDetector(Detector):
             raise ValueError("a prefit outlier estimator gets the numbers as given: no NaN allowed")
         return aligned.numeric
 
+    def _validate_params(self) -> None:
+        if self.whiten not in (True, False, "auto"):
+            raise ValueError(f"whiten must be true, false or 'auto', got {self.whiten!r}")
+        super()._validate_params()
+        if self.whiten is True and self.prefit:
+            raise ValueError("a prefit estimator gets the columns as given: it cannot whiten")
+        _build(self.method, self.random_state)  # a method that is neither known nor usable
+
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
+        self._validate_params()
         data = as_dataset(reference, feature_names=feature_names, what="reference")
         if data.rows < 2 * self.n_folds:
             raise ValueError(f"reference has {data.rows} rows; need at least {2 * self.n_folds}")
@@ -314,7 +320,6 @@ class OutlierDetector(Detector):
         )
 
 
-@register("online_outliers")
 class OnlineOutlierDetector(Detector):
     """Streaming outliers on the numeric features: running mean and covariance (Welford /
     Chan batch updates) for a Mahalanobis distance, or running means and variances for the
@@ -327,21 +332,18 @@ class OnlineOutlierDetector(Detector):
     false-positive rate of the scores of its second half.
     """
 
+    name = "online_outliers"
+
     def __init__(
         self,
         method: Literal["mahalanobis", "zscore"] = "mahalanobis",
-        target_fpr: float = 0.01,
-        alpha: float = 0.05,
-        min_rate_ratio: float = 1.5,
+        target_fpr: Rate = 0.01,
+        alpha: Rate = 0.05,
+        min_rate_ratio: Ratio = 1.5,
         update: Literal["inliers", "all", "none"] = "inliers",
-        chunk_rows: int = 100,
-        random_state: int = 0,
+        chunk_rows: Count = 100,
+        random_state: Seed = 0,
     ) -> None:
-        if method not in ("mahalanobis", "zscore"):
-            raise ValueError(f"method must be 'mahalanobis' or 'zscore', got {method!r}")
-        if update not in ("inliers", "all", "none"):
-            raise ValueError(f"update must be 'inliers', 'all' or 'none', got {update!r}")
-        _check_rates(target_fpr, alpha, min_rate_ratio)
         self.method = method
         self.target_fpr = target_fpr
         self.alpha = alpha
@@ -410,6 +412,7 @@ class OnlineOutlierDetector(Detector):
     # -- contract ---------------------------------------------------------------------------
 
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
+        self._validate_params()
         data = as_dataset(reference, feature_names=feature_names, what="reference")
         if not data.numeric_names:
             raise ValueError("online outlier detection needs numeric features; reference has none")
@@ -478,15 +481,3 @@ class OnlineOutlierDetector(Detector):
         threshold = data.get("threshold")
         detector.threshold_ = None if threshold is None else RowThreshold(**threshold)
         return detector
-
-
-def _check_rates(target_fpr: float, alpha: float, min_rate_ratio: float) -> None:
-    if not 0 < target_fpr < 1:
-        raise ValueError(f"target_fpr must be between 0 and 1, got {target_fpr!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
-    if not min_rate_ratio >= 1:
-        raise ValueError(
-            f"min_rate_ratio must be at least 1 (the flagged rate over the expected one), "
-            f"got {min_rate_ratio!r}"
-        )

@@ -14,8 +14,10 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors import stats
+from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import Dataset
+from inferwatch.collector.detectors.params import Count, NonNegative, Rate, Share
 from inferwatch.collector.detectors.result import Decision, DetectionResult
 from inferwatch.collector.detectors.univariate import UnivariateDrift
 from inferwatch.frame import categorical
@@ -26,7 +28,7 @@ Kind = Literal["auto", "classes", "scores"]
 def outputs_dataset(
     outputs: Any,
     kind: Kind = "auto",
-    classes: Sequence[Any] | None = None,
+    classes: Sequence[Any] | np.ndarray | None = None,
     name: str = "prediction",
 ) -> Dataset:
     """Model outputs as features: a class column, per-class score columns, or a value column.
@@ -60,25 +62,23 @@ def outputs_dataset(
     return Dataset(np.asarray(array, dtype=np.float64).reshape(-1, 1), (name,))
 
 
-@register("prediction_drift")
 class PredictionDrift(Detector):
     """Drift of the model's outputs; parameters as ``UnivariateDrift`` plus how to read them."""
 
+    name = "prediction_drift"
     column = "prediction"
 
     def __init__(
         self,
         kind: Kind = "auto",
-        classes: Sequence[Any] | None = None,
-        alpha: float = 0.05,
-        correction: Literal["bonferroni", "bh", "none"] = "bonferroni",
-        min_samples: int = 100,
-        min_psi: float = 0.1,
-        min_wasserstein_sd: float = 0.1,
-        min_total_variation: float = 0.1,
+        classes: Sequence[Any] | np.ndarray | None = None,
+        alpha: Rate = 0.05,
+        correction: stats.Correction = "bonferroni",
+        min_samples: Count = 100,
+        min_psi: NonNegative = 0.1,
+        min_wasserstein_sd: NonNegative = 0.1,
+        min_total_variation: Share = 0.1,
     ) -> None:
-        if kind not in ("auto", "classes", "scores"):
-            raise ValueError(f"kind must be 'auto', 'classes' or 'scores', got {kind!r}")
         self.kind = kind
         self.classes = classes
         self.alpha = alpha
@@ -93,6 +93,7 @@ class PredictionDrift(Detector):
         return outputs_dataset(outputs, self.kind, self.classes, self.column)
 
     def fit(self, reference: Any) -> Self:
+        self._validate_params()
         self.drift_ = UnivariateDrift(
             alpha=self.alpha,
             correction=self.correction,
@@ -123,8 +124,8 @@ class PredictionDrift(Detector):
         )
 
 
-@register("label_drift")
 class LabelDrift(PredictionDrift):
     """Drift of the label distribution (label shift), once labels arrive."""
 
+    name = "label_drift"
     column = "label"

@@ -18,8 +18,9 @@ from sklearn.decomposition import PCA
 from sklearn.random_projection import GaussianRandomProjection
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import Dataset, align, as_dataset
+from inferwatch.collector.detectors.params import AtLeastTwo, Count, Rate, Seed
 from inferwatch.collector.detectors.result import Decision, DetectionResult
 from inferwatch.collector.detectors.thresholds import bootstrap_means
 
@@ -169,7 +170,6 @@ def auto_reduction(
     return Reduction(reduction, None, random_state)
 
 
-@register("reconstruction_drift")
 class ReconstructionDrift(Detector):
     """Mean PCA reconstruction error of the window against its bootstrap null.
 
@@ -179,14 +179,17 @@ class ReconstructionDrift(Detector):
     window's size are bootstrapped from them. p = (k + 1) / (B + 1).
     """
 
+    name = "reconstruction_drift"
+
     def __init__(
         self,
-        n_components: int | float = 0.9,
-        alpha: float = 0.05,
-        n_bootstrap: int = 1000,
-        n_folds: int = 5,
-        min_samples: int = 30,
-        random_state: int = 0,
+        # Components kept: a count, or the share of the variance to explain.
+        n_components: Count | Rate = 0.9,
+        alpha: Rate = 0.05,
+        n_bootstrap: Count = 1000,
+        n_folds: AtLeastTwo = 5,
+        min_samples: AtLeastTwo = 30,
+        random_state: Seed = 0,
     ) -> None:
         self.n_components = n_components
         self.alpha = alpha
@@ -200,6 +203,7 @@ class ReconstructionDrift(Detector):
         self._null_cache: dict[int, np.ndarray] = {}
 
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
+        self._validate_params()
         data = as_dataset(reference, feature_names=feature_names, what="reference")
         if data.rows < 2 * self.n_folds:
             raise ValueError(f"reference has {data.rows} rows; need at least {2 * self.n_folds}")

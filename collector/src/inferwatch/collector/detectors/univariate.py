@@ -21,8 +21,16 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from inferwatch.collector.detectors import stats
-from inferwatch.collector.detectors.base import Detector, register
+from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import align, as_dataset
+from inferwatch.collector.detectors.params import (
+    AtLeastTwo,
+    Count,
+    NonNegative,
+    Rate,
+    Seed,
+    Share,
+)
 from inferwatch.collector.detectors.result import Decision, DetectionResult, FeatureResult
 from inferwatch.frame import CategoricalColumn
 
@@ -62,7 +70,6 @@ class FeatureTest:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@register("univariate_drift")
 class UnivariateDrift(Detector):
     """Per-feature two-sample tests with correction, an effect-size gate and a minimum size.
 
@@ -79,17 +86,19 @@ class UnivariateDrift(Detector):
         rows (bins are counted on every row).
     """
 
+    name = "univariate_drift"
+
     def __init__(
         self,
-        alpha: float = 0.05,
+        alpha: Rate = 0.05,
         correction: stats.Correction = "bonferroni",
-        min_samples: int = 100,
-        min_psi: float = 0.1,
-        min_wasserstein_sd: float = 0.1,
-        min_total_variation: float = 0.1,
-        bins: int = 10,
-        max_reference_rows: int = 100_000,
-        random_state: int = 0,
+        min_samples: Count = 100,
+        min_psi: NonNegative = 0.1,
+        min_wasserstein_sd: NonNegative = 0.1,
+        min_total_variation: Share = 0.1,
+        bins: AtLeastTwo = 10,
+        max_reference_rows: Count = 100_000,
+        random_state: Seed = 0,
     ) -> None:
         self.alpha = alpha
         self.correction = correction
@@ -102,7 +111,6 @@ class UnivariateDrift(Detector):
         self.random_state = random_state
         self.numeric_: tuple[NumericReference, ...] | None = None
         self.categorical_: tuple[CategoricalReference, ...] | None = None
-        _check_params(self)
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -120,6 +128,7 @@ class UnivariateDrift(Detector):
         replace the bins and counts taken from ``reference`` when the exact counts over the
         whole reference are known (``reference`` then being a row sample of it).
         """
+        self._validate_params()
         data = as_dataset(reference, feature_names=feature_names, what="reference")
         if data.rows == 0:
             raise ValueError("reference has no rows")
@@ -167,6 +176,7 @@ class UnivariateDrift(Detector):
     ) -> Self:
         """Fit from exact counts alone: ``bins`` {feature: (cuts, counts)}, ``categories``
         {feature: {category: count}} (the collector's frozen reference summaries)."""
+        self._validate_params()
         if not bins and not categories:
             raise ValueError("fit_counts needs bins and/or categories")
         numeric = []
@@ -481,19 +491,6 @@ def _what_changed(test: FeatureTest) -> str:
             f"({sizes['unseen_share']:.1%} of rows)"
         )
     return text
-
-
-def _check_params(detector: UnivariateDrift) -> None:
-    if not 0 < detector.alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1, got {detector.alpha!r}")
-    if detector.correction not in stats.CORRECTIONS:
-        raise ValueError(
-            f"correction must be one of {stats.CORRECTIONS}, got {detector.correction!r}"
-        )
-    if detector.min_samples < 1:
-        raise ValueError(f"min_samples must be at least 1, got {detector.min_samples!r}")
-    if detector.bins < 2:
-        raise ValueError(f"bins must be at least 2, got {detector.bins!r}")
 
 
 def reference_counts(

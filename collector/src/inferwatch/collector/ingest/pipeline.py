@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from inferwatch.collector.ingest.journal import decode_batch, encode_batch
 from inferwatch.collector.receive.batch import Overloaded, PredictionBatch
 from inferwatch.collector.reference.references import References
-from inferwatch.collector.settings.config import CollectorConfig, ModelConfig
+from inferwatch.collector.settings import CollectorConfig, ModelConfig
 from inferwatch.collector.storage.base import IncomingBatch, IngestOutcome, Storage
 from inferwatch.collector.window.state import WindowBook, window_key
 from inferwatch.frame import encode_frame

@@ -15,7 +15,7 @@ from typing import Any
 
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.reference.profile import Profile
-from inferwatch.collector.settings.config import ModelConfig
+from inferwatch.collector.settings import ModelConfig
 from inferwatch.collector.storage.base import ReferenceRecord, Storage, UploadRecord
 from inferwatch.collector.window.summaries import WindowSummary
 from inferwatch.frame import Frame, decode_frame

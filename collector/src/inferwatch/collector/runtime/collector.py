@@ -8,13 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from inferwatch.collector.alerts import AlertDispatcher, AlertEngine
+from inferwatch.collector.detect.fitted import FittedCache
 from inferwatch.collector.ingest.pipeline import IngestPipeline
+from inferwatch.collector.plugins import Registry
 from inferwatch.collector.receive.http import ReceiverStats
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.keeper import WindowKeeper
 from inferwatch.collector.runtime.model_settings import ModelSettings
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
-from inferwatch.collector.settings.config import CollectorConfig
+from inferwatch.collector.settings import CollectorConfig
 from inferwatch.collector.storage import Storage, open_storage
 from inferwatch.collector.window.state import WindowBook
 
@@ -22,6 +24,10 @@ from inferwatch.collector.window.state import WindowBook
 @dataclass
 class Collector:
     config: CollectorConfig
+    # The checks, detectors, metrics and notifiers this collector runs (plugins.Registry).
+    registry: Registry
+    # Detectors fitted on references, reused by every window's checks.
+    fitted: FittedCache
     storage: Storage
     settings: ModelSettings
     references: References
@@ -38,15 +44,19 @@ class Collector:
 
     @classmethod
     def build(cls, config: CollectorConfig, clock: Callable[[], float] = time.time) -> Collector:
+        registry = config.catalog
+        if not isinstance(registry, Registry):
+            registry = Registry.load(config.plugins)
         storage = open_storage(config)
-        settings = ModelSettings(config, storage)
+        settings = ModelSettings(config, registry, storage)
         references = References(storage, settings, clock)
         book = WindowBook(storage, config.instance_id, references.new_window)
         state_lock = asyncio.Lock()
         receiver_stats = ReceiverStats()
-        dispatcher = AlertDispatcher(base_url=config.base_url)
+        dispatcher = AlertDispatcher(registry.notifiers, base_url=config.base_url)
         alerts = AlertEngine(storage, lambda model: settings(model).alerts, dispatcher, clock)
         metrics = CollectorMetrics(receiver_stats, dispatcher)
+        fitted = FittedCache()
         pipeline = IngestPipeline(
             storage, book, references, config, settings, metrics, state_lock, clock
         )
@@ -60,10 +70,14 @@ class Collector:
             settings,
             metrics,
             state_lock,
+            registry.checks_in_order(),
+            fitted,
             clock,
         )
         return cls(
             config,
+            registry,
+            fitted,
             storage,
             settings,
             references,

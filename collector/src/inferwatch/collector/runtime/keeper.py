@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from inferwatch.collector.alerts import AlertEngine, WindowResults
+from inferwatch.collector.detect.check import CheckSpec
+from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
+from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detect.evaluate import evaluate_window
+from inferwatch.collector.detect.fitted import FittedCache
 from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.ingest.pipeline import IngestPipeline
@@ -23,10 +27,7 @@ from inferwatch.collector.labels.join import labelled_pairs
 from inferwatch.collector.labels.scoring import window_performance
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
-from inferwatch.collector.settings.config import CollectorConfig, ModelConfig
-from inferwatch.collector.settings.parsing import ConfigError
-from inferwatch.collector.settings.performance import NAME as PERFORMANCE
-from inferwatch.collector.settings.performance import label_delay, settings_for
+from inferwatch.collector.settings import CollectorConfig, ModelConfig
 from inferwatch.collector.storage.base import Storage, WindowRecord
 from inferwatch.collector.window.state import WindowBook, WindowState
 
@@ -47,6 +48,8 @@ class WindowKeeper:
         config_for: Callable[[str], ModelConfig],
         metrics: CollectorMetrics,
         state_lock: asyncio.Lock,
+        checks: Sequence[CheckSpec[Any]],
+        fitted: FittedCache,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
@@ -58,6 +61,8 @@ class WindowKeeper:
         self._config_for = config_for
         self._metrics = metrics
         self._state_lock = state_lock
+        self._checks = checks
+        self._fitted = fitted
         self._clock = clock
         self._last_checkpoint = clock()
         self._last_prune = -float("inf")
@@ -125,8 +130,9 @@ class WindowKeeper:
             now_ms,
             detector_states=self._storage,
             history=self._storage,
+            fitted=self._fitted,
         )
-        results = evaluate_window(profile, view, config)
+        results = evaluate_window(profile, view, config, self._checks)
         details: dict[str, Any] = state.describe()
         details["performance"] = performance
         details["label_coverage"] = current.labelled / state.rows if state.rows else None
@@ -164,10 +170,10 @@ class WindowKeeper:
         """
         for entry in self._storage.models():
             model = entry["model"]
-            try:
-                delay = label_delay(settings_for(self._config_for(model)))
-            except ConfigError:
-                continue  # the check reports the bad setting on every evaluation
+            performance = self._config_for(model).detectors.get(PERFORMANCE)
+            if not isinstance(performance, PerformanceSettings):
+                continue
+            delay = performance.max_label_delay
             if delay is None:
                 continue
             due_ms = now_ms - int(delay * 1000)

@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
-from inferwatch.collector.settings.config import CollectorConfig, ModelConfig
-from inferwatch.collector.storage.base import Storage
+from inferwatch.collector.plugins import Registry
+from inferwatch.collector.settings import (
+    CollectorConfig,
+    ConfigError,
+    ModelConfig,
+    merge_tables,
+    validate_model,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ChangesStore(Protocol):
+    """Where changes made through the API are kept (the collector's storage)."""
+
+    def model_configs(self) -> dict[str, dict[str, Any]]: ...
+    def put_model_config(self, model: str, settings: dict[str, Any]) -> None: ...
 
 
 class ModelSettings:
-    def __init__(self, config: CollectorConfig, storage: Storage) -> None:
+    def __init__(self, config: CollectorConfig, registry: Registry, store: ChangesStore) -> None:
         self._config = config
-        self._storage = storage
+        self._registry = registry
+        self._store = store
         self._lock = threading.Lock()
-        self._changes = storage.model_configs()
+        self._changes = store.model_configs()
         self._effective: dict[str, ModelConfig] = {}
 
     def __call__(self, model: str) -> ModelConfig:
         with self._lock:
             config = self._effective.get(model)
             if config is None:
-                config = self._config.model(model)
-                if model in self._changes:
-                    config = config.merged(self._changes[model], f"models.{model}")
+                config = self._resolve(model)
                 self._effective[model] = config
             return config
 
@@ -33,20 +48,23 @@ class ModelSettings:
         Raises ConfigError, naming the setting, when a value is invalid.
         """
         with self._lock:
-            merged_changes = _merge(self._changes.get(model, {}), changes)
-            config = self._config.model(model).merged(merged_changes, "config")
-            self._storage.put_model_config(model, merged_changes)
-            self._changes[model] = merged_changes
+            merged = merge_tables(self._changes.get(model, {}), changes)
+            table = merge_tables(self._config.table(model), merged)
+            config = validate_model(table, self._registry, "config")
+            self._store.put_model_config(model, merged)
+            self._changes[model] = merged
             self._effective[model] = config
             return config
 
-
-def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` over ``old``, table by table (a detector's settings merge, not replace)."""
-    merged = dict(old)
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    def _resolve(self, model: str) -> ModelConfig:
+        changes = self._changes.get(model)
+        if not changes:
+            return self._config.model(model)
+        try:
+            table = merge_tables(self._config.table(model), changes)
+            return validate_model(table, self._registry, f"models.{model}")
+        except ConfigError as exc:
+            # Stored changes the current plug-ins or file no longer accept (a plug-in removed,
+            # say): the file's settings apply until the changes are put again.
+            logger.warning("ignoring the stored settings changes of %s: %s", model, exc)
+            return self._config.model(model)

@@ -23,7 +23,7 @@ from inferwatch.collector.api.openapi import openapi_schema
 from inferwatch.collector.dashboard import dashboard_routes
 from inferwatch.collector.receive.http import traces_endpoint
 from inferwatch.collector.runtime.collector import Collector
-from inferwatch.collector.settings.config import CollectorConfig
+from inferwatch.collector.settings import CollectorConfig
 from inferwatch.contract import TRACES_PATH
 
 

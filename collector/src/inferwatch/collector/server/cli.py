@@ -23,8 +23,9 @@ def add(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from inferwatch.collector.runtime.loading import load_config
     from inferwatch.collector.server.app import create_app
-    from inferwatch.collector.settings.config import ConfigError, load_config
+    from inferwatch.collector.settings import ConfigError
 
     try:
         config = load_config(args.config, host=args.host, port=args.port, db=args.db)

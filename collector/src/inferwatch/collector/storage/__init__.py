@@ -1,6 +1,6 @@
 """Storage backends behind one narrow interface (``Storage``); all SQL lives in this package."""
 
-from inferwatch.collector.settings.config import CollectorConfig, ConfigError
+from inferwatch.collector.settings import CollectorConfig, ConfigError
 from inferwatch.collector.storage.base import Storage
 from inferwatch.collector.storage.sqlite import SQLiteStorage
 

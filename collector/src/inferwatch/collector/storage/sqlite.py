@@ -27,7 +27,7 @@ from pydantic import TypeAdapter
 from inferwatch.collector.alerts.model import Alert, CheckHistory, Evidence
 from inferwatch.collector.alerts.store import AlertSnapshot
 from inferwatch.collector.detectors.result import STORED, Result, Severity
-from inferwatch.collector.settings.parsing import ConfigError
+from inferwatch.collector.settings import ConfigError
 from inferwatch.collector.storage.base import (
     IncomingBatch,
     IngestOutcome,

@@ -1,7 +1,8 @@
 """Drift checks: per-feature and joint drift of the inputs, drift of the predictions and labels.
 
 Each fits a detector of ``inferwatch.collector.detectors`` on the version's reference profile
-once (``fitted.FITTED``) and runs it on every window:
+once (the window's ``fitted`` cache) and runs it on every window. Their settings are the
+detectors' parameters, with the detectors' own defaults:
 
 - ``univariate_drift``: per feature, KS on the row samples (the reference's and the window's
   reservoirs) for numbers, chi-squared for categories; PSI and chi-squared take the exact counts
@@ -16,12 +17,11 @@ once (``fitted.FITTED``) and runs it on every window:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
+from inferwatch.collector.detect.check import check, no_reference, not_enough_data
 from inferwatch.collector.detect.columns import Columns
-from inferwatch.collector.detect.evaluate import no_reference, not_enough_data, register
-from inferwatch.collector.detect.fitted import FITTED
 from inferwatch.collector.detect.levels import Calibration, SampleScorer, SampleScores
 from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors import (
@@ -35,28 +35,77 @@ from inferwatch.collector.detectors import (
 )
 from inferwatch.collector.detectors import stats as detector_stats
 from inferwatch.collector.detectors.metrics import ClassificationStats
+from inferwatch.collector.detectors.params import (
+    AtLeastTwo,
+    Count,
+    NonNegative,
+    Rate,
+    Seed,
+    Share,
+    default_of,
+)
 from inferwatch.collector.detectors.result import Decision, Result
 from inferwatch.collector.labels.join import number_text
 from inferwatch.collector.labels.scoring import stored_stats
 from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.settings import CheckSettings, ThresholdTable
 from inferwatch.frame import Role
 
-# The library's defaults (docs/detectors.md explains each).
-UNIVARIATE_DEFAULTS: dict[str, Any] = {
-    "alpha": 0.05,
-    "correction": "bonferroni",
-    "min_samples": 100,
-    "min_psi": 0.1,
-    "min_wasserstein_sd": 0.1,
-    "min_total_variation": 0.1,
-}
-MULTIVARIATE_METHODS = ("mmd", "classifier")
-REDUCTIONS = ("auto", "pca", "random", "none")
-NULLS = ("binomial", "permutation")
+
+class ColumnDriftSettings(CheckSettings):
+    """``univariate_drift`` and ``prediction_drift``: ``UnivariateDrift``'s parameters."""
+
+    threshold: ThresholdTable | None = None
+    alpha: Rate = default_of(UnivariateDrift, "alpha")
+    correction: detector_stats.Correction = default_of(UnivariateDrift, "correction")
+    min_samples: Count = default_of(UnivariateDrift, "min_samples")
+    min_psi: NonNegative = default_of(UnivariateDrift, "min_psi")
+    min_wasserstein_sd: NonNegative = default_of(UnivariateDrift, "min_wasserstein_sd")
+    min_total_variation: Share = default_of(UnivariateDrift, "min_total_variation")
+
+    def detector(self) -> UnivariateDrift:
+        return UnivariateDrift(**self.detector_settings())
 
 
-def _params(settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in settings.items() if key != "enabled"}
+class MultivariateSettings(CheckSettings):
+    """``multivariate_drift``: the MMD test (default) or the classifier two-sample test."""
+
+    threshold: ThresholdTable | None = None
+    method: Literal["mmd", "classifier"] = "mmd"
+    alpha: Rate = default_of(MMDDrift, "alpha")
+    # None: the method's own default (MMD: 100 permutations of 500 rows; the classifier: 1,000
+    # rows, 50 permutations).
+    n_permutations: Count | None = None
+    max_rows: Count | None = None
+    min_samples: AtLeastTwo = default_of(MMDDrift, "min_samples")
+    reduction: Literal["auto", "pca", "random", "none"] = "auto"
+    null: Literal["binomial", "permutation"] = default_of(ClassifierDrift, "null")
+    random_state: Seed = default_of(MMDDrift, "random_state")
+
+    def detector(self, **changes: Any) -> Detector:
+        params: dict[str, Any] = {
+            "alpha": self.alpha,
+            "min_samples": self.min_samples,
+            "reduction": None if self.reduction == "none" else self.reduction,
+            "random_state": self.random_state,
+        }
+        for key in ("max_rows", "n_permutations"):
+            if getattr(self, key) is not None:
+                params[key] = getattr(self, key)
+        params.update(changes)
+        if self.method == "mmd":
+            return MMDDrift(**params)
+        return ClassifierDrift(null=self.null, **params)
+
+
+class LabelDriftSettings(CheckSettings):
+    """``label_drift``: the chi-squared test of ``UnivariateDrift`` on the label classes."""
+
+    threshold: ThresholdTable | None = None
+    alpha: Rate = default_of(UnivariateDrift, "alpha")
+    min_samples: Count = default_of(UnivariateDrift, "min_samples")
+    min_psi: NonNegative = default_of(UnivariateDrift, "min_psi")
+    min_total_variation: Share = default_of(UnivariateDrift, "min_total_variation")
 
 
 # -- univariate --------------------------------------------------------------------------------
@@ -66,14 +115,13 @@ def _column_scorer(role: Literal["feature", "output"]) -> Calibration:
     """Per column, the statistic ``univariate_drift`` scores a window with (KS D for numbers,
     chi-squared for categories), on samples of the reference's rows."""
 
-    def scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
+    def scorer(profile: Profile, settings: ColumnDriftSettings) -> SampleScorer:
         columns = Columns.of(profile, role)
         if not columns:
             raise ValueError(_MISSING[role])
-        params = _params(settings)
 
         def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
-            detector = UnivariateDrift(**params).fit(rows)
+            detector = settings.detector().fit(rows)
             return lambda sample: {f.feature: f.statistic for f in detector.run(sample).features}
 
         return SampleScorer(columns.rows(profile.reservoir), fit)
@@ -81,27 +129,17 @@ def _column_scorer(role: Literal["feature", "output"]) -> Calibration:
     return scorer
 
 
-@register(
-    "univariate_drift",
-    calibration=_column_scorer("feature"),
-    threshold=None,
-    **UNIVARIATE_DEFAULTS,
-)
+@check("univariate_drift", ColumnDriftSettings, calibration=_column_scorer("feature"))
 def univariate_drift(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: ColumnDriftSettings
 ) -> list[Result]:
     """One row per reference feature, then a summary row naming the drifted features."""
     return _per_column("univariate_drift", "feature", profile, window, settings)
 
 
-@register(
-    "prediction_drift",
-    calibration=_column_scorer("output"),
-    threshold=None,
-    **UNIVARIATE_DEFAULTS,
-)
+@check("prediction_drift", ColumnDriftSettings, calibration=_column_scorer("output"))
 def prediction_drift(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: ColumnDriftSettings
 ) -> list[Result]:
     """The model's output columns (predicted class, class probabilities, regression values)
     against the reference's predictions."""
@@ -122,7 +160,7 @@ def _per_column(
     role: Literal["feature", "output"],
     profile: Profile | None,
     window: WindowView,
-    settings: Mapping[str, Any],
+    settings: ColumnDriftSettings,
 ) -> list[Result]:
     if profile is None:
         return no_reference(name, window.model, window.version)
@@ -140,17 +178,16 @@ def _per_column(
                 f"the window's outputs {present} share no column with the reference's "
                 f"predictions {sorted(columns.names)}",
             )
-    params = _params(settings)
 
     def fit() -> UnivariateDrift:
         reference_bins = columns.bins(profile.summary)
-        return UnivariateDrift(**params).fit(
+        return settings.detector().fit(
             columns.rows(profile.reservoir),
             bins=reference_bins,
             categories=columns.category_counts(profile.summary),
         )
 
-    detector = FITTED.get(name, window.model, window.version, profile, settings, fit)
+    detector = window.fitted.get(name, window.model, window.version, profile, settings, fit)
     assert detector.numeric_ is not None
     reference_bins = {r.name: (r.cuts, r.counts) for r in detector.numeric_}
     exact_bins = columns.window_bins(summary, reference_bins)
@@ -237,10 +274,10 @@ def _summary_result(
 # -- multivariate ------------------------------------------------------------------------------
 
 
-def _multivariate_scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
+def _multivariate_scorer(profile: Profile, settings: MultivariateSettings) -> SampleScorer:
     """MMD^2 of samples of the reference's rows; the classifier would train a model for each
     bootstrap window, so it is refused."""
-    if settings["method"] != "mmd":
+    if settings.method != "mmd":
         raise ValueError(
             "only method 'mmd' is calibrated on the reference (the classifier would train a "
             "model per bootstrap window); use mode 'history' or 'static'"
@@ -248,31 +285,18 @@ def _multivariate_scorer(profile: Profile, settings: Mapping[str, Any]) -> Sampl
     columns = Columns.of(profile, "feature")
     if not columns:
         raise ValueError(_MISSING["feature"])
-    # The statistic does not depend on the permutations, only its p-value does.
-    quick = {**settings, "n_permutations": 1}
 
     def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
-        detector = _multivariate(quick).fit(rows)
+        # The statistic does not depend on the permutations, only its p-value does.
+        detector = settings.detector(n_permutations=1).fit(rows)
         return lambda sample: {None: detector.run(sample).score}
 
     return SampleScorer(columns.rows(profile.reservoir), fit)
 
 
-@register(
-    "multivariate_drift",
-    calibration=_multivariate_scorer,
-    threshold=None,
-    method="mmd",
-    alpha=0.05,
-    n_permutations=None,
-    max_rows=None,
-    min_samples=50,
-    reduction="auto",
-    null="binomial",
-    random_state=0,
-)
+@check("multivariate_drift", MultivariateSettings, calibration=_multivariate_scorer)
 def multivariate_drift(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: MultivariateSettings
 ) -> list[Result]:
     """The rows' joint distribution: catches a change of correlation that leaves every
     feature's own distribution as it was."""
@@ -282,13 +306,13 @@ def multivariate_drift(
     columns = Columns.of(profile, "feature")
     if not columns:
         return not_enough_data(name, _MISSING["feature"])
-    detector = FITTED.get(
+    detector = window.fitted.get(
         name,
         window.model,
         window.version,
         profile,
         settings,
-        lambda: _multivariate(settings).fit(columns.rows(profile.reservoir)),
+        lambda: settings.detector().fit(columns.rows(profile.reservoir)),
     )
     sample = columns.rows(window.state.reservoir)
     if not sample.rows:
@@ -304,7 +328,7 @@ def multivariate_drift(
             message=found.message,
             details={
                 **dict(found.details),
-                "method": settings["method"],
+                "method": settings.method,
                 "sampled_rows": sample.rows,
                 "window_rows": window.state.rows,
             },
@@ -312,45 +336,12 @@ def multivariate_drift(
     ]
 
 
-def _multivariate(settings: Mapping[str, Any]) -> Detector:
-    method, reduction, null = settings["method"], settings["reduction"], settings["null"]
-    if method not in MULTIVARIATE_METHODS:
-        raise ValueError(f"multivariate_drift.method must be 'mmd' or 'classifier', got {method!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"multivariate_drift.reduction must be one of {REDUCTIONS}, got {reduction!r}"
-        )
-    if null not in NULLS:
-        raise ValueError(f"multivariate_drift.null must be one of {NULLS}, got {null!r}")
-    common: dict[str, Any] = {
-        "alpha": settings["alpha"],
-        "min_samples": settings["min_samples"],
-        "reduction": None if reduction == "none" else reduction,
-        "random_state": settings["random_state"],
-    }
-    # None: the method's own default (500 rows and 100 permutations for MMD, 1,000 rows and
-    # 50 permutations for the classifier).
-    for key in ("max_rows", "n_permutations"):
-        if settings[key] is not None:
-            common[key] = settings[key]
-    if method == "mmd":
-        return MMDDrift(**common)
-    return ClassifierDrift(null=null, **common)
-
-
 # -- labels ------------------------------------------------------------------------------------
 
 
-@register(
-    "label_drift",
-    threshold=None,
-    alpha=0.05,
-    min_samples=100,
-    min_psi=0.1,
-    min_total_variation=0.1,
-)
+@check("label_drift", LabelDriftSettings)
 def label_drift(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: LabelDriftSettings
 ) -> list[Result]:
     """Class frequencies of the window's labels (those joined to its predictions) against the
     reference's labels: label shift, confirmed once labels arrive."""
@@ -374,7 +365,7 @@ def label_drift(
             "its labels' mean and variance, not their distribution",
         )
     column = columns.names[0]
-    reference = FITTED.get(
+    reference = window.fitted.get(
         name,
         window.model,
         window.version,
@@ -382,12 +373,9 @@ def label_drift(
         settings,
         lambda: _reference_classes(profile, columns, column),
     )
-    detector = UnivariateDrift(
-        alpha=settings["alpha"],
-        min_samples=settings["min_samples"],
-        min_psi=settings["min_psi"],
-        min_total_variation=settings["min_total_variation"],
-    ).fit_counts(categories={column: reference})
+    detector = UnivariateDrift(**settings.detector_settings()).fit_counts(
+        categories={column: reference}
+    )
     counts = dict(zip(stats.classes, stats.confusion.sum(axis=1).tolist(), strict=True))
     found = detector.run_counts(categories={column: {c: n for c, n in counts.items() if n}})
     (feature,) = found.features

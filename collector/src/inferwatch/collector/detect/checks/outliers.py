@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
+from inferwatch.collector.detect.check import check, no_reference, not_enough_data
 from inferwatch.collector.detect.columns import Columns
-from inferwatch.collector.detect.evaluate import no_reference, not_enough_data, register
-from inferwatch.collector.detect.fitted import FITTED
 from inferwatch.collector.detect.levels import SampleScorer, SampleScores
 from inferwatch.collector.detect.view import DetectorStates, WindowView
 from inferwatch.collector.detectors import (
@@ -37,21 +36,67 @@ from inferwatch.collector.detectors import (
     OnlineOutlierDetector,
     OutlierDetector,
 )
+from inferwatch.collector.detectors.params import (
+    Flag,
+    Int,
+    Rate,
+    Ratio,
+    Seed,
+    default_of,
+    within,
+)
 from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.settings import CheckSettings, ThresholdTable
 
 NAME = "outliers"
-METHODS = ("isolation_forest", "mahalanobis", "robust_mahalanobis", "online")
-UPDATES = ("inliers", "all", "none")
 # The stored state's format; a state of another format (or reference) is started afresh.
 _STATE_FORMAT = 2
 
 
-def _scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
+class OutlierSettings(CheckSettings):
+    """``OutlierDetector``'s parameters (``OnlineOutlierDetector``'s for ``method = "online"``),
+    and how many flagged rows a result lists."""
+
+    threshold: ThresholdTable | None = None
+    method: Literal["isolation_forest", "mahalanobis", "robust_mahalanobis", "online"] = default_of(
+        OutlierDetector, "method"
+    )
+    target_fpr: Rate = default_of(OutlierDetector, "target_fpr")
+    alpha: Rate = default_of(OutlierDetector, "alpha")
+    min_rate_ratio: Ratio = default_of(OutlierDetector, "min_rate_ratio")
+    whiten: Flag | Literal["auto"] = default_of(OutlierDetector, "whiten")
+    # The flagged prediction ids a result lists, most unusual first.
+    max_flagged: Annotated[Int, within(0)] = 1000
+    # Score categorical columns too (one-hot); numbers only by default (see _scored_columns).
+    categorical: Flag = False
+    online_update: Literal["inliers", "all", "none"] = default_of(OnlineOutlierDetector, "update")
+    random_state: Seed = default_of(OutlierDetector, "random_state")
+
+    def offline(self) -> OutlierDetector:
+        return OutlierDetector(
+            self.method,
+            target_fpr=self.target_fpr,
+            alpha=self.alpha,
+            min_rate_ratio=self.min_rate_ratio,
+            whiten=self.whiten,
+            random_state=self.random_state,
+        )
+
+    def online(self) -> OnlineOutlierDetector:
+        return OnlineOutlierDetector(
+            "mahalanobis",
+            target_fpr=self.target_fpr,
+            alpha=self.alpha,
+            min_rate_ratio=self.min_rate_ratio,
+            update=self.online_update,
+            random_state=self.random_state,
+        )
+
+
+def _scorer(profile: Profile, settings: OutlierSettings) -> SampleScorer:
     """The share of a sample's rows flagged, by a detector fitted as the check fits its own."""
-    _validate(settings)
-    method = settings["method"]
-    if method == "online":
+    if settings.method == "online":
         raise ValueError(
             "the online detector changes with every window, so its flag rate has no fixed null "
             "to calibrate; use mode 'history' or 'static'"
@@ -61,33 +106,19 @@ def _scorer(profile: Profile, settings: Mapping[str, Any]) -> SampleScorer:
         raise ValueError("the reference has no feature columns to score rows on")
 
     def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
-        detector = _offline(settings).fit(rows)
+        detector = settings.offline().fit(rows)
         return lambda sample: {None: detector.run(sample).score}
 
     return SampleScorer(columns.rows(profile.reservoir), fit)
 
 
-@register(
-    NAME,
-    calibration=_scorer,
-    threshold=None,
-    method="isolation_forest",
-    target_fpr=0.01,
-    alpha=0.05,
-    min_rate_ratio=1.5,
-    whiten="auto",
-    max_flagged=1000,
-    categorical=False,
-    online_update="inliers",
-    random_state=0,
-)
+@check(NAME, OutlierSettings, calibration=_scorer)
 def outliers(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: OutlierSettings
 ) -> list[Result]:
     if profile is None:
         return no_reference(NAME, window.model, window.version)
-    _validate(settings)
-    method = settings["method"]
+    method = settings.method
     columns = _scored_columns(profile, settings)
     if not columns:
         return not_enough_data(NAME, "the reference has no feature columns to score rows on")
@@ -99,54 +130,28 @@ def outliers(
     if method == "online":
         found, state = _run_online(profile, window, settings, columns)
     else:
-        detector = FITTED.get(
+        detector = window.fitted.get(
             NAME,
             window.model,
             window.version,
             profile,
             settings,
-            lambda: _offline(settings).fit(columns.rows(profile.reservoir)),
+            lambda: settings.offline().fit(columns.rows(profile.reservoir)),
         )
         found, state = detector.run(rows), None  # the rows carry their ids
-    return [_result(found, rows.rows, window.state.rows, method, settings["max_flagged"], state)]
+    return [_result(found, rows.rows, window.state.rows, method, settings.max_flagged, state)]
 
 
-def _scored_columns(profile: Profile, settings: Mapping[str, Any]) -> Columns:
+def _scored_columns(profile: Profile, settings: OutlierSettings) -> Columns:
     columns = Columns.of(profile, "feature")
     # One-hot categories make every row of a minority category look unusual to the forest: with a
     # 10% category beside 5 numeric features, the unwhitened forest flagged 21 of 40 rows set 7 sd
     # off on two features (5 seeds, 1% target rate), ranking clean rows of the rare category above
     # them; on the numbers alone 37 of 40. So only numbers are scored unless asked (or there are
     # none); the online detector takes only numbers.
-    if columns.numeric and (settings["method"] == "online" or not settings["categorical"]):
+    if columns.numeric and (settings.method == "online" or not settings.categorical):
         columns = Columns("feature", columns.numeric, ())
     return columns
-
-
-def _offline(settings: Mapping[str, Any]) -> OutlierDetector:
-    return OutlierDetector(
-        settings["method"],
-        target_fpr=settings["target_fpr"],
-        alpha=settings["alpha"],
-        min_rate_ratio=settings["min_rate_ratio"],
-        whiten=settings["whiten"],
-        random_state=settings["random_state"],
-    )
-
-
-def _validate(settings: Mapping[str, Any]) -> None:
-    """The check's own settings (the detectors check theirs: target_fpr, alpha)."""
-    method, cap, update = settings["method"], settings["max_flagged"], settings["online_update"]
-    if method not in METHODS:
-        raise ValueError(f"outliers.method must be one of {METHODS}, got {method!r}")
-    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
-        raise ValueError(f"outliers.max_flagged must be a whole number >= 0, got {cap!r}")
-    if not isinstance(settings["categorical"], bool):
-        raise ValueError(
-            f"outliers.categorical must be true or false, got {settings['categorical']!r}"
-        )
-    if update not in UPDATES:
-        raise ValueError(f"outliers.online_update must be one of {UPDATES}, got {update!r}")
 
 
 def _result(
@@ -195,7 +200,7 @@ def _result(
 
 
 def _run_online(
-    profile: Profile, window: WindowView, settings: Mapping[str, Any], columns: Columns
+    profile: Profile, window: WindowView, settings: OutlierSettings, columns: Columns
 ) -> tuple[DetectionResult, str]:
     """Score with the stored running state (or the reference's, at first), then store it.
 
@@ -205,20 +210,18 @@ def _run_online(
     """
 
     def fit() -> tuple[dict[str, Any], str]:
-        detector = OnlineOutlierDetector(
-            "mahalanobis",
-            target_fpr=settings["target_fpr"],
-            alpha=settings["alpha"],
-            min_rate_ratio=settings["min_rate_ratio"],
-            update=settings["online_update"],
-            random_state=settings["random_state"],
-        ).fit(columns.rows(profile.reservoir))
-        # The stored state belongs to this reference and these settings, nothing else.
+        detector = settings.online().fit(columns.rows(profile.reservoir))
+        # The stored state belongs to this reference and these settings, nothing else. (The
+        # digest is of the settings as the check had them before the typed schema: a state
+        # stored then still matches.)
         digest = hashlib.blake2b(profile.to_bytes(), digest_size=16)
-        digest.update(json.dumps(dict(settings), sort_keys=True, default=repr).encode())
+        kept = settings.model_dump(mode="json", exclude={"threshold"})
+        digest.update(json.dumps(kept, sort_keys=True, default=repr).encode())
         return detector.to_dict(), digest.hexdigest()
 
-    fitted, reference = FITTED.get(NAME, window.model, window.version, profile, settings, fit)
+    fitted, reference = window.fitted.get(
+        NAME, window.model, window.version, profile, settings, fit
+    )
     states = window.detector_states
     stored = _load(states, window, reference)
     state = stored["detector"] if stored is not None else fitted

@@ -1,31 +1,58 @@
-"""Built-in window checks: error rate, data quality, schema and label coverage."""
+"""Built-in window checks: error rate, data quality, schema and label coverage.
+
+Each has its own rule (a share above ``threshold``); a ``threshold`` given as a table of levels
+re-decides its results instead (``detect.levels``), the rule then using its default number.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from inferwatch.collector.detect.evaluate import register
+from inferwatch.collector.detect.check import check
 from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detectors.params import Count, Share
 from inferwatch.collector.detectors.result import Decision, Result
 from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.settings import CheckSettings, ThresholdTable
 
 
-@register("error_rate", threshold=0.05, min_requests=10)
+class ShareSettings(CheckSettings):
+    # The share above which a window alerts, or a table of levels.
+    threshold: Share | ThresholdTable = 0.0
+
+    @property
+    def share(self) -> float:
+        """The check's own threshold: its number, or the default when levels decide."""
+        if isinstance(self.threshold, float | int):
+            return float(self.threshold)
+        default: float = type(self).model_fields["threshold"].default
+        return default
+
+
+class ErrorRateSettings(ShareSettings):
+    threshold: Share | ThresholdTable = 0.05
+    min_requests: Count = 10
+
+
+class CoverageSettings(CheckSettings):
+    threshold: ThresholdTable | None = None
+    # The share of rows labelled below which a window alerts.
+    min_coverage: Share = 0.0
+
+
+@check("error_rate", ErrorRateSettings)
 def error_rate(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: ErrorRateSettings
 ) -> list[Result]:
     state = window.state
-    threshold = float(settings["threshold"])
+    threshold = settings.share
     rate = state.error_rate
-    if rate is None or state.requests < settings["min_requests"]:
+    if rate is None or state.requests < settings.min_requests:
         return [
             Result(
                 detector="error_rate",
                 score=rate,
                 threshold=threshold,
                 decision=Decision.NOT_ENOUGH_DATA,
-                message=f"{state.requests} requests; at least {settings['min_requests']} needed",
+                message=f"{state.requests} requests; at least {settings.min_requests} needed",
             )
         ]
     decision = Decision.ALERT if rate > threshold else Decision.OK
@@ -41,13 +68,13 @@ def error_rate(
     ]
 
 
-@register("data_quality", threshold=0.0)
+@check("data_quality", ShareSettings)
 def data_quality(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: ShareSettings
 ) -> list[Result]:
     """Spans the receiver could only partly decode (bad frames, mismatched rows, no ids)."""
     state = window.state
-    threshold = float(settings["threshold"])
+    threshold = settings.share
     share = state.batches_with_issues / state.requests if state.requests else 0.0
     if not state.batches_with_issues:
         message = "no data-quality problems"
@@ -69,14 +96,12 @@ def data_quality(
     ]
 
 
-@register("schema", threshold=0.0)
-def schema(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
-) -> list[Result]:
+@check("schema", ShareSettings)
+def schema(profile: Profile | None, window: WindowView, settings: ShareSettings) -> list[Result]:
     """Columns whose type changed, that went missing, or that the reference does not know."""
     summary = window.state.summary
     rows = max(summary.rows, 1)
-    threshold = float(settings["threshold"])
+    threshold = settings.share
     results: list[Result] = []
     problems = (
         (summary.type_mismatch, "has the wrong type (numeric vs categorical) in"),
@@ -102,12 +127,12 @@ def schema(
     return results
 
 
-@register("label_coverage", threshold=None, min_coverage=0.0)
+@check("label_coverage", CoverageSettings)
 def label_coverage(
-    profile: Profile | None, window: WindowView, settings: Mapping[str, Any]
+    profile: Profile | None, window: WindowView, settings: CoverageSettings
 ) -> list[Result]:
     rows = window.state.rows
-    threshold = float(settings["min_coverage"])
+    threshold = settings.min_coverage
     coverage = window.labelled / rows if rows else None
     if coverage is None:
         return [

@@ -1,0 +1,166 @@
+"""The collector's settings: the process's own (``[collector]``) and every model's.
+
+Everything has a default, so a collector runs with no file at all. A TOML file::
+
+    [collector]
+    db = "sqlite:///var/lib/inferwatch/collector.db"
+    port = 4318
+    public_url = "https://collector.example.com"   # for links in alert notifications
+    api_keys = ["..."]
+    plugins = ["my_company.checks"]                 # modules with checks, detectors, metrics
+
+    [defaults]                 # every model, unless overridden below
+    window = "1h"              # a number of seconds or "30s", "5m", "1h", "7d"
+    allowed_lateness = "5m"
+
+    [models.credit]
+    window = "30s"
+    reference = { policy = "rows", size = 1000 }
+    detectors = { error_rate = { threshold = 0.02 } }
+
+    [models.credit.alerts]     # see docs/alerts.md
+    consecutive = 2
+    webhooks = [{ url = "https://ops.example.com/inferwatch" }]
+
+``inferwatch.collector.load_config`` reads a file into these, with the plug-ins it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, field_validator
+
+from inferwatch.collector.detectors.params import Count, Int, Table, within
+from inferwatch.collector.settings.checks import Catalog
+from inferwatch.collector.settings.durations import Duration
+from inferwatch.collector.settings.model import ModelConfig, merge_tables
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    scheme: Literal["sqlite", "postgresql"]
+    # A file path for SQLite; the whole URL for PostgreSQL.
+    target: str
+
+
+def parse_db_url(url: str) -> DatabaseURL:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...``."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError(
+                f"must look like sqlite:///path/to/file.db (three slashes), got {url!r}"
+            )
+        return DatabaseURL("sqlite", unquote(parts.path[1:]))
+    if parts.scheme in ("postgresql", "postgres"):
+        return DatabaseURL("postgresql", url)
+    raise ValueError(f"must be a sqlite:/// or postgresql:// URL, got {url!r}")
+
+
+def _positive(seconds: float) -> float:
+    if not seconds > 0:
+        raise ValueError(f"must be positive, got {seconds!r}")
+    return seconds
+
+
+def _keys(value: object) -> object:
+    """One key may be given alone."""
+    return (value,) if isinstance(value, str) else value
+
+
+def _non_empty(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+Interval = Annotated[Duration, AfterValidator(_positive)]
+
+
+class CollectorConfig(Table):
+    db: str = "sqlite:///inferwatch.db"
+    host: NonEmpty = "127.0.0.1"
+    port: Annotated[Int, within(0, 65535)] = 4318
+    # The URL people and webhooks reach this collector at, for links in alert notifications;
+    # http://{host}:{port} when unset.
+    public_url: str | None = None
+    # Bearer tokens accepted on /v1 routes; empty means no authentication.
+    api_keys: Annotated[tuple[NonEmpty, ...], BeforeValidator(_keys)] = ()
+    # A name for this process's share of window state, so replicas writing to one database
+    # (and restarts of one replica) keep separate partial states that queries merge.
+    instance_id: NonEmpty = "default"
+    # "full" fsyncs every group commit: an acknowledged batch survives power loss. "normal"
+    # survives a process crash but may lose the last commits on power loss.
+    durability: Literal["full", "normal"] = "full"
+    max_body_bytes: Count = 64 * 2**20
+    # Rows waiting for the ingest worker; beyond this submit() answers 429.
+    max_queue_rows: Count = 500_000
+    # Rows written in one group commit at most.
+    max_commit_rows: Count = 50_000
+    # A span id seen within this horizon is a duplicate and is dropped.
+    dedupe_horizon_seconds: Duration = 7 * 86400.0
+    # Per-row predictions are kept this long for the label join; labels for older or unknown
+    # ids wait this long for their prediction and are then counted as unmatched.
+    prediction_retention_seconds: Duration = 30 * 86400.0
+    # How often window state is checkpointed and raw batches dropped.
+    checkpoint_interval_seconds: Interval = 2.0
+    # How often the background task closes due windows and re-evaluates changed ones.
+    tick_seconds: Interval = 1.0
+    max_labels_per_request: Count = 10_000
+    # Modules whose checks, detectors, metrics and notifiers join those of the installed
+    # distributions' entry points (docs/architecture.md).
+    plugins: tuple[NonEmpty, ...] = ()
+    defaults: ModelConfig = ModelConfig()
+    models: dict[str, ModelConfig] = {}
+    # The file's model tables as written ([defaults] and each [models.x]), which changes made
+    # through the API are merged onto.
+    defaults_table: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    model_tables: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+    _catalog: Catalog | None = PrivateAttr(default=None)
+
+    @field_validator("db")
+    @classmethod
+    def _known_database(cls, db: str) -> str:
+        parse_db_url(db)
+        return db
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"must be an http(s) URL such as https://collector.example.com, got {url!r}"
+                )
+        return url
+
+    def model(self, name: str) -> ModelConfig:
+        return self.models.get(name, self.defaults)
+
+    def table(self, name: str) -> dict[str, Any]:
+        """Model ``name``'s table as the file gives it: its own over ``[defaults]``."""
+        return merge_tables(self.defaults_table, self.model_tables.get(name, {}))
+
+    @property
+    def database(self) -> DatabaseURL:
+        return parse_db_url(self.db)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The plug-ins the models' settings were validated against (set by the loader)."""
+        return self._catalog
+
+    def with_catalog(self, catalog: Catalog) -> CollectorConfig:
+        copy = self.model_copy()
+        copy._catalog = catalog
+        return copy
