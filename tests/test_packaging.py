@@ -4,6 +4,7 @@ is the SDK alone, its extras naming the others."""
 from __future__ import annotations
 
 import email.parser
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,7 +21,10 @@ DISTRIBUTIONS["collector"] = "inferwatch_collector"
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
-    folders = [str(ROOT / folder) for folder in DISTRIBUTIONS]
+    # Built from copies: setuptools leaves build/ behind in the folder it builds.
+    sources = tmp_path_factory.mktemp("sources")
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests")
+    folders = [str(shutil.copytree(ROOT / f, sources / f, ignore=ignore)) for f in DISTRIBUTIONS]
     command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *folders]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     return {folder: next(out.glob(f"{name}-*.whl")) for folder, name in DISTRIBUTIONS.items()}
