@@ -149,3 +149,27 @@ def test_a_collector_runs_the_checks_of_the_plugins_its_file_lists(
         assert found["message"] == "4 rows (at least 10)"
     finally:
         collector.stop()
+
+
+def test_the_check_docs_architecture_shows_loads_and_validates_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "architecture.md").read_text()
+    example = doc.split("```python\n# mypkg/row_count.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "doc_row_count.py").write_text(example)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        registry = Registry.load(["doc_row_count"])
+        assert "row_count" in registry.check_names
+        config = load_config(
+            None, models={"m": {"detectors": {"row_count": {"min_rows": 3}}}}, registry=registry
+        )
+        assert config.model("m").check("row_count").model_dump()["min_rows"] == 3
+        with pytest.raises(ConfigError, match=r"row_count\.min_rows"):
+            load_config(
+                None,
+                models={"m": {"detectors": {"row_count": {"min_rows": -1}}}},
+                registry=registry,
+            )
+    finally:
+        sys.modules.pop("doc_row_count", None)
