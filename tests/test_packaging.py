@@ -55,6 +55,10 @@ def test_each_wheel_ships_only_its_own_packages(wheels: dict[str, Path]) -> None
         assert modules <= set(files), modules - set(files)
     collector = _files(wheels["collector"])
     assert "inferwatch/collector/dashboard/static/index.html" in collector
+    # The SQLite schema's migrations are package data too.
+    source = ROOT / "collector" / "src"
+    migrations = {str(p.relative_to(source)) for p in source.rglob("*.sql")}
+    assert migrations and migrations <= set(collector), migrations - set(collector)
 
 
 def test_the_sdk_needs_only_its_light_dependencies(wheels: dict[str, Path]) -> None:

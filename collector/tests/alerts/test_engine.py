@@ -45,7 +45,7 @@ def kinds(events: list[AlertEvent]) -> list[str]:
 
 
 def only_alert(store: MemoryAlertStore) -> Alert:
-    alerts = store.alerts(MODEL)
+    alerts = store.find(MODEL)
     assert len(alerts) == 1, alerts
     return alerts[0]
 
@@ -54,7 +54,7 @@ def test_opens_after_n_consecutive_failures_not_before() -> None:
     engine, store = make_engine(consecutive=3)
     assert engine.process(MODEL, VERSION, window(1, row("ks", "alert", "income"))) == []
     assert engine.process(MODEL, VERSION, window(2, row("ks", "alert", "income"))) == []
-    assert store.alerts(MODEL) == []
+    assert store.find(MODEL) == []
     events = engine.process(MODEL, VERSION, window(3, row("ks", "alert", "income")))
     assert kinds(events) == ["opened"]
     alert = only_alert(store)
@@ -176,7 +176,7 @@ def test_reprocessing_the_same_window_is_idempotent() -> None:
         assert engine.process(MODEL, VERSION, first) == []
         assert engine.process(MODEL, VERSION, second) == []
     assert store.saves == saves  # the same results again are not even written
-    assert len(store.alerts(MODEL)) == 1
+    assert len(store.find(MODEL)) == 1
     assert kinds(sink.events) == ["opened"]
     # After it resolves, the old failing windows coming again do not reopen it.
     assert kinds(engine.process(MODEL, VERSION, window(3, row("ks", "ok", "income")))) == [
@@ -184,7 +184,7 @@ def test_reprocessing_the_same_window_is_idempotent() -> None:
     ]
     assert engine.process(MODEL, VERSION, first) == []
     assert engine.process(MODEL, VERSION, second) == []
-    assert [a.state for a in store.alerts(MODEL)] == ["resolved"]
+    assert [a.state for a in store.find(MODEL)] == ["resolved"]
 
 
 def test_late_labels_reevaluating_an_old_window_take_their_place_in_order() -> None:
@@ -200,7 +200,7 @@ def test_late_labels_reevaluating_an_old_window_take_their_place_in_order() -> N
     assert kinds(events) == ["resolved"]
     # An older window failing after a newer pass opens nothing: the check passes now.
     assert engine.process(MODEL, VERSION, window(1, row("accuracy", "alert", score=0.5))) == []
-    assert len(store.alerts(MODEL)) == 1
+    assert len(store.find(MODEL)) == 1
 
 
 def test_an_older_window_passing_does_not_resolve_a_check_failing_now() -> None:
@@ -237,14 +237,14 @@ def test_versions_and_checks_are_separate() -> None:
     engine, store = make_engine()
     engine.process(MODEL, "1", window(1, row("ks", "alert", "age"), row("ks", "alert", "income")))
     engine.process(MODEL, "2", window(7, row("ks", "alert", "age")))
-    assert sorted((a.version, a.check) for a in store.alerts(MODEL)) == [
+    assert sorted((a.version, a.check) for a in store.find(MODEL)) == [
         ("1", "ks:age"),
         ("1", "ks:income"),
         ("2", "ks:age"),
     ]
     events = engine.process(MODEL, "2", window(8, row("ks", "ok", "age")))
     assert [(e.alert.version, e.kind) for e in events] == [("2", "resolved")]
-    assert len(store.alerts(MODEL, "open")) == 2
+    assert len(store.find(MODEL, "open")) == 2
 
 
 def test_only_configured_checks_alert() -> None:

@@ -236,5 +236,5 @@ async def test_full_queue_pushes_back(tmp_path: Path) -> None:
         assert "limit is 100" in str(refused.value) and refused.value.retry_after > 0
     await first
     await runtime.pipeline.stop()
-    assert sum(w.rows for w in runtime.storage.windows("q")) == 60
+    assert sum(w.rows for w in runtime.storage.windows.find("q")) == 60
     runtime.storage.close()

@@ -16,7 +16,7 @@ import pytest
 import inferwatch
 from inferwatch.collector import ConfigError, Registry, load_config
 from inferwatch.collector.detectors import OnlineOutlierDetector, OutlierDetector
-from inferwatch.collector.storage import SQLiteStorage
+from inferwatch.collector.storage.sqlite import open_sqlite
 from inferwatch.frame import Frame, categorical, numeric
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import (
@@ -303,9 +303,9 @@ def test_the_online_detector_continues_after_a_restart(
         return {"results": results, "state": stored_state()}
 
     def stored_state() -> dict[str, Any]:
-        storage = SQLiteStorage(tmp_path / "collector.db")
+        storage = open_sqlite(tmp_path / "collector.db")
         try:
-            data = storage.detector_state("online", "1", "outliers")
+            data = storage.settings.detector_state("online", "1", "outliers")
         finally:
             storage.close()
         assert data is not None

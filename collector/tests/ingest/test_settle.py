@@ -42,12 +42,12 @@ async def test_an_evaluation_waiting_on_a_commit_sees_the_committed_batch(tmp_pa
         await runtime.pipeline.submit([batch(1, T0 + 1)])
         clock.advance_to(T0 + WINDOW + 400)  # past the window's end and its allowed lateness
         await runtime.keeper.tick()
-        (closed,) = runtime.storage.windows("settle")
+        (closed,) = runtime.storage.windows.find("settle")
         assert closed.closed and closed.details is not None and closed.details["requests"] == 1
 
         # The next commit is slow: an evaluation asks for the state lock while it runs.
         committed = threading.Event()
-        ingest = runtime.storage.ingest
+        ingest = runtime.storage.windows.ingest
 
         def slow_ingest(*args: object) -> object:
             outcome = ingest(*args)  # type: ignore[arg-type]
@@ -55,16 +55,16 @@ async def test_an_evaluation_waiting_on_a_commit_sees_the_committed_batch(tmp_pa
             threading.Event().wait(0.3)
             return outcome
 
-        runtime.storage.ingest = slow_ingest  # type: ignore[method-assign]
+        runtime.storage.windows.ingest = slow_ingest  # type: ignore[method-assign]
         late = asyncio.create_task(runtime.pipeline.submit([batch(2, T0 + 2)]))
         await asyncio.to_thread(committed.wait, 10)
-        (marked,) = runtime.storage.windows("settle")
+        (marked,) = runtime.storage.windows.find("settle")
         assert marked.needs_eval  # the late batch is durable and its window marked
         evaluation = asyncio.create_task(runtime.keeper.evaluate(marked, close=False))
         await late
         await evaluation
 
-        (window,) = runtime.storage.windows("settle")
+        (window,) = runtime.storage.windows.find("settle")
         assert window.details is not None and window.details["requests"] == 2
         assert window.needs_eval == 0
     finally:

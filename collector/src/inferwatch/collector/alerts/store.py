@@ -1,4 +1,5 @@
-"""The persistence seam of alerting, and an in-memory store.
+"""What alerting keeps in a database (the port ``AlertEngine`` and the alerts endpoint use;
+``inferwatch.collector.storage`` has the backends), and an in-memory store.
 
 A store keeps, per (model, version), each check's recent outcomes (``CheckHistory``) and the
 alerts. The engine reads both with ``load`` and writes one window's changes with ``save``, in one
@@ -27,7 +28,11 @@ class AlertSnapshot:
 
 
 class AlertStore(Protocol):
-    """Implementations must be thread-safe."""
+    """Alerts and each check's recent outcomes. Implementations must be thread-safe.
+
+    A (model, version) has at most one open alert per check: saving a second one fails, and the
+    transaction with it.
+    """
 
     def load(self, model: str, version: str) -> AlertSnapshot: ...
 
@@ -40,6 +45,10 @@ class AlertStore(Protocol):
     ) -> list[Alert]:
         """In one transaction: replace these checks' histories, insert the alerts whose id is
         None and overwrite the others; return ``alerts`` in order, with their ids."""
+        ...
+
+    def find(self, model: str, state: str | None = None) -> list[Alert]:
+        """The model's alerts, optionally only ``open`` or ``resolved`` ones, oldest first."""
         ...
 
 
@@ -76,22 +85,25 @@ class MemoryAlertStore:
     ) -> list[Alert]:
         saved: list[Alert] = []
         with self._lock:
-            for check, history in checks.items():
-                self._checks[model, version, check] = json.dumps(history.to_dict())
+            # Written to copies, kept only if every alert fits: one transaction.
+            stored_alerts, open_ids = dict(self._alerts), dict(self._open)
             for alert in alerts:
-                alert_id = len(self._alerts) + 1 if alert.id is None else alert.id
+                alert_id = len(stored_alerts) + 1 if alert.id is None else alert.id
                 stored = replace(alert, id=alert_id)
-                self._alerts[alert_id] = json.dumps(stored.to_dict())
+                stored_alerts[alert_id] = json.dumps(stored.to_dict())
                 key = (model, version, stored.check)
                 if stored.state == "open":
-                    self._open[key] = alert_id
-                elif self._open.get(key) == alert_id:
-                    del self._open[key]
+                    if open_ids.setdefault(key, alert_id) != alert_id:
+                        raise ValueError(f"check {stored.check!r} has an open alert already")
+                elif open_ids.get(key) == alert_id:
+                    del open_ids[key]
                 saved.append(stored)
+            self._alerts, self._open = stored_alerts, open_ids
+            for check, history in checks.items():
+                self._checks[model, version, check] = json.dumps(history.to_dict())
         return saved
 
-    def alerts(self, model: str, state: str | None = None) -> list[Alert]:
-        """Every alert of ``model`` (optionally only open or resolved ones), oldest first."""
+    def find(self, model: str, state: str | None = None) -> list[Alert]:
         with self._lock:
             alerts = [Alert.from_dict(json.loads(text)) for _, text in sorted(self._alerts.items())]
         return [a for a in alerts if a.model == model and state in (None, a.state)]

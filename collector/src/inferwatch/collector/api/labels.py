@@ -23,7 +23,7 @@ async def post_labels(request: Request) -> JSONResponse:
     except LabelsError as exc:
         raise ApiError(exc.status, str(exc)) from None
     now_ms = int(runtime.clock() * 1000)
-    outcome = await asyncio.to_thread(runtime.storage.apply_labels, model, records, now_ms)
+    outcome = await asyncio.to_thread(runtime.storage.labels.apply, model, records, now_ms)
     counter = runtime.metrics.labels
     for name in ("accepted", "joined", "pending", "replaced"):
         counter.labels(name).inc(getattr(outcome, name))

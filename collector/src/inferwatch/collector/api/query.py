@@ -15,7 +15,7 @@ from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detectors.metrics import Task, evaluate
 from inferwatch.collector.labels.scoring import BUILTIN_METRICS, lifetime, public, stored_stats
 from inferwatch.collector.settings import ModelConfig
-from inferwatch.collector.storage.base import WindowRecord
+from inferwatch.collector.window.store import WindowRecord
 
 MAX_WINDOWS = 10_000
 
@@ -41,12 +41,24 @@ def window_json(record: WindowRecord) -> dict[str, Any]:
 
 async def list_models(request: Request) -> JSONResponse:
     runtime = collector(request)
-    models = await asyncio.to_thread(runtime.storage.models)
-    for entry in models:
-        for version in entry["versions"]:
-            version["first"] = iso(version.pop("first_ms"))
-            version["last"] = iso(version.pop("last_ms"))
-    return JSONResponse({"models": models})
+    versions = await asyncio.to_thread(runtime.storage.windows.versions)
+    models: dict[str, dict[str, Any]] = {}
+    for version in versions:
+        entry = models.setdefault(version.model, {"model": version.model, "versions": []})
+        entry["versions"].append(
+            {
+                "version": version.version,
+                "windows": version.windows,
+                "rows": version.rows,
+                "labelled": version.labelled,
+                "first": iso(version.first_ms),
+                "last": iso(version.last_ms),
+            }
+        )
+    # Models whose settings were put through the API, traffic or not.
+    for model in await asyncio.to_thread(runtime.storage.settings.model_configs):
+        models.setdefault(model, {"model": model, "versions": []})
+    return JSONResponse({"models": [models[name] for name in sorted(models)]})
 
 
 async def list_windows(request: Request) -> JSONResponse:
@@ -57,7 +69,7 @@ async def list_windows(request: Request) -> JSONResponse:
     if start is not None and end is not None and start >= end:
         raise ApiError(400, "start must be before end")
     records = await asyncio.to_thread(
-        runtime.storage.windows,
+        runtime.storage.windows.find,
         request.path_params["model"],
         params.get("version") or None,
         start,
@@ -71,7 +83,7 @@ async def get_window(request: Request) -> JSONResponse:
     runtime = collector(request)
     model = request.path_params["model"]
     window_id = _window_id(request.path_params["window_id"])
-    record = await asyncio.to_thread(runtime.storage.window, model, window_id)
+    record = await asyncio.to_thread(runtime.storage.windows.get, model, window_id)
     if record is None:
         raise ApiError(404, f"model {model!r} has no window {window_id}")
     body = window_json(record)
@@ -94,7 +106,9 @@ async def list_alerts(request: Request) -> JSONResponse:
     state = request.query_params.get("state") or None
     if state not in (None, "open", "resolved"):
         raise ApiError(400, f"state must be 'open' or 'resolved', got {state!r}")
-    alerts = await asyncio.to_thread(runtime.storage.alerts, request.path_params["model"], state)
+    alerts = await asyncio.to_thread(
+        runtime.storage.alerts.find, request.path_params["model"], state
+    )
     return JSONResponse({"alerts": [alert.to_json() for alert in alerts]})
 
 
@@ -106,10 +120,10 @@ async def model_metrics(request: Request) -> JSONResponse:
     """
     runtime = collector(request)
     model = request.path_params["model"]
-    records = await asyncio.to_thread(runtime.storage.windows, model, limit=MAX_WINDOWS)
+    records = await asyncio.to_thread(runtime.storage.windows.find, model, limit=MAX_WINDOWS)
     # Merging thousands of windows' statistics takes a while: off the event loop.
     body = await asyncio.to_thread(_metrics_body, model, records, runtime.settings(model))
-    body["labels"] = await asyncio.to_thread(runtime.storage.label_counters, model)
+    body["labels"] = await asyncio.to_thread(runtime.storage.labels.counters, model)
     return JSONResponse(body)
 
 

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from inferwatch.collector.api.common import ApiError, collector, iso, read_body, read_json
-from inferwatch.collector.storage.base import UploadRecord
+from inferwatch.collector.reference.store import UploadRecord
 from inferwatch.collector.window.state import json_safe
 from inferwatch.contract import TASKS
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
@@ -30,7 +30,9 @@ async def create_upload(request: Request) -> JSONResponse:
     if task is not None and task not in TASKS:
         raise ApiError(400, f"task must be one of {', '.join(TASKS)}, got {task!r}")
     now_ms = int(runtime.clock() * 1000)
-    upload_id = await asyncio.to_thread(runtime.storage.create_upload, model, version, task, now_ms)
+    upload_id = await asyncio.to_thread(
+        runtime.storage.references.create_upload, model, version, task, now_ms
+    )
     return JSONResponse({"upload_id": upload_id}, status_code=201)
 
 
@@ -49,7 +51,7 @@ async def put_part(request: Request) -> JSONResponse:
     except FrameError as exc:
         raise ApiError(400, f"the part is not a valid frame: {exc}") from None
     await asyncio.to_thread(
-        runtime.storage.put_upload_part, upload.upload_id, int(part_text), frame.rows, data
+        runtime.storage.references.put_part, upload.upload_id, int(part_text), frame.rows, data
     )
     return JSONResponse({"rows": frame.rows})
 
@@ -75,7 +77,7 @@ async def commit_upload(request: Request) -> JSONResponse:
 async def get_reference(request: Request) -> JSONResponse:
     runtime = collector(request)
     model, version = request.path_params["model"], request.path_params["version"]
-    record = await asyncio.to_thread(runtime.storage.reference, model, version)
+    record = await asyncio.to_thread(runtime.storage.references.get, model, version)
     if record is None:
         raise ApiError(404, f"model {model!r} version {version!r} has no reference")
     profile = await asyncio.to_thread(runtime.references.profile, model, version)
@@ -96,7 +98,7 @@ async def get_reference(request: Request) -> JSONResponse:
 async def _upload(request: Request) -> UploadRecord:
     runtime = collector(request)
     upload_id = request.path_params["upload_id"]
-    upload = await asyncio.to_thread(runtime.storage.upload, upload_id)
+    upload = await asyncio.to_thread(runtime.storage.references.upload, upload_id)
     model, version = request.path_params["model"], request.path_params["version"]
     if upload is None or (upload.model, upload.version) != (model, version):
         raise ApiError(

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from inferwatch.collector.detect.fitted import FittedCache
-from inferwatch.collector.storage.base import PastScore
 from inferwatch.collector.window.state import WindowState
+from inferwatch.collector.window.store import PastScore
 
 
 class ScoreHistory(Protocol):
-    """Stored results of earlier windows (the collector's storage)."""
+    """Stored results of earlier windows (the collector's ``WindowStore`` is one)."""
 
     def past_scores(
         self, model: str, version: str, detector: str, before_ms: int, windows: int
@@ -21,7 +21,8 @@ class ScoreHistory(Protocol):
 
 
 class DetectorStates(Protocol):
-    """Durable state per (model, version) and check, as bytes the check reads and writes."""
+    """Durable state per (model, version) and check, as bytes the check reads and writes (the
+    collector's ``SettingsStore`` is one)."""
 
     def detector_state(self, model: str, version: str, name: str) -> bytes | None: ...
     def put_detector_state(self, model: str, version: str, name: str, state: bytes) -> None: ...

@@ -26,8 +26,8 @@ from inferwatch.collector.ingest.journal import decode_batch, encode_batch
 from inferwatch.collector.receive.batch import Overloaded, PredictionBatch
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.settings import CollectorConfig, ModelConfig
-from inferwatch.collector.storage.base import IncomingBatch, IngestOutcome, Storage
 from inferwatch.collector.window.state import WindowBook, window_key
+from inferwatch.collector.window.store import IncomingBatch, IngestOutcome, WindowStore
 from inferwatch.frame import encode_frame
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class IngestPipeline:
 
     def __init__(
         self,
-        storage: Storage,
+        windows: WindowStore,
         book: WindowBook,
         references: References,
         config: CollectorConfig,
@@ -79,7 +79,7 @@ class IngestPipeline:
         state_lock: asyncio.Lock,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._storage = storage
+        self._windows = windows
         self._book = book
         self._references = references
         self._config = config
@@ -222,7 +222,7 @@ class IngestPipeline:
 
     def _commit(self, batches: list[PredictionBatch]) -> IngestOutcome:
         incoming = [self._incoming(batch) for batch in batches]
-        return self._storage.ingest(incoming, int(self._clock() * 1000))
+        return self._windows.ingest(incoming, int(self._clock() * 1000))
 
     def _incoming(self, batch: PredictionBatch) -> IncomingBatch:
         window = window_key(
@@ -263,7 +263,7 @@ class IngestPipeline:
     def _replay(self) -> int:
         count = 0
         chunk: list[tuple[int, int, PredictionBatch]] = []
-        for stored in self._storage.pending_batches():
+        for stored in self._windows.pending_batches():
             batch = decode_batch(stored.payload)
             chunk.append((stored.window_id, stored.seq, batch))
             self._references.observe(batch)

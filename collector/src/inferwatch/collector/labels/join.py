@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from inferwatch.capture import PROBA
-from inferwatch.collector.storage.base import LabelledBatch, LabelRecord
+from inferwatch.collector.labels.store import LabelledBatch, LabelRecord
 from inferwatch.frame import CategoricalColumn, Frame, NumericBlock, decode_frame
 
 

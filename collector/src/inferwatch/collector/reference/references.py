@@ -15,8 +15,8 @@ from typing import Any
 
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.reference.profile import Profile
+from inferwatch.collector.reference.store import ReferenceRecord, ReferenceStore, UploadRecord
 from inferwatch.collector.settings import ModelConfig
-from inferwatch.collector.storage.base import ReferenceRecord, Storage, UploadRecord
 from inferwatch.collector.window.summaries import WindowSummary
 from inferwatch.frame import Frame, decode_frame
 
@@ -27,9 +27,12 @@ class References:
     """Thread-safe: the ingest worker, the window task and upload requests all use it."""
 
     def __init__(
-        self, storage: Storage, config_for: Callable[[str], ModelConfig], clock: Callable[[], float]
+        self,
+        store: ReferenceStore,
+        config_for: Callable[[str], ModelConfig],
+        clock: Callable[[], float],
     ) -> None:
-        self._storage = storage
+        self._store = store
         self._config_for = config_for
         self._clock = clock
         self._lock = threading.Lock()
@@ -41,7 +44,7 @@ class References:
         with self._lock:
             if key in self._profiles:
                 return self._profiles[key]
-        record = self._storage.reference(model, version)
+        record = self._store.get(model, version)
         profile = Profile.from_bytes(record.profile) if record is not None else None
         with self._lock:
             return self._profiles.setdefault(key, profile)
@@ -75,32 +78,32 @@ class References:
                 if sum(f.rows for f in frames) >= self._config_for(key[0]).reference.size
             ]
         for (model, version), frames in due:
-            fitted.append(self._store(model, version, None, "auto", Profile.fit(frames)))
+            fitted.append(self._save(model, version, None, "auto", Profile.fit(frames)))
             with self._lock:
                 self._early_rows.pop((model, version), None)
         return fitted
 
     def fit_from_samples(self, model: str, version: str, samples: list[Frame]) -> ReferenceRecord:
         """The ``windows`` policy: a reference from closed windows' row samples."""
-        return self._store(model, version, None, "auto", Profile.fit(samples))
+        return self._save(model, version, None, "auto", Profile.fit(samples))
 
     def commit_upload(self, upload: UploadRecord) -> ReferenceRecord:
         """Fit the uploaded parts in two streaming passes, store the profile, drop the parts."""
 
-        if next(iter(self._storage.upload_parts(upload.upload_id)), None) is None:
+        if next(iter(self._store.parts(upload.upload_id)), None) is None:
             raise ValueError("the upload holds no parts; send at least one before committing")
 
         def frames() -> Iterator[Frame]:
-            for data in self._storage.upload_parts(upload.upload_id):
+            for data in self._store.parts(upload.upload_id):
                 yield decode_frame(data)
 
-        record = self._store(
+        record = self._save(
             upload.model, upload.version, upload.task, "upload", Profile.fit(frames)
         )
-        self._storage.delete_upload(upload.upload_id)
+        self._store.delete_upload(upload.upload_id)
         return record
 
-    def _store(
+    def _save(
         self, model: str, version: str, task: str | None, source: str, profile: Profile
     ) -> ReferenceRecord:
         features = sorted({name for role, name in profile.summary.columns if role == "feature"})
@@ -114,7 +117,7 @@ class References:
             profile.to_bytes(),
             details,
         )
-        self._storage.put_reference(record)
+        self._store.put(record)
         with self._lock:
             self._profiles[(model, version)] = profile
             self._early_rows.pop((model, version), None)

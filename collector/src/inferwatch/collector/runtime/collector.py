@@ -48,20 +48,24 @@ class Collector:
         if not isinstance(registry, Registry):
             registry = Registry.load(config.plugins)
         storage = open_storage(config)
-        settings = ModelSettings(config, registry, storage)
-        references = References(storage, settings, clock)
-        book = WindowBook(storage, config.instance_id, references.new_window)
+        settings = ModelSettings(config, registry, storage.settings)
+        references = References(storage.references, settings, clock)
+        book = WindowBook(storage.windows, config.instance_id, references.new_window)
         state_lock = asyncio.Lock()
         receiver_stats = ReceiverStats()
         dispatcher = AlertDispatcher(registry.notifiers, base_url=config.base_url)
-        alerts = AlertEngine(storage, lambda model: settings(model).alerts, dispatcher, clock)
+        alerts = AlertEngine(
+            storage.alerts, lambda model: settings(model).alerts, dispatcher, clock
+        )
         metrics = CollectorMetrics(receiver_stats, dispatcher)
         fitted = FittedCache()
         pipeline = IngestPipeline(
-            storage, book, references, config, settings, metrics, state_lock, clock
+            storage.windows, book, references, config, settings, metrics, state_lock, clock
         )
         keeper = WindowKeeper(
-            storage,
+            storage.windows,
+            storage.labels,
+            storage.settings,
             book,
             references,
             pipeline,

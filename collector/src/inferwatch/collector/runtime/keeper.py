@@ -20,16 +20,17 @@ from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
 from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detect.evaluate import evaluate_window
 from inferwatch.collector.detect.fitted import FittedCache
-from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detect.view import DetectorStates, WindowView
 from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.ingest.pipeline import IngestPipeline
 from inferwatch.collector.labels.join import labelled_pairs
 from inferwatch.collector.labels.scoring import window_performance
+from inferwatch.collector.labels.store import LabelStore
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
 from inferwatch.collector.settings import CollectorConfig, ModelConfig
-from inferwatch.collector.storage.base import Storage, WindowRecord
 from inferwatch.collector.window.state import WindowBook, WindowState
+from inferwatch.collector.window.store import WindowRecord, WindowStore
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ PRUNE_INTERVAL_SECONDS = 60.0
 class WindowKeeper:
     def __init__(
         self,
-        storage: Storage,
+        windows: WindowStore,
+        labels: LabelStore,
+        detector_states: DetectorStates,
         book: WindowBook,
         references: References,
         pipeline: IngestPipeline,
@@ -52,7 +55,9 @@ class WindowKeeper:
         fitted: FittedCache,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._storage = storage
+        self._windows = windows
+        self._labels = labels
+        self._detector_states = detector_states
         self._book = book
         self._references = references
         self._pipeline = pipeline
@@ -86,12 +91,12 @@ class WindowKeeper:
             self._last_checkpoint = now
         await asyncio.to_thread(self._references.fit_due)
         now_ms = int(now * 1000)
-        for record in await asyncio.to_thread(self._storage.windows, closed=False):
+        for record in await asyncio.to_thread(self._windows.find, closed=False):
             lateness_ms = self._config_for(record.model).allowed_lateness_seconds * 1000
             if record.end_ms + lateness_ms <= now_ms:
                 await self.evaluate(record, close=True)
         await asyncio.to_thread(self._label_delays, now_ms)
-        for record in await asyncio.to_thread(self._storage.windows, closed=True, needs_eval=True):
+        for record in await asyncio.to_thread(self._windows.find, closed=True, needs_eval=True):
             await self.evaluate(record, close=False)
         await self._reference_from_windows()
         if now - self._last_prune >= PRUNE_INTERVAL_SECONDS:
@@ -114,11 +119,11 @@ class WindowKeeper:
     def _evaluate(self, record: WindowRecord, state: WindowState, close: bool) -> None:
         config = self._config_for(record.model)
         profile = self._references.profile(record.model, record.version)
-        pairs = labelled_pairs(self._storage.labelled_batches(record.id))
+        pairs = labelled_pairs(self._labels.for_window(record.id))
         performance = window_performance(pairs, state.task, state.rows)
         now_ms = int(self._clock() * 1000)
         # Read after the pairs: a label landing in between is then counted on the next round.
-        current = self._storage.window(record.model, record.id) or record
+        current = self._windows.get(record.model, record.id) or record
         view = WindowView(
             record.model,
             record.version,
@@ -128,8 +133,8 @@ class WindowKeeper:
             current.labelled,
             performance,
             now_ms,
-            detector_states=self._storage,
-            history=self._storage,
+            detector_states=self._detector_states,
+            history=self._windows,
             fitted=self._fitted,
         )
         results = evaluate_window(profile, view, config, self._checks)
@@ -137,7 +142,7 @@ class WindowKeeper:
         details["performance"] = performance
         details["label_coverage"] = current.labelled / state.rows if state.rows else None
         details["reference"] = profile is not None
-        self._storage.save_evaluation(
+        self._windows.save_evaluation(
             record.id,
             results,
             details,
@@ -168,8 +173,7 @@ class WindowKeeper:
         on the first round after a start, so a delay that ended while the collector was down
         still counts).
         """
-        for entry in self._storage.models():
-            model = entry["model"]
+        for model in sorted({version.model for version in self._windows.versions()}):
             performance = self._config_for(model).detectors.get(PERFORMANCE)
             if not isinstance(performance, PerformanceSettings):
                 continue
@@ -180,10 +184,10 @@ class WindowKeeper:
             since_ms = self._delays_checked_ms.get(model)
             if since_ms is not None and due_ms <= since_ms:
                 continue
-            records = self._storage.windows(model, None, since_ms, due_ms, closed=True)
+            records = self._windows.find(model, None, since_ms, due_ms, closed=True)
             waiting = {r.id for r in records if r.end_ms <= due_ms and _waits_for_labels(r)}
             if waiting:
-                self._storage.mark_for_evaluation(waiting)
+                self._windows.mark_for_evaluation(waiting)
             self._delays_checked_ms[model] = due_ms
 
     async def _checkpoint(self) -> None:
@@ -194,34 +198,28 @@ class WindowKeeper:
 
     async def _reference_from_windows(self) -> None:
         """The ``windows`` policy: once N windows of a version closed, fit their row samples."""
-        for entry in await asyncio.to_thread(self._storage.models):
-            policy = self._config_for(entry["model"]).reference
-            if policy.policy != "windows":
+        for version in await asyncio.to_thread(self._windows.versions):
+            policy = self._config_for(version.model).reference
+            if policy.policy != "windows" or version.windows < policy.size:
                 continue
-            for version in entry["versions"]:
-                if version["windows"] < policy.size:
-                    continue
-                model, name = entry["model"], version["version"]
-                if await asyncio.to_thread(self._references.profile, model, name) is not None:
-                    continue
-                windows = await asyncio.to_thread(
-                    self._storage.windows, model, name, closed=True, limit=policy.size
-                )
-                if len(windows) < policy.size:
-                    continue
-                async with self._state_lock:
-                    await self._pipeline.settle()
-                    states = [await asyncio.to_thread(self._book.merged, w.id) for w in windows]
-                samples = [s.reservoir.to_frame() for s in states if s is not None and s.rows]
-                if samples:
-                    await asyncio.to_thread(self._references.fit_from_samples, model, name, samples)
+            model, name = version.model, version.version
+            if await asyncio.to_thread(self._references.profile, model, name) is not None:
+                continue
+            windows = await asyncio.to_thread(
+                self._windows.find, model, name, closed=True, limit=policy.size
+            )
+            if len(windows) < policy.size:
+                continue
+            async with self._state_lock:
+                await self._pipeline.settle()
+                states = [await asyncio.to_thread(self._book.merged, w.id) for w in windows]
+            samples = [s.reservoir.to_frame() for s in states if s is not None and s.rows]
+            if samples:
+                await asyncio.to_thread(self._references.fit_from_samples, model, name, samples)
 
     def _prune(self, now_ms: int) -> None:
-        outcome = self._storage.prune(
-            now_ms,
-            int(self._config.prediction_retention_seconds * 1000),
-            int(self._config.dedupe_horizon_seconds * 1000),
-        )
+        outcome = self._labels.prune(now_ms - int(self._config.prediction_retention_seconds * 1000))
+        self._windows.forget_dedupe_keys(now_ms - int(self._config.dedupe_horizon_seconds * 1000))
         expired = sum(outcome.labels_expired.values())
         if expired:
             self._metrics.labels.labels("expired").inc(expired)

@@ -1,18 +1,53 @@
-"""Storage backends behind one narrow interface (``Storage``); all SQL lives in this package."""
+"""The collector's database, as one store per aggregate; all SQL lives in this package.
 
+Each stage owns the port it needs (ports and adapters): ``window.store.WindowStore`` (ingest and
+windows), ``labels.store.LabelStore`` (labels and the prediction-id index),
+``reference.store.ReferenceStore``, ``settings.store.SettingsStore`` (model settings and detector
+state) and ``alerts.store.AlertStore``. A backend implements the five on one database and hands
+them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from inferwatch.collector.alerts.store import AlertStore
+from inferwatch.collector.labels.store import LabelStore
+from inferwatch.collector.reference.store import ReferenceStore
 from inferwatch.collector.settings import CollectorConfig, ConfigError
-from inferwatch.collector.storage.base import Storage
-from inferwatch.collector.storage.sqlite import SQLiteStorage
+from inferwatch.collector.settings.store import SettingsStore
+from inferwatch.collector.window.store import WindowStore
+
+
+@dataclass(frozen=True)
+class Storage:
+    """One database's stores. Each is thread-safe; ``close`` once every user is done."""
+
+    windows: WindowStore
+    labels: LabelStore
+    references: ReferenceStore
+    settings: SettingsStore
+    alerts: AlertStore
+    # Releases the backend's connections.
+    closer: Callable[[], None] = field(repr=False)
+
+    def close(self) -> None:
+        self.closer()
 
 
 def open_storage(config: CollectorConfig) -> Storage:
-    """The backend named by ``config.db``."""
+    """The database named by ``config.db``, brought to this release's schema."""
     database = config.database
     if database.scheme == "sqlite":
-        return SQLiteStorage(database.target, durability=config.durability)
+        # Imported here: backends import this module (for Storage), and one may need a driver
+        # that only its users install.
+        from inferwatch.collector.storage.sqlite import open_sqlite
+
+        return open_sqlite(database.target, durability=config.durability)
     raise ConfigError(
         "the PostgreSQL backend is not available yet; use a sqlite:///path/to/file.db URL"
     )
 
 
-__all__ = ["SQLiteStorage", "Storage", "open_storage"]
+__all__ = ["Storage", "open_storage"]

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from inferwatch.collector.receive.batch import PredictionBatch
-from inferwatch.collector.storage.base import Storage, WindowKey
 from inferwatch.collector.window.latency import LatencySketch
 from inferwatch.collector.window.reservoir import Reservoir
+from inferwatch.collector.window.store import WindowKey, WindowStore
 from inferwatch.collector.window.summaries import WindowSummary
 from inferwatch.frame import CategoricalColumn, Column, Frame, NumericBlock
 
@@ -165,11 +165,11 @@ class WindowBook:
 
     def __init__(
         self,
-        storage: Storage,
+        store: WindowStore,
         instance: str,
         new_summary: Callable[[str, str], WindowSummary],
     ) -> None:
-        self._storage = storage
+        self._store = store
         self._instance = instance
         # A new window's summary: over its version's reference bins and categories, if any.
         self._new_summary = new_summary
@@ -194,7 +194,7 @@ class WindowBook:
     def _state(self, window_id: int, model: str, version: str) -> WindowState:
         state = self._states.get(window_id)
         if state is None:
-            stored = self._storage.window_states(window_id).get(self._instance)
+            stored = self._store.states(window_id).get(self._instance)
             if stored is not None:
                 state = WindowState.from_bytes(stored)
             else:
@@ -204,7 +204,7 @@ class WindowBook:
 
     def merged(self, window_id: int) -> WindowState | None:
         """The whole window: this instance's state merged with other instances' stored parts."""
-        parts = self._storage.window_states(window_id)
+        parts = self._store.states(window_id)
         own = self._states.get(window_id)
         if own is not None:
             parts.pop(self._instance, None)
@@ -221,7 +221,7 @@ class WindowBook:
     def checkpoint(self) -> None:
         """Store the changed states and drop the raw batches they now cover."""
         states = {wid: self._states[wid].to_bytes() for wid in self._dirty}
-        self._storage.checkpoint(self._instance, states, self.applied_seq)
+        self._store.checkpoint(self._instance, states, self.applied_seq)
         self._dirty.clear()
 
     def evict(self, window_ids: Iterable[int]) -> None:

@@ -1,0 +1,93 @@
+"""One SQLite file as the stores share it: WAL mode, one writer under a lock, a reader per thread.
+
+Durability: ``durability="full"`` runs ``synchronous=FULL``, so a committed transaction (the
+ingest worker's group commit) is on disk before the collector answers 200 and survives power
+loss; ``"normal"`` skips that fsync, surviving a process crash but possibly losing the last
+commits on power loss, for more throughput on slow disks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+# Rows per IN (...) list: far below SQLite's variable limit, large enough to be few queries.
+CHUNK = 5000
+
+
+class Database:
+    """The file's connections. ``transaction`` is the one way to write."""
+
+    def __init__(self, path: str | Path, *, durability: str = "full") -> None:
+        self.path = str(path)
+        self._synchronous = "FULL" if durability == "full" else "NORMAL"
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._writer = self._connect()
+        # Copying the WAL into the database file would otherwise fall on the commit that
+        # crosses 1000 pages, adding its writes and fsync to what acknowledged requests wait
+        # for; ``checkpoint_wal`` does it instead, from another connection.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection for reading (outside any transaction)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def transaction(self) -> Transaction:
+        """``with database.transaction() as conn``: the writer inside BEGIN IMMEDIATE ... COMMIT
+        (ROLLBACK on an exception), one at a time."""
+        return Transaction(self._writer, self._write_lock)
+
+    def checkpoint_wal(self) -> None:
+        """Copy the WAL into the database file. PASSIVE: commits go on meanwhile."""
+        self.reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+
+class Transaction:
+    """``with`` block: the writer connection inside BEGIN IMMEDIATE ... COMMIT, under the lock."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+        self._conn = conn
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self._lock.release()
+
+
+def marks(n: int) -> str:
+    """``?,?,...`` for ``n`` parameters."""
+    return ",".join("?" * n)

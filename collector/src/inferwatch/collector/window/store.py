@@ -1,0 +1,172 @@
+"""What the window stage keeps in a database: the journal of batches on their way into windows,
+the windows with their state and evaluations, and the span keys that catch duplicates.
+
+The port that ingest, the window book and the window keeper use; ``inferwatch.collector.storage``
+has the backends. Every write method is one transaction. Times are integer milliseconds since
+the Unix epoch; window state is opaque bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from inferwatch.collector.detectors.result import Result
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    model: str
+    version: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingBatch:
+    """A decoded span on its way to durable storage."""
+
+    # trace id + span id: a batch whose dedupe key was seen within the horizon is dropped.
+    dedupe_key: bytes
+    window: WindowKey
+    rows: int
+    payload: bytes
+    # Kept for the label join: one id per row, the span's start time, and the encoded output
+    # frame (b"" when there is none) from which a labelled row's prediction is read.
+    prediction_ids: Sequence[str]
+    ts_ms: int
+    outputs: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A durable batch not yet folded into checkpointed window state."""
+
+    seq: int
+    window_id: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    # One entry per incoming batch: the stored batch, or None for a duplicate.
+    stored: list[StoredBatch | None]
+    # Windows that gained labels because waiting labels met their predictions.
+    labelled_windows: set[int] = field(default_factory=set)
+    labels_joined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    id: int
+    model: str
+    version: str
+    start_ms: int
+    end_ms: int
+    closed: bool
+    requests: int
+    rows: int
+    labelled: int
+    # Changes (late rows, new labels) since the window was last evaluated.
+    needs_eval: int
+    # Set when the window was evaluated: its check results, and the performance and summary
+    # shown by the query API (JSON-ready).
+    results: list[Result] | None = None
+    details: dict[str, Any] | None = None
+    evaluated_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionWindows:
+    """A model version's windows, counted."""
+
+    model: str
+    version: str
+    windows: int
+    rows: int
+    labelled: int
+    first_ms: int  # the first window's start
+    last_ms: int  # the last window's end
+
+
+@dataclass(frozen=True, slots=True)
+class PastScore:
+    """One scored result row of an earlier window, as thresholds learnt from history read it."""
+
+    window_start_ms: int
+    feature: str | None
+    score: float
+    decision: str
+    # The check's own decision when a threshold re-decided the row (details.check_decision).
+    check_decision: str | None
+
+
+class WindowStore(Protocol):
+    """Ingest and windows. Implementations must be thread-safe."""
+
+    def ingest(self, batches: Sequence[IncomingBatch], now_ms: int) -> IngestOutcome:
+        """In one transaction, store each batch not seen before: its dedupe key, its journal
+        row, its window's counts (a closed window is marked for evaluation) and its prediction
+        ids for the label join, where labels that were waiting for them join. All of it is
+        durable when this returns."""
+        ...
+
+    def pending_batches(self) -> Iterator[StoredBatch]:
+        """Durable batches not yet covered by a checkpoint, in the order they were stored."""
+        ...
+
+    def checkpoint(self, instance: str, states: Mapping[int, bytes], upto_seq: int) -> None:
+        """Store this instance's window states and drop stored batches up to ``upto_seq``."""
+        ...
+
+    def states(self, window_id: int) -> dict[str, bytes]:
+        """Each instance's partial state of a window."""
+        ...
+
+    def get(self, model: str, window_id: int) -> WindowRecord | None: ...
+
+    def find(
+        self,
+        model: str | None = None,
+        version: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        *,
+        closed: bool | None = None,
+        needs_eval: bool | None = None,
+        limit: int | None = None,
+    ) -> list[WindowRecord]:
+        """Windows overlapping [start_ms, end_ms), oldest first (by start, then id)."""
+        ...
+
+    def mark_for_evaluation(self, window_ids: set[int]) -> None: ...
+
+    def save_evaluation(
+        self,
+        window_id: int,
+        results: Sequence[Result],
+        details: dict[str, Any],
+        now_ms: int,
+        *,
+        close: bool,
+        marks_seen: int = 0,
+    ) -> None:
+        """Store a window's evaluation (and close it), taking ``marks_seen`` off needs_eval."""
+        ...
+
+    def versions(self) -> list[VersionWindows]:
+        """Every model version that has windows, by model then version."""
+        ...
+
+    def past_scores(
+        self, model: str, version: str, detector: str, before_ms: int, windows: int
+    ) -> list[PastScore]:
+        """The scored rows of ``detector`` in the version's last ``windows`` evaluated windows
+        that ended by ``before_ms``, newest window first."""
+        ...
+
+    def forget_dedupe_keys(self, before_ms: int) -> None:
+        """Forget the keys of spans stored before ``before_ms``: a span sent again after that
+        is stored again."""
+        ...
