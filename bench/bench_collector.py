@@ -335,11 +335,11 @@ def main() -> None:
                             }
                             for s in range(LABELS_PER_REQUEST)
                         ]
-                        started = time.perf_counter()
+                        sent = time.perf_counter()
                         response = http.post(
                             "/v1/labels", json={"model": "bench", "labels": labels}
                         )
-                        timings.append(time.perf_counter() - started)
+                        timings.append(time.perf_counter() - sent)
                         counts = response.json()
                         assert counts[kind] == LABELS_PER_REQUEST, counts
                     label_rates[kind] = LABELS_PER_REQUEST / statistics.median(timings)
