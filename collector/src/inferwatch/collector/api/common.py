@@ -1,47 +1,32 @@
-"""What the API routes share: errors as JSON sentences, ISO 8601 times, reading JSON bodies."""
+"""What the API routes share: the running collector, ISO 8601 times, reading bodies with caps.
+
+Bodies are read here rather than by FastAPI, which reads a whole body before anything can
+refuse it: these stop at the route's limit (413 naming it) and answer 415 for another type.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from inferwatch.collector.api.errors import ApiError, validation_message
 from inferwatch.collector.runtime.collector import Collector
 
 JSON_TYPES = ("application/json",)
+# Path parameters that are stored as SQLite integers (window ids, part numbers).
+MAX_INTEGER = 2**63 - 1
 
-
-class ApiError(Exception):
-    """Answered as ``{"error": message}`` with ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+M = TypeVar("M", bound=BaseModel)
 
 
 def collector(request: Request) -> Collector:
     runtime: Collector = request.app.state.collector
     return runtime
-
-
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def parse_iso(value: str | None, name: str) -> int | None:
@@ -57,6 +42,10 @@ def parse_iso(value: str | None, name: str) -> int | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 async def read_body(request: Request, limit: int, what: str) -> bytes:
@@ -79,12 +68,32 @@ async def read_json(request: Request, limit: int, what: str, *, optional: bool =
     body = await read_body(request, limit, what)
     if optional and not body.strip():
         return None
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in JSON_TYPES:
-        raise ApiError(
-            415, f"{what} must be sent as application/json, not {content_type or 'no type'}"
-        )
+    kind = content_type(request)
+    if kind not in JSON_TYPES:
+        raise ApiError(415, f"{what} must be sent as application/json, not {kind or 'no type'}")
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ApiError(400, f"{what} is not valid JSON: {exc}") from None
+
+
+def json_body(
+    what: str, limit: int, *, optional: bool = False
+) -> Callable[[Request], Awaitable[Any]]:
+    """A FastAPI dependency giving the route its JSON body, read as ``read_json`` reads it.
+
+    The route documents the body with ``api.openapi.request_body``.
+    """
+
+    async def body(request: Request) -> Any:
+        return await read_json(request, limit, what, optional=optional)
+
+    return body
+
+
+def validated(model: type[M], data: Any) -> M:
+    """``data`` as ``model``; 400 with a sentence naming the field otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, validation_message(exc.errors())) from None

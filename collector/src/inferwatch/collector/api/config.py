@@ -3,37 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from inferwatch.collector.api.common import ApiError, collector, read_json
-from inferwatch.collector.settings import ConfigError
+from inferwatch.collector.api import bodies
+from inferwatch.collector.api.common import collector, json_body
+from inferwatch.collector.api.errors import ApiError
+from inferwatch.collector.api.openapi import refusals, request_body
+from inferwatch.collector.settings import ConfigError, ModelConfig
 
 MAX_BODY_BYTES = 2**20
+_PATH = "/v1/models/{model}/config"
+
+router = APIRouter()
 
 
-async def get_config(request: Request) -> JSONResponse:
-    model = request.path_params["model"]
-    return JSONResponse({"model": model, **collector(request).settings(model).to_dict()})
+@router.get(_PATH, summary="The model's effective settings.")
+async def get_config(request: Request, model: str) -> bodies.ModelSettings:
+    return _shown(model, collector(request).settings(model))
 
 
-async def put_config(request: Request) -> JSONResponse:
-    """Change some settings (the config file's keys); the others keep their values."""
-    runtime = collector(request)
-    model = request.path_params["model"]
-    body = await read_json(request, MAX_BODY_BYTES, "the config body")
+@router.put(
+    _PATH,
+    summary="Change some settings; the others keep their values.",
+    responses=refusals(400, 413, 415),
+    openapi_extra=request_body(bodies.ConfigChange),
+)
+async def put_config(
+    request: Request,
+    model: str,
+    # Validated by the settings themselves, which name the setting and what it must be.
+    body: Annotated[Any, Depends(json_body("the config body", MAX_BODY_BYTES))],
+) -> bodies.ModelSettings:
     if not isinstance(body, dict):
         raise ApiError(400, 'the config body must be a JSON object such as {"window": "30s"}')
     try:
-        config = await asyncio.to_thread(runtime.settings.update, model, body)
+        config = await asyncio.to_thread(collector(request).settings.update, model, body)
     except ConfigError as exc:
         raise ApiError(400, str(exc)) from None
-    return JSONResponse({"model": model, **config.to_dict()})
+    return _shown(model, config)
 
 
-routes = [
-    Route("/v1/models/{model}/config", get_config, methods=["GET"]),
-    Route("/v1/models/{model}/config", put_config, methods=["PUT"]),
-]
+def _shown(model: str, config: ModelConfig) -> bodies.ModelSettings:
+    return bodies.ModelSettings.model_validate({"model": model, **config.to_dict()})

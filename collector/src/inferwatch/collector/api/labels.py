@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from inferwatch.collector.api.common import ApiError, collector, read_json
+from inferwatch.collector.api import bodies
+from inferwatch.collector.api.common import collector, json_body
+from inferwatch.collector.api.errors import ApiError
+from inferwatch.collector.api.openapi import refusals, request_body
 from inferwatch.collector.labels.join import LabelsError, parse_labels
 
 # 10,000 labels with long ids and string classes fit well within this.
 MAX_BODY_BYTES = 16 * 2**20
 
+router = APIRouter()
 
-async def post_labels(request: Request) -> JSONResponse:
+
+@router.post(
+    "/v1/labels",
+    summary="Ground truth joined to predictions by prediction id.",
+    responses=refusals(400, 413, 415),
+    openapi_extra=request_body(bodies.LabelsRequest),
+)
+async def post_labels(
+    request: Request,
+    # Validated by parse_labels (the labels' own rules, 413 past the configured count).
+    body: Annotated[Any, Depends(json_body("the labels request body", MAX_BODY_BYTES))],
+) -> bodies.LabelOutcome:
     runtime = collector(request)
-    body = await read_json(request, MAX_BODY_BYTES, "the labels request body")
     try:
         model, records = parse_labels(body, runtime.config.max_labels_per_request)
     except LabelsError as exc:
@@ -27,14 +41,9 @@ async def post_labels(request: Request) -> JSONResponse:
     counter = runtime.metrics.labels
     for name in ("accepted", "joined", "pending", "replaced"):
         counter.labels(name).inc(getattr(outcome, name))
-    return JSONResponse(
-        {
-            "accepted": outcome.accepted,
-            "joined": outcome.joined,
-            "pending": outcome.pending,
-            "replaced": outcome.replaced,
-        }
+    return bodies.LabelOutcome(
+        accepted=outcome.accepted,
+        joined=outcome.joined,
+        pending=outcome.pending,
+        replaced=outcome.replaced,
     )
-
-
-routes = [Route("/v1/labels", post_labels, methods=["POST"])]

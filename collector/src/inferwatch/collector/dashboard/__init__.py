@@ -1,7 +1,8 @@
 """The collector's dashboard: one static page over the JSON query API (docs/dashboard.md).
 
-GET / serves the page; its script and style sheet are under /dashboard/. The page itself
-reads /v1/... with the API key the user pastes, so these routes need no key.
+GET / serves the page (``index``, a route of the collector's app); its script and style sheet
+are under /dashboard/ (``dashboard_assets``). The page itself reads /v1/... with the API key
+the user pastes, so these routes need no key.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 STATIC = Path(__file__).parent / "static"
@@ -33,9 +34,6 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
-def dashboard_routes() -> list[Route | Mount]:
-    """The page at ``/`` and its assets under ``/dashboard``, for the collector's app."""
-    return [
-        Route("/", index, methods=["GET"]),
-        Mount("/dashboard", app=StaticFiles(directory=STATIC), name="dashboard"),
-    ]
+def dashboard_assets() -> Mount:
+    """The page's script and style sheet under ``/dashboard``, for the collector's app."""
+    return Mount("/dashboard", app=StaticFiles(directory=STATIC), name="dashboard")

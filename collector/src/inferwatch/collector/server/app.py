@@ -1,4 +1,10 @@
-"""The collector as an ASGI app: OTLP ingest, labels, references, queries and metrics."""
+"""The collector as an ASGI app: OTLP ingest, labels, references, queries, metrics, dashboard.
+
+A FastAPI app (Starlette underneath): the JSON routes are FastAPI routers with pydantic models,
+from which /openapi.json is generated; OTLP ingest is receive.http's endpoint as it is, the
+dashboard's assets a static mount. FastAPI's /docs and /redoc are off: they load their scripts
+from a CDN, which many networks (and the dashboard's Content-Security-Policy) do not allow.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,28 @@ import contextlib
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from inferwatch.collector.api import bodies, labels, query, references, traces
 from inferwatch.collector.api import config as config_routes
-from inferwatch.collector.api import labels, query, references
-from inferwatch.collector.api.common import ApiError, collector, error_response
-from inferwatch.collector.api.openapi import openapi_schema
-from inferwatch.collector.dashboard import dashboard_routes
-from inferwatch.collector.receive.http import traces_endpoint
+from inferwatch.collector.api.common import collector
+from inferwatch.collector.api.errors import error_response, install_error_handlers
+from inferwatch.collector.api.openapi import TITLE, VERSION, openapi_document
+from inferwatch.collector.dashboard import dashboard_assets, index
 from inferwatch.collector.runtime.collector import Collector
 from inferwatch.collector.settings import CollectorConfig
-from inferwatch.contract import TRACES_PATH
+
+OPENAPI_PATH = "/openapi.json"
 
 
-def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.time) -> Starlette:
+def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.time) -> FastAPI:
     """A collector app; its storage opens now, its ingest worker and window task with lifespan.
 
     ``clock`` (seconds since the epoch) decides when windows close; tests inject their own.
@@ -35,7 +42,7 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
     runtime = Collector.build(config, clock)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.dispatcher.start()
         await runtime.pipeline.start()
         keeper = asyncio.create_task(runtime.keeper.run(), name="inferwatch-windows")
@@ -50,51 +57,56 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
             await runtime.dispatcher.aclose()
             runtime.storage.close()
 
-    routes = [
-        Route(
-            TRACES_PATH,
-            traces_endpoint(
-                runtime.pipeline,
-                max_body_bytes=config.max_body_bytes,
-                stats=runtime.receiver_stats,
-            ),
-            methods=["POST"],
-        ),
-        *labels.routes,
-        *references.routes,
-        *query.routes,
-        *config_routes.routes,
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        *dashboard_routes(),
-    ]
-    app = Starlette(
-        routes=routes,
+    app = FastAPI(
+        title=TITLE,
+        version=VERSION,
         lifespan=lifespan,
         middleware=[Middleware(BearerAuth, keys=config.api_keys)],
-        exception_handlers={ApiError: _api_error},
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.collector = runtime
+    install_error_handlers(app)
+    app.include_router(traces.traces_router(runtime, config))
+    for routes in (labels, references, query, config_routes):
+        app.include_router(routes.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], summary="Liveness.")
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        summary="Prometheus metrics.",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        description="The Prometheus text exposition format.",
+    )
+    app.add_api_route(
+        "/",
+        index,
+        methods=["GET"],
+        summary="The dashboard (HTML); its assets are under /dashboard/.",
+        response_class=FileResponse,
+        responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    )
+    app.router.routes.append(dashboard_assets())
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            documented = (*bodies.REQUEST_BODIES, *traces.WIRE_MESSAGES)
+            app.openapi_schema = openapi_document(app, documented, api_keys=bool(config.api_keys))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
     return app
 
 
-async def healthz(request: Request) -> JSONResponse:
-    runtime = collector(request)
-    return JSONResponse({"status": "ok", "open_windows": len(runtime.book)})
+async def healthz(request: Request) -> bodies.Health:
+    return bodies.Health(status="ok", open_windows=len(collector(request).book))
 
 
 async def metrics(request: Request) -> Response:
     return Response(collector(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-
-async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(openapi_schema())
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message)
 
 
 class BearerAuth:

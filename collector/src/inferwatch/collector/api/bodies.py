@@ -1,0 +1,470 @@
+"""The API's request and response bodies as pydantic models: /openapi.json is generated from them.
+
+One model per shape. A window is built once (``WindowCounts.from_record`` and its subclasses), a
+result is the detectors' own ``Result``. Times are shown as ISO 8601 in UTC with milliseconds
+(``2024-05-01T12:00:00.000Z``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+from pydantic.json_schema import WithJsonSchema
+
+from inferwatch.collector.alerts.model import Alert as AlertRecord
+from inferwatch.collector.alerts.model import Evidence as EvidenceRecord
+from inferwatch.collector.alerts.model import iso
+from inferwatch.collector.detectors.result import Result, Severity
+from inferwatch.collector.labels.scoring import BUILTIN_METRICS
+from inferwatch.collector.window.store import WindowRecord
+
+# Times are held as the milliseconds the records carry and shown as ISO 8601.
+Time = Annotated[
+    int,
+    PlainSerializer(iso, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+OptionalTime = Annotated[
+    int | None,
+    PlainSerializer(iso, return_type=str | None),
+    WithJsonSchema({"type": ["string", "null"], "format": "date-time"}),
+]
+Task = Literal["classification", "regression"]
+# JSON the collector computes and documents in prose (summaries, latency): an object.
+Summary = dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """Every refusal of the API (OTLP ingest answers a google.rpc.Status instead)."""
+
+    error: str = Field(description="A sentence naming what was wrong and, for a limit, the limit.")
+
+
+# Windows
+
+
+class WindowCounts(BaseModel):
+    """What every view of a window shows: its span, traffic and labels."""
+
+    id: int
+    version: str
+    start: Time
+    end: Time
+    closed: bool
+    requests: int
+    rows: int
+    labelled: int
+    label_coverage: float | None = Field(description="labelled / rows; null without rows")
+    error_rate: float | None = Field(description="Failed requests / requests, once evaluated.")
+
+    @classmethod
+    def from_record(cls, record: WindowRecord, **more: Any) -> Self:
+        details = record.details or {}
+        return cls(
+            id=record.id,
+            version=record.version,
+            start=record.start_ms,
+            end=record.end_ms,
+            closed=record.closed,
+            requests=record.requests,
+            rows=record.rows,
+            labelled=record.labelled,
+            label_coverage=record.labelled / record.rows if record.rows else None,
+            error_rate=details.get("error_rate"),
+            **more,
+        )
+
+
+class Window(WindowCounts):
+    """A window with its check results (empty until it is evaluated)."""
+
+    model: str
+    evaluated_at: OptionalTime
+    results: list[Result]
+
+    @classmethod
+    def from_record(cls, record: WindowRecord, **more: Any) -> Self:
+        return super().from_record(
+            record,
+            model=record.model,
+            evaluated_at=record.evaluated_ms,
+            results=record.results or [],
+            **more,
+        )
+
+
+class WindowDetail(Window):
+    summary: Summary | None = Field(
+        description="Counts, latency, column summaries, data-quality issues, performance and "
+        "label delay; the running state while the window is not evaluated yet; null when the "
+        "window has no state here."
+    )
+
+
+class WindowList(BaseModel):
+    windows: list[Window] = Field(description="Oldest first; at most 10,000.")
+
+
+# Performance
+
+
+class Confusion(BaseModel):
+    classes: list[str]
+    matrix: list[list[int]] = Field(
+        description="matrix[i][j]: rows labelled classes[i] predicted classes[j]."
+    )
+
+
+class LabelDelay(BaseModel):
+    p50: float
+    p95: float
+    max: float
+
+
+_METRICS = sorted({name for names in BUILTIN_METRICS.values() for name in names})
+
+
+class Performance(BaseModel):
+    """Only the keys that apply are present; every other key is one of the model's own metrics."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "description": "A window's (or a lifetime's) performance from its labelled rows. "
+            "Keys that do not apply are absent. A metric undefined on the rows (no labels, no "
+            f"probabilities, one class) is null. Built-in metrics: {', '.join(_METRICS)}; any "
+            "other key is a metric the model names in performance.metrics (docs/collector.md)."
+        },
+    )
+    __pydantic_extra__: dict[str, float | None]
+
+    task: Task | None = None
+    windows: int | None = Field(None, description="Lifetime only: windows merged.")
+    rows: int | None = None
+    labelled: int | None = None
+    coverage: float | None = Field(None, description="labelled / rows")
+    scored: int | None = Field(
+        None, description="Labelled rows with a prediction: what the metrics are on."
+    )
+    with_proba: int | None = Field(
+        None, description="Scored rows with class probabilities: what log_loss and roc_auc use."
+    )
+    correct: int | None = None
+    confusion: Confusion | None = None
+    abs_error_sum: float | None = None
+    sq_error_sum: float | None = None
+    label_delay_seconds: LabelDelay | None = Field(None, description="Windows only.")
+
+    @model_serializer(mode="wrap")
+    def _only_present(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        shown: dict[str, Any] = handler(self)
+        return {key: value for key, value in shown.items() if key in self.model_fields_set}
+
+
+class WindowPerformance(WindowCounts):
+    latency: Summary | None = Field(description="Request latency in ms: p50, p95, max.")
+    performance: Performance
+
+
+class Lifetime(BaseModel):
+    all: Performance = Field(description="Every window of every version merged.")
+    versions: dict[str, Performance]
+
+
+class LabelCounters(BaseModel):
+    accepted: int
+    replaced: int
+    expired: int
+    pending: int
+
+
+class ModelMetrics(BaseModel):
+    model: str
+    windows: list[WindowPerformance]
+    lifetime: Lifetime
+    labels: LabelCounters
+    metric_errors: dict[str, str] | None = Field(
+        None,
+        description="Only when some of the model's own metrics could not be computed: why, by "
+        "metric.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _errors_only_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        shown: dict[str, Any] = handler(self)
+        if self.metric_errors is None:
+            del shown["metric_errors"]
+        return shown
+
+
+# Models
+
+
+class VersionSummary(BaseModel):
+    version: str
+    windows: int
+    rows: int
+    labelled: int
+    first: OptionalTime = Field(description="Start of the version's first window.")
+    last: OptionalTime = Field(description="End of its last window.")
+
+
+class ModelSummary(BaseModel):
+    model: str
+    versions: list[VersionSummary]
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+# Alerts
+
+
+class Evidence(BaseModel):
+    """One window's result row for the alert's check."""
+
+    window_id: int
+    window_start: Time
+    window_end: Time
+    result: Result
+
+    @classmethod
+    def from_record(cls, evidence: EvidenceRecord) -> Evidence:
+        return cls(
+            window_id=evidence.window_id,
+            window_start=evidence.window_start_ms,
+            window_end=evidence.window_end_ms,
+            result=evidence.result,
+        )
+
+
+class Alert(BaseModel):
+    """One incident of one check of one model version (docs/alerts.md)."""
+
+    id: int
+    model: str
+    version: str
+    check: str = Field(
+        description="A detector's row ('error_rate') or one feature's ('univariate_drift:income')."
+    )
+    severity: Severity
+    state: Literal["open", "resolved"]
+    opened_at: Time
+    resolved_at: OptionalTime
+    updated_at: Time
+    message: str
+    window_id: int = Field(description="The window that opened it.")
+    last_window_id: int = Field(description="The latest window seen failing.")
+    evidence: list[Evidence] = Field(
+        description="The windows that opened it, then what escalated and resolved it."
+    )
+
+    @classmethod
+    def from_record(cls, alert: AlertRecord) -> Alert:
+        assert alert.id is not None, "a stored alert has an id"
+        return cls(
+            id=alert.id,
+            model=alert.model,
+            version=alert.version,
+            check=alert.check,
+            severity=alert.severity,
+            state=alert.state,
+            opened_at=alert.opened_ms,
+            resolved_at=alert.resolved_ms,
+            updated_at=alert.updated_ms,
+            message=alert.message,
+            window_id=alert.window_id,
+            last_window_id=alert.last_window_id,
+            evidence=[Evidence.from_record(e) for e in alert.evidence],
+        )
+
+
+class AlertList(BaseModel):
+    alerts: list[Alert] = Field(description="Oldest first.")
+
+
+# Labels
+
+
+class Label(BaseModel):
+    prediction_id: str = Field(min_length=1)
+    label: str | int | float | bool = Field(description="A class, or a number for regression.")
+
+
+class LabelsRequest(BaseModel):
+    model: str = Field(min_length=1)
+    labels: list[Label] = Field(
+        description="At most the collector's max_labels_per_request (10,000 by default; 413 "
+        "above it)."
+    )
+
+
+class LabelOutcome(BaseModel):
+    accepted: int
+    joined: int = Field(description="Labels that met their prediction.")
+    pending: int = Field(description="Labels waiting for their prediction.")
+    replaced: int = Field(description="Ids labelled before (last write wins).")
+
+
+# References
+
+
+class UploadRequest(BaseModel):
+    task: Task | None = Field(None, description="The model's task, when the frames do not say.")
+
+
+class UploadCreated(BaseModel):
+    upload_id: str
+
+
+class PartStored(BaseModel):
+    rows: int
+
+
+class ReferenceCommitted(BaseModel):
+    model: str
+    version: str
+    rows: int
+    features: list[str]
+
+
+class Reference(BaseModel):
+    model: str
+    version: str
+    source: str = Field(description="'upload', or how the collector built it from traffic.")
+    rows: int
+    created_at: Time
+    task: Task | None
+    features: list[str]
+    summary: Summary | None = Field(description="The reference's column summaries.")
+
+
+# Settings; ConfigChange is validated by the settings (runtime.settings.update), not here.
+
+
+class ReferencePolicy(BaseModel):
+    policy: Literal["rows", "windows", "none"]
+    size: int = Field(ge=1)
+
+
+class CriticalLevel(BaseModel):
+    above: float | None = None
+    below: float | None = None
+
+
+class WebhookSettings(BaseModel):
+    url: str = Field(description="Shown redacted.")
+    format: Literal["json", "slack"]
+    timeout: float
+
+
+class RetrySettings(BaseModel):
+    attempts: int = Field(ge=1)
+    backoff: float
+    max_backoff: float
+
+
+class AlertSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consecutive: int = Field(ge=1)
+    checks: list[str] | None
+    critical: dict[str, CriticalLevel]
+    min_severity: Severity
+    webhooks: list[WebhookSettings]
+    retry: RetrySettings
+
+
+class ModelSettings(BaseModel):
+    """A model's effective settings (the config file's keys), after defaults and changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    window: float = Field(description="Seconds.")
+    allowed_lateness: float = Field(description="Seconds.")
+    reference: ReferencePolicy
+    detectors: dict[str, dict[str, Any]] = Field(
+        description="Per-detector settings by name; {'enabled': false} turns one off."
+    )
+    alerts: AlertSettings = Field(description="docs/alerts.md; webhook URLs are redacted.")
+
+
+Duration = Annotated[float | str, Field(description="Seconds, or '30s', '5m', '1h', '7d'.")]
+
+
+class ReferenceChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["rows", "windows", "none"] | None = None
+    size: int | None = Field(None, ge=1)
+
+
+class CriticalChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    above: float | None = None
+    below: float | None = None
+
+
+class WebhookChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    format: Literal["json", "slack"] | None = None
+    timeout: Duration | None = None
+
+
+class RetryChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int | None = Field(None, ge=1)
+    backoff: Duration | None = None
+    max_backoff: Duration | None = None
+
+
+class AlertsChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consecutive: int | None = Field(None, ge=1)
+    checks: list[str] | None = None
+    critical: dict[str, CriticalChange] | None = None
+    min_severity: Severity | None = None
+    webhooks: list[WebhookChange] | None = None
+    retry: RetryChange | None = None
+
+
+class ConfigChange(BaseModel):
+    """Some of a model's settings (the config file's keys); the others keep their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Duration | None = None
+    allowed_lateness: Duration | None = None
+    reference: ReferenceChange | None = None
+    detectors: dict[str, dict[str, Any]] | None = Field(
+        None, description="Per-detector settings by name (docs/collector.md)."
+    )
+    alerts: AlertsChange | None = Field(None, description="docs/alerts.md")
+
+
+# Service
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    open_windows: int
+
+
+# Bodies the API reads itself (size caps, 415, its own validation), so FastAPI does not see them:
+# their schemas are added to /openapi.json by api.openapi.
+REQUEST_BODIES: tuple[type[BaseModel], ...] = (LabelsRequest, UploadRequest, ConfigChange)
