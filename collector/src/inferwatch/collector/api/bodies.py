@@ -22,6 +22,7 @@ from pydantic.json_schema import WithJsonSchema
 from inferwatch.collector.alerts.model import Alert as AlertRecord
 from inferwatch.collector.alerts.model import Evidence as EvidenceRecord
 from inferwatch.collector.alerts.model import iso
+from inferwatch.collector.detectors.metrics import Task
 from inferwatch.collector.detectors.result import Result, Severity
 from inferwatch.collector.labels.scoring import BUILTIN_METRICS
 from inferwatch.collector.window.store import WindowRecord
@@ -37,7 +38,6 @@ OptionalTime = Annotated[
     PlainSerializer(iso, return_type=str | None),
     WithJsonSchema({"type": ["string", "null"], "format": "date-time"}),
 ]
-Task = Literal["classification", "regression"]
 # JSON the collector computes and documents in prose (summaries, latency): an object.
 Summary = dict[str, Any]
 

@@ -92,7 +92,10 @@ def _location(loc: Sequence[str | int], prefix: str) -> str:
 
 
 def _quoted(value: object) -> str:
-    text = repr(value)
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 3] + "..."
 
 
@@ -109,11 +112,12 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route, method not allowed, no such static file)."""
     assert isinstance(exc, HTTPException)
+    path = _cut(request.url.path)
     if exc.status_code == 404:
-        message = f"nothing is served at {request.url.path}"
+        message = f"nothing is served at {path}"
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
-        message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        message = f"{request.method} is not allowed on {path}; allowed: {allowed}"
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, message, headers=exc.headers)
