@@ -14,8 +14,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    SerializerFunctionWrapHandler,
-    model_serializer,
 )
 from pydantic.json_schema import WithJsonSchema
 
@@ -25,6 +23,7 @@ from inferwatch.collector.alerts.model import iso
 from inferwatch.collector.detectors.metrics import Task
 from inferwatch.collector.detectors.result import Result, Severity
 from inferwatch.collector.labels.scoring import BUILTIN_METRICS
+from inferwatch.collector.settings import ModelConfig
 from inferwatch.collector.window.store import WindowRecord
 
 # Times are held as the milliseconds the records carry and shown as ISO 8601.
@@ -133,7 +132,8 @@ _METRICS = sorted({name for names in BUILTIN_METRICS.values() for name in names}
 
 
 class Performance(BaseModel):
-    """Only the keys that apply are present; every other key is one of the model's own metrics."""
+    """Only the keys that apply are present (the route leaves out what was not set); every
+    other key is one of the model's own metrics."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -163,11 +163,6 @@ class Performance(BaseModel):
     sq_error_sum: float | None = None
     label_delay_seconds: LabelDelay | None = Field(None, description="Windows only.")
 
-    @model_serializer(mode="wrap")
-    def _only_present(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        shown: dict[str, Any] = handler(self)
-        return {key: value for key, value in shown.items() if key in self.model_fields_set}
-
 
 class WindowPerformance(WindowCounts):
     latency: Summary | None = Field(description="Request latency in ms: p50, p95, max.")
@@ -196,13 +191,6 @@ class ModelMetrics(BaseModel):
         description="Only when some of the model's own metrics could not be computed: why, by "
         "metric.",
     )
-
-    @model_serializer(mode="wrap")
-    def _errors_only_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        shown: dict[str, Any] = handler(self)
-        if self.metric_errors is None:
-            del shown["metric_errors"]
-        return shown
 
 
 # Models
@@ -348,113 +336,19 @@ class Reference(BaseModel):
     summary: Summary | None = Field(description="The reference's column summaries.")
 
 
-# Settings; ConfigChange is validated by the settings (runtime.settings.update), not here.
+# Settings: the settings schema's own models, so the document cannot drift from what loads.
 
 
-class ReferencePolicy(BaseModel):
-    policy: Literal["rows", "windows", "none"]
-    size: int = Field(ge=1)
-
-
-class CriticalLevel(BaseModel):
-    above: float | None = None
-    below: float | None = None
-
-
-class WebhookSettings(BaseModel):
-    url: str = Field(description="Shown redacted.")
-    format: Literal["json", "slack"]
-    timeout: float
-
-
-class RetrySettings(BaseModel):
-    attempts: int = Field(ge=1)
-    backoff: float
-    max_backoff: float
-
-
-class AlertSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    consecutive: int = Field(ge=1)
-    checks: list[str] | None
-    critical: dict[str, CriticalLevel]
-    min_severity: Severity
-    webhooks: list[WebhookSettings]
-    retry: RetrySettings
-
-
-class ModelSettings(BaseModel):
-    """A model's effective settings (the config file's keys), after defaults and changes."""
-
-    model_config = ConfigDict(extra="forbid")
+class ModelSettings(ModelConfig):
+    """A model's effective settings (the config file's keys), after defaults and changes;
+    webhook URLs are shown redacted."""
 
     model: str
-    window: float = Field(description="Seconds.")
-    allowed_lateness: float = Field(description="Seconds.")
-    reference: ReferencePolicy
-    detectors: dict[str, dict[str, Any]] = Field(
-        description="Per-detector settings by name; {'enabled': false} turns one off."
-    )
-    alerts: AlertSettings = Field(description="docs/alerts.md; webhook URLs are redacted.")
 
 
-Duration = Annotated[float | str, Field(description="Seconds, or '30s', '5m', '1h', '7d'.")]
-
-
-class ReferenceChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    policy: Literal["rows", "windows", "none"] | None = None
-    size: int | None = Field(None, ge=1)
-
-
-class CriticalChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    above: float | None = None
-    below: float | None = None
-
-
-class WebhookChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str
-    format: Literal["json", "slack"] | None = None
-    timeout: Duration | None = None
-
-
-class RetryChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    attempts: int | None = Field(None, ge=1)
-    backoff: Duration | None = None
-    max_backoff: Duration | None = None
-
-
-class AlertsChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    consecutive: int | None = Field(None, ge=1)
-    checks: list[str] | None = None
-    critical: dict[str, CriticalChange] | None = None
-    min_severity: Severity | None = None
-    webhooks: list[WebhookChange] | None = None
-    retry: RetryChange | None = None
-
-
-class ConfigChange(BaseModel):
-    """Some of a model's settings (the config file's keys); the others keep their values."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    window: Duration | None = None
-    allowed_lateness: Duration | None = None
-    reference: ReferenceChange | None = None
-    detectors: dict[str, dict[str, Any]] | None = Field(
-        None, description="Per-detector settings by name (docs/collector.md)."
-    )
-    alerts: AlertsChange | None = Field(None, description="docs/alerts.md")
+class ConfigChange(ModelConfig):
+    """Some of a model's settings (the config file's keys); the others keep their values.
+    Checked as the file is (docs/collector.md), with the same sentences."""
 
 
 # Service

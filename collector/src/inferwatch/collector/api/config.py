@@ -47,4 +47,6 @@ async def put_config(
 
 
 def _shown(model: str, config: ModelConfig) -> bodies.ModelSettings:
-    return bodies.ModelSettings.model_validate({"model": model, **config.to_dict()})
+    # Validated already, by the settings: shown as they are.
+    fields = {name: getattr(config, name) for name in ModelConfig.model_fields}
+    return bodies.ModelSettings.model_construct(model=model, **fields)

@@ -74,8 +74,10 @@ def openapi_document(
             if api_keys and path.startswith(_PROTECTED_PREFIX):
                 operation["security"] = [{"bearer": []}]
                 operation["responses"]["401"] = _error_response(401)
-    for unused in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(unused, None)
+    # FastAPI's 422 models, and definitions a replaced schema left behind.
+    used = _referenced(document["paths"], schemas)
+    for unused in set(schemas) - used:
+        del schemas[unused]
     if api_keys:
         document["components"]["securitySchemes"] = {
             "bearer": {
@@ -88,11 +90,51 @@ def openapi_document(
 
 
 def _add_schemas(schemas: dict[str, Any], models: Iterable[type[BaseModel]]) -> None:
+    """The request bodies' schemas beside the responses'. A model both read and answered
+    (the settings' ``AlertPolicy``) may read more than it shows (durations as strings): its
+    reading schema is then ``<Name>Input``, as FastAPI names its own."""
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
-    for name, schema in top.get("$defs", {}).items():
+    defs: dict[str, Any] = top.get("$defs", {})
+    renamed = {
+        _REF.format(model=name): _REF.format(model=f"{name}Input")
+        for name, schema in defs.items()
+        if schemas.get(name, schema) != schema
+    }
+    for name, schema in defs.items():
+        name = f"{name}Input" if _REF.format(model=name) in renamed else name
+        schema = _with_refs(schema, renamed)
         if schemas.setdefault(name, schema) != schema:
             # Two different shapes under one name would make one $ref lie.
             raise ValueError(f"two schemas are named {name}: rename one of the models")
+
+
+def _referenced(paths: Any, schemas: dict[str, Any]) -> set[str]:
+    """The names of the schemas ``paths`` reach, directly or through other schemas."""
+    prefix = _REF.format(model="")
+    found: set[str] = set()
+    todo = [paths]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] not in found:
+                found.add(ref[len(prefix) :])
+                todo.append(schemas.get(ref[len(prefix) :]))
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
+def _with_refs(schema: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(schema, dict):
+        return {
+            key: renamed.get(value, value) if key == "$ref" else _with_refs(value, renamed)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_with_refs(item, renamed) for item in schema]
+    return schema
 
 
 def _error_response(code: int) -> dict[str, Any]:

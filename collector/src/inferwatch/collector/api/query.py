@@ -119,6 +119,8 @@ async def list_alerts(
 @router.get(
     "/v1/models/{model}/metrics",
     summary="Traffic and performance per window, and lifetime performance.",
+    # A performance shows the keys that apply to it, and metric_errors only when there are some.
+    response_model_exclude_unset=True,
 )
 async def model_metrics(request: Request, model: str) -> bodies.ModelMetrics:
     """Performance and traffic per window, and lifetime performance per version and overall.
@@ -159,7 +161,7 @@ def _metrics_body(
             versions={version: own.shown(total) for version, total in versions.items()},
         ),
         labels=labels,
-        metric_errors=own.problems or None,
+        **({"metric_errors": own.problems} if own.problems else {}),
     )
 
 

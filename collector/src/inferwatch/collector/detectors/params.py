@@ -162,6 +162,8 @@ class Table(BaseModel):
         validate_by_alias=True,
         validate_by_name=True,
         serialize_by_alias=True,
+        # What a table shows has every key: its schema (the API's answers) says so.
+        json_schema_serialization_defaults_required=True,
     )
 
     @classmethod

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -29,4 +29,18 @@ def seconds(value: Any) -> float:
 
 
 # Seconds, however they were written; shown back as a number of seconds.
-Duration = Annotated[float, BeforeValidator(seconds), PlainSerializer(float, return_type=float)]
+Duration = Annotated[
+    float,
+    BeforeValidator(seconds),
+    PlainSerializer(float, return_type=float),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ],
+            "description": "Seconds, or a duration such as '30s', '5m', '1h', '7d'.",
+        },
+        mode="validation",
+    ),
+]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SerializeAsAny, ValidationError
+from pydantic import AfterValidator, Field, SerializeAsAny, ValidationError, WithJsonSchema
 
 from inferwatch.collector.detectors.params import Count, Table, describe
 from inferwatch.collector.settings.alerts import AlertPolicy
@@ -49,8 +49,19 @@ class ModelConfig(Table):
     )
     allowed_lateness_seconds: Duration = Field(default=300.0, alias="allowed_lateness")
     reference: ReferencePolicy = ReferencePolicy()
-    # Serialised as each check's own model (the declared base would show only ``enabled``).
-    detectors: dict[str, SerializeAsAny[CheckSettings]] = {}
+    # Serialised as each check's own model (the declared base would show only ``enabled``);
+    # which keys a check takes depends on the plug-ins loaded, so the schema leaves them open.
+    detectors: Annotated[
+        dict[str, SerializeAsAny[CheckSettings]],
+        WithJsonSchema(
+            {
+                "type": "object",
+                "additionalProperties": {"type": "object"},
+                "description": "Each check's settings by name (docs/collector.md); "
+                "{'enabled': false} turns one off.",
+            }
+        ),
+    ] = {}
     alerts: AlertPolicy = AlertPolicy()
 
     def check(self, name: str) -> CheckSettings:
