@@ -198,7 +198,7 @@ def test_refusals() -> None:
         summary.update(numeric_frame(np.ones((2, 1)), ["a"]), numeric_frame(np.ones((3, 1)), ["s"]))
     with pytest.raises(ValueError, match="different references"):
         summary.merge(WindowSummary())
-    with pytest.raises(ValueError, match="IWS1"):
+    with pytest.raises(ValueError, match="not a window summary"):
         WindowSummary.from_bytes(b"nonsense")
     with pytest.raises(ValueError, match="corrupt"):
         WindowSummary.from_bytes(summary.to_bytes()[:-5])

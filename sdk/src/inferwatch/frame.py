@@ -187,18 +187,23 @@ def _header(rows: int, descriptors: tuple[tuple[Any, ...], ...]) -> bytes:
 def decode_frame(data: bytes | bytearray | memoryview, *, max_rows: int | None = None) -> Frame:
     """Parse a frame, validating every length and code. Raises FrameError."""
     view = memoryview(data)
-    if len(view) < len(MAGIC) + _LENGTH.size or bytes(view[: len(MAGIC)]) != MAGIC:
-        raise FrameError("not an inferwatch frame (missing the IWF1 signature)")
-    (header_length,) = _LENGTH.unpack_from(view, len(MAGIC))
     start = len(MAGIC) + _LENGTH.size
+    if bytes(view[: len(MAGIC)]) != MAGIC:
+        raise _not_a_frame(bytes(view[: len(MAGIC)]))
+    if len(view) < start:
+        raise FrameError(f"truncated frame: {len(view)} bytes, less than its {start}-byte start")
+    (header_length,) = _LENGTH.unpack_from(view, len(MAGIC))
     if start + header_length > len(view):
         raise FrameError(
-            f"frame header claims {header_length} bytes but only {len(view) - start} follow"
+            f"truncated frame: its header claims {header_length} bytes but only "
+            f"{len(view) - start} follow"
         )
     try:
         header = json.loads(bytes(view[start : start + header_length]))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FrameError(f"frame header is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise FrameError("frame header is not a frame's: its JSON nests too deeply") from None
     if not isinstance(header, dict):
         raise FrameError("frame header must be a JSON object")
     rows = header.get("rows")
@@ -224,6 +229,23 @@ def decode_frame(data: bytes | bytearray | memoryview, *, max_rows: int | None =
     if offset != len(view):
         raise FrameError(f"frame has {len(view) - offset} bytes after its last column")
     return Frame(rows, tuple(columns))
+
+
+def _not_a_frame(signature: bytes) -> FrameError:
+    # Frames and the collector's stored containers all start with b"IW"; say which this is not.
+    if signature[:3] == MAGIC[:3] and signature[3:].isdigit():
+        return FrameError(
+            f"an inferwatch frame of format version {signature[3:].decode()} ({signature!r}), "
+            f"but this release of inferwatch reads version 1 ({MAGIC!r}): upgrade inferwatch"
+        )
+    if signature[:2] == MAGIC[:2] and len(signature) == len(MAGIC):
+        return FrameError(
+            f"not an inferwatch frame: {signature!r} is another inferwatch container's "
+            f"signature (a frame starts with {MAGIC!r})"
+        )
+    if not signature:
+        return FrameError("not an inferwatch frame: no bytes (missing the IWF1 signature)")
+    return FrameError(f"not an inferwatch frame: it starts with {signature!r}, not {MAGIC!r}")
 
 
 def _decode_column(spec: object, rows: int, view: memoryview, offset: int) -> tuple[Column, int]:

@@ -19,8 +19,8 @@ from inferwatch.collector.api.common import (
 )
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals, request_body
+from inferwatch.collector.codec import json_safe
 from inferwatch.collector.reference.store import UploadRecord
-from inferwatch.collector.window.state import json_safe
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import FrameError, decode_frame
 

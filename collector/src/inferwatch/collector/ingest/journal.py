@@ -1,8 +1,8 @@
 """The bytes of a prediction batch as kept in the durable journal until it is checkpointed.
 
-Layout: ``b"IWJ2"`` then five parts, each a uint32 length and its bytes: JSON metadata, the ids
-end to end (UTF-8), each id's length in characters (uint32), the input frame and the output
-frame (length 0 for a missing frame). Frames keep their own codec, so a batch round-trips
+A container of the codec (codec.JOURNALED_BATCH) of five parts: JSON metadata, the ids end to
+end (UTF-8), each id's length in characters (uint32), the input frame and the output frame
+(empty for a missing frame). Frames keep their own codec, so a batch round-trips
 exactly. The ids are not JSON: joining them costs a small fraction of encoding a JSON array, on
 the ingest path, while splitting them back is only needed to replay.
 """
@@ -10,18 +10,15 @@ the ingest path, while splitting them back is only needed to replay.
 from __future__ import annotations
 
 import json
-import struct
 from itertools import accumulate
 
 import numpy as np
 
+from inferwatch.collector.codec import JOURNALED_BATCH
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.frame import Frame, decode_frame, encode_frame
 
-_MAGIC = b"IWJ2"
-_LENGTH = struct.Struct("<I")
 _ID_LENGTHS = np.dtype("<u4")
-_PARTS = 5
 _META = json.JSONEncoder(separators=(",", ":"))
 
 
@@ -42,7 +39,7 @@ def encode_batch(batch: PredictionBatch, outputs: bytes | None = None) -> bytes:
         }
     ).encode()
     ids = batch.ids
-    parts = (
+    return JOURNALED_BATCH.encode(
         meta,
         # surrogatepass: ids from OTLP JSON may hold lone surrogates, which must round-trip too.
         "".join(ids).encode("utf-8", "surrogatepass"),
@@ -50,39 +47,37 @@ def encode_batch(batch: PredictionBatch, outputs: bytes | None = None) -> bytes:
         _frame_bytes(batch.inputs),
         outputs if outputs is not None else _frame_bytes(batch.outputs),
     )
-    return _MAGIC + b"".join(_LENGTH.pack(len(p)) + p for p in parts)
 
 
-def decode_batch(data: bytes) -> PredictionBatch:
-    if data[:4] != _MAGIC:
-        raise ValueError("not a journaled batch (missing the IWJ2 signature)")
-    view = memoryview(data)
-    parts: list[memoryview] = []
-    offset = 4
-    for _ in range(_PARTS):
-        (length,) = _LENGTH.unpack_from(view, offset)
-        offset += _LENGTH.size
-        parts.append(view[offset : offset + length])
-        offset += length
-    meta = json.loads(bytes(parts[0]))
-    text = bytes(parts[1]).decode("utf-8", "surrogatepass")
-    ends = list(accumulate(np.frombuffer(parts[2], _ID_LENGTHS).tolist()))
-    ids = tuple(text[start:end] for start, end in zip([0, *ends], ends, strict=False))
-    return PredictionBatch(
-        model=meta["model"],
-        version=meta["version"],
-        task=meta["task"],
-        trace_id=bytes.fromhex(meta["trace_id"]),
-        span_id=bytes.fromhex(meta["span_id"]),
-        start_ns=meta["start_ns"],
-        end_ns=meta["end_ns"],
-        error=meta["error"],
-        ids=ids,
-        inputs=decode_frame(parts[3]) if len(parts[3]) else None,
-        outputs=decode_frame(parts[4]) if len(parts[4]) else None,
-        sample_rate=meta["sample_rate"],
-        issues=tuple(meta["issues"]),
-    )
+def decode_batch(data: bytes | memoryview) -> PredictionBatch:
+    """Read ``encode_batch()`` of this or an earlier release; ContainerError if it is not one."""
+    meta_part, text_part, lengths_part, inputs_part, outputs_part = JOURNALED_BATCH.decode(
+        data
+    ).parts
+    with JOURNALED_BATCH.reading():
+        meta = json.loads(bytes(meta_part))
+        text = bytes(text_part).decode("utf-8", "surrogatepass")
+        if len(lengths_part) % _ID_LENGTHS.itemsize:
+            raise JOURNALED_BATCH.corrupt(f"id lengths of {len(lengths_part)} bytes")
+        ends = list(accumulate(np.frombuffer(lengths_part, _ID_LENGTHS).tolist()))
+        if (ends[-1] if ends else 0) != len(text):
+            raise JOURNALED_BATCH.corrupt("the id lengths do not add up to the ids")
+        ids = tuple(text[start:end] for start, end in zip([0, *ends], ends, strict=False))
+        return PredictionBatch(
+            model=meta["model"],
+            version=meta["version"],
+            task=meta["task"],
+            trace_id=bytes.fromhex(meta["trace_id"]),
+            span_id=bytes.fromhex(meta["span_id"]),
+            start_ns=meta["start_ns"],
+            end_ns=meta["end_ns"],
+            error=meta["error"],
+            ids=ids,
+            inputs=decode_frame(inputs_part) if len(inputs_part) else None,
+            outputs=decode_frame(outputs_part) if len(outputs_part) else None,
+            sample_rate=meta["sample_rate"],
+            issues=tuple(meta["issues"]),
+        )
 
 
 def _frame_bytes(frame: Frame | None) -> bytes:

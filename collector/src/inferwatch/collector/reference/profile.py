@@ -4,13 +4,13 @@ every window (bins, category sets) and every detector (the reference's summary a
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from inferwatch.collector.codec import PROFILE
 from inferwatch.collector.window.reservoir import DEFAULT_CAPACITY, Reservoir
 from inferwatch.collector.window.summaries import (
     DEFAULT_MAX_CATEGORIES,
@@ -30,9 +30,6 @@ EDGE_SAMPLE_CELLS = 2**25
 
 Frames = Sequence[Frame] | Callable[[], Iterable[Frame]]
 Kind = Literal["numeric", "categorical"]
-
-_MAGIC = b"IWP1"
-_LENGTH = struct.Struct("<Q")
 
 
 @dataclass
@@ -117,21 +114,15 @@ class Profile:
         return {"rows": self.rows, "features": list(self.features), **self.summary.to_dict()}
 
     def to_bytes(self) -> bytes:
-        summary = self.summary.to_bytes()
-        return _MAGIC + _LENGTH.pack(len(summary)) + summary + self.reservoir.to_bytes()
+        """The stored form (codec.PROFILE): the summary's blob, then the reservoir's."""
+        return PROFILE.encode(self.summary.to_bytes(), self.reservoir.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Profile:
-        if data[: len(_MAGIC)] != _MAGIC:
-            raise ValueError("not a serialized profile (missing the IWP1 signature)")
-        try:
-            (length,) = _LENGTH.unpack_from(data, len(_MAGIC))
-        except struct.error:
-            raise ValueError("corrupt profile: truncated header") from None
-        start = len(_MAGIC) + _LENGTH.size
-        summary = WindowSummary.from_bytes(data[start : start + length])
-        reservoir = Reservoir.from_bytes(data[start + length :])
-        return cls(summary.layout, summary, reservoir)
+    def from_bytes(cls, data: bytes | memoryview) -> Profile:
+        """Read ``to_bytes()`` of this or an earlier release; ContainerError if it is not one."""
+        summary_part, reservoir_part = PROFILE.decode(data).parts
+        summary = WindowSummary.from_bytes(summary_part)
+        return cls(summary.layout, summary, Reservoir.from_bytes(reservoir_part))
 
 
 def _reader(frames: Frames) -> Callable[[], Iterable[Frame]]:

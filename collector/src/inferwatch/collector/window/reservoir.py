@@ -10,19 +10,18 @@ sample of the union. docs/windows-and-summaries.md describes the algorithm.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from inferwatch.collector.codec import RESERVOIR
 from inferwatch.collector.window.summaries import ColumnKey, batch_columns, batch_rows
 from inferwatch.frame import (
     CategoricalColumn,
     Column,
     Frame,
-    FrameError,
     NumericBlock,
     Role,
     decode_frame,
@@ -31,8 +30,6 @@ from inferwatch.frame import (
 
 DEFAULT_CAPACITY = 10_000
 
-_MAGIC = b"IWR1"
-_LENGTH = struct.Struct("<I")
 # numpy's hypergeometric sampler takes populations below 1e9 on each side.
 _HYPERGEOMETRIC_LIMIT = 10**9
 _CODES = np.int32
@@ -321,6 +318,8 @@ class Reservoir:
         return Frame(int(rows.size), tuple(columns))
 
     def to_bytes(self) -> bytes:
+        """The stored form (codec.RESERVOIR): a JSON header (capacity, rows seen, the
+        generator's state, the ids) and the kept rows as a frame."""
         header = json.dumps(
             {
                 "capacity": self.capacity,
@@ -330,30 +329,28 @@ class Reservoir:
             },
             separators=(",", ":"),
         ).encode()
-        return _MAGIC + _LENGTH.pack(len(header)) + header + encode_frame(self.to_frame())
+        return RESERVOIR.encode(header, encode_frame(self.to_frame()))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Reservoir:
-        view = memoryview(data)
-        if bytes(view[: len(_MAGIC)]) != _MAGIC:
-            raise ValueError("not a serialized reservoir (missing the IWR1 signature)")
-        try:
-            (length,) = _LENGTH.unpack_from(view, len(_MAGIC))
-            start = len(_MAGIC) + _LENGTH.size
-            header = json.loads(bytes(view[start : start + length]))
-            frame = decode_frame(view[start + length :])
+    def from_bytes(cls, data: bytes | memoryview) -> Reservoir:
+        """Read ``to_bytes()`` of this or an earlier release; ContainerError if it is not one."""
+        header_part, frame_part = RESERVOIR.decode(data).parts
+        with RESERVOIR.reading():
+            header = json.loads(bytes(header_part))
+            frame = decode_frame(frame_part)
             reservoir = cls(int(header["capacity"]))
             reservoir._rng.bit_generator.state = header["rng"]
             ids = header["ids"]
-        except (struct.error, json.JSONDecodeError, FrameError, KeyError, TypeError) as exc:
-            raise ValueError(f"corrupt reservoir: {exc}") from None
-        if len(ids) != frame.rows:
-            raise ValueError(f"corrupt reservoir: {len(ids)} ids for {frame.rows} rows")
+            if len(ids) != frame.rows or frame.rows > reservoir.capacity:
+                raise RESERVOIR.corrupt(
+                    f"{len(ids)} ids for {frame.rows} rows, of capacity {reservoir.capacity}"
+                )
+            seen = int(header["seen"])
         positions = np.arange(frame.rows)
         reservoir._ensure_rows(frame.rows)
         columns, roles = batch_columns(frame, None)
         reservoir._write(columns, roles, positions, positions)
         reservoir._ids[: frame.rows] = np.asarray(ids, dtype=object)
         reservoir._size = frame.rows
-        reservoir.seen = int(header["seen"])
+        reservoir.seen = seen
         return reservoir

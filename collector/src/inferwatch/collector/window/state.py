@@ -8,8 +8,6 @@ window continued after a restart) combine into the same numbers one process woul
 from __future__ import annotations
 
 import json
-import math
-import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from inferwatch.collector.codec import WINDOW_STATE, json_safe
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.window.latency import LatencySketch
 from inferwatch.collector.window.reservoir import Reservoir
@@ -25,8 +24,6 @@ from inferwatch.collector.window.store import WindowKey, WindowStore
 from inferwatch.collector.window.summaries import WindowSummary
 from inferwatch.frame import CategoricalColumn, Column, Frame, NumericBlock
 
-_MAGIC = b"IWS1"
-_LENGTH = struct.Struct("<I")
 # Distinct data-quality messages kept per window; the rest are only counted.
 _MAX_ISSUE_KINDS = 20
 
@@ -113,6 +110,8 @@ class WindowState:
         }
 
     def to_bytes(self) -> bytes:
+        """The stored form (codec.WINDOW_STATE): the counters as JSON, then the summary's and
+        the reservoir's own blobs."""
         header = json.dumps(
             {
                 "task": self.task,
@@ -126,34 +125,27 @@ class WindowState:
                 "latency": self.latency.to_dict(),
             }
         ).encode()
-        parts = (header, self.summary.to_bytes(), self.reservoir.to_bytes())
-        return _MAGIC + b"".join(_LENGTH.pack(len(p)) + p for p in parts)
+        return WINDOW_STATE.encode(header, self.summary.to_bytes(), self.reservoir.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> WindowState:
-        if data[:4] != _MAGIC:
-            raise ValueError("not a window state (missing the IWS1 signature)")
-        parts: list[bytes] = []
-        offset = 4
-        for _ in range(3):
-            (length,) = _LENGTH.unpack_from(data, offset)
-            offset += _LENGTH.size
-            parts.append(data[offset : offset + length])
-            offset += length
-        header = json.loads(parts[0])
-        return cls(
-            summary=WindowSummary.from_bytes(parts[1]),
-            reservoir=Reservoir.from_bytes(parts[2]),
-            latency=LatencySketch.from_dict(header["latency"]),
-            task=header["task"],
-            requests=header["requests"],
-            errors=header["errors"],
-            rows=header["rows"],
-            estimated_rows=header["estimated_rows"],
-            batches_with_issues=header["batches_with_issues"],
-            issues=Counter(header["issues"]),
-            errors_by_type=Counter(header["errors_by_type"]),
-        )
+    def from_bytes(cls, data: bytes | memoryview) -> WindowState:
+        """Read ``to_bytes()`` of this or an earlier release; ContainerError if it is not one."""
+        header_part, summary_part, reservoir_part = WINDOW_STATE.decode(data).parts
+        with WINDOW_STATE.reading():
+            header = json.loads(bytes(header_part))
+            return cls(
+                summary=WindowSummary.from_bytes(summary_part),
+                reservoir=Reservoir.from_bytes(reservoir_part),
+                latency=LatencySketch.from_dict(header["latency"]),
+                task=header["task"],
+                requests=header["requests"],
+                errors=header["errors"],
+                rows=header["rows"],
+                estimated_rows=header["estimated_rows"],
+                batches_with_issues=header["batches_with_issues"],
+                issues=Counter(header["issues"]),
+                errors_by_type=Counter(header["errors_by_type"]),
+            )
 
 
 class WindowBook:
@@ -298,16 +290,3 @@ def _count_bounded(counter: Counter[str], items: Iterable[str] | Counter[str]) -
     for item, n in pairs:
         if item in counter or len(counter) < _MAX_ISSUE_KINDS:
             counter[item] += n
-
-
-def json_safe(value: Any) -> Any:
-    """Summaries as JSON: numpy values as Python numbers, NaN and infinities as null."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "tolist"):
-        return json_safe(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from inferwatch.collector.codec import WINDOW_SUMMARY
 from inferwatch.frame import CategoricalColumn, Column, Frame, NumericBlock, Role
 
 OTHER = "__other__"
 DEFAULT_MAX_CATEGORIES = 1000
 ColumnKey = tuple[Role, str]  # (role, feature name): ("feature", "age"), ("output", "prediction")
 
-_MAGIC = b"IWS1"
 # Distinct untracked categories are counted with a k-minimum-values sketch: exact below this many,
 # an estimate with ~1/sqrt(k) = 6% relative error above it.
 _KMV_SIZE = 256
@@ -743,17 +743,20 @@ class WindowSummary:
         return window
 
     def to_bytes(self) -> bytes:
+        """The stored form (codec.WINDOW_SUMMARY): ``to_dict()`` as zlib-compressed JSON."""
         payload = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
-        return _MAGIC + zlib.compress(payload.encode(), 6)
+        return WINDOW_SUMMARY.encode(zlib.compress(payload.encode(), 6))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> WindowSummary:
-        if data[: len(_MAGIC)] != _MAGIC:
-            raise ValueError("not a serialized window summary (missing the IWS1 signature)")
+    def from_bytes(cls, data: bytes | memoryview) -> WindowSummary:
+        """Read ``to_bytes()`` of this or an earlier release; ContainerError if it is not one."""
+        (compressed,) = WINDOW_SUMMARY.decode(data).parts
         try:
-            return cls.from_dict(json.loads(zlib.decompress(data[len(_MAGIC) :])))
-        except (zlib.error, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"corrupt window summary: {exc!r}") from None
+            payload = zlib.decompress(compressed)
+        except zlib.error as exc:
+            raise WINDOW_SUMMARY.corrupt(f"its JSON does not inflate ({exc})") from None
+        with WINDOW_SUMMARY.reading():
+            return cls.from_dict(json.loads(payload))
 
 
 def batch_rows(frame: Frame | None, outputs: Frame | None) -> int | None:
