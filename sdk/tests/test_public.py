@@ -72,3 +72,21 @@ def test_a_call_without_a_version_is_filed_under_the_default_version(
     spans = spans_of(model, count=3)
     assert {s.attributes["ml.model.version"] for s in spans} == {contract.DEFAULT_VERSION}
     assert inferwatch.PredictionRecorder(model, "").version == contract.DEFAULT_VERSION
+
+
+def test_the_retry_engine_is_a_public_module() -> None:
+    from inferwatch import retry
+
+    assert set(retry.__all__) == {
+        "DEFAULT_BACKOFF",
+        "DEFAULT_MAX_DELAY",
+        "DEFAULT_MAX_RETRIES",
+        "RETRYABLE_STATUS",
+        "Attempts",
+        "Outcome",
+        "RetryPolicy",
+        "asend",
+        "parse_retry_after",
+        "send",
+    }
+    assert all(hasattr(retry, name) for name in retry.__all__)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,15 +19,18 @@ import pytest
 class Received:
     path: str
     body: dict[str, Any]
+    at: float  # time.time() when the body was read
 
 
 @dataclass
 class WebhookReceiver:
-    """Answers 200, or per path the planned statuses first; paths in ``hang`` wait for
-    ``release`` before answering. Records each request as soon as its body is read."""
+    """Answers 200, or per path the planned statuses first (with the path's ``retry_after``
+    header, if any; a 429 otherwise says 0); paths in ``hang`` wait for ``release`` before
+    answering. Records each request as soon as its body is read."""
 
     port: int = 0
     plans: dict[str, list[int]] = field(default_factory=dict)
+    retry_after: dict[str, str] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
     received: list[Received] = field(default_factory=list)
@@ -54,7 +58,7 @@ class WebhookReceiver:
 
     def _record(self, path: str, body: dict[str, Any]) -> int:
         with self.changed:
-            self.received.append(Received(path, body))
+            self.received.append(Received(path, body, time.time()))
             self.changed.notify_all()
             plan = self.plans.get(path)
             return plan.pop(0) if plan else 200
@@ -74,7 +78,9 @@ def receiver() -> Iterator[WebhookReceiver]:
                 hooks.release.wait(30)
             try:
                 self.send_response(status)
-                if status == 429:
+                if status != 200 and path in hooks.retry_after:
+                    self.send_header("Retry-After", hooks.retry_after[path])
+                elif status == 429:
                     self.send_header("Retry-After", "0")
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -4,7 +4,9 @@ and logs. Waits are on conditions (requests received, the dispatcher drained), n
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
 import time
 from datetime import datetime
 
@@ -115,6 +117,46 @@ async def test_retries_server_errors_then_delivers(receiver: WebhookReceiver) ->
     assert (stats.delivered, stats.retries, stats.failed) == (1, 3, 0)
     bodies = [r.body for r in receiver.requests("/flaky")]
     assert len(bodies) == 4 and all(b == bodies[0] for b in bodies)
+
+
+async def test_an_http_date_retry_after_is_honoured(receiver: WebhookReceiver) -> None:
+    # HTTP dates have whole seconds: at least one second from now, up to two.
+    when = math.floor(time.time()) + 2
+    receiver.plans["/later"] = [503]
+    receiver.retry_after["/later"] = email.utils.formatdate(when, usegmt=True)
+    retry = RetryPolicy(attempts=2, backoff_seconds=0.01, max_backoff_seconds=30.0)
+    policy = AlertPolicy(webhooks=(Webhook(url=receiver.url("/later")),), retry=retry)
+    async with AlertDispatcher() as dispatcher:
+        dispatcher.submit(make_event(1), policy)
+        assert await dispatcher.drain(20)
+        stats = dispatcher.stats
+    assert (stats.delivered, stats.retries, stats.failed) == (1, 1, 0)
+    first, second = receiver.requests("/later")
+    # Not after the 10 ms backoff: at the time the receiver asked for.
+    assert first.at < when - 0.5 and second.at >= when - 0.05, (first.at, second.at, when)
+
+
+async def test_retries_of_deliveries_that_failed_together_are_spread(
+    receiver: WebhookReceiver,
+) -> None:
+    paths = [f"/together/{i}" for i in range(12)]
+    for path in paths:
+        receiver.plans[path] = [503]
+    retry = RetryPolicy(attempts=2, backoff_seconds=0.4, max_backoff_seconds=30.0)
+    webhooks = tuple(Webhook(url=receiver.url(path)) for path in paths)
+    policy = AlertPolicy(webhooks=webhooks, retry=retry)
+    async with AlertDispatcher(concurrency=len(paths)) as dispatcher:
+        dispatcher.submit(make_event(1), policy)
+        assert await dispatcher.drain(20)
+        assert dispatcher.stats.delivered == len(paths)
+    gaps = []
+    for path in paths:
+        first, second = receiver.requests(path)
+        gaps.append(second.at - first.at)
+    # Each waits between half and all of the 0.4 s backoff, drawn on its own: without jitter
+    # every one would wait the full 0.4 s and all would come back at once.
+    assert min(gaps) >= 0.2 - 0.01, gaps
+    assert min(gaps) < 0.35 and max(gaps) - min(gaps) > 0.05, gaps
 
 
 async def test_gives_up_after_its_retries_or_on_a_final_answer(

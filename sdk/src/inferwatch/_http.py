@@ -1,29 +1,18 @@
-"""Calling the collector with retries, shared by the labels and reference clients.
-
-The decisions (what to retry, how long to wait, what to raise) live in ``Attempts``, which does
-no I/O, so the blocking ``send`` and the asyncio ``asend`` are only the few lines that do.
+"""Calling the collector, shared by the labels and reference clients: the errors they raise,
+what a collector's answer says, and retries (``inferwatch.retry``) that end in those errors.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import math
-import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
-# The statuses the collector (like any OTLP receiver) uses for "try again later"; every other
-# 4xx means the request itself is wrong and would fail again.
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+from inferwatch.retry import Attempts, Outcome, RetryPolicy
+
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 5
-DEFAULT_BACKOFF = 0.5
 
 
 class CollectorError(Exception):
@@ -56,102 +45,49 @@ class CollectorUnavailable(CollectorError, ConnectionError):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently to retry.
-
-    The n-th retry waits a random time between half and all of ``backoff * 2**n`` seconds
-    (jitter spreads out clients that failed together), or what the collector asked for in
-    ``Retry-After``; either is capped at ``max_delay``.
-    """
-
-    max_retries: int = DEFAULT_MAX_RETRIES
-    backoff: float = DEFAULT_BACKOFF
-    max_delay: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
-        for name in ("backoff", "max_delay"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (0 for the first retry)."""
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        ceiling = min(self.max_delay, self.backoff * 2.0**retry)
-        return random.uniform(ceiling / 2, ceiling)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = datetime.now(UTC).timestamp() if now is None else now
-        seconds = when.timestamp() - current
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-Outcome = httpx.Response | httpx.TransportError
 RejectedFactory = Callable[[int, str], CollectorError]
 
 
-class Attempts:
-    """The retry state of one request: feed it each outcome, it says whether to wait and retry.
+class CollectorAttempts(Attempts):
+    """Attempts at one request to the collector that raise when the outcome is a failure.
 
-    ``rejected(status, message)`` builds the exception for a non-retryable answer, so each
-    client can raise its own type saying which of its requests failed.
+    ``rejected(status, message)`` builds the exception for an answer not worth retrying, so
+    each client can raise its own type saying which of its requests failed; running out of
+    retries raises CollectorUnavailable.
     """
 
     def __init__(
         self, policy: RetryPolicy, what: str, url: str, rejected: RejectedFactory | None = None
     ) -> None:
-        self.policy = policy
+        super().__init__(policy)
         self.what = what
         self.url = url
-        self.retries = 0
         self._rejected = rejected
 
     def after(self, outcome: Outcome) -> float | None:
         """None when ``outcome`` is a success; else the delay before retrying. Raises when final."""
+        delay = super().after(outcome)
+        if delay is not None:
+            return delay
         if isinstance(outcome, httpx.Response):
             if outcome.is_success:
                 return None
-            status = outcome.status_code
+            status: int | None = outcome.status_code
             message = error_message(outcome)
-            if status not in RETRYABLE_STATUS:
-                raise self._reject(status, message)
-            retry_after = parse_retry_after(outcome.headers.get("retry-after"))
+            if not self.policy.retryable(outcome):
+                raise self._reject(outcome.status_code, message)
             failure = f"HTTP {status}: {message}"
         else:
-            status, retry_after = None, None
+            status = None
             failure = f"{type(outcome).__name__}: {outcome}" if str(outcome) else repr(outcome)
-        if self.retries >= self.policy.max_retries:
-            error = CollectorUnavailable(
-                f"could not send {self.what} to the collector at {self.url}: "
-                f"{self.retries + 1} attempts failed, the last with {failure}",
-                status,
-            )
-            if isinstance(outcome, httpx.TransportError):
-                raise error from outcome
-            raise error
-        delay = self.policy.delay(self.retries, retry_after)
-        self.retries += 1
-        return delay
+        error = CollectorUnavailable(
+            f"could not send {self.what} to the collector at {self.url}: "
+            f"{self.retries + 1} attempts failed, the last with {failure}",
+            status,
+        )
+        if isinstance(outcome, Exception):
+            raise error from outcome
+        raise error
 
     def _reject(self, status: int, message: str) -> CollectorError:
         if self._rejected is not None:
@@ -196,33 +132,3 @@ def client_options(endpoint: str, api_key: str | None, timeout: float) -> dict[s
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     return {"base_url": endpoint, "headers": headers, "timeout": httpx.Timeout(timeout)}
-
-
-def send(client: httpx.Client, request: httpx.Request, attempts: Attempts) -> httpx.Response:
-    """Send ``request`` until it succeeds; raises what ``attempts`` decides when it cannot."""
-    while True:
-        outcome: Outcome
-        try:
-            outcome = client.send(request)
-        except httpx.TransportError as exc:
-            outcome = exc
-        delay = attempts.after(outcome)
-        if delay is None:
-            return cast(httpx.Response, outcome)
-        time.sleep(delay)
-
-
-async def asend(
-    client: httpx.AsyncClient, request: httpx.Request, attempts: Attempts
-) -> httpx.Response:
-    """The asyncio twin of ``send``."""
-    while True:
-        outcome: Outcome
-        try:
-            outcome = await client.send(request)
-        except httpx.TransportError as exc:
-            outcome = exc
-        delay = attempts.after(outcome)
-        if delay is None:
-            return cast(httpx.Response, outcome)
-        await asyncio.sleep(delay)

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 import httpx
 import numpy as np
 
-from inferwatch import _http
+from inferwatch import _http, retry
 from inferwatch.config import resolve_api_key, resolve_endpoint
 from inferwatch.contract import LABELS_PATH
 
@@ -79,8 +79,8 @@ def log_labels(
     endpoint: str | None = None,
     api_key: str | None = None,
     timeout: float = _http.DEFAULT_TIMEOUT,
-    max_retries: int = _http.DEFAULT_MAX_RETRIES,
-    backoff: float = _http.DEFAULT_BACKOFF,
+    max_retries: int = retry.DEFAULT_MAX_RETRIES,
+    backoff: float = retry.DEFAULT_BACKOFF,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> LabelsReport:
     """Send ground truth for predictions of ``model``, keyed by prediction id.
@@ -100,7 +100,7 @@ def log_labels(
         return report
     with httpx.Client(**upload.client_options) as client:
         for batch, request in upload.requests(client):
-            response = _http.send(client, request, upload.attempts(batch, report))
+            response = retry.send(client, request, upload.attempts(batch, report))
             report += upload.counts(response, batch)
     return report
 
@@ -112,8 +112,8 @@ async def alog_labels(
     endpoint: str | None = None,
     api_key: str | None = None,
     timeout: float = _http.DEFAULT_TIMEOUT,
-    max_retries: int = _http.DEFAULT_MAX_RETRIES,
-    backoff: float = _http.DEFAULT_BACKOFF,
+    max_retries: int = retry.DEFAULT_MAX_RETRIES,
+    backoff: float = retry.DEFAULT_BACKOFF,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> LabelsReport:
     """``log_labels`` for asyncio code: same arguments, same report, same errors."""
@@ -125,7 +125,7 @@ async def alog_labels(
         return report
     async with httpx.AsyncClient(**upload.client_options) as client:
         for batch, request in upload.requests(client):
-            response = await _http.asend(client, request, upload.attempts(batch, report))
+            response = await retry.asend(client, request, upload.attempts(batch, report))
             report += upload.counts(response, batch)
     return report
 
@@ -157,7 +157,7 @@ class _LabelsUpload:
             )
         self.model = model
         self.batch_size = batch_size
-        self.policy = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
+        self.policy = retry.RetryPolicy(max_retries=max_retries, backoff=backoff)
         self.endpoint = resolve_endpoint(endpoint)
         self.client_options = _http.client_options(self.endpoint, resolve_api_key(api_key), timeout)
         self.records = label_records(labels)
@@ -171,7 +171,7 @@ class _LabelsUpload:
             body = {"model": self.model, "labels": self.records[start : start + self.batch_size]}
             yield batch, client.build_request("POST", LABELS_PATH, json=body)
 
-    def attempts(self, batch: int, report: LabelsReport) -> _http.Attempts:
+    def attempts(self, batch: int, report: LabelsReport) -> _http.CollectorAttempts:
         what = self._describe(batch)
 
         def rejected(status: int, message: str) -> LabelsRejected:
@@ -179,7 +179,7 @@ class _LabelsUpload:
                 status, message, batch=batch, what=what, url=self.endpoint, report=report
             )
 
-        return _http.Attempts(self.policy, what, self.endpoint, rejected)
+        return _http.CollectorAttempts(self.policy, what, self.endpoint, rejected)
 
     def counts(self, response: httpx.Response, batch: int) -> LabelsReport:
         body = _http.json_object(response, self._describe(batch))

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from inferwatch import _http
+from inferwatch import _http, retry
 from inferwatch.capture import capture_columns, capture_inputs, capture_outputs
 from inferwatch.columns import Captured, is_dataframe, is_series
 from inferwatch.config import resolve_api_key, resolve_endpoint
@@ -77,8 +77,8 @@ def set_reference(
     api_key: str | None = None,
     progress: Progress | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    max_retries: int = _http.DEFAULT_MAX_RETRIES,
-    backoff: float = _http.DEFAULT_BACKOFF,
+    max_retries: int = retry.DEFAULT_MAX_RETRIES,
+    backoff: float = retry.DEFAULT_BACKOFF,
 ) -> ReferenceReport:
     """Upload the reference data of ``model`` at ``version``, replacing any earlier one.
 
@@ -104,19 +104,19 @@ def set_reference(
         features, predictions, labels, feature_names=feature_names, task=task, classes=classes
     )
     rows_per_part = table.rows_per_part(chunk_rows)
-    policy = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
+    policy = retry.RetryPolicy(max_retries=max_retries, backoff=backoff)
     url = resolve_endpoint(endpoint)
     path = reference_uploads_path(model, version)
 
-    def attempts(step: str) -> _http.Attempts:
+    def attempts(step: str) -> _http.CollectorAttempts:
         def rejected(status: int, message: str) -> ReferenceRejected:
             return ReferenceRejected(status, message, step=step, url=url)
 
-        return _http.Attempts(policy, f"the reference upload's {step}", url, rejected)
+        return _http.CollectorAttempts(policy, f"the reference upload's {step}", url, rejected)
 
     with httpx.Client(**_http.client_options(url, resolve_api_key(api_key), timeout)) as client:
         start = client.build_request("POST", path, json={"task": task} if task else None)
-        started = _http.json_object(_http.send(client, start, attempts("start")), "start")
+        started = _http.json_object(retry.send(client, start, attempts("start")), "start")
         upload_id = started.get("upload_id")
         if not isinstance(upload_id, str) or not upload_id:
             raise _http.CollectorError(
@@ -132,7 +132,7 @@ def set_reference(
             if progress is not None:
                 progress(stop, table.rows)
         commit = client.build_request("POST", f"{upload_path}/commit")
-        summary = _http.json_object(_http.send(client, commit, attempts("commit")), "commit")
+        summary = _http.json_object(retry.send(client, commit, attempts("commit")), "commit")
     rows, stored = summary.get("rows"), summary.get("features")
     return ReferenceReport(
         model=model,
@@ -144,11 +144,13 @@ def set_reference(
     )
 
 
-def _put_part(client: httpx.Client, path: str, frame: Frame, attempts: _http.Attempts) -> None:
+def _put_part(
+    client: httpx.Client, path: str, frame: Frame, attempts: _http.CollectorAttempts
+) -> None:
     body = _PartBody(encode_frame(frame))
     headers = {"Content-Type": CONTENT_TYPE, "Content-Length": str(len(body.data))}
     request = client.build_request("PUT", path, content=body, headers=headers)
-    _http.send(client, request, attempts)
+    retry.send(client, request, attempts)
     body.data = b""
 
 

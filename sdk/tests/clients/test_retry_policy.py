@@ -1,19 +1,18 @@
-"""The sans-IO retry decisions shared by the blocking and asyncio clients."""
+"""The sans-IO retry decisions (inferwatch.retry) and the collector clients' errors on them."""
 
 from __future__ import annotations
 
 import email.utils
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from inferwatch._http import (
-    Attempts,
-    CollectorUnavailable,
-    RequestRejected,
-    RetryPolicy,
-    parse_retry_after,
-)
+from inferwatch._http import CollectorAttempts, CollectorUnavailable, RequestRejected
+from inferwatch.retry import Attempts, RetryPolicy, asend, parse_retry_after, send
+
+if TYPE_CHECKING:
+    from conftest import FakeCollector
 
 URL = "http://collector.test"
 
@@ -49,7 +48,9 @@ def test_parse_retry_after() -> None:
 
 
 def test_attempts_decide_retry_reject_and_give_up() -> None:
-    attempts = Attempts(RetryPolicy(max_retries=2, backoff=0.01), "labels batch 1 of 1", URL)
+    attempts = CollectorAttempts(
+        RetryPolicy(max_retries=2, backoff=0.01), "labels batch 1 of 1", URL
+    )
     assert attempts.after(answer(429, {"Retry-After": "2"}, error="slow down")) == 2.0
     assert attempts.after(httpx.ConnectError("refused")) is not None
     with pytest.raises(CollectorUnavailable) as caught:
@@ -59,7 +60,7 @@ def test_attempts_decide_retry_reject_and_give_up() -> None:
         f"could not send labels batch 1 of 1 to the collector at {URL}: 3 attempts failed, "
         "the last with HTTP 503: overloaded"
     )
-    fresh = Attempts(RetryPolicy(), "labels batch 1 of 1", URL)
+    fresh = CollectorAttempts(RetryPolicy(), "labels batch 1 of 1", URL)
     assert fresh.after(answer(200, accepted=1)) is None
     with pytest.raises(RequestRejected, match="rejected labels batch 1 of 1 with HTTP 422: bad"):
         fresh.after(answer(422, error="bad"))
@@ -69,7 +70,7 @@ def test_a_body_without_error_field_is_quoted_as_text() -> None:
     request = httpx.Request("POST", URL)
     response = httpx.Response(404, text="no such route", request=request)
     with pytest.raises(RequestRejected, match="HTTP 404: no such route"):
-        Attempts(RetryPolicy(), "x", URL).after(response)
+        CollectorAttempts(RetryPolicy(), "x", URL).after(response)
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,40 @@ def test_a_body_without_error_field_is_quoted_as_text() -> None:
 def test_bad_policy(kwargs: dict[str, float], expected: str) -> None:
     with pytest.raises(ValueError, match=expected):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_engine_says_final_without_raising() -> None:
+    # inferwatch.retry is public: it returns final outcomes for the caller to judge.
+    attempts = Attempts(RetryPolicy(max_retries=1, backoff=0.01))
+    assert attempts.after(answer(404, error="no such hook")) is None
+    assert attempts.after(TimeoutError()) is not None
+    assert attempts.after(answer(503)) is None  # no retry left
+    assert attempts.retries == 1
+    server_errors = RetryPolicy(retry_statuses=frozenset({429, *range(500, 600)}))
+    assert Attempts(server_errors).after(answer(500)) is not None
+    assert Attempts(RetryPolicy()).after(answer(500)) is None
+    with pytest.raises(ValueError, match="retry_statuses"):
+        RetryPolicy(retry_statuses=frozenset({42}))
+
+
+def test_send_returns_the_final_answer_or_raises_the_last_error(
+    collector: FakeCollector, closed_port_url: str
+) -> None:
+    collector.script("labels", 503, {"error": "busy"}, {"Retry-After": "0"}, times=3)
+    policy = RetryPolicy(max_retries=2, backoff=0.01)
+    with httpx.Client(base_url=collector.url) as client:
+        request = client.build_request("POST", "/v1/labels", json={"labels": []})
+        response = send(client, request, attempts := Attempts(policy))
+    assert (response.status_code, attempts.retries, len(collector.of("labels"))) == (503, 2, 3)
+    with httpx.Client() as client, pytest.raises(httpx.ConnectError):
+        send(client, client.build_request("GET", closed_port_url), Attempts(policy))
+
+
+async def test_asend_bounds_each_attempt(collector: FakeCollector) -> None:
+    collector.script("labels", 200, {"accepted": 0}, delay=5.0, times=2)
+    policy = RetryPolicy(max_retries=1, backoff=0.01)
+    async with httpx.AsyncClient(base_url=collector.url) as client:
+        request = client.build_request("POST", "/v1/labels", json={"labels": []})
+        with pytest.raises(TimeoutError):
+            await asend(client, request, Attempts(policy), attempt_timeout=0.2)
+    assert len(collector.of("labels")) == 2

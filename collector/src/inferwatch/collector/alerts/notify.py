@@ -4,7 +4,8 @@
 the event, then queues one delivery per webhook in a bounded queue (when the queue is full the
 oldest delivery is dropped, counted and logged). Worker tasks on the dispatcher's event loop send
 them with one ``httpx.AsyncClient``, each attempt bounded by the webhook's timeout, retrying
-connection errors, timeouts, 429 and 5xx with exponential backoff; any other answer is final.
+connection errors, timeouts, 429 and 5xx with the SDK's retry engine (``inferwatch.retry``:
+jittered exponential backoff, Retry-After as seconds or an HTTP date); any other answer is final.
 Webhook URLs often carry tokens, so logs only ever show their scheme and host.
 """
 
@@ -24,7 +25,8 @@ import httpx
 
 from inferwatch.collector.alerts.model import AlertEvent
 from inferwatch.collector.alerts.payloads import BUILTIN_NOTIFIERS, Notifier
-from inferwatch.collector.settings.alerts import AlertPolicy, RetryPolicy, Webhook, redact_url
+from inferwatch.collector.settings.alerts import AlertPolicy, Webhook, redact_url
+from inferwatch.retry import Attempts, RetryPolicy, asend
 
 logger = logging.getLogger("inferwatch.alerts")
 
@@ -116,7 +118,7 @@ class AlertDispatcher:
         if not policy.delivers(event.alert.severity):
             return
         for webhook in policy.webhooks:
-            self._enqueue(_Delivery(event, webhook, policy.retry))
+            self._enqueue(_Delivery(event, webhook, policy.retry.engine()))
 
     @property
     def stats(self) -> DeliveryStats:
@@ -244,57 +246,40 @@ class AlertDispatcher:
 
     async def _send(self, delivery: _Delivery) -> None:
         assert self._client is not None
-        webhook, retry, event = delivery.webhook, delivery.retry, delivery.event
+        webhook, event = delivery.webhook, delivery.event
         notifier = self._notifiers.get(webhook.format)
         if notifier is None:
             raise ValueError(f"no notifier named {webhook.format!r} is loaded")
         body = notifier.payload(event, self._base_url)
-        reason = ""
-        attempt = 0
-        while attempt < retry.attempts:
-            attempt += 1
-            retry_after: float | None = None
-            try:
-                async with asyncio.timeout(webhook.timeout_seconds):
-                    response = await self._client.post(
-                        webhook.url, json=body, timeout=webhook.timeout_seconds
-                    )
-            except (httpx.TransportError, TimeoutError) as exc:
-                # Only the type: some messages repeat the URL.
-                reason = type(exc).__name__
-            else:
-                if response.is_success:
-                    with self._lock:
-                        self._delivered += 1
-                    return
-                reason = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    break
-                retry_after = _retry_after(response)
-            if attempt < retry.attempts:
+        request = self._client.build_request(
+            "POST", webhook.url, json=body, timeout=webhook.timeout_seconds
+        )
+        attempts = Attempts(delivery.retry)
+        try:
+            response = await asend(
+                self._client, request, attempts, attempt_timeout=webhook.timeout_seconds
+            )
+        except (httpx.TransportError, TimeoutError) as exc:
+            # Only the type: some messages repeat the URL.
+            reason = type(exc).__name__
+        else:
+            reason = f"HTTP {response.status_code}"
+            if response.is_success:
                 with self._lock:
-                    self._retries += 1
-                await asyncio.sleep(retry.delay(attempt, retry_after))
+                    self._delivered += 1
+                    self._retries += attempts.retries
+                return
         with self._lock:
             self._failed += 1
+            self._retries += attempts.retries
         logger.warning(
             "gave up delivering alert %s %s to %s after %d attempt(s): %s",
             event.alert.id,
             event.kind,
             redact_url(webhook.url),
-            attempt,
+            attempts.retries + 1,
             reason,
         )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (its HTTP-date form is ignored)."""
-    value = response.headers.get("retry-after", "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 class _RedactWebhookUrls(logging.Filter):

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from inferwatch import retry as retry_engine
 from inferwatch.collector.detectors.params import Count, Number, Table
 from inferwatch.collector.detectors.result import Severity
 from inferwatch.collector.settings.checks import Catalog, catalog_of
@@ -81,8 +82,14 @@ def _positive(seconds: float) -> float:
     return seconds
 
 
+# Webhooks retry every 5xx (a receiver's 500 is often passing) besides 429.
+WEBHOOK_RETRY_STATUSES = frozenset({429, *range(500, 600)})
+
+
 class RetryPolicy(Table):
-    """``attempts`` tries in all, waiting ``backoff`` seconds, doubling up to ``max_backoff``."""
+    """How webhook deliveries retry: ``attempts`` tries in all; retry n (0 for the first) waits
+    between half and all of ``backoff * 2**n`` seconds, or what the webhook's Retry-After asks,
+    at most ``max_backoff``. The retry engine (``engine()``) does it."""
 
     attempts: Count = 4
     backoff_seconds: Duration = Field(default=0.5, alias="backoff")
@@ -94,13 +101,14 @@ class RetryPolicy(Table):
             raise ValueError("needs max_backoff at least backoff")
         return self
 
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        """Seconds before retry number ``retry`` (1 is the first); a server's Retry-After wins
-        when longer, both capped at ``max_backoff``."""
-        delay = self.backoff_seconds * 2 ** (retry - 1)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return min(delay, self.max_backoff_seconds)
+    def engine(self) -> retry_engine.RetryPolicy:
+        """These settings as a policy of the retry engine (inferwatch.retry) that sends."""
+        return retry_engine.RetryPolicy(
+            max_retries=self.attempts - 1,
+            backoff=self.backoff_seconds,
+            max_delay=self.max_backoff_seconds,
+            retry_statuses=WEBHOOK_RETRY_STATUSES,
+        )
 
 
 class Webhook(Table):
