@@ -34,9 +34,10 @@ from inferwatch.collector.detectors import (
     UnivariateDrift,
     default_suite,
 )
+from inferwatch.collector.plugins import Registry
 from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.reference.profile import Profile
-from inferwatch.collector.settings import ModelConfig
+from inferwatch.collector.runtime.loading import load_config
 from inferwatch.collector.window.state import WindowState
 from inferwatch.frame import Frame, numeric
 
@@ -93,8 +94,10 @@ def collector_evaluation() -> Callable[[], Any]:
         )  # fmt: skip
     state.add(calls)
     view = WindowView("m", "1", 0, 3_600_000, state, 0, {})
-    config = ModelConfig()
-    return lambda: evaluate_window(profile, view, config)
+    registry = Registry.load()
+    config = load_config(None, registry=registry).model("m")
+    checks = registry.checks_in_order()
+    return lambda: evaluate_window(profile, view, config, checks)
 
 
 def timings(repeats: int) -> list[tuple[str, Timing]]:
