@@ -260,7 +260,7 @@ def test_detector_settings_are_checked_by_name() -> None:
     assert config.model("m").check("multivariate_drift").model_dump()["method"] == "classifier"
     # The defaults are the detector's own.
     defaults = Registry.load().checks["outliers"].settings()
-    assert defaults.model_dump()["method"] == OutlierDetector().method == "isolation_forest"
+    assert defaults.model_dump()["method"] == OutlierDetector().method == "residuals"
     assert defaults.model_dump()["target_fpr"] == OutlierDetector().target_fpr == 0.01
 
 

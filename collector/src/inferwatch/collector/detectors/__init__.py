@@ -24,6 +24,7 @@ from inferwatch.collector.detectors.outliers import (
     MahalanobisScorer,
     OnlineOutlierDetector,
     OutlierDetector,
+    ResidualScorer,
     RowThreshold,
 )
 from inferwatch.collector.detectors.prediction import LabelDrift, PredictionDrift
@@ -72,6 +73,7 @@ __all__ = [
     "ReconstructionDrift",
     "Reduction",
     "RegressionStats",
+    "ResidualScorer",
     "Result",
     "RowOutputs",
     "RowThreshold",

@@ -21,6 +21,7 @@ from sklearn.covariance import EmpiricalCovariance, MinCovDet
 from sklearn.ensemble import IsolationForest
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PowerTransformer
 
 from inferwatch.collector.detectors import stats
 from inferwatch.collector.detectors.base import Detector
@@ -94,6 +95,86 @@ class MahalanobisScorer(BaseEstimator):
         return -np.asarray(self.covariance_.mahalanobis(x))
 
 
+class ResidualScorer(BaseEstimator):
+    """How far each feature is from what the row's other features predict, as an estimator.
+
+    Fitted on the reference: a Yeo-Johnson transform of each column with more than two values
+    (skewed features made near-normal; one-hot columns kept as they are), then a Gaussian with
+    the reference's covariance (a small ridge for collinear columns). A feature's
+    residual is its distance from its conditional mean given all the others, in conditional
+    sds: ``(P (x - m))_j / sqrt(P_jj)`` with P the precision matrix. A row's outlyingness is
+    the sum of its ``top`` largest squared residuals.
+
+    Why not the Mahalanobis distance: when one to three of 30 features are moved, the distance
+    spreads the move over 30 degrees of freedom, while the residual of a moved feature stands
+    alone, and a correlated feature's conditional sd is smaller than its marginal sd. On
+    breast_cancer with 1-3 of 30 features moved 4-6 sd in 5% of the rows, ROC AUC 0.998 and
+    precision 0.95 among the top-k rows, against 0.994 / 0.84 for the Mahalanobis distance
+    (``bench/bench_detectors.py``). ``score_samples`` follows scikit-learn (higher = more
+    normal).
+    """
+
+    def __init__(self, top: int = 3) -> None:
+        self.top = top
+
+    def fit(self, x: np.ndarray, y: Any = None) -> ResidualScorer:
+        x = np.asarray(x, dtype=np.float64)
+        self.shaped_ = np.array(
+            [np.unique(x[:, j]).size > 2 for j in range(x.shape[1])], dtype=bool
+        )
+        # Each column's Yeo-Johnson exponent is one number: a few thousand rows pin it down,
+        # and searching it over every row of a large reference takes seconds.
+        every = max(1, x.shape[0] // _TRANSFORM_FIT_ROWS)
+        self.power_ = (
+            PowerTransformer().fit(x[::every, self.shaped_]) if self.shaped_.any() else None
+        )
+        z = self._transform(x)
+        self.location_ = z.mean(axis=0)
+        covariance = np.atleast_2d(np.cov(z, rowvar=False))
+        # A ridge keeps the inverse finite for collinear columns. Not a shrinkage estimator
+        # (Ledoit-Wolf): its shrinkage depends on the row count, so the out-of-fold models that
+        # set the threshold would differ from the full one (1.25% of clean rows flagged for 1%).
+        ridge = _RIDGE * max(float(np.trace(covariance)) / max(covariance.shape[0], 1), 1e-12)
+        self.precision_ = np.linalg.pinv(covariance + ridge * np.eye(covariance.shape[0]))
+        self.conditional_sd_ = 1 / np.sqrt(np.diag(self.precision_))
+        return self
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        # A value far beyond the reference (or its transform) is as far as can be: clipped,
+        # never overflowing to inf or NaN, which would rank it as ordinary or fail the window.
+        out = np.clip(np.nan_to_num(x, nan=0.0, posinf=_FAR, neginf=-_FAR), -_FAR, _FAR)
+        if self.power_ is not None:
+            with np.errstate(all="ignore"):
+                shaped = self.power_.transform(out[:, self.shaped_])
+            out[:, self.shaped_] = np.clip(
+                np.nan_to_num(shaped, nan=0.0, posinf=_FAR, neginf=-_FAR), -_FAR, _FAR
+            )
+        return out
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        """Per row and column: (value - conditional mean) / conditional sd."""
+        centred = self._transform(np.asarray(x, dtype=np.float64)) - self.location_
+        return np.asarray(centred @ self.precision_ * self.conditional_sd_)
+
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        return self.score_residuals(self.residuals(x))
+
+    def score_residuals(self, residuals: np.ndarray) -> np.ndarray:
+        """``score_samples`` from rows' ``residuals``."""
+        squared = residuals**2
+        top = min(self.top, squared.shape[1])
+        if top == 0:
+            return np.zeros(squared.shape[0])
+        return -np.partition(squared, squared.shape[1] - top, axis=1)[:, -top:].sum(axis=1)
+
+
+_RIDGE = 1e-6
+_TRANSFORM_FIT_ROWS = 2000
+# Values are clipped here: far enough to flag, small enough that the transform's validation
+# (a sum over a column) and the squared residuals stay finite.
+_FAR = 1e100
+
+
 def outlyingness(estimator: Any, x: np.ndarray) -> np.ndarray:
     """Higher = more unusual, from ``score_samples`` or else ``decision_function``."""
     if hasattr(estimator, "score_samples"):
@@ -107,6 +188,8 @@ def outlyingness(estimator: Any, x: np.ndarray) -> np.ndarray:
 
 
 def _build(method: str | Any, random_state: int) -> Any:
+    if method == "residuals":
+        return ResidualScorer()
     if method == "isolation_forest":
         return IsolationForest(random_state=random_state)
     if method == "mahalanobis":
@@ -115,7 +198,8 @@ def _build(method: str | Any, random_state: int) -> Any:
         return MahalanobisScorer(robust=True, random_state=random_state)
     if isinstance(method, str):
         raise ValueError(
-            "method must be 'isolation_forest', 'mahalanobis', 'robust_mahalanobis' or a "
+            "method must be 'residuals', 'isolation_forest', 'mahalanobis', "
+            "'robust_mahalanobis' or a "
             f"scikit-learn estimator with score_samples or decision_function, got {method!r}"
         )
     if not (hasattr(method, "score_samples") or hasattr(method, "decision_function")):
@@ -132,6 +216,7 @@ def _window_verdict(
     row_ids: np.ndarray | None,
     top_features: tuple[str, ...],
     feature_sds: np.ndarray,
+    measured_from: str = "the reference mean",
 ) -> DetectionResult:
     flags = scores > threshold.value
     n, k = int(scores.size), int(flags.sum())
@@ -145,8 +230,8 @@ def _window_verdict(
     for position in np.flatnonzero(flags)[np.argsort(-scores[flags], kind="stable")][:3]:
         who = f"row {row_ids[position]!r}" if row_ids is not None else f"row {position}"
         examples.append(
-            f"{who} (`{top_features[position]}` {feature_sds[position]:.1f} sd from the "
-            "reference mean)"
+            f"{who} (`{top_features[position]}` {feature_sds[position]:.1f} sd from "
+            f"{measured_from})"
         )
     evidence = (
         f"{k} of {n:,} rows ({k / n:.1%}) flagged vs {expected:.1%} expected, "
@@ -202,7 +287,8 @@ def _empty_window(name: str, threshold: float | None) -> DetectionResult:
 class OutlierDetector(Detector):
     """Offline outlier detection: fitted on the reference, then static.
 
-    ``method``: "isolation_forest" (default), "mahalanobis", "robust_mahalanobis", or any
+    ``method``: "residuals" (default, ``ResidualScorer``), "isolation_forest", "mahalanobis",
+    "robust_mahalanobis", or any
     scikit-learn estimator with ``score_samples`` or ``decision_function`` (e.g.
     ``LocalOutlierFactor(novelty=True)``). Estimators are cloned and refitted; the row
     threshold comes from ``n_folds`` out-of-fold reference scores. With ``prefit=True`` a
@@ -219,7 +305,7 @@ class OutlierDetector(Detector):
 
     def __init__(
         self,
-        method: str | Any = "isolation_forest",
+        method: str | Any = "residuals",
         target_fpr: Rate = 0.01,
         alpha: Rate = 0.05,
         min_rate_ratio: Ratio = 1.5,
@@ -305,8 +391,17 @@ class OutlierDetector(Detector):
         if data.rows == 0:
             return _empty_window(self.name, self.threshold_.value)
         encoded = self.encoder_.transform(data)
-        scores = outlyingness(self.estimator_, self._matrix(data) if self.prefit else encoded)
-        z = encoded[:, : len(self.encoder_.numeric_names)]
+        numeric = len(self.encoder_.numeric_names)
+        if isinstance(self.estimator_, ResidualScorer):
+            residuals = self.estimator_.residuals(encoded)
+            scores = -self.estimator_.score_residuals(residuals)
+            # The feature that breaks the row's pattern, not merely the largest value.
+            z = residuals[:, :numeric]
+            measured_from = "what the other features predict"
+        else:
+            scores = outlyingness(self.estimator_, self._matrix(data) if self.prefit else encoded)
+            z = encoded[:, :numeric]
+            measured_from = "the reference mean"
         names, sds = _furthest_features(z, self.encoder_.numeric_names)
         return _window_verdict(
             self.name,
@@ -317,6 +412,7 @@ class OutlierDetector(Detector):
             data.row_ids,
             names,
             sds,
+            measured_from,
         )
 
 

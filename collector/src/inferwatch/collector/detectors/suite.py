@@ -38,7 +38,7 @@ class DetectorSuite:
 
 
 def default_suite(random_state: int = 0) -> DetectorSuite:
-    """Per-feature drift, joint (MMD) drift and isolation-forest outliers, default settings."""
+    """Per-feature drift, joint (MMD) drift and outliers (residuals), default settings."""
     return DetectorSuite(
         [
             UnivariateDrift(random_state=random_state),

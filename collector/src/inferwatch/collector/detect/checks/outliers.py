@@ -9,8 +9,10 @@ threshold's own uncertainty) and at least ``min_rate_ratio`` times the expected 
 result lists the flagged rows' prediction ids, most unusual first, and for each the feature
 furthest from the reference.
 
-``method``: ``isolation_forest`` (default; on reference-whitened numbers, see ``whiten``),
-``mahalanobis``, ``robust_mahalanobis`` (fitted on the reference, then static) or ``online``: a
+``method``: ``residuals`` (default: each feature against what the row's other features predict,
+``detectors.ResidualScorer``), ``isolation_forest`` (on reference-whitened numbers, see
+``whiten``), ``mahalanobis``, ``robust_mahalanobis`` (all fitted on the reference, then static)
+or ``online``: a
 running mean and covariance that each window's unflagged rows update after it is scored. The online
 state is stored with the model version, so a restarted collector continues from it. A window
 evaluated again (late data or labels) is not folded in twice; the latest one is scored again with
@@ -59,9 +61,9 @@ class OutlierSettings(CheckSettings):
     and how many flagged rows a result lists."""
 
     threshold: ThresholdTable | None = None
-    method: Literal["isolation_forest", "mahalanobis", "robust_mahalanobis", "online"] = default_of(
-        OutlierDetector, "method"
-    )
+    method: Literal[
+        "residuals", "isolation_forest", "mahalanobis", "robust_mahalanobis", "online"
+    ] = default_of(OutlierDetector, "method")
     target_fpr: Rate = default_of(OutlierDetector, "target_fpr")
     alpha: Rate = default_of(OutlierDetector, "alpha")
     min_rate_ratio: Ratio = default_of(OutlierDetector, "min_rate_ratio")
