@@ -2,7 +2,9 @@
 
 Each check returns ``Result`` rows, whatever it measures; a check whose ``threshold`` is a table
 of levels has its rows re-decided by them (``detect.levels``). A check that fails yields one
-``error`` result saying why; the others still run.
+``error`` result saying why; the others still run. The statistical checks' failures are then
+corrected together at the model's ``false_alarm_rate`` (``detectors.family``), so that a
+healthy model's window has a finding at that rate, not at one alpha per check.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from inferwatch.collector.detect import levels
 from inferwatch.collector.detect.check import CheckSpec
 from inferwatch.collector.detect.view import WindowView
+from inferwatch.collector.detectors.family import correct_across_checks
 from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.reference.profile import Profile
 from inferwatch.collector.settings import ModelConfig
@@ -46,4 +49,4 @@ def evaluate_window(
         except Exception as exc:
             logger.exception("check %s failed on a window of %s", spec.name, window.model)
             results.append(Result.error(spec.name, f"the check failed: {exc!r}"))
-    return results
+    return correct_across_checks(results, config.false_alarm_rate)

@@ -15,8 +15,8 @@ import numpy as np
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-Correction = Literal["bonferroni", "bh", "none"]
-CORRECTIONS = ("bonferroni", "bh", "none")
+Correction = Literal["bonferroni", "holm", "bh", "none"]
+CORRECTIONS = ("bonferroni", "holm", "bh", "none")
 # Proportions are floored here before taking logs, so an empty bin or a category unseen in the
 # reference gives a large but finite PSI (a share of 1% against none adds about 0.05).
 PSI_FLOOR = 1e-4
@@ -25,12 +25,19 @@ MIN_EXPECTED = 5.0
 
 
 def adjust_p_values(p_values: np.ndarray, method: Correction = "bonferroni") -> np.ndarray:
-    """Family-wise (Bonferroni) or false-discovery-rate (Benjamini-Hochberg) adjusted p-values."""
+    """Family-wise (Bonferroni, Holm's step-down) or false-discovery-rate (Benjamini-Hochberg)
+    adjusted p-values, in the order given."""
     p = np.asarray(p_values, dtype=np.float64)
     if p.size == 0 or method == "none":
         return p.copy()
     if method == "bonferroni":
         return np.minimum(p * p.size, 1.0)
+    if method == "holm":
+        order = np.argsort(p, kind="stable")
+        scaled = np.minimum(1.0, (p.size - np.arange(p.size)) * p[order])
+        adjusted = np.empty_like(p)
+        adjusted[order] = np.maximum.accumulate(scaled)
+        return adjusted
     if method == "bh":
         return np.asarray(stats.false_discovery_control(p, method="bh"), dtype=np.float64)
     raise ValueError(f"correction must be one of {CORRECTIONS}, got {method!r}")

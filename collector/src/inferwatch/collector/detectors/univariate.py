@@ -76,7 +76,8 @@ class UnivariateDrift(Detector):
     Parameters
     ----------
     alpha: false-alarm rate per window (all features together, after ``correction``).
-    correction: "bonferroni" (family-wise, default), "bh" (false discovery rate) or "none".
+    correction: "bonferroni" (family-wise, default), "holm" (family-wise, step-down), "bh"
+    (false discovery rate) or "none".
     min_samples: fewer non-missing window values than this -> "not_enough_data".
     min_psi, min_wasserstein_sd, min_total_variation: the effect-size gate. A numeric feature
         must move by PSI >= min_psi or Wasserstein >= min_wasserstein_sd reference sds; a

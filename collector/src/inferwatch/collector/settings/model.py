@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, SerializeAsAny, ValidationError, WithJsonSchema
 
-from inferwatch.collector.detectors.params import Count, Table, describe
+from inferwatch.collector.detectors.params import Count, Rate, Table, describe
 from inferwatch.collector.settings.alerts import AlertPolicy
 from inferwatch.collector.settings.checks import CATALOG, Catalog, CheckSettings
 from inferwatch.collector.settings.durations import Duration
@@ -49,6 +49,9 @@ class ModelConfig(Table):
     )
     allowed_lateness_seconds: Duration = Field(default=300.0, alias="allowed_lateness")
     reference: ReferencePolicy = ReferencePolicy()
+    # The chance that any statistical check fails a window of a healthy model: Holm's
+    # correction across the checks (detectors.family). None leaves each check at its own alpha.
+    false_alarm_rate: Rate | None = 0.05
     # Serialised as each check's own model (the declared base would show only ``enabled``);
     # which keys a check takes depends on the plug-ins loaded, so the schema leaves them open.
     detectors: Annotated[
