@@ -7,6 +7,9 @@ In the collector's TOML::
     checks = ["error_rate", "univariate_drift:*"]   # omit for every check; "univariate_drift:*"
                                        # is each feature's row of univariate_drift
     min_severity = "warning"           # webhooks get events of this severity and above
+    repeat_after = "4h"                # remind of an open, unacknowledged alert (default never)
+    stale_after = "7d"                 # resolve a version's alerts after this long without
+                                       # traffic (the default; "0s" never)
     critical = { error_rate = { above = 0.2 }, "label_coverage" = { below = 0.1 } }
     retry = { attempts = 4, backoff = "0.5s", max_backoff = "30s" }
     webhooks = [
@@ -176,6 +179,9 @@ class CriticalThreshold(Table):
         )
 
 
+STALE_AFTER_SECONDS = 7 * 86400.0
+
+
 class AlertPolicy(Table):
     """How one model's check results become alerts, and where they are delivered."""
 
@@ -189,6 +195,14 @@ class AlertPolicy(Table):
     min_severity: Severity = Severity.WARNING
     webhooks: tuple[Webhook, ...] = ()
     retry: RetryPolicy = RetryPolicy()
+    # While an alert stays open, failing and unacknowledged, a reminder goes out this long
+    # after the last notification about it; None: never.
+    repeat_after_seconds: Annotated[Duration, AfterValidator(_positive)] | None = Field(
+        default=None, alias="repeat_after"
+    )
+    # A version's open alerts resolve as stale once its last window ended this long ago; 0
+    # turns it off.
+    stale_after_seconds: Duration = Field(default=STALE_AFTER_SECONDS, alias="stale_after")
 
     @field_validator("checks")
     @classmethod
