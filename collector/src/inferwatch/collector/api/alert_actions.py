@@ -20,6 +20,7 @@ from inferwatch.collector.api import bodies
 from inferwatch.collector.api.common import MAX_INTEGER, collector, json_body, parse_iso, validated
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals, request_body
+from inferwatch.collector.settings.durations import seconds
 
 MAX_BODY_BYTES = 4096
 # A silence longer than this is a check switched off: say so in the settings instead.
@@ -62,10 +63,13 @@ async def silence(
 ) -> bodies.Alert:
     asked = validated(bodies.Silence, body)
     now_ms = int(collector(request).clock() * 1000)
-    if (asked.for_seconds is None) == (asked.until is None):
+    if (asked.for_ is None) == (asked.until is None):
         raise ApiError(400, 'give one of "for" (a duration such as "2h") or "until" (a time)')
-    if asked.for_seconds is not None:
-        until_ms = now_ms + int(asked.for_seconds * 1000)
+    if asked.for_ is not None:
+        try:
+            until_ms = now_ms + int(seconds(asked.for_) * 1000)
+        except ValueError as exc:
+            raise ApiError(400, f"for {exc}") from None
     else:
         parsed = parse_iso(asked.until, "until")
         assert parsed is not None

@@ -24,7 +24,6 @@ from inferwatch.collector.detectors.metrics import Task
 from inferwatch.collector.detectors.result import Result, Severity
 from inferwatch.collector.labels.scoring import BUILTIN_METRICS
 from inferwatch.collector.settings import ModelConfig
-from inferwatch.collector.settings.durations import Duration
 from inferwatch.collector.window.store import WindowRecord
 
 # Times are held as the milliseconds the records carry and shown as ISO 8601.
@@ -311,7 +310,9 @@ class Silence(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    for_seconds: Duration | None = Field(default=None, alias="for", examples=["2h"])
+    for_: float | str | None = Field(
+        default=None, alias="for", examples=["2h"], description="Seconds, or '30m', '2h', '1d'."
+    )
     until: str | None = Field(default=None, max_length=64, examples=["2024-05-01T18:00:00Z"])
 
 

@@ -5,7 +5,8 @@ In the collector's TOML::
     [models.credit.alerts]
     consecutive = 2                    # failing windows in a row before an alert opens
     checks = ["error_rate", "univariate_drift:*"]   # omit for every check; "univariate_drift:*"
-                                       # is each feature's row of univariate_drift
+                                       # is each feature's row of univariate_drift (a check's
+                                       # rows make one alert, its features' as findings)
     min_severity = "warning"           # webhooks get events of this severity and above
     repeat_after = "4h"                # remind of an open, unacknowledged alert (default never)
     stale_after = "7d"                 # resolve a version's alerts after this long without
