@@ -132,6 +132,7 @@ def test_a_silenced_alert_notifies_nothing_until_its_silence_ends() -> None:
         ("escalated", True, "critical")
     ]
     assert engine.sweep({(MODEL, VERSION): clock.ms}) == []  # sent once
+    assert store.find(MODEL)[0].silenced_until_ms is None  # the silence is over
     assert sink.sent() == ["opened", "escalated"]
 
 

@@ -129,7 +129,8 @@ class AlertEngine:
 
     def sweep(self, last_traffic_ms: Mapping[tuple[str, str], int]) -> list[AlertEvent]:
         """Resolve the open alerts of versions whose traffic (by (model, version), the end of
-        their last window) stopped ``stale_after`` ago, and send what ended silences held back."""
+        their last window) stopped ``stale_after`` ago, and end the silences that are over,
+        sending what they held back."""
         changes: list[_Change] = []
         saved: list[Alert] = []
         with self._lock:
@@ -146,8 +147,11 @@ class AlertEngine:
                     change = _stale(alert, last, policy, now)
                     # Failures from before the traffic stopped do not count towards a new alert.
                     checks[alert.check] = CheckHistory()
-                elif alert.withheld is not None and not alert.silenced(now):
-                    change = _released(alert)
+                elif alert.silenced_until_ms is not None and not alert.silenced(now):
+                    ended = replace(alert, silenced_until_ms=None)
+                    change = (
+                        _released(ended) if ended.withheld else _Change(ended, None, _last(ended))
+                    )
                 else:
                     continue
                 change = _noticed(change, now)
@@ -327,7 +331,11 @@ def _stale(alert: Alert, last_traffic_ms: int, policy: AlertPolicy, now: int) ->
 def _released(alert: Alert) -> _Change:
     """The notification a silence held back, about the alert as it is now."""
     assert alert.withheld is not None
-    return _Change(alert, alert.withheld, alert.evidence[-1].result)
+    return _Change(alert, alert.withheld, _last(alert))
+
+
+def _last(alert: Alert) -> Result:
+    return alert.evidence[-1].result
 
 
 def _noticed(change: _Change, now: int) -> _Change:
