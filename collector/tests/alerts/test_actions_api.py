@@ -62,6 +62,9 @@ def test_get_acknowledge_silence_and_lift(running: tuple[RunningCollector, int])
         ("/v1/alerts/2/silence", {"until": "2001-01-01T00:00Z"}, 400, "in the future"),
         ("/v1/alerts/2/silence", {"until": "tomorrow"}, 400, "ISO 8601"),
         ("/v1/alerts/2/silence", {"for": "91d"}, 400, "at most 90 days"),
+        ("/v1/alerts/2/silence", {"for": 1e308}, 400, "at most 90 days"),
+        ("/v1/alerts/2/silence", {"until": "9999-12-31T23:59:59Z"}, 400, "at most 90 days"),
+        ("/v1/alerts/2/silence", {"for": True}, 400, "for"),
         ("/v1/alerts/0/silence", {"for": "1h"}, 400, "alert_id"),
     ],
 )

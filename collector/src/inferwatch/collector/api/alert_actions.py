@@ -26,6 +26,11 @@ MAX_BODY_BYTES = 4096
 # A silence longer than this is a check switched off: say so in the settings instead.
 MAX_SILENCE_SECONDS = 90 * 86400
 
+_TOO_LONG = (
+    "a silence lasts at most 90 days; to stop alerting on a check for longer, leave it out of "
+    "the model's alerts.checks"
+)
+
 router = APIRouter()
 AlertId = Annotated[int, Path(ge=1, le=MAX_INTEGER, description="An alert's id.")]
 
@@ -67,9 +72,13 @@ async def silence(
         raise ApiError(400, 'give one of "for" (a duration such as "2h") or "until" (a time)')
     if asked.for_ is not None:
         try:
-            until_ms = now_ms + int(seconds(asked.for_) * 1000)
+            lasting = seconds(asked.for_)
         except ValueError as exc:
             raise ApiError(400, f"for {exc}") from None
+        # Compared before it becomes milliseconds: a huge number must not overflow.
+        if lasting > MAX_SILENCE_SECONDS:
+            raise ApiError(400, _TOO_LONG)
+        until_ms = now_ms + int(lasting * 1000)
     else:
         parsed = parse_iso(asked.until, "until")
         assert parsed is not None
@@ -77,11 +86,7 @@ async def silence(
     if until_ms <= now_ms:
         raise ApiError(400, "a silence must end in the future")
     if until_ms - now_ms > MAX_SILENCE_SECONDS * 1000:
-        raise ApiError(
-            400,
-            "a silence lasts at most 90 days; to stop alerting on a check for longer, leave it "
-            "out of the model's alerts.checks",
-        )
+        raise ApiError(400, _TOO_LONG)
     return await _acting(request, alert_id, lambda engine: engine.silence(alert_id, until_ms))
 
 

@@ -14,6 +14,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
 )
 from pydantic.json_schema import WithJsonSchema
 
@@ -310,7 +313,7 @@ class Silence(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    for_: float | str | None = Field(
+    for_: StrictInt | StrictFloat | StrictStr | None = Field(
         default=None, alias="for", examples=["2h"], description="Seconds, or '30m', '2h', '1d'."
     )
     until: str | None = Field(default=None, max_length=64, examples=["2024-05-01T18:00:00Z"])
