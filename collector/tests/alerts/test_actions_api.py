@@ -97,3 +97,20 @@ def test_bodies_are_bounded_and_typed(running: tuple[RunningCollector, int]) -> 
             headers={"content-type": "text/plain"},
         )
         assert text.status_code == 415
+
+
+def test_a_model_silence_is_put_with_the_settings(running: tuple[RunningCollector, int]) -> None:
+    collector, _ = running
+    silence = {"check": "univariate_drift", "until": "2023-11-15T06:00:00Z"}
+    with collector.client() as client:
+        put = client.put("/v1/models/credit/config", json={"alerts": {"silences": [silence]}})
+        assert put.status_code == 200, put.text
+        (shown,) = put.json()["alerts"]["silences"]
+        assert (shown["check"], shown["version"]) == ("univariate_drift", None)
+        assert shown["until"].startswith("2023-11-15T06:00:00")
+        typo = client.put(
+            "/v1/models/credit/config",
+            json={"alerts": {"silences": [{**silence, "check": "univariate_drfit"}]}},
+        )
+    assert typo.status_code == 400
+    assert "there is no check 'univariate_drfit'" in typo.json()["error"]

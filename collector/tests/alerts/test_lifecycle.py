@@ -7,6 +7,7 @@ import pytest
 
 from inferwatch.collector.alerts import AlertEngine, AlertEvent, AlertPolicy, MemoryAlertStore
 from inferwatch.collector.alerts.engine import AlertNotFound, AlertResolved
+from inferwatch.collector.settings import ConfigError
 
 from .helpers import MINUTE_MS, row, window
 from .helpers import policy as alert_policy
@@ -193,3 +194,37 @@ def test_stale_after_zero_never_resolves() -> None:
     clock.ms += 365 * 86_400_000
     assert engine.sweep({}) == []
     assert store.find(MODEL)[0].state == "open"
+
+
+def test_a_silence_in_the_settings_covers_every_alert_of_its_check_and_version() -> None:
+    # Until 1970-01-01T01:00Z (the clock starts at 1,000 s).
+    until = "1970-01-01T01:00:00Z"
+    engine, store, sink, clock = make(
+        silences=[{"check": "ks", "version": VERSION, "until": until}]
+    )
+    engine.process(MODEL, VERSION, window(1, row("ks", "alert"), row("psi", "alert")))
+    engine.process(MODEL, "2", window(1, row("ks", "alert")))
+    # psi and version 2 are not covered; ks of version 1 is, and it waits for the silence's end.
+    assert sorted((e.alert.check, e.alert.version) for e in sink.events if e.notify) == [
+        ("ks", "2"),
+        ("psi", VERSION),
+    ]
+    clock.ms = 3_600_000
+    released = engine.sweep({})
+    assert [(e.kind, e.alert.check, e.alert.version) for e in released] == [
+        ("opened", "ks", VERSION)
+    ]
+    assert len(store.find(MODEL, "open")) == 3
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ({"check": "ks:age", "until": "2030-01-01T00:00:00Z"}, "names a check, not a feature"),
+        ({"check": "ks", "until": "2030-01-01T00:00:00"}, "timezone"),
+        ({"check": "ks"}, "until"),
+    ],
+)
+def test_a_settings_silence_is_checked(rule: dict, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        alert_policy({"silences": [rule]})

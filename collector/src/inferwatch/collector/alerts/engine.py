@@ -121,7 +121,7 @@ class AlertEngine:
                 alert = snapshot.open_alerts.get(check)
                 change = _step(model, version, check, alert, history, observation, policy, now)
                 if change is not None:
-                    changes.append(_noticed(change, now))
+                    changes.append(_noticed(change, policy, now))
             if not histories:
                 return []
             saved = self._store.save(model, version, histories, [c.alert for c in changes])
@@ -152,9 +152,11 @@ class AlertEngine:
                     change = (
                         _released(ended) if ended.withheld else _Change(ended, None, _last(ended))
                     )
+                elif alert.withheld and not _silenced(alert, policy, now):
+                    change = _released(alert)  # a silence of the model's settings ended
                 else:
                     continue
-                change = _noticed(change, now)
+                change = _noticed(change, policy, now)
                 changes.append(change)
                 saved += self._store.save(alert.model, alert.version, checks, [change.alert])
         return self._events(changes, saved, None)
@@ -181,8 +183,9 @@ class AlertEngine:
             now = self._now()
             alert = replace(self._open(alert_id), silenced_until_ms=until_ms, updated_ms=now)
             change: _Change | None = None
-            if not alert.silenced(now) and alert.withheld is not None:
-                change = _noticed(_released(alert), now)
+            policy = self._policy_for(alert.model)
+            if alert.withheld is not None and not _silenced(alert, policy, now):
+                change = _noticed(_released(alert), policy, now)
                 alert = change.alert
             (saved,) = self._store.save(alert.model, alert.version, {}, [alert])
         if change is not None:
@@ -338,12 +341,17 @@ def _last(alert: Alert) -> Result:
     return alert.evidence[-1].result
 
 
-def _noticed(change: _Change, now: int) -> _Change:
+def _silenced(alert: Alert, policy: AlertPolicy, now: int) -> bool:
+    """Silenced by itself, or by a silence of the model's settings."""
+    return alert.silenced(now) or policy.silenced(alert.check, alert.version, now)
+
+
+def _noticed(change: _Change, policy: AlertPolicy, now: int) -> _Change:
     """The change with its notification sent, or withheld while the alert is silenced."""
     if change.kind is None:
         return change
     alert = change.alert
-    if alert.silenced(now):
+    if _silenced(alert, policy, now):
         # The receiver never heard of an alert that opened silenced: say "opened" when it ends.
         kind = alert.withheld if alert.withheld == "opened" else change.kind
         withheld = kind if alert.state == "open" else None
