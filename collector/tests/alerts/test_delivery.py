@@ -78,23 +78,33 @@ async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: Webhook
         assert {k: alert[k] for k in ("model", "version", "check", "severity", "state")} == {
             "model": "credit/eu",
             "version": "3",
-            "check": "ks:income",
+            "check": "ks",
             "severity": "warning",
             "state": "open",
         }
         assert isinstance(alert["id"], int)
-        assert alert["message"] == "KS 0.31 > 0.1 on income"
+        assert (
+            alert["message"]
+            == "ks failing on 1 feature: income (strongest: KS 0.31 > 0.1 on income)"
+        )
+        assert alert["features"] == ["income"]
+        assert [f["message"] for f in alert["findings"]] == ["KS 0.31 > 0.1 on income"]
+        assert (alert["acknowledged_at"], alert["silenced_until"], alert["resolution"]) == (
+            None,
+            None,
+            None,
+        )
         assert datetime.fromisoformat(alert["opened_at"]).tzinfo is not None
         assert [(e["window_id"], e["result"]["score"]) for e in alert["evidence"]] == [(12, 0.31)]
         url = "http://collector.example:4318/v1/models/credit%2Feu/windows/12"
         assert generic["window_url"] == url
 
         text = slack["text"]
-        for part in ("credit/eu", "version 3", "ks:income", "Warning", "KS 0.31 &gt; 0.1", url):
+        for part in ("credit/eu", "version 3", "ks on", "Warning", "KS 0.31 &gt; 0.1", url):
             assert part in text, (part, text)
         assert [b["type"] for b in slack["blocks"]] == ["section", "section", "section", "context"]
         facts = " ".join(f["text"] for f in slack["blocks"][1]["fields"])
-        assert all(v in facts for v in ("credit/eu", "3", "ks:income", "warning"))
+        assert all(v in facts for v in ("credit/eu", "3", "ks", "warning", "*Features*\nincome"))
         assert f"<{url}|window 12>" in slack["blocks"][3]["elements"][0]["text"]
 
         passing = row("ks", "ok", "income", score=0.02)
@@ -185,7 +195,7 @@ async def test_a_hanging_receiver_never_blocks_the_caller(receiver: WebhookRecei
     policy = AlertPolicy(
         webhooks=(Webhook(url=receiver.url("/hang"), timeout_seconds=0.5),), retry=retry
     )
-    results = window(1, *(row("ks", "alert", f"f{i}") for i in range(4)))
+    results = window(1, *(row(f"ks{i}", "alert", "f") for i in range(4)))
     async with AlertDispatcher(concurrency=4) as dispatcher:
         engine = AlertEngine(MemoryAlertStore(), policy, dispatcher)
         started = time.perf_counter()
@@ -293,7 +303,7 @@ async def test_logs_one_line_per_event_without_secrets_or_data(
         assert not any(secret in line for line in lines), secret
     events = [r for r in caplog.records if hasattr(r, "alert_event")]
     assert len(events) == 1 and events[0].levelno == logging.WARNING
-    assert events[0].__dict__["alert_event"]["check"] == "chi2:email"
+    assert events[0].__dict__["alert_event"]["check"] == "chi2"
     assert '"window_id": 3' in events[0].getMessage()
     # httpx's own request lines are there, with the webhook redacted.
     httpx_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]

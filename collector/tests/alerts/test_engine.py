@@ -59,7 +59,8 @@ def test_opens_after_n_consecutive_failures_not_before() -> None:
     assert kinds(events) == ["opened"]
     alert = only_alert(store)
     assert events[0].alert == alert
-    assert (alert.check, alert.state, alert.severity) == ("ks:income", "open", "warning")
+    assert (alert.check, alert.state, alert.severity) == ("ks", "open", "warning")
+    assert alert.features == ("income",)
     assert alert.opened_ms == 1_000_000
     # Stored with its evidence: the three failing windows and their result rows.
     assert [e.window_id for e in alert.evidence] == [1, 2, 3]
@@ -110,7 +111,7 @@ def test_a_check_failing_again_updates_its_alert_instead_of_opening_another() ->
     alert = only_alert(store)
     assert alert.id == opened[0].alert.id
     assert (alert.window_id, alert.last_window_id) == (1, 5)
-    assert alert.message == "still drifting in 5"
+    assert alert.message == "ks failing on 1 feature: age (strongest: still drifting in 5)"
     assert [e.window_id for e in alert.evidence] == [1]
 
 
@@ -139,7 +140,7 @@ def test_a_declared_severity_or_a_configured_critical_threshold_makes_it_critica
     # The pattern covers every feature of ks and opens straight at critical.
     events = engine.process(MODEL, VERSION, window(3, row("ks", "alert", "age", score=0.7)))
     assert [(e.kind, e.alert.check, e.alert.severity) for e in events] == [
-        ("opened", "ks:age", "critical")
+        ("opened", "ks", "critical")
     ]
     events = engine.process(
         MODEL, VERSION, window(4, row("mmd", "alert", score=0.1, severity="critical"))
@@ -224,9 +225,9 @@ def test_state_survives_a_new_engine_over_the_same_store() -> None:
     assert kinds(events) == ["opened"]
     opened = events[0].alert
     # What was stored comes back equal, evidence and all.
-    assert store.load(MODEL, VERSION).open_alerts == {"ks:age": opened}
+    assert store.load(MODEL, VERSION).open_alerts == {"ks": opened}
     assert Alert.from_dict(opened.to_dict()) == opened
-    history = store.load(MODEL, VERSION).checks["ks:age"]
+    history = store.load(MODEL, VERSION).checks["ks"]
     assert [o.evidence.window_id for o in history.observations] == [1, 2]
     events = AlertEngine(store, policy).process(MODEL, VERSION, window(3, row("ks", "ok", "age")))
     assert [(e.kind, e.alert.id) for e in events] == [("resolved", opened.id)]
@@ -235,12 +236,12 @@ def test_state_survives_a_new_engine_over_the_same_store() -> None:
 
 def test_versions_and_checks_are_separate() -> None:
     engine, store = make_engine()
-    engine.process(MODEL, "1", window(1, row("ks", "alert", "age"), row("ks", "alert", "income")))
+    engine.process(MODEL, "1", window(1, row("ks", "alert", "age"), row("psi", "alert", "income")))
     engine.process(MODEL, "2", window(7, row("ks", "alert", "age")))
     assert sorted((a.version, a.check) for a in store.find(MODEL)) == [
-        ("1", "ks:age"),
-        ("1", "ks:income"),
-        ("2", "ks:age"),
+        ("1", "ks"),
+        ("1", "psi"),
+        ("2", "ks"),
     ]
     events = engine.process(MODEL, "2", window(8, row("ks", "ok", "age")))
     assert [(e.alert.version, e.kind) for e in events] == [("2", "resolved")]
@@ -251,13 +252,16 @@ def test_only_configured_checks_alert() -> None:
     engine, _ = make_engine(checks=["ks:*", "error_rate"])
     results = window(
         1,
-        row("ks", "alert"),  # the summary row: "ks" is not "ks:*"
+        row("ks", "ok"),  # the summary row: "ks" is not "ks:*", so its pass does not count
         row("ks", "alert", "income"),
         row("psi", "alert", "income"),
         row("error_rate", "alert"),
     )
     events = engine.process(MODEL, VERSION, results)
-    assert sorted(e.alert.check for e in events) == ["error_rate", "ks:income"]
+    assert sorted((e.alert.check, e.alert.features) for e in events) == [
+        ("error_rate", ()),
+        ("ks", ("income",)),
+    ]
 
 
 def test_the_worst_row_of_a_check_in_a_window_counts() -> None:

@@ -206,7 +206,14 @@ def test_every_route_answers_as_its_schema_says(served, make_sender) -> None:
     script = api.anonymous.get("/dashboard/app.js")
     assert script.status_code == 200 and "Authorization" in script.text
     api.seen.add(("/dashboard", "get", 200))
-    placeholders = {"model": MODEL, "version": "1", "upload_id": "u", "window_id": 1, "part": 0}
+    placeholders = {
+        "model": MODEL,
+        "version": "1",
+        "upload_id": "u",
+        "window_id": 1,
+        "part": 0,
+        "alert_id": 1,
+    }
     for path, method in api.operations():
         if path.startswith("/v1/"):
             values = {k: v for k, v in placeholders.items() if "{" + k + "}" in path}
@@ -324,6 +331,40 @@ def test_every_route_answers_as_its_schema_says(served, make_sender) -> None:
     )
     assert opened[0]["check"] == "error_rate" and opened[0]["evidence"]
     api.call("GET", alerts, 400, params={"state": "x"}, **model)
+
+    # What a person does with the open alert, and each refusal.
+    alert_id = opened[0]["id"]
+    one = "/v1/alerts/{alert_id}"
+    acknowledge = one + "/acknowledge"
+    silence = one + "/silence"
+    text = {"content-type": "text/plain"}
+    api.call("GET", one, 200, alert_id=alert_id)
+    api.call("GET", one, 400, alert_id=0)
+    api.call("GET", one, 404, alert_id=999)
+    acked = api.call("POST", acknowledge, 200, json={"by": "dana"}, alert_id=alert_id).json()
+    assert acked["acknowledged_by"] == "dana"
+    api.call("POST", acknowledge, 400, json={"by": 7}, alert_id=alert_id)
+    api.call("POST", acknowledge, 404, alert_id=999)
+    api.call("POST", acknowledge, 413, json={"by": "x" * 5000}, alert_id=alert_id)
+    api.call("POST", acknowledge, 415, content=b"by=dana", headers=text, alert_id=alert_id)
+    hushed = api.call("POST", silence, 200, json={"for": "2h"}, alert_id=alert_id).json()
+    assert hushed["silenced_until"] is not None
+    api.call("POST", silence, 400, json={"for": "-1h"}, alert_id=alert_id)
+    api.call("POST", silence, 404, json={"for": "2h"}, alert_id=999)
+    api.call("POST", silence, 413, json={"until": "x" * 5000}, alert_id=alert_id)
+    api.call("POST", silence, 415, content=b"for=2h", headers=text, alert_id=alert_id)
+    api.call("DELETE", silence, 200, alert_id=alert_id)
+    api.call("DELETE", silence, 400, alert_id=-1)
+    api.call("DELETE", silence, 404, alert_id=999)
+    # The clean second window closes and resolves it: a resolved alert cannot be changed.
+    clock.advance_to(T0 + 121)
+    wait_for(
+        lambda: api.call("GET", one, 200, alert_id=alert_id).json()["state"] == "resolved",
+        what="the alert resolved",
+    )
+    api.call("POST", acknowledge, 409, alert_id=alert_id)
+    api.call("POST", silence, 409, json={"for": "2h"}, alert_id=alert_id)
+    api.call("DELETE", silence, 409, alert_id=alert_id)
     metrics = api.call("GET", "/v1/models/{model}/metrics", 200, **model).json()
     assert metrics["lifetime"]["all"]["labelled"] > 0
     assert api.call("GET", "/v1/models", 200).json()["models"][0]["versions"]

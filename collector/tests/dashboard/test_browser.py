@@ -96,3 +96,40 @@ def test_api_key_pasted_into_the_page_is_used_kept_and_data_refreshes(
         page.evaluate("document.getElementById('key-forget').click()")
         page.wait_until("!document.getElementById('banner').hidden")
         assert page.evaluate("sessionStorage.getItem('inferwatch.apiKey')") is None
+
+
+def test_alert_buttons_acknowledge_and_silence_through_the_api(
+    make_collector, chromium: str, tmp_path: Path
+) -> None:
+    collector = make_collector()
+    fill(collector)
+    with collector.client() as client:
+        (alert,) = client.get(f"/v1/models/{MODEL}/alerts", params={"state": "open"}).json()[
+            "alerts"
+        ]
+
+    def shown() -> dict:
+        with collector.client() as client:
+            found: dict = client.get(f"/v1/alerts/{alert['id']}").json()
+            return found
+
+    with Page(chromium, tmp_path / "profile") as page:
+        page.goto(f"{collector.url}/#model={MODEL}&version=1")
+        page.wait_until("document.querySelector('.alert-acknowledge') !== null")
+        page.evaluate("document.querySelector('.alert-acknowledge').click()")
+        # The page shows it acknowledged, and the button is gone.
+        page.wait_until(
+            "document.querySelector('.alert-acknowledge') === null && "
+            "document.querySelector('.alert-acknowledged') !== null"
+        )
+        assert shown()["acknowledged_at"] is not None
+
+        page.evaluate("document.querySelector('.alert-silence[data-for=\"1h\"]').click()")
+        page.wait_until("document.querySelector('.alert-silenced') !== null")
+        assert "silenced until" in page.text(".alert-silenced")
+        silenced = shown()["silenced_until"]
+        assert silenced is not None and silenced > alert["opened_at"]
+
+        page.evaluate("document.querySelector('.alert-unsilence').click()")
+        page.wait_until("document.querySelector('.alert-silence') !== null")
+        assert shown()["silenced_until"] is None

@@ -121,3 +121,37 @@ def test_a_check_has_at_most_one_open_alert(store: str, backend: Backend) -> Non
     alerts.save("m", "1", {}, [_alert("psi")])
     assert len(alerts.find("m", "open")) == 3
     assert alerts.load("n", "1").open_alerts == {}
+
+
+@pytest.mark.parametrize("store", ["backend", "memory"])
+def test_an_alert_comes_back_whole_by_id_and_among_the_open_ones(
+    store: str, backend: Backend
+) -> None:
+    """Findings, acknowledgement, silence and the rest survive a reopening, and every model's
+    open alerts are listed."""
+
+    def opened() -> AlertStore:
+        return backend.open().alerts if store == "backend" else memory
+
+    memory = MemoryAlertStore()
+    finding = result("alert", 0.4, detector="univariate_drift", feature="income")
+    full = dataclasses.replace(
+        _alert("univariate_drift"),
+        findings=(finding,),
+        acknowledged_ms=5_000,
+        acknowledged_by="dana",
+        silenced_until_ms=9_000,
+        withheld="escalated",
+        notified_ms=4_000,
+    )
+    (saved,) = opened().save("m", "1", {}, [full])
+    other = opened().save("n", "1", {}, [_alert("ks")])[0]
+    resolved = dataclasses.replace(_alert("psi"), state="resolved", resolution="stale")
+    opened().save("m", "1", {}, [resolved])
+    again = opened()
+    assert saved.id is not None
+    shown = again.get(saved.id)
+    assert shown == saved and shown is not None and shown.features == ("income",)
+    assert again.get(10_000) is None
+    assert [a.id for a in again.open_alerts()] == [saved.id, other.id]
+    assert [a.resolution for a in again.find("m", "resolved")] == ["stale"]

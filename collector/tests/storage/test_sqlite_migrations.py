@@ -78,8 +78,9 @@ def user_version(path: Path) -> int:
 
 
 def test_the_steps_are_numbered_from_schema_2_without_gaps() -> None:
-    assert sorted(steps()) == list(range(2, SCHEMA_VERSION + 1))
-    assert SCHEMA_VERSION == 5
+    # 6 is held for a step on another branch; the migration goes from 5 to 7 until it lands.
+    assert sorted(set(steps()) | {6}) == list(range(2, SCHEMA_VERSION + 1))
+    assert SCHEMA_VERSION == 7
 
 
 def test_a_new_file_runs_every_step(tmp_path: Path) -> None:
@@ -110,6 +111,8 @@ def test_every_row_comes_through_rewritten_only_where_a_step_says(
     after = rows_of(path)
     assert after.pop("prediction_ranges", []) == before.pop("prediction_ranges", [])
     assert set(after) == set(before)
+    # Schema 7 counts runs of failures per check, not per feature ("univariate_drift:x0").
+    before["alert_checks"] = [r for r in before["alert_checks"] if ":" not in r[2]]
     for table, old_rows in before.items():
         assert len(after[table]) == len(old_rows), table
         if table not in REWRITTEN:
@@ -152,6 +155,7 @@ def test_every_result_row_has_its_severity_and_nothing_else_changes(
     before = stored()
     open_sqlite(path).close()
     after = stored()
+    before["alert_checks"] = [(k, v) for k, v in before["alert_checks"] if ":" not in k]
     severities = set()
     for (wid, old), (same, new) in zip(before["windows"], after["windows"], strict=True):
         assert wid == same and new == [migrated(row) for row in old]
@@ -237,10 +241,10 @@ def test_a_file_newer_than_this_release_is_refused_and_left_alone(tmp_path: Path
     _set_version(path, SCHEMA_VERSION + 1)
     before = path.read_bytes()
     with pytest.raises(
-        ConfigError, match=r"storage schema 6, written by a newer inferwatch"
+        ConfigError, match=rf"storage schema {SCHEMA_VERSION + 1}, written by a newer inferwatch"
     ) as refused:
         open_sqlite(path)
-    assert "this one reads schema 5" in str(refused.value)
+    assert f"this one reads schema {SCHEMA_VERSION}" in str(refused.value)
     assert "upgrade inferwatch" in str(refused.value)
     assert path.read_bytes() == before
 
@@ -269,3 +273,55 @@ def test_a_step_that_fails_leaves_the_file_at_its_version(tmp_path: Path) -> Non
         open_sqlite(path)
     assert user_version(path) == 4
     assert rows_of(path) == before
+
+
+def test_open_per_feature_alerts_fold_into_one_alert_per_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema 5 file with a release's per-feature alerts: each check keeps one open alert,
+    its features' rows as findings, and the old ones stay listed, resolved as merged."""
+    path = fixture(tmp_path, "schema4")
+    with monkeypatch.context() as schema5:
+        schema5.setattr("inferwatch.collector.storage.sqlite.schema.SCHEMA_VERSION", 5)
+        open_sqlite(path).close()
+    assert user_version(path) == 5
+    conn = sqlite3.connect(path)
+    (evidence,) = conn.execute("SELECT evidence FROM alerts WHERE state = 'open'").fetchone()
+
+    def feature_evidence(feature: str, severity: str) -> str:
+        items = json.loads(evidence)
+        items[-1]["result"] = {**items[-1]["result"], "feature": feature, "severity": severity}
+        return json.dumps(items)
+
+    old = [  # (check, state, severity): drift with its own alert, schema without one
+        ("univariate_drift", "open", "warning"),
+        ("univariate_drift:x0", "open", "critical"),
+        ("univariate_drift:x1", "open", "warning"),
+        ("univariate_drift:color", "resolved", "warning"),
+        ("schema:color", "open", "warning"),
+        ("schema:x9", "open", "warning"),
+    ]
+    for check, state, severity in old:
+        feature = check.partition(":")[2] or None
+        conn.execute(
+            "INSERT INTO alerts (model, version, check_name, severity, state, opened_ms, "
+            "resolved_ms, updated_ms, message, window_id, last_window_id, evidence) "
+            "VALUES ('m', '1', ?, ?, ?, 1, NULL, 2, 'old', 1, 1, ?)",
+            (check, severity, state, feature_evidence(feature or "", severity)),
+        )
+    conn.commit()
+    conn.close()
+    storage = open_sqlite(path)
+    alerts = storage.alerts.find("m")
+    storage.close()
+    assert user_version(path) == SCHEMA_VERSION
+    shown = [(a.check, a.state, a.resolution, a.severity, a.features) for a in alerts]
+    assert shown == [
+        ("univariate_drift", "open", None, "critical", ("x0", "x1")),
+        ("univariate_drift:x0", "resolved", "merged", "critical", ()),
+        ("univariate_drift:x1", "resolved", "merged", "warning", ()),
+        ("univariate_drift:color", "resolved", "passed", "warning", ()),
+        ("schema", "open", None, "warning", ("color", "x9")),
+        ("schema:x9", "resolved", "merged", "warning", ()),
+    ]
+    assert all(a.resolved_ms == 2 for a in alerts if a.resolution == "merged")

@@ -14,7 +14,11 @@ from typing import Any, Literal
 from inferwatch.collector.detectors.result import STORED, Result, Severity
 
 AlertState = Literal["open", "resolved"]
-EventKind = Literal["opened", "escalated", "resolved"]
+EventKind = Literal["opened", "escalated", "repeated", "resolved"]
+# Why a resolved alert resolved: its check passed again, or its version had no traffic for the
+# model's ``stale_after`` (None while open). Schema 7 carried older alerts over as "passed", and
+# folded each check's open per-feature alerts into one, resolving the others as "merged".
+Resolution = Literal["passed", "stale", "merged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +64,15 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """A decisive outcome of a check in one window: passed, or failed with a severity."""
+    """A decisive outcome of a check in one window: passed, or failed with a severity.
+
+    ``evidence`` holds the check's own row (or its worst when it has none); ``findings`` the
+    failing rows of its features, most significant first.
+    """
 
     evidence: Evidence
     severity: Severity | None  # None: the check passed
+    findings: tuple[Result, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -73,14 +82,24 @@ class Observation:
     def order(self) -> tuple[int, int]:
         return self.evidence.window_start_ms, self.evidence.window_id
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(f.feature for f in self.findings if f.feature is not None)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"evidence": self.evidence.to_dict(), "severity": self.severity}
+        return {
+            "evidence": self.evidence.to_dict(),
+            "severity": self.severity,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Observation:
         severity = data["severity"]
         return cls(
-            Evidence.from_dict(data["evidence"]), None if severity is None else Severity(severity)
+            Evidence.from_dict(data["evidence"]),
+            None if severity is None else Severity(severity),
+            _results(data.get("findings", ())),
         )
 
 
@@ -125,7 +144,12 @@ class CheckHistory:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One incident of one check of one (model, version); at most one is open per check."""
+    """One incident of one check of one (model, version); at most one is open per check.
+
+    A check with per-feature rows (``univariate_drift``) has one alert, whose ``findings`` are
+    the failing features' rows of the latest failing window: features join and leave it while it
+    stays open.
+    """
 
     id: int | None  # None until stored
     model: str
@@ -142,9 +166,26 @@ class Alert:
     last_window_id: int
     # The failing windows that opened it, then what escalated and what resolved it.
     evidence: tuple[Evidence, ...]
+    findings: tuple[Result, ...] = ()
+    resolution: Resolution | None = None
+    acknowledged_ms: int | None = None
+    acknowledged_by: str | None = None
+    # Notifications are withheld until then; ``withheld`` is the latest event kind held back,
+    # sent when the silence ends if the alert is still open.
+    silenced_until_ms: int | None = None
+    withheld: EventKind | None = None
+    # When a notification about it was last sent (repeats count from there).
+    notified_ms: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "severity", Severity(self.severity))
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(f.feature for f in self.findings if f.feature is not None)
+
+    def silenced(self, now_ms: int) -> bool:
+        return self.silenced_until_ms is not None and now_ms < self.silenced_until_ms
 
     def to_json(self) -> dict[str, Any]:
         """The API's alert object."""
@@ -162,6 +203,12 @@ class Alert:
             "window_id": self.window_id,
             "last_window_id": self.last_window_id,
             "evidence": [e.to_json() for e in self.evidence],
+            "features": list(self.features),
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "resolution": self.resolution,
+            "acknowledged_at": iso(self.acknowledged_ms),
+            "acknowledged_by": self.acknowledged_by,
+            "silenced_until": iso(self.silenced_until_ms),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +226,13 @@ class Alert:
             "window_id": self.window_id,
             "last_window_id": self.last_window_id,
             "evidence": [e.to_dict() for e in self.evidence],
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "resolution": self.resolution,
+            "acknowledged_ms": self.acknowledged_ms,
+            "acknowledged_by": self.acknowledged_by,
+            "silenced_until_ms": self.silenced_until_ms,
+            "withheld": self.withheld,
+            "notified_ms": self.notified_ms,
         }
 
     @classmethod
@@ -186,6 +240,7 @@ class Alert:
         fields = dict(data)
         fields["severity"] = Severity(data["severity"])
         fields["evidence"] = tuple(Evidence.from_dict(e) for e in data["evidence"])
+        fields["findings"] = _results(data.get("findings", ()))
         return cls(**fields)
 
 
@@ -196,8 +251,15 @@ class AlertEvent:
     kind: EventKind
     alert: Alert
     window_id: int
-    # The result row behind the change (the failing row, or the passing one for "resolved").
+    # The result row behind the change (the failing row, or the passing one for "resolved";
+    # for a stale resolution, a not_enough_data row saying since when there was no traffic).
     result: Result
+    # False when a silence or an acknowledgement holds it back: logged, not sent to webhooks.
+    notify: bool = True
+
+
+def _results(rows: Any) -> tuple[Result, ...]:
+    return tuple(Result.model_validate(r, context=STORED) for r in rows)
 
 
 def iso(ms: int | None) -> str | None:

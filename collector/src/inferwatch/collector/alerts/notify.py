@@ -47,6 +47,10 @@ def log_event(event: AlertEvent) -> None:
         "score": result.score,
         "p_value": result.p_value,
         "threshold": result.threshold,
+        "features": len(alert.findings),
+        "resolution": alert.resolution,
+        "acknowledged": alert.acknowledged_ms is not None,
+        "notify": event.notify,
     }
     level = logging.INFO if event.kind == "resolved" else logging.WARNING
     logger.log(
@@ -113,9 +117,10 @@ class AlertDispatcher:
         self._workers: list[asyncio.Task[None]] = []
 
     def submit(self, event: AlertEvent, policy: AlertPolicy) -> None:
-        """Log ``event`` and queue it for ``policy``'s webhooks; returns at once."""
+        """Log ``event`` and queue it for ``policy``'s webhooks (unless a silence holds it
+        back); returns at once."""
         log_event(event)
-        if not policy.delivers(event.alert.severity):
+        if not event.notify or not policy.delivers(event.alert.severity):
             return
         for webhook in policy.webhooks:
             self._enqueue(_Delivery(event, webhook, policy.retry.engine()))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from inferwatch.collector.alerts.model import AlertEvent
+from inferwatch.collector.alerts.model import AlertEvent, iso
 
 # Slack refuses a section whose text is over 3,000 characters.
 SLACK_TEXT_LIMIT = 3000
@@ -51,6 +51,14 @@ def slack_payload(event: AlertEvent, base_url: str | None) -> dict[str, Any]:
         "Check": alert.check,
         "Severity": alert.severity,
     }
+    if alert.features:
+        facts["Features"] = ", ".join(alert.features)
+    if alert.acknowledged_ms is not None:
+        facts["Acknowledged"] = (
+            f"by {alert.acknowledged_by or 'someone'} at {iso(alert.acknowledged_ms)}"
+        )
+    if alert.resolution == "stale":
+        facts["Resolved"] = "stale: no traffic"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _mrkdwn(f"*{_escape(headline)}*")},
         {
@@ -75,6 +83,10 @@ def describe(event: AlertEvent) -> str:
         return f"{alert.severity.capitalize()} alert opened: {subject}"
     if event.kind == "escalated":
         return f"Alert escalated to {alert.severity}: {subject}"
+    if event.kind == "repeated":
+        return f"{alert.severity.capitalize()} alert still open: {subject}"
+    if alert.resolution == "stale":
+        return f"Alert resolved as stale: {subject} gets no traffic (it was {alert.severity})"
     return f"Alert resolved: {subject} passes again (it was {alert.severity})"
 
 

@@ -51,6 +51,12 @@ class AlertStore(Protocol):
         """The model's alerts, optionally only ``open`` or ``resolved`` ones, oldest first."""
         ...
 
+    def get(self, alert_id: int) -> Alert | None: ...
+
+    def open_alerts(self) -> list[Alert]:
+        """Every model's open alerts, oldest first."""
+        ...
+
 
 class MemoryAlertStore:
     """An ``AlertStore`` in a dict; keeps records as JSON text, as a database would."""
@@ -107,3 +113,13 @@ class MemoryAlertStore:
         with self._lock:
             alerts = [Alert.from_dict(json.loads(text)) for _, text in sorted(self._alerts.items())]
         return [a for a in alerts if a.model == model and state in (None, a.state)]
+
+    def get(self, alert_id: int) -> Alert | None:
+        with self._lock:
+            text = self._alerts.get(alert_id)
+        return None if text is None else Alert.from_dict(json.loads(text))
+
+    def open_alerts(self) -> list[Alert]:
+        with self._lock:
+            texts = [self._alerts[i] for i in sorted(self._open.values())]
+        return [Alert.from_dict(json.loads(text)) for text in texts]

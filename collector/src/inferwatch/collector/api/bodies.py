@@ -14,6 +14,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
 )
 from pydantic.json_schema import WithJsonSchema
 
@@ -242,7 +245,7 @@ class Alert(BaseModel):
     model: str
     version: str
     check: str = Field(
-        description="A detector's row ('error_rate') or one feature's ('univariate_drift:income')."
+        description="A check ('error_rate', 'univariate_drift'): its own row and its features'."
     )
     severity: Severity
     state: Literal["open", "resolved"]
@@ -255,6 +258,17 @@ class Alert(BaseModel):
     evidence: list[Evidence] = Field(
         description="The windows that opened it, then what escalated and resolved it."
     )
+    features: list[str] = Field(
+        description="The features failing in the latest failing window, most significant first."
+    )
+    findings: list[Result] = Field(description="Those features' result rows.")
+    resolution: Literal["passed", "stale", "merged"] | None = Field(
+        description="Why it resolved: its check passed, its version had no traffic for "
+        "alerts.stale_after, or (older per-feature alerts) it was merged into its check's alert."
+    )
+    acknowledged_at: OptionalTime
+    acknowledged_by: str | None
+    silenced_until: OptionalTime = Field(description="No notifications until then.")
 
     @classmethod
     def from_record(cls, alert: AlertRecord) -> Alert:
@@ -273,11 +287,36 @@ class Alert(BaseModel):
             window_id=alert.window_id,
             last_window_id=alert.last_window_id,
             evidence=[Evidence.from_record(e) for e in alert.evidence],
+            features=list(alert.features),
+            findings=list(alert.findings),
+            resolution=alert.resolution,
+            acknowledged_at=alert.acknowledged_ms,
+            acknowledged_by=alert.acknowledged_by,
+            silenced_until=alert.silenced_until_ms,
         )
 
 
 class AlertList(BaseModel):
     alerts: list[Alert] = Field(description="Oldest first.")
+
+
+class Acknowledgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Who is taking care of it."
+    )
+
+
+class Silence(BaseModel):
+    """One of ``for`` (a duration such as '2h', at most 90 days) or ``until`` (an ISO time)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    for_: StrictInt | StrictFloat | StrictStr | None = Field(
+        default=None, alias="for", examples=["2h"], description="Seconds, or '30m', '2h', '1d'."
+    )
+    until: str | None = Field(default=None, max_length=64, examples=["2024-05-01T18:00:00Z"])
 
 
 # Labels
@@ -361,4 +400,10 @@ class Health(BaseModel):
 
 # Bodies the API reads itself (size caps, 415, its own validation), so FastAPI does not see them:
 # their schemas are added to /openapi.json by api.openapi.
-REQUEST_BODIES: tuple[type[BaseModel], ...] = (LabelsRequest, UploadRequest, ConfigChange)
+REQUEST_BODIES: tuple[type[BaseModel], ...] = (
+    LabelsRequest,
+    UploadRequest,
+    ConfigChange,
+    Acknowledgement,
+    Silence,
+)

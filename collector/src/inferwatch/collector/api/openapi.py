@@ -25,6 +25,7 @@ _REASONS = {
     400: "The request is invalid; the error says what was wrong.",
     401: "An API key is required: Authorization: Bearer <key>.",
     404: "Not found; the error says what.",
+    409: "Conflicts with the resource's state; the error says how.",
     413: "The request is over a limit; the error says which.",
     415: "Wrong content type; the error says which is expected.",
     429: "Overloaded; retry after Retry-After seconds.",

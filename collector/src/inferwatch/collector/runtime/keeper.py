@@ -35,6 +35,8 @@ from inferwatch.collector.window.store import WindowRecord, WindowStore
 logger = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_SECONDS = 60.0
+# How often alerts of versions without traffic resolve as stale and ended silences are sent.
+SWEEP_INTERVAL_SECONDS = 10.0
 
 
 class WindowKeeper:
@@ -71,6 +73,7 @@ class WindowKeeper:
         self._clock = clock
         self._last_checkpoint = clock()
         self._last_prune = -float("inf")
+        self._last_sweep = -float("inf")
         self._closed_in_memory: set[int] = set()
         # Per model, the latest window end whose label delay was checked (see _label_delays).
         self._delays_checked_ms: dict[str, int] = {}
@@ -99,6 +102,9 @@ class WindowKeeper:
         for record in await asyncio.to_thread(self._windows.find, closed=True, needs_eval=True):
             await self.evaluate(record, close=False)
         await self._reference_from_windows()
+        if now - self._last_sweep >= SWEEP_INTERVAL_SECONDS:
+            await asyncio.to_thread(self._sweep_alerts)
+            self._last_sweep = now
         if now - self._last_prune >= PRUNE_INTERVAL_SECONDS:
             await asyncio.to_thread(self._prune, now_ms)
             self._last_prune = now
@@ -162,6 +168,17 @@ class WindowKeeper:
             # evaluation of the check alerts again.
             self._metrics.alert_errors.inc()
             logger.exception("alerting on window %d of %s failed", record.id, record.model)
+            return
+        for event in events:
+            self._metrics.alert_events.labels(event.kind).inc()
+
+    def _sweep_alerts(self) -> None:
+        traffic = {(v.model, v.version): v.last_ms for v in self._windows.versions()}
+        try:
+            events = self._alerts.sweep(traffic)
+        except Exception:
+            self._metrics.alert_errors.inc()
+            logger.exception("resolving stale alerts failed")
             return
         for event in events:
             self._metrics.alert_events.labels(event.kind).inc()

@@ -60,7 +60,7 @@ class CollectorMetrics:
         )
         self.alert_events = Counter(
             "inferwatch_alert_events",
-            "Alert changes by event: opened, escalated, resolved.",
+            "Alert changes by event: opened, escalated, repeated, resolved.",
             ["event"],
             registry=r,
         )

@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from inferwatch.collector.api import bodies, labels, query, references, traces
+from inferwatch.collector.api import alert_actions, bodies, labels, query, references, traces
 from inferwatch.collector.api import config as config_routes
 from inferwatch.collector.api.common import collector
 from inferwatch.collector.api.errors import error_response, install_error_handlers
@@ -69,7 +69,7 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
     app.state.collector = runtime
     install_error_handlers(app)
     app.include_router(traces.traces_router(runtime, config))
-    for routes in (labels, references, query, config_routes):
+    for routes in (labels, references, query, config_routes, alert_actions):
         app.include_router(routes.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="Liveness.")
     app.add_api_route(

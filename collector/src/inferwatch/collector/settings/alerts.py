@@ -5,8 +5,13 @@ In the collector's TOML::
     [models.credit.alerts]
     consecutive = 2                    # failing windows in a row before an alert opens
     checks = ["error_rate", "univariate_drift:*"]   # omit for every check; "univariate_drift:*"
-                                       # is each feature's row of univariate_drift
+                                       # is each feature's row of univariate_drift (a check's
+                                       # rows make one alert, its features' as findings)
     min_severity = "warning"           # webhooks get events of this severity and above
+    repeat_after = "4h"                # remind of an open, unacknowledged alert (default never)
+    stale_after = "7d"                 # resolve a version's alerts after this long without
+                                       # traffic (the default; "0s" never)
+    silences = [{ check = "univariate_drift", until = 2024-05-01T18:00:00Z }]  # version = "3"
     critical = { error_rate = { above = 0.2 }, "label_coverage" = { below = 0.1 } }
     retry = { attempts = 4, backoff = "0.5s", max_backoff = "30s" }
     webhooks = [
@@ -25,6 +30,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     Field,
     ValidationInfo,
     field_serializer,
@@ -176,6 +182,37 @@ class CriticalThreshold(Table):
         )
 
 
+STALE_AFTER_SECONDS = 7 * 86400.0
+
+
+class SilenceRule(Table):
+    """No notifications about the model's alerts of ``check`` (a check's name, or ``*`` for
+    every check) and ``version`` (every version when omitted) until ``until``."""
+
+    check: str = "*"
+    version: str | None = None
+    until: AwareDatetime
+
+    @field_validator("check")
+    @classmethod
+    def _real_check(cls, check: str, info: ValidationInfo) -> str:
+        if ":" in check:
+            raise ValueError(
+                f"names a check, not a feature's row: alerts are per check, got {check!r}"
+            )
+        catalog = catalog_of(info)
+        if check != "*" and catalog is not None:
+            real_check(check, catalog)
+        return check
+
+    def covers(self, check: str, version: str, now_ms: int) -> bool:
+        return (
+            now_ms < self.until.timestamp() * 1000
+            and self.check in ("*", check)
+            and self.version in (None, version)
+        )
+
+
 class AlertPolicy(Table):
     """How one model's check results become alerts, and where they are delivered."""
 
@@ -189,6 +226,16 @@ class AlertPolicy(Table):
     min_severity: Severity = Severity.WARNING
     webhooks: tuple[Webhook, ...] = ()
     retry: RetryPolicy = RetryPolicy()
+    # While an alert stays open, failing and unacknowledged, a reminder goes out this long
+    # after the last notification about it; None: never.
+    repeat_after_seconds: Annotated[Duration, AfterValidator(_positive)] | None = Field(
+        default=None, alias="repeat_after"
+    )
+    # A version's open alerts resolve as stale once its last window ended this long ago; 0
+    # turns it off.
+    stale_after_seconds: Duration = Field(default=STALE_AFTER_SECONDS, alias="stale_after")
+    # Silences of every alert of a check (or of all checks) set ahead, for maintenance.
+    silences: tuple[SilenceRule, ...] = ()
 
     @field_validator("checks")
     @classmethod
@@ -220,6 +267,9 @@ class AlertPolicy(Table):
             if check_matches(pattern, check):
                 return threshold
         return None
+
+    def silenced(self, check: str, version: str, now_ms: int) -> bool:
+        return any(rule.covers(check, version, now_ms) for rule in self.silences)
 
     def delivers(self, severity: Severity) -> bool:
         return severity.rank >= self.min_severity.rank

@@ -32,6 +32,7 @@ const state = {
   updatedAt: null,
   scrollToDetail: false,
   showResolved: false,
+  actionError: null,
 };
 let drawn = "";
 
@@ -51,6 +52,34 @@ async function api(path) {
   let response;
   try {
     response = await fetch(path, { headers, cache: "no-store" });
+  } catch (error) {
+    throw new ApiError(0, `cannot reach the collector (${error.message})`);
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = (await response.json()).error || message;
+    } catch (_) {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(response.status, message);
+  }
+  return response.json();
+}
+
+// An action on the collector (acknowledge, silence); answers the changed resource.
+async function act(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch (error) {
     throw new ApiError(0, `cannot reach the collector (${error.message})`);
   }
@@ -223,6 +252,7 @@ function render() {
     state.windows,
     state.metrics,
     state.alerts,
+    state.actionError,
     state.detail,
     state.reference ? state.reference.created_at : null,
     state.shown,
@@ -622,6 +652,16 @@ function alertsPanel() {
         a.state === "open" ? null : badge("resolved", "resolved"),
       ),
       h("p", { class: "alert-message" }, a.message),
+      a.features && a.features.length
+        ? h(
+            "p",
+            { class: "alert-features" },
+            "Features: ",
+            a.features.map((f) => h("span", { class: "column-name" }, f)),
+          )
+        : null,
+      alertStatus(a),
+      a.state === "open" ? alertActions(a) : null,
       h(
         "div",
         { class: "alert-foot muted" },
@@ -661,6 +701,7 @@ function alertsPanel() {
       h("h2", {}, `Alerts: ${open.length} open`),
       toggle,
     ),
+    state.actionError ? h("p", { class: "alert-error", role: "alert" }, state.actionError) : null,
     open.length
       ? h("ul", { class: "alert-list" }, open.map(item))
       : h("p", { class: "muted quiet" }, "No open alerts for this version."),
@@ -668,6 +709,57 @@ function alertsPanel() {
       ? h("ul", { class: "alert-list resolved-list" }, resolved.slice(0, RESOLVED_ALERTS_SHOWN).map(item))
       : null,
     state.showResolved && hidden > 0 ? h("p", { class: "muted" }, `and ${hidden} older`) : null,
+  );
+}
+
+const SILENCES = [
+  ["1h", "Silence 1 h"],
+  ["1d", "Silence 1 day"],
+];
+
+function alertStatus(a) {
+  const parts = [];
+  if (a.acknowledged_at) {
+    const by = a.acknowledged_by ? ` by ${a.acknowledged_by}` : "";
+    parts.push(h("span", { class: "alert-acknowledged" }, `acknowledged${by} ${fmtTime(a.acknowledged_at)}`));
+  }
+  // The collector clears silenced_until once the silence is over.
+  if (a.silenced_until) {
+    parts.push(
+      h("span", { class: "alert-silenced", title: a.silenced_until }, `silenced until ${fmtTime(a.silenced_until)}`),
+    );
+  }
+  if (a.resolution === "stale") parts.push(h("span", {}, "resolved as stale: no traffic"));
+  return parts.length ? h("p", { class: "alert-status muted" }, parts) : null;
+}
+
+function alertActions(a) {
+  const path = `v1/alerts/${a.id}`;
+  const run = (method, suffix, body) => async () => {
+    try {
+      await act(method, `${path}/${suffix}`, body);
+      state.actionError = null;
+    } catch (error) {
+      state.actionError = `Alert ${a.id}: ${error.message}`;
+    }
+    refresh();
+  };
+  const silenced = Boolean(a.silenced_until);
+  return h(
+    "div",
+    { class: "alert-actions" },
+    a.acknowledged_at
+      ? null
+      : h("button", { type: "button", class: "alert-acknowledge", onclick: run("POST", "acknowledge", {}) }, "Acknowledge"),
+    silenced
+      ? h("button", { type: "button", class: "alert-unsilence", onclick: run("DELETE", "silence") }, "End silence")
+      : SILENCES.map(([duration, text]) =>
+          h(
+            "button",
+            { type: "button", class: "alert-silence", "data-for": duration, onclick: run("POST", "silence", { for: duration }) },
+            text,
+          ),
+        ),
   );
 }
 

@@ -10,14 +10,16 @@ from typing import Any
 
 from inferwatch.collector.alerts.model import Alert, CheckHistory, Evidence
 from inferwatch.collector.alerts.store import AlertSnapshot
-from inferwatch.collector.detectors.result import Severity
+from inferwatch.collector.detectors.result import STORED, Result, Severity
 from inferwatch.collector.storage.sqlite.database import Database, marks
 
 _ALERT_FIELDS = (
     "model, version, check_name, severity, state, opened_ms, resolved_ms, updated_ms, message, "
-    "window_id, last_window_id, evidence"
+    "window_id, last_window_id, evidence, findings, resolution, acknowledged_ms, acknowledged_by, "
+    "silenced_until_ms, withheld, notified_ms"
 )
 _ALERT_COLUMNS = f"id, {_ALERT_FIELDS}"
+_ASSIGNMENTS = ", ".join(f"{name.strip()} = ?" for name in _ALERT_FIELDS.split(","))
 
 
 class SQLiteAlertStore:
@@ -78,6 +80,13 @@ class SQLiteAlertStore:
                     alert.window_id,
                     alert.last_window_id,
                     json.dumps([e.to_dict() for e in alert.evidence]),
+                    json.dumps([f.model_dump(mode="json") for f in alert.findings]),
+                    alert.resolution,
+                    alert.acknowledged_ms,
+                    alert.acknowledged_by,
+                    alert.silenced_until_ms,
+                    alert.withheld,
+                    alert.notified_ms,
                 )
                 if alert.id is None:
                     alert_id = db.execute(
@@ -88,10 +97,7 @@ class SQLiteAlertStore:
                     saved.append(replace(alert, id=alert_id))
                 else:
                     db.execute(
-                        "UPDATE alerts SET model = ?, version = ?, check_name = ?, severity = ?, "
-                        "state = ?, opened_ms = ?, resolved_ms = ?, updated_ms = ?, message = ?, "
-                        "window_id = ?, last_window_id = ?, evidence = ? WHERE id = ?",
-                        (*fields, alert.id),
+                        f"UPDATE alerts SET {_ASSIGNMENTS} WHERE id = ?", (*fields, alert.id)
                     )
                     saved.append(alert)
         return saved
@@ -104,10 +110,25 @@ class SQLiteAlertStore:
             params.append(state)
         return [_alert(row) for row in self._db.reader().execute(sql + " ORDER BY id", params)]
 
+    def get(self, alert_id: int) -> Alert | None:
+        row = (
+            self._db.reader()
+            .execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,))
+            .fetchone()
+        )
+        return None if row is None else _alert(row)
+
+    def open_alerts(self) -> list[Alert]:
+        rows = self._db.reader().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE state = 'open' ORDER BY id"
+        )
+        return [_alert(row) for row in rows]
+
 
 def _alert(row: tuple[Any, ...]) -> Alert:
     (aid, model, version, check, severity, state, opened, resolved, updated) = row[:9]
-    message, window_id, last_window_id, evidence = row[9:]
+    message, window_id, last_window_id, evidence, findings = row[9:14]
+    resolution, acknowledged_ms, acknowledged_by, silenced_until_ms, withheld, notified = row[14:]
     return Alert(
         aid,
         model,
@@ -122,4 +143,11 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         window_id,
         last_window_id,
         tuple(Evidence.from_dict(e) for e in json.loads(evidence)),
+        tuple(Result.model_validate(f, context=STORED) for f in json.loads(findings)),
+        resolution,
+        acknowledged_ms,
+        acknowledged_by,
+        silenced_until_ms,
+        withheld,
+        notified,
     )
