@@ -3,7 +3,7 @@
 FastAPI describes each route from its parameters and response model. Added here: the bodies the
 API reads itself (documented with ``request_body``), the error responses (``refusals``; FastAPI's
 422 is never answered, a refusal is a 400), and, when the collector has API keys, the bearer
-scheme and its 401 on every /v1 route.
+scheme and its 401 and 403 on every /v1 route.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ _REF = "#/components/schemas/{model}"
 _REASONS = {
     400: "The request is invalid; the error says what was wrong.",
     401: "An API key is required: Authorization: Bearer <key>.",
+    403: "The key lacks the scope or the model; or the request is not allowed without one. "
+    "The error says which.",
     404: "Not found; the error says what.",
     413: "The request is over a limit; the error says which.",
     415: "Wrong content type; the error says which is expected.",
@@ -73,7 +75,8 @@ def openapi_document(
             operation["responses"].pop("422", None)
             if api_keys and path.startswith(_PROTECTED_PREFIX):
                 operation["security"] = [{"bearer": []}]
-                operation["responses"]["401"] = _error_response(401)
+                for code in (401, 403):
+                    operation["responses"].setdefault(str(code), _error_response(code))
     # FastAPI's 422 models, and definitions a replaced schema left behind.
     used = _referenced(document["paths"], schemas)
     for unused in set(schemas) - used:
@@ -83,7 +86,7 @@ def openapi_document(
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "One of the collector's api_keys.",
+                "description": "One of the collector's keys (docs/security.md).",
             }
         }
     return document
