@@ -133,5 +133,5 @@ def check_unique(keys: Sequence[ApiKey]) -> Sequence[ApiKey]:
     for index, key in enumerate(keys):
         for other in keys[:index]:
             if hmac.compare_digest(key.digest, other.digest):
-                raise ValueError(f"gives the keys {other.name!r} and {key.name!r} the same hash")
+                raise ValueError(f"has two keys of the same hash: {other.name!r} and {key.name!r}")
     return keys
