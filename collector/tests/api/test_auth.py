@@ -252,3 +252,39 @@ def test_the_loaded_settings_keep_no_plaintext_key() -> None:
     for key in (*EVERY_KEY, "simple-key-6"):
         assert key not in shown
     assert {k.name: k.hash for k in config.access_keys}["api_keys[0]"] == hash_key("simple-key-6")
+
+
+# The scopes table of docs/security.md.
+SCOPES = {
+    ("/v1/traces", "post"): "write",
+    ("/v1/labels", "post"): "write",
+    ("/v1/models/{model}/versions/{version}/reference/uploads", "post"): "write",
+    (
+        "/v1/models/{model}/versions/{version}/reference/uploads/{upload_id}/parts/{part}",
+        "put",
+    ): "write",
+    ("/v1/models/{model}/versions/{version}/reference/uploads/{upload_id}/commit", "post"): "write",
+    ("/v1/models/{model}/versions/{version}/reference", "get"): "read",
+    ("/v1/models", "get"): "read",
+    ("/v1/models/{model}/windows", "get"): "read",
+    ("/v1/models/{model}/windows/{window_id}", "get"): "read",
+    ("/v1/models/{model}/alerts", "get"): "read",
+    ("/v1/models/{model}/metrics", "get"): "read",
+    ("/v1/models/{model}/config", "get"): "read",
+    ("/v1/models/{model}/config", "put"): "admin",
+}
+
+
+def test_every_v1_route_declares_the_scope_the_docs_give(keyed) -> None:
+    document = keyed.get("/openapi.json").json()
+    declared = {
+        (path, method): operation.get("x-inferwatch-scope")
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert {k: v for k, v in declared.items() if k[0].startswith("/v1/")} == SCOPES
+    assert {k: v for k, v in declared.items() if not k[0].startswith("/v1/")} == {
+        ("/healthz", "get"): None,
+        ("/metrics", "get"): None,
+        ("/", "get"): None,
+    }
