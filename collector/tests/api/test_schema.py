@@ -33,6 +33,8 @@ from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import T0, RunningCollector, mixed_frames
 
 KEY = "s3cret"
+# Keys with one scope each: a route needing another scope answers them 403.
+READER, WRITER = "reads-only", "writes-only"
 MODEL = "credit"
 REFERENCE = f"/v1/models/{MODEL}/versions/1/reference"
 SPANS_PER_WINDOW = 12  # error_rate needs at least 10 requests
@@ -149,6 +151,10 @@ def served(make_collector) -> Iterator[tuple[RunningCollector, FakeClock, Confor
     collector = make_collector(
         clock,
         api_keys=[KEY],
+        keys=[
+            {"name": "reader", "key": READER, "scopes": ["read"]},
+            {"name": "writer", "key": WRITER, "scopes": ["write"]},
+        ],
         max_labels_per_request=MAX_LABELS,
         max_body_bytes=MAX_OTLP_BYTES,
         models={MODEL: {"window": 60, "allowed_lateness": 0}},
@@ -197,7 +203,7 @@ def test_every_route_answers_as_its_schema_says(served, make_sender) -> None:
     model = {"model": MODEL}
     reference = {"model": MODEL, "version": "1"}
 
-    # The service routes, and every /v1 route refusing a request without the key.
+    # The service routes, and every /v1 route refusing a request without a key or its scope.
     api.call("GET", "/openapi.json", 200)
     api.call("GET", "/healthz", 200)
     api.call("GET", "/metrics", 200)
@@ -218,6 +224,9 @@ def test_every_route_answers_as_its_schema_says(served, make_sender) -> None:
         if path.startswith("/v1/"):
             values = {k: v for k, v in placeholders.items() if "{" + k + "}" in path}
             api.call(method.upper(), path, 401, anonymous=True, **values)
+            lacking = WRITER if method == "get" else READER
+            headers = {"Authorization": f"Bearer {lacking}"}
+            api.call(method.upper(), path, 403, headers=headers, **values)
 
     # A config change: one failing window is enough to open an alert.
     config = "/v1/models/{model}/config"

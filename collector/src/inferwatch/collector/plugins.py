@@ -18,7 +18,9 @@ They are found in two places, each name once:
 
 Nothing is registered in a process-wide table: two collectors in one process (or two tests)
 each have their own registry. It is also the catalog settings are validated against
-(``settings.Catalog``).
+(``settings.Catalog``): as itself for the config file and for an admin key, which may name a
+``"module:function"`` metric to import; as ``without_new_imports()`` for anyone else, which takes
+only the metrics already imported and raises ``CodeImportRefused`` before importing anything.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from inferwatch.collector.alerts.payloads import Notifier
 from inferwatch.collector.detect.check import CheckSpec
 from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.metrics import BUILTIN, Metric
-from inferwatch.collector.settings import CheckSettings, ConfigError
+from inferwatch.collector.settings import CheckSettings, CodeImportRefused, ConfigError
 
 GROUPS = {
     "checks": "inferwatch.checks",
@@ -121,6 +123,14 @@ class Registry:
                 self._functions[spec] = self._function_metric(spec)
             return self._functions[spec]
 
+    def imported_metric(self, spec: str) -> Metric | None:
+        """The ``"module:function"`` metric ``spec`` if it was imported already."""
+        with self._lock:
+            return self._functions.get(spec)
+
+    def without_new_imports(self) -> NoNewImports:
+        return NoNewImports(self)
+
     @property
     def notifier_names(self) -> Sequence[str]:
         return sorted(self.notifiers)
@@ -142,6 +152,13 @@ class Registry:
         compute = getattr(module, function, None)
         if not callable(compute):
             raise ValueError(f"metric {spec!r}: {module_name} has no function {function!r}")
+        # A builtin (sys.exit), a class or a function of another shape would be called with the
+        # statistics only when a window closes: refused now, where the sender reads why.
+        if not inspect.isfunction(compute) or not _takes_one_argument(compute):
+            raise ValueError(
+                f"metric {spec!r}: {module_name}.{function} is not a Python function taking one "
+                "argument (the window's statistics)"
+            )
         taken = self.metrics.get(function) or next(
             (m for s, m in self._functions.items() if m.name == function and s != spec), None
         )
@@ -152,6 +169,45 @@ class Registry:
             )
         # Its bounds (min, max) say which way is worse, so the direction is never inferred.
         return Metric(function, None, True, compute)
+
+
+@dataclass(frozen=True)
+class NoNewImports:
+    """The registry as the catalog of settings whose sender may not choose code to import."""
+
+    registry: Registry
+
+    @property
+    def check_names(self) -> Sequence[str]:
+        return self.registry.check_names
+
+    def check_settings(self, name: str) -> type[CheckSettings]:
+        return self.registry.check_settings(name)
+
+    def calibrated(self, name: str) -> bool:
+        return self.registry.calibrated(name)
+
+    def resolve_metric(self, spec: str) -> Metric:
+        if spec in self.registry.metrics:
+            return self.registry.metrics[spec]
+        known = self.registry.imported_metric(spec)
+        if known is not None:
+            return known
+        if ":" in spec:
+            raise CodeImportRefused(spec)
+        return self.registry.resolve_metric(spec)  # ValueError naming the known metrics
+
+    @property
+    def notifier_names(self) -> Sequence[str]:
+        return self.registry.notifier_names
+
+
+def _takes_one_argument(function: Any) -> bool:
+    try:
+        inspect.signature(function).bind(None)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _import(name: str) -> ModuleType:

@@ -1,4 +1,9 @@
-"""What the API routes share: the running collector, ISO 8601 times, reading bodies with caps.
+"""What the API routes share: the running collector, who the caller is and what it may do, ISO
+8601 times, reading bodies with caps.
+
+Every /v1 route declares the scope it needs with ``Depends(Requires(scope))``, first among its
+dependencies, so a request without a key or the scope is refused before its body is read; the
+route's ``{model}`` is checked against the key's models too (docs/security.md).
 
 Bodies are read here rather than by FastAPI, which reads a whole body before anything can
 refuse it: these stop at the route's limit (413 naming it) and answer 415 for another type.
@@ -8,14 +13,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from fastapi import Depends
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from inferwatch.collector.api.errors import ApiError, validation_message
 from inferwatch.collector.runtime.collector import Collector
+from inferwatch.collector.settings import ApiKey, Scope, find_key
 
 JSON_TYPES = ("application/json",)
 # Path parameters that are stored as SQLite integers (window ids, part numbers).
@@ -27,6 +35,90 @@ M = TypeVar("M", bound=BaseModel)
 def collector(request: Request) -> Collector:
     runtime: Collector = request.app.state.collector
     return runtime
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: one of the configured keys, or anyone (None) when there are none."""
+
+    key: ApiKey | None
+
+    @property
+    def may_name_code(self) -> bool:
+        """Whether the caller may name code to import in settings: an admin key only."""
+        return self.key is not None and self.key.has("admin")
+
+    def may_touch(self, model: str) -> bool:
+        return self.key is None or self.key.may_touch(model)
+
+    def refusal(self, model: str) -> str | None:
+        """Why the caller may not touch ``model``, or None if it may."""
+        if self.key is None or self.key.may_touch(model):
+            return None
+        return (
+            f"the API key {self.key.name!r} may not touch model {_cut(model)!r}; its models are "
+            + ", ".join(map(repr, self.key.models or ()))
+        )
+
+    def check_model(self, model: str, refused: type[ApiError] = ApiError) -> None:
+        reason = self.refusal(model)
+        if reason is not None:
+            raise refused(403, reason)
+
+
+class Requires:
+    """The dependency of a route needing ``scope``: the request's Caller, or 401/403 raised as
+    ``refused`` (the OTLP route answers in its own format)."""
+
+    def __init__(self, scope: Scope, refused: type[ApiError] = ApiError) -> None:
+        self.scope = scope
+        self.refused = refused
+
+    async def __call__(self, request: Request) -> Caller:
+        caller = authenticate(request, self.scope, self.refused)
+        model = request.path_params.get("model")
+        if isinstance(model, str):
+            caller.check_model(model, self.refused)
+        request.state.caller = caller
+        return caller
+
+
+def needs(scope: Scope) -> list[Any]:
+    """A route's ``dependencies``: the request must come with a key having ``scope``."""
+    return [Depends(Requires(scope))]
+
+
+def authenticate(request: Request, scope: Scope, refused: type[ApiError] = ApiError) -> Caller:
+    keys = collector(request).config.access_keys
+    if not keys:
+        return Caller(None)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    token = _bearer_token(request)
+    if token is None:
+        raise refused(
+            401, "this collector needs an API key: send Authorization: Bearer <key>", challenge
+        )
+    key = find_key(keys, token.encode("latin-1"))
+    # Neither message quotes what was sent: it may be a real key sent to the wrong collector.
+    if key is None:
+        raise refused(401, "the API key sent is not one of this collector's keys", challenge)
+    if not key.has(scope):
+        raise refused(
+            403,
+            f"the API key {key.name!r} lacks the {scope!r} scope this route needs; its scopes "
+            f"are {', '.join(sorted(key.scopes))}",
+        )
+    return Caller(key)
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_iso(value: str | None, name: str) -> int | None:

@@ -25,10 +25,11 @@ _SOURCES = {"body", "query", "path", "header", "cookie"}
 class ApiError(Exception):
     """Answered as ``{"error": message}`` with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def error_response(
@@ -101,7 +102,7 @@ def _cut(text: str) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message)
+    return error_response(exc.status, exc.message, headers=exc.headers)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:

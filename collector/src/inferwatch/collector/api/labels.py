@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
 from inferwatch.collector.api import bodies
-from inferwatch.collector.api.common import collector, json_body
+from inferwatch.collector.api.common import Caller, Requires, collector, json_body
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals, request_body
 from inferwatch.collector.labels.join import LabelsError, parse_labels
@@ -27,6 +27,7 @@ router = APIRouter()
     openapi_extra=request_body(bodies.LabelsRequest),
 )
 async def post_labels(
+    caller: Annotated[Caller, Depends(Requires("write"))],
     request: Request,
     # Validated by parse_labels (the labels' own rules, 413 past the configured count).
     body: Annotated[Any, Depends(json_body("the labels request body", MAX_BODY_BYTES))],
@@ -36,6 +37,7 @@ async def post_labels(
         model, records = parse_labels(body, runtime.config.max_labels_per_request)
     except LabelsError as exc:
         raise ApiError(exc.status, str(exc)) from None
+    caller.check_model(model)
     now_ms = int(runtime.clock() * 1000)
     outcome = await asyncio.to_thread(runtime.storage.labels.apply, model, records, now_ms)
     counter = runtime.metrics.labels

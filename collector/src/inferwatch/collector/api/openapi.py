@@ -2,8 +2,8 @@
 
 FastAPI describes each route from its parameters and response model. Added here: the bodies the
 API reads itself (documented with ``request_body``), the error responses (``refusals``; FastAPI's
-422 is never answered, a refusal is a 400), and, when the collector has API keys, the bearer
-scheme and its 401 on every /v1 route.
+422 is never answered, a refusal is a 400), the scope each route needs (``x-inferwatch-scope``),
+and, when the collector has API keys, the bearer scheme and its 401 and 403 on every /v1 route.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from inferwatch.collector.api.bodies import ErrorBody
+from inferwatch.collector.api.common import Requires
 
 TITLE = "inferwatch collector"
 VERSION = "1"
@@ -24,6 +26,8 @@ _REF = "#/components/schemas/{model}"
 _REASONS = {
     400: "The request is invalid; the error says what was wrong.",
     401: "An API key is required: Authorization: Bearer <key>.",
+    403: "The key lacks the scope or the model; or the request is not allowed without one. "
+    "The error says which.",
     404: "Not found; the error says what.",
     409: "Conflicts with the resource's state; the error says how.",
     413: "The request is over a limit; the error says which.",
@@ -69,12 +73,17 @@ def openapi_document(
     )
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     _add_schemas(schemas, documented)
+    scopes = _scopes(app)
     for path, operations in document["paths"].items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             operation["responses"].pop("422", None)
+            scope = scopes.get((path, method))
+            if scope is not None:
+                operation["x-inferwatch-scope"] = scope
             if api_keys and path.startswith(_PROTECTED_PREFIX):
                 operation["security"] = [{"bearer": []}]
-                operation["responses"]["401"] = _error_response(401)
+                for code in (401, 403):
+                    operation["responses"].setdefault(str(code), _error_response(code))
     # FastAPI's 422 models, and definitions a replaced schema left behind.
     used = _referenced(document["paths"], schemas)
     for unused in set(schemas) - used:
@@ -84,10 +93,23 @@ def openapi_document(
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "One of the collector's api_keys.",
+                "description": "One of the collector's keys (docs/security.md).",
             }
         }
     return document
+
+
+def _scopes(app: FastAPI) -> dict[tuple[str, str], str]:
+    """The scope each route requires (common.Requires), by (path, lower-case method)."""
+    found: dict[tuple[str, str], str] = {}
+    for context in iter_route_contexts(app.routes):
+        route = context.route
+        if isinstance(route, APIRoute) and context.path is not None:
+            for dependency in route.dependant.dependencies:
+                if isinstance(dependency.call, Requires):
+                    for method in route.methods or ():
+                        found[(context.path, method.lower())] = dependency.call.scope
+    return found
 
 
 def _add_schemas(schemas: dict[str, Any], models: Iterable[type[BaseModel]]) -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
 
 from inferwatch.collector.api import bodies
-from inferwatch.collector.api.common import MAX_INTEGER, collector, parse_iso
+from inferwatch.collector.api.common import (
+    MAX_INTEGER,
+    Caller,
+    Requires,
+    collector,
+    needs,
+    parse_iso,
+)
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
@@ -26,8 +33,10 @@ _TIME = "An ISO 8601 time such as 2024-05-01T12:00:00Z (no zone means UTC)."
 WindowId = Annotated[int, Path(ge=0, le=MAX_INTEGER, description="A window's id.")]
 
 
-@router.get("/v1/models", summary="Models and their versions.")
-async def list_models(request: Request) -> bodies.ModelList:
+@router.get("/v1/models", summary="Models and their versions (those the key may read).")
+async def list_models(
+    caller: Annotated[Caller, Depends(Requires("read"))], request: Request
+) -> bodies.ModelList:
     storage = collector(request).storage
     versions = await asyncio.to_thread(storage.windows.versions)
     models: dict[str, list[bodies.VersionSummary]] = {}
@@ -45,8 +54,9 @@ async def list_models(request: Request) -> bodies.ModelList:
     # Models whose settings were put through the API, traffic or not.
     for model in await asyncio.to_thread(storage.settings.model_configs):
         models.setdefault(model, [])
+    shown = sorted(m for m in models if caller.may_touch(m))
     return bodies.ModelList(
-        models=[bodies.ModelSummary(model=m, versions=models[m]) for m in sorted(models)]
+        models=[bodies.ModelSummary(model=m, versions=models[m]) for m in shown]
     )
 
 
@@ -54,6 +64,7 @@ async def list_models(request: Request) -> bodies.ModelList:
     "/v1/models/{model}/windows",
     summary="Windows overlapping [start, end), oldest first.",
     responses=refusals(400),
+    dependencies=needs("read"),
 )
 async def list_windows(
     request: Request,
@@ -81,6 +92,7 @@ async def list_windows(
     "/v1/models/{model}/windows/{window_id}",
     summary="One window with its summaries and check results.",
     responses=refusals(400, 404),
+    dependencies=needs("read"),
 )
 async def get_window(request: Request, model: str, window_id: WindowId) -> bodies.WindowDetail:
     runtime = collector(request)
@@ -106,6 +118,7 @@ async def get_window(request: Request, model: str, window_id: WindowId) -> bodie
     "/v1/models/{model}/alerts",
     summary="The model's alerts, oldest first; optionally only open or resolved ones.",
     responses=refusals(400),
+    dependencies=needs("read"),
 )
 async def list_alerts(
     request: Request,
@@ -121,6 +134,7 @@ async def list_alerts(
     summary="Traffic and performance per window, and lifetime performance.",
     # A performance shows the keys that apply to it, and metric_errors only when there are some.
     response_model_exclude_unset=True,
+    dependencies=needs("read"),
 )
 async def model_metrics(request: Request, model: str) -> bodies.ModelMetrics:
     """Performance and traffic per window, and lifetime performance per version and overall.

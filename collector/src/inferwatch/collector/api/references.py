@@ -14,6 +14,7 @@ from inferwatch.collector.api.common import (
     collector,
     content_type,
     json_body,
+    needs,
     read_body,
     validated,
 )
@@ -38,6 +39,7 @@ PartNumber = Annotated[int, Path(ge=0, le=MAX_INTEGER, description="0, 1, ...")]
     status_code=201,
     responses=refusals(400, 413, 415),
     openapi_extra=request_body(bodies.UploadRequest, required=False),
+    dependencies=needs("write"),
 )
 async def create_upload(
     request: Request,
@@ -69,6 +71,7 @@ async def create_upload(
             "content": {FRAME_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         }
     },
+    dependencies=needs("write"),
 )
 async def put_part(
     request: Request, model: str, version: str, upload_id: str, part: PartNumber
@@ -93,6 +96,7 @@ async def put_part(
     f"{_BASE}/uploads/{{upload_id}}/commit",
     summary="Fit the reference over all parts; it replaces the version's reference.",
     responses=refusals(400, 404),
+    dependencies=needs("write"),
 )
 async def commit_upload(
     request: Request, model: str, version: str, upload_id: str
@@ -116,6 +120,7 @@ async def commit_upload(
     _BASE,
     summary="The stored reference and its summary.",
     responses=refusals(404),
+    dependencies=needs("read"),
 )
 async def get_reference(request: Request, model: str, version: str) -> bodies.Reference:
     runtime = collector(request)

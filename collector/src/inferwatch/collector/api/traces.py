@@ -2,19 +2,24 @@
 
 The endpoint is receive.http's, unchanged: it reads, decodes and answers by itself (protobuf or
 OTLP JSON in the request's type, google.rpc.Status on errors, Retry-After on 429 and 503). This
-module only describes it; the JSON forms of its messages are modelled here for the schema.
+module describes it, with the JSON forms of its messages modelled for the schema, and guards it:
+the write scope is needed (401/403 as google.rpc.Status too), and spans of models outside the
+key's are rejected (partial_success), the whole request 403 when none is left.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from starlette.requests import Request
 
+from inferwatch.collector.api.common import Caller, Requires
+from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import schema_ref
-from inferwatch.collector.receive.http import traces_endpoint
+from inferwatch.collector.receive.http import refusal, traces_endpoint
 from inferwatch.collector.receive.otlp import JSON, PROTOBUF
 from inferwatch.collector.runtime.collector import Collector
 from inferwatch.collector.settings import CollectorConfig
@@ -59,18 +64,47 @@ def _retry(description: str) -> dict[str, Any]:
     return answer
 
 
+class OtlpRefusal(ApiError):
+    """An API refusal of the OTLP route, answered as OTLP answers (``otlp_refusal``)."""
+
+
+async def otlp_refusal(request: Request, exc: Exception) -> Response:
+    """The exception handler of OtlpRefusal: a google.rpc.Status in the request's type."""
+    assert isinstance(exc, OtlpRefusal)
+    response = refusal(exc.status, exc.message, request.headers.get("content-type", ""))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def _model_refusal(request: Request, model: str) -> str | None:
+    caller: Caller = request.state.caller
+    return caller.refusal(model)
+
+
+# The route's refusals when the collector has keys: OTLP's, not the API's {"error": ...}.
+KEY_REFUSALS = {
+    "401": _answer("An API key is required: Authorization: Bearer <key>.", RpcStatus),
+    "403": _answer("The key lacks the write scope, or no span is of its models.", RpcStatus),
+}
+
+
 def traces_router(runtime: Collector, config: CollectorConfig) -> APIRouter:
     router = APIRouter()
     router.add_api_route(
         TRACES_PATH,
         traces_endpoint(
-            runtime.pipeline, max_body_bytes=config.max_body_bytes, stats=runtime.receiver_stats
+            runtime.pipeline,
+            max_body_bytes=config.max_body_bytes,
+            stats=runtime.receiver_stats,
+            refuse_model=_model_refusal,
         ),
         methods=["POST"],
+        dependencies=[Depends(Requires("write", refused=OtlpRefusal))],
         response_class=Response,
         summary="OTLP/HTTP traces (protobuf or OTLP JSON, optionally gzip).",
         description="Answers in the request's content type. 200 once the spans are durable; "
-        "spans that are not inferwatch spans are ignored and counted (docs/otlp-ingest.md).",
+        "spans that are not inferwatch spans are ignored and counted (docs/otlp-ingest.md), "
+        "spans of models the key may not write are rejected (partial_success).",
         responses={
             200: _answer("ExportTraceServiceResponse.", ExportTraceServiceResponse),
             400: _answer("The body does not decode; google.rpc.Status.", RpcStatus),

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import anyio.to_thread
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from google.rpc.code_pb2 import INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE
+from google.rpc.code_pb2 import (
+    INVALID_ARGUMENT,
+    PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+)
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
@@ -46,6 +52,8 @@ _MAX_ERRORS_REPORTED = 5
 
 _GRPC_CODES = {
     400: INVALID_ARGUMENT,
+    401: UNAUTHENTICATED,
+    403: PERMISSION_DENIED,
     413: INVALID_ARGUMENT,
     415: INVALID_ARGUMENT,
 }
@@ -79,12 +87,16 @@ def traces_endpoint(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     stats: ReceiverStats | None = None,
+    refuse_model: Callable[[Request, str], str | None] | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint for POST /v1/traces that hands decoded batches to ``sink``.
 
     Mount it with ``Route(TRACES_PATH, endpoint, methods=["POST"])``.
 
     ``max_body_bytes`` caps the body both on the wire and once decompressed (413 above it).
+    ``refuse_model(request, model)`` says why the request's sender may not write ``model``
+    (None when it may): those spans are rejected, and the request answered 403 when no span is
+    left.
     """
     counters = stats if stats is not None else ReceiverStats()
 
@@ -107,6 +119,13 @@ def traces_endpoint(
             counters.bad_requests += 1
             return _status(exc.status_code, str(exc), kind)
         counters.spans_received += decoded.received
+        if refuse_model is not None:
+            decoded, refused_all = _without_refused(
+                decoded, lambda model: refuse_model(request, model)
+            )
+            if refused_all:
+                counters.bad_requests += 1
+                return _status(403, decoded.errors[0], kind)
         if decoded.batches:
             try:
                 await sink.submit(decoded.batches)
@@ -129,6 +148,37 @@ def traces_endpoint(
         return _encode(200, _export_response(decoded), kind)
 
     return receive_traces
+
+
+def _without_refused(
+    decoded: DecodedTraces, refusal: Callable[[str], str | None]
+) -> tuple[DecodedTraces, bool]:
+    """``decoded`` without the batches of the models ``refusal`` gives a reason for (those count
+    as rejected, their reasons first among the errors), and whether every batch was refused."""
+    reasons: dict[str, str | None] = {}
+    kept = []
+    refused: list[str] = []
+    for batch in decoded.batches:
+        if batch.model not in reasons:
+            reasons[batch.model] = refusal(batch.model)
+        reason = reasons[batch.model]
+        if reason is None:
+            kept.append(batch)
+        else:
+            refused.append(reason)
+    admitted = DecodedTraces(
+        batches=kept,
+        ignored=decoded.ignored,
+        rejected=decoded.rejected + len(refused),
+        duplicates=decoded.duplicates,
+        errors=refused + decoded.errors,
+    )
+    return admitted, bool(refused) and not kept
+
+
+def refusal(status_code: int, message: str, content_type: str) -> Response:
+    """An OTLP error (google.rpc.Status in the request's type) for 400, 401, 403, 413 or 415."""
+    return _status(status_code, message, media_type(content_type))
 
 
 def _export_response(decoded: DecodedTraces) -> ExportTraceServiceResponse:

@@ -42,15 +42,17 @@ class ModelSettings:
                 self._effective[model] = config
             return config
 
-    def update(self, model: str, changes: dict[str, Any]) -> ModelConfig:
+    def update(self, model: str, changes: dict[str, Any], *, may_import: bool) -> ModelConfig:
         """Validate ``changes`` (config-file keys), store them, and return the new settings.
 
-        Raises ConfigError, naming the setting, when a value is invalid.
+        Raises ConfigError, naming the setting, when a value is invalid; CodeImportRefused,
+        before importing anything, when ``changes`` name code to import and not ``may_import``.
         """
+        catalog = self._registry if may_import else self._registry.without_new_imports()
         with self._lock:
             merged = merge_tables(self._changes.get(model, {}), changes)
             table = merge_tables(self._config.table(model), merged)
-            config = validate_model(table, self._registry, "config")
+            config = validate_model(table, catalog, "config")
             self._store.put_model_config(model, merged)
             self._changes[model] = merged
             self._effective[model] = config

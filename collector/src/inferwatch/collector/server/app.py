@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,18 +17,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inferwatch.collector.api import alert_actions, bodies, labels, query, references, traces
 from inferwatch.collector.api import config as config_routes
 from inferwatch.collector.api.common import collector
-from inferwatch.collector.api.errors import error_response, install_error_handlers
+from inferwatch.collector.api.errors import install_error_handlers
 from inferwatch.collector.api.openapi import TITLE, VERSION, openapi_document
 from inferwatch.collector.dashboard import dashboard_assets, index
 from inferwatch.collector.runtime.collector import Collector
 from inferwatch.collector.settings import CollectorConfig
+from inferwatch.contract import TRACES_PATH
 
 OPENAPI_PATH = "/openapi.json"
 
@@ -61,13 +59,13 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
         title=TITLE,
         version=VERSION,
         lifespan=lifespan,
-        middleware=[Middleware(BearerAuth, keys=config.api_keys)],
         openapi_url=OPENAPI_PATH,
         docs_url=None,
         redoc_url=None,
     )
     app.state.collector = runtime
     install_error_handlers(app)
+    app.add_exception_handler(traces.OtlpRefusal, traces.otlp_refusal)
     app.include_router(traces.traces_router(runtime, config))
     for routes in (labels, references, query, config_routes, alert_actions):
         app.include_router(routes.router)
@@ -94,7 +92,11 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             documented = (*bodies.REQUEST_BODIES, *traces.WIRE_MESSAGES)
-            app.openapi_schema = openapi_document(app, documented, api_keys=bool(config.api_keys))
+            keys = bool(config.access_keys)
+            document = openapi_document(app, documented, api_keys=keys)
+            if keys:
+                document["paths"][TRACES_PATH]["post"]["responses"].update(traces.KEY_REFUSALS)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
@@ -107,31 +109,3 @@ async def healthz(request: Request) -> bodies.Health:
 
 async def metrics(request: Request) -> Response:
     return Response(collector(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-
-class BearerAuth:
-    """With API keys configured, /v1 requests need ``Authorization: Bearer <key>``."""
-
-    def __init__(self, app: ASGIApp, keys: tuple[str, ...]) -> None:
-        self.app = app
-        self.keys = [key.encode() for key in keys]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        protected = self.keys and scope["type"] == "http" and scope["path"].startswith("/v1/")
-        if protected and not self._allowed(scope):
-            response = error_response(
-                401,
-                "this collector needs an API key: send Authorization: Bearer <key>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, scope: Scope) -> bool:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    return any(hmac.compare_digest(token.strip(), key) for key in self.keys)
-        return False

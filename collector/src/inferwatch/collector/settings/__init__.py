@@ -11,7 +11,8 @@ from inferwatch.collector.settings.alerts import (
 from inferwatch.collector.settings.checks import CATALOG, Catalog, CheckSettings
 from inferwatch.collector.settings.collector import CollectorConfig, DatabaseURL, parse_db_url
 from inferwatch.collector.settings.durations import Duration
-from inferwatch.collector.settings.errors import ConfigError
+from inferwatch.collector.settings.errors import CodeImportRefused, ConfigError
+from inferwatch.collector.settings.keys import SCOPES, ApiKey, Scope, find_key, hash_key
 from inferwatch.collector.settings.model import (
     ModelConfig,
     ReferencePolicy,
@@ -27,9 +28,12 @@ from inferwatch.collector.settings.threshold_table import (
 
 __all__ = [
     "CATALOG",
+    "SCOPES",
     "AlertPolicy",
+    "ApiKey",
     "Catalog",
     "CheckSettings",
+    "CodeImportRefused",
     "CollectorConfig",
     "ConfigError",
     "CriticalThreshold",
@@ -40,9 +44,12 @@ __all__ = [
     "ReferenceLevels",
     "ReferencePolicy",
     "RetryPolicy",
+    "Scope",
     "StaticLevels",
     "ThresholdTable",
     "Webhook",
+    "find_key",
+    "hash_key",
     "merge_tables",
     "parse_db_url",
     "redact_url",

@@ -6,7 +6,7 @@ Everything has a default, so a collector runs with no file at all. A TOML file::
     db = "sqlite:///var/lib/inferwatch/collector.db"
     port = 4318
     public_url = "https://collector.example.com"   # for links in alert notifications
-    api_keys = ["..."]
+    api_keys = ["..."]                              # or [[collector.keys]]: docs/security.md
     plugins = ["my_company.checks"]                 # modules with checks, detectors, metrics
 
     [defaults]                 # every model, unless overridden below
@@ -27,15 +27,17 @@ Everything has a default, so a collector runs with no file at all. A TOML file::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
-from inferwatch.collector.detectors.params import Count, Int, Table, within
+from inferwatch.collector.detectors.params import Count, Flag, Int, Table, within
 from inferwatch.collector.settings.checks import Catalog
 from inferwatch.collector.settings.durations import Duration
+from inferwatch.collector.settings.keys import ApiKey, check_unique, simple_keys
 from inferwatch.collector.settings.model import ModelConfig, merge_tables
 
 
@@ -66,11 +68,6 @@ def _positive(seconds: float) -> float:
     return seconds
 
 
-def _keys(value: object) -> object:
-    """One key may be given alone."""
-    return (value,) if isinstance(value, str) else value
-
-
 def _non_empty(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
@@ -88,8 +85,12 @@ class CollectorConfig(Table):
     # The URL people and webhooks reach this collector at, for links in alert notifications;
     # http://{host}:{port} when unset.
     public_url: str | None = None
-    # Bearer tokens accepted on /v1 routes; empty means no authentication.
-    api_keys: Annotated[tuple[NonEmpty, ...], BeforeValidator(_keys)] = ()
+    # The keys /v1 routes accept (settings.keys); none: no authentication, on loopback only
+    # unless insecure_no_auth. ``api_keys = [...]``, the simple form, adds full-access keys.
+    access_keys: Annotated[tuple[ApiKey, ...], AfterValidator(check_unique)] = Field(
+        default=(), alias="keys"
+    )
+    insecure_no_auth: Flag = False
     # A name for this process's share of window state, so replicas writing to one database
     # (and restarts of one replica) keep separate partial states that queries merge.
     instance_id: NonEmpty = "default"
@@ -122,6 +123,17 @@ class CollectorConfig(Table):
     model_tables: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
     _catalog: Catalog | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simple_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "api_keys" in data:
+            data = dict(data)
+            tables = data.get("keys", [])
+            if not isinstance(tables, list | tuple):
+                raise ValueError("keys must be a list of tables ([[collector.keys]])")
+            data["keys"] = [*tables, *simple_keys(data.pop("api_keys"))]
+        return data
 
     @field_validator("db")
     @classmethod
