@@ -272,6 +272,10 @@ SCOPES = {
     ("/v1/models/{model}/metrics", "get"): "read",
     ("/v1/models/{model}/config", "get"): "read",
     ("/v1/models/{model}/config", "put"): "admin",
+    ("/v1/alerts/{alert_id}", "get"): "read",
+    ("/v1/alerts/{alert_id}/acknowledge", "post"): "admin",
+    ("/v1/alerts/{alert_id}/silence", "post"): "admin",
+    ("/v1/alerts/{alert_id}/silence", "delete"): "admin",
 }
 
 

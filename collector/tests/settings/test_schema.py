@@ -32,9 +32,9 @@ LATE_FAILURES = [
         "models.m.detectors.multivariate_drift.alpha must be between 0 and 1, got 5",
     ),
     (
-        {"detectors": {"univariate_drift": {"correction": "holm"}}},
-        "models.m.detectors.univariate_drift.correction must be one of 'bonferroni', 'bh' or "
-        "'none', got 'holm'",
+        {"detectors": {"univariate_drift": {"correction": "hochberg"}}},
+        "models.m.detectors.univariate_drift.correction must be one of 'bonferroni', 'holm', "
+        "'bh' or 'none', got 'hochberg'",
     ),
     (
         {"detectors": {"performance": {"metrics": ["acuracy"]}}},

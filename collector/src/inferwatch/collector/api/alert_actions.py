@@ -2,7 +2,9 @@
 
 Alert ids are the collector's own (``GET /v1/models/{model}/alerts`` lists them). Both actions
 are for open alerts (409 for a resolved one) and go through the alert engine, so they never race
-with a window's evaluation changing the same alert.
+with a window's evaluation changing the same alert. Reading an alert needs the ``read`` scope,
+acting on one ``admin`` (it changes who gets paged), and a key limited to some models reaches
+only their alerts (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from starlette.requests import Request
 from inferwatch.collector.alerts.engine import AlertEngine, AlertNotFound, AlertResolved
 from inferwatch.collector.alerts.model import Alert
 from inferwatch.collector.api import bodies
-from inferwatch.collector.api.common import MAX_INTEGER, collector, json_body, parse_iso, validated
+from inferwatch.collector.api.common import (
+    MAX_INTEGER,
+    Caller,
+    Requires,
+    collector,
+    json_body,
+    parse_iso,
+    validated,
+)
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals, request_body
 from inferwatch.collector.settings.durations import seconds
@@ -36,8 +46,10 @@ AlertId = Annotated[int, Path(ge=1, le=MAX_INTEGER, description="An alert's id."
 
 
 @router.get("/v1/alerts/{alert_id}", summary="One alert.", responses=refusals(400, 404))
-async def get_alert(request: Request, alert_id: AlertId) -> bodies.Alert:
-    return await _acting(request, alert_id, lambda engine: engine.get(alert_id))
+async def get_alert(
+    request: Request, alert_id: AlertId, caller: Annotated[Caller, Depends(Requires("read"))]
+) -> bodies.Alert:
+    return await _acting(request, caller, alert_id, lambda engine: engine.get(alert_id))
 
 
 @router.post(
@@ -49,10 +61,11 @@ async def get_alert(request: Request, alert_id: AlertId) -> bodies.Alert:
 async def acknowledge(
     request: Request,
     alert_id: AlertId,
+    caller: Annotated[Caller, Depends(Requires("admin"))],
     body: Annotated[Any, Depends(json_body("the acknowledgement", MAX_BODY_BYTES, optional=True))],
 ) -> bodies.Alert:
     by = validated(bodies.Acknowledgement, body or {}).by
-    return await _acting(request, alert_id, lambda engine: engine.acknowledge(alert_id, by))
+    return await _acting(request, caller, alert_id, lambda engine: engine.acknowledge(alert_id, by))
 
 
 @router.post(
@@ -64,6 +77,7 @@ async def acknowledge(
 async def silence(
     request: Request,
     alert_id: AlertId,
+    caller: Annotated[Caller, Depends(Requires("admin"))],
     body: Annotated[Any, Depends(json_body("the silence", MAX_BODY_BYTES))],
 ) -> bodies.Alert:
     asked = validated(bodies.Silence, body)
@@ -87,7 +101,9 @@ async def silence(
         raise ApiError(400, "a silence must end in the future")
     if until_ms - now_ms > MAX_SILENCE_SECONDS * 1000:
         raise ApiError(400, _TOO_LONG)
-    return await _acting(request, alert_id, lambda engine: engine.silence(alert_id, until_ms))
+    return await _acting(
+        request, caller, alert_id, lambda engine: engine.silence(alert_id, until_ms)
+    )
 
 
 @router.delete(
@@ -95,15 +111,21 @@ async def silence(
     summary="End the alert's silence; what it held back is sent now.",
     responses=refusals(400, 404, 409),
 )
-async def end_silence(request: Request, alert_id: AlertId) -> bodies.Alert:
-    return await _acting(request, alert_id, lambda engine: engine.silence(alert_id, None))
+async def end_silence(
+    request: Request, alert_id: AlertId, caller: Annotated[Caller, Depends(Requires("admin"))]
+) -> bodies.Alert:
+    return await _acting(request, caller, alert_id, lambda engine: engine.silence(alert_id, None))
 
 
 async def _acting(
-    request: Request, alert_id: int, action: Callable[[AlertEngine], Alert]
+    request: Request, caller: Caller, alert_id: int, action: Callable[[AlertEngine], Alert]
 ) -> bodies.Alert:
     engine = collector(request).alerts
     try:
+        if caller.key is not None:
+            # An alert of a model the key may not touch is refused before anything is done.
+            found: Alert = await asyncio.to_thread(engine.get, alert_id)
+            caller.check_model(found.model)
         alert: Alert = await asyncio.to_thread(action, engine)
     except AlertNotFound:
         raise ApiError(404, f"there is no alert {alert_id}") from None
