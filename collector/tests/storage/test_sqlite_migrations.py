@@ -79,7 +79,7 @@ def user_version(path: Path) -> int:
 
 def test_the_steps_are_numbered_from_schema_2_without_gaps() -> None:
     assert sorted(steps()) == list(range(2, SCHEMA_VERSION + 1))
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
 
 
 def test_a_new_file_runs_every_step(tmp_path: Path) -> None:
@@ -109,6 +109,7 @@ def test_every_row_comes_through_rewritten_only_where_a_step_says(
     open_sqlite(path).close()
     after = rows_of(path)
     assert after.pop("prediction_ranges", []) == before.pop("prediction_ranges", [])
+    assert after.pop("quarantined_batches") == []  # new in schema 6
     assert set(after) == set(before)
     for table, old_rows in before.items():
         assert len(after[table]) == len(old_rows), table
@@ -237,10 +238,10 @@ def test_a_file_newer_than_this_release_is_refused_and_left_alone(tmp_path: Path
     _set_version(path, SCHEMA_VERSION + 1)
     before = path.read_bytes()
     with pytest.raises(
-        ConfigError, match=r"storage schema 6, written by a newer inferwatch"
+        ConfigError, match=rf"storage schema {SCHEMA_VERSION + 1}, written by a newer inferwatch"
     ) as refused:
         open_sqlite(path)
-    assert "this one reads schema 5" in str(refused.value)
+    assert f"this one reads schema {SCHEMA_VERSION}" in str(refused.value)
     assert "upgrade inferwatch" in str(refused.value)
     assert path.read_bytes() == before
 

@@ -183,6 +183,17 @@ class WindowBook:
             self._dirty.add(window_id)
         self.applied_seq = max([self.applied_seq, *(seq for _, seq, _ in stored)])
 
+    def try_alone(self, batch: PredictionBatch) -> None:
+        """Fold ``batch`` into an empty state of its window's kind and drop it: raises what
+        folding it would raise, without touching the book."""
+        WindowState(summary=self._new_summary(batch.model, batch.version)).add([batch])
+
+    def reset(self) -> None:
+        """Forget every state in memory and what was applied (the stored states stay)."""
+        self._states.clear()
+        self._dirty.clear()
+        self.applied_seq = 0
+
     def _state(self, window_id: int, model: str, version: str) -> WindowState:
         state = self._states.get(window_id)
         if state is None:

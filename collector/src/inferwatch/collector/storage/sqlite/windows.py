@@ -141,6 +141,20 @@ class SQLiteWindowStore:
             db.execute("DELETE FROM raw_batches WHERE seq <= ?", (upto_seq,))
         self._db.checkpoint_wal()
 
+    def quarantine(self, seq: int, reason: str, now_ms: int) -> None:
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO quarantined_batches (seq, window_id, payload, reason, quarantined_ms) "
+                "SELECT seq, window_id, payload, ?, ? FROM raw_batches WHERE seq = ? "
+                "ON CONFLICT DO NOTHING",
+                (reason, now_ms, seq),
+            )
+            db.execute("DELETE FROM raw_batches WHERE seq = ?", (seq,))
+
+    def quarantined(self) -> int:
+        (count,) = self._db.reader().execute("SELECT COUNT(*) FROM quarantined_batches").fetchone()
+        return int(count)
+
     def states(self, window_id: int) -> dict[str, bytes]:
         rows = self._db.reader().execute(
             "SELECT instance, state FROM window_states WHERE window_id = ?", (window_id,)
