@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inferwatch.collector.receive.batch import PredictionBatch
+from inferwatch.collector.window.state import WindowState
 from inferwatch.collector.window.summaries import NumericSummary, WindowSummary, moment_exponent
 from inferwatch.frame import Frame, numeric
 
@@ -124,3 +126,21 @@ def test_ordinary_values_keep_the_stored_form_of_earlier_releases() -> None:
         "bin_counts",
     }
     assert summary.to_dict()["m2"] == pytest.approx(14 / 3)
+
+
+def test_a_window_state_of_extreme_batches_serialises_and_shows_as_strict_json() -> None:
+    frame = Frame(2, (numeric("x", np.array([1e308, 1e308])),))
+    extreme = [
+        PredictionBatch("m", "1", None, bytes(16), bytes(8), 0, 10**400, None, ("a", "b"), frame,
+                        None),
+        PredictionBatch("m", "1", None, bytes(16), bytes(8), 5, 1, None, ("c", "d"), frame, None,
+                        5e-324),
+    ]  # fmt: skip
+    state = WindowState()
+    state.add(extreme)
+    again = WindowState.from_bytes(state.to_bytes())
+    shown = json.loads(json.dumps(again.describe(), allow_nan=False))
+    assert shown["rows"] == 4 and shown["latency"]["count"] == 1
+    assert math.isfinite(shown["estimated_rows"])
+    (column,) = shown["columns"]["columns"]
+    assert (column["mean"], column["m2"]) == (1e308, 0.0)

@@ -164,7 +164,7 @@ class NumericSummary:
             exponent = max(own, theirs)
             if exponent == 0:
                 delta = mean - self.mean
-                self.mean += delta * count / total
+                self.mean = min(max(self.mean + delta * count / total, self.min), self.max)
                 self._m2 += m2 + delta * delta * (self.count * count / total)
             else:
                 # In units of 2^exponent every mean is below 1, so nothing here overflows.
@@ -255,9 +255,8 @@ def _moments(v: np.ndarray, exponent: int, low: float, high: float) -> tuple[flo
     mean = float(v.sum()) / v.size
     deviations = v - mean
     m2 = float(deviations @ deviations)
-    if exponent:
-        mean = min(max(math.ldexp(mean, exponent), low), high)
-    return mean, m2
+    # Rounding can put a mean of near-equal values just outside them.
+    return min(max(math.ldexp(mean, exponent), low), high), m2
 
 
 def _same_cuts(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -554,8 +553,9 @@ class _NumericColumns:
             deviations = np.where(finite, clean - means, 0.0)
         m2s = np.einsum("ij,ij->j", deviations, deviations)
         if huge.size:
-            unscaled = np.ldexp(means[huge], exponents)
-            means[huge] = np.clip(unscaled, lows[huge], highs[huge])
+            means[huge] = np.ldexp(means[huge], exponents)
+        # Rounding can put a mean of near-equal values just outside them.
+        np.clip(means, lows, highs, out=means)
         bins = self._bin(x, finite, all_finite)
         for j, (summary, count, nan, mean, m2, low, high) in enumerate(
             zip(

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from inferwatch.collector.detectors.result import STORED, Result
 from inferwatch.collector.storage.sqlite.database import Database
@@ -277,7 +277,16 @@ def _window(row: tuple[Any, ...]) -> WindowRecord:
         rows,
         labelled,
         needs_eval,
-        _RESULTS.validate_json(results, context=STORED) if results else None,
+        _results(results) if results else None,
         json.loads(details) if details else None,
         evaluated,
     )
+
+
+def _results(stored: str) -> list[Result]:
+    try:
+        return _RESULTS.validate_json(stored, context=STORED)
+    except ValidationError:
+        # pydantic's JSON parser refuses the escape of a lone surrogate, which a feature name
+        # could hold before names were checked at ingest; Python's reads it.
+        return _RESULTS.validate_python(json.loads(stored), context=STORED)
