@@ -48,8 +48,9 @@ _UNSCALED_LIMIT = math.ldexp(1.0, _UNSCALED_EXPONENT)
 def moment_exponent(low: float, high: float) -> int:
     """The binary exponent e of the units (2^e) in which a column of values in [low, high]
     keeps its moments: 0 for values below 2^448 in magnitude, else the largest's exponent."""
-    peak = max(abs(low), abs(high))
-    return 0 if peak < _UNSCALED_LIMIT else math.frexp(peak)[1]
+    if low > -_UNSCALED_LIMIT and high < _UNSCALED_LIMIT:
+        return 0
+    return math.frexp(max(-low, high))[1]
 
 
 def _scaled(value: float, exponent: int) -> float:
@@ -156,17 +157,18 @@ class NumericSummary:
             self.mean, self._m2, self.min, self.max = mean, m2, low, high
         else:
             assert self.min is not None and self.max is not None
-            own = moment_exponent(self.min, self.max)
-            theirs = moment_exponent(low, high)
-            self.min = min(self.min, low)
-            self.max = max(self.max, high)
+            own_low, own_high = self.min, self.max
+            self.min = min(own_low, low)
+            self.max = max(own_high, high)
             total = self.count + count
-            exponent = max(own, theirs)
-            if exponent == 0:
+            if self.min > -_UNSCALED_LIMIT and self.max < _UNSCALED_LIMIT:
                 delta = mean - self.mean
                 self.mean = min(max(self.mean + delta * count / total, self.min), self.max)
                 self._m2 += m2 + delta * delta * (self.count * count / total)
             else:
+                own = moment_exponent(own_low, own_high)
+                theirs = moment_exponent(low, high)
+                exponent = max(own, theirs)
                 # In units of 2^exponent every mean is below 1, so nothing here overflows.
                 mine, delta = math.ldexp(self.mean, -exponent), math.ldexp(mean, -exponent)
                 delta -= mine
@@ -537,8 +539,8 @@ class _NumericColumns:
             lows = np.where(finite, x, np.inf).min(axis=0)
             highs = np.where(finite, x, -np.inf).max(axis=0)
         values = x
-        peaks = np.maximum(np.abs(lows), np.abs(highs))
-        huge = np.flatnonzero((peaks >= _UNSCALED_LIMIT) & (counts > 0))
+        # max(-low, high) is the largest magnitude (-inf for a column without finite values).
+        huge = np.flatnonzero(np.maximum(-lows, highs) >= _UNSCALED_LIMIT)
         if huge.size:
             # Moments of these columns in units of 2^e (see NumericSummary): rare, so a copy.
             exponents = np.array([moment_exponent(float(lows[j]), float(highs[j])) for j in huge])
@@ -555,7 +557,7 @@ class _NumericColumns:
         if huge.size:
             means[huge] = np.ldexp(means[huge], exponents)
         # Rounding can put a mean of near-equal values just outside them.
-        np.clip(means, lows, highs, out=means)
+        np.minimum(np.maximum(means, lows, out=means), highs, out=means)
         bins = self._bin(x, finite, all_finite)
         for j, (summary, count, nan, mean, m2, low, high) in enumerate(
             zip(
