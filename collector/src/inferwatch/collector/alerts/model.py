@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from inferwatch.collector.detectors.result import STORED, Result, Severity
@@ -262,8 +262,15 @@ def _results(rows: Any) -> tuple[Result, ...]:
     return tuple(Result.model_validate(r, context=STORED) for r in rows)
 
 
+# The milliseconds ISO 8601 can show: a time stored outside them (a span that claimed year
+# 33658, kept by a release that did not bound timestamps) is shown as the nearest.
+_FIRST_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    moment = _EPOCH + timedelta(milliseconds=min(max(ms, _FIRST_MS), _LAST_MS))
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

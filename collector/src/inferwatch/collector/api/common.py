@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from inferwatch.collector.api.errors import ApiError, validation_message
+from inferwatch.collector.codec import json_safe
 from inferwatch.collector.runtime.collector import Collector
 from inferwatch.collector.settings import ApiKey, Scope, find_key
 
@@ -30,6 +32,20 @@ JSON_TYPES = ("application/json",)
 MAX_INTEGER = 2**63 - 1
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class StoredJSON(JSONResponse):
+    """JSON of what the database holds, which an earlier release may have let anything into:
+    a lone surrogate (in a feature name, a category) is written as its JSON escape and a
+    non-finite number as null, rather than failing the response."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(json_safe(content), ensure_ascii=False, separators=(",", ":"))
+        # backslashreplace writes a lone surrogate as \udXXX: inside a JSON string, its escape.
+        return text.encode("utf-8", "backslashreplace")
 
 
 def collector(request: Request) -> Collector:

@@ -13,12 +13,14 @@ from inferwatch.collector.api.common import (
     MAX_INTEGER,
     Caller,
     Requires,
+    StoredJSON,
     collector,
     needs,
     parse_iso,
 )
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals
+from inferwatch.collector.codec import json_safe
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
 from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detectors.metrics import Task, evaluate
@@ -28,7 +30,7 @@ from inferwatch.collector.window.store import WindowRecord
 
 MAX_WINDOWS = 10_000
 
-router = APIRouter()
+router = APIRouter(default_response_class=StoredJSON)
 _TIME = "An ISO 8601 time such as 2024-05-01T12:00:00Z (no zone means UTC)."
 WindowId = Annotated[int, Path(ge=0, le=MAX_INTEGER, description="A window's id.")]
 
@@ -101,10 +103,9 @@ async def get_window(request: Request, model: str, window_id: WindowId) -> bodie
         raise ApiError(404, f"model {model!r} has no window {window_id}")
     summary: dict[str, Any] | None
     if record.details is not None:
-        summary = {
-            **record.details,
-            "performance": public(record.details.get("performance") or {}),
-        }
+        summary = json_safe(
+            {**record.details, "performance": public(record.details.get("performance") or {})}
+        )
     else:
         # Not evaluated yet: show the running state.
         async with runtime.state_lock:

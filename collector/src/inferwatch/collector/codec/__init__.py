@@ -13,7 +13,7 @@ from inferwatch.collector.codec.container import (
     Decoded,
     LegacyLayout,
 )
-from inferwatch.collector.codec.jsonsafe import finite, json_safe
+from inferwatch.collector.codec.jsonsafe import finite, json_safe, printable
 
 __all__ = [
     "JOURNALED_BATCH",
@@ -28,4 +28,5 @@ __all__ = [
     "LegacyLayout",
     "finite",
     "json_safe",
+    "printable",
 ]

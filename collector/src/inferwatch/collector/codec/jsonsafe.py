@@ -1,8 +1,9 @@
 """Values as strict JSON can hold them: the one sanitizer for results, summaries and evidence.
 
 numpy scalars and arrays become Python numbers and lists, mapping keys become strings, tuples
-lists, and NaN or an infinity becomes null: strict JSON has no such numbers, and a stored or
-served document must parse anywhere.
+lists, NaN or an infinity becomes null, and a lone surrogate in a string (OTLP JSON's ``\ud800``
+can carry one into a feature name or a category) becomes the text of its escape: strict JSON has
+no such numbers, UTF-8 no such characters, and a stored or served document must parse anywhere.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 
 def json_safe(value: Any) -> Any:
     """``value`` with only JSON types inside (see the module's docstring)."""
+    if isinstance(value, str):
+        return printable(value)
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {printable(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
@@ -36,3 +39,12 @@ def finite(value: float | None) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def printable(text: str) -> str:
+    """``text``, with each lone surrogate replaced by the text of its escape (``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

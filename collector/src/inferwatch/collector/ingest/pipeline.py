@@ -37,6 +37,8 @@ RETRY_AFTER_FULL = 1.0
 RETRY_AFTER_FAILURE = 5.0
 # Journaled batches folded into window state at a time on start.
 _REPLAY_CHUNK = 256
+# Characters of a failure's message kept with a quarantined batch.
+_MAX_REASON = 1000
 
 
 class IngestMetrics(Protocol):
@@ -56,6 +58,8 @@ class IngestMetrics(Protocol):
     def labels(self) -> Counter: ...
     @property
     def windows_open(self) -> Gauge: ...
+    @property
+    def quarantined(self) -> Gauge: ...
 
 
 @dataclass
@@ -94,6 +98,8 @@ class IngestPipeline:
         self._accepting = False
         # The last committed group, until it is folded into window state.
         self._committed: tuple[list[PredictionBatch], IngestOutcome] | None = None
+        # Replay: the last journaled batch given to the references.
+        self._observed_seq = 0
 
     async def start(self) -> None:
         """Replay the journal a crash left behind, then start taking batches."""
@@ -261,19 +267,85 @@ class IngestPipeline:
             self._references.observe(batch)
 
     def _replay(self) -> int:
+        """Fold the journal a crash left into window state, then checkpoint it.
+
+        A batch that cannot be folded (corrupt, or a value an earlier release let through that
+        breaks the fold) is quarantined rather than stopping the collector from starting: a
+        database the collector wrote always opens again. The first pass folds batches many at
+        a time; if one fails, the window states are dropped and the journal is folded again one
+        batch at a time, each tried on an empty state first, so that the failing one is found
+        and set aside without counting the others twice.
+        """
+        careful = False
+        while True:
+            try:
+                replayed = self._replay_pass(careful)
+            except _ReplayFailed as failed:
+                self._book.reset()
+                if failed.seq is not None:
+                    self._quarantine(failed.seq, failed.window_id, failed.cause)
+                careful = True
+                continue
+            self._metrics.quarantined.set(self._windows.quarantined())
+            return replayed
+
+    def _replay_pass(self, careful: bool) -> int:
         count = 0
         chunk: list[tuple[int, int, PredictionBatch]] = []
         for stored in self._windows.pending_batches():
-            batch = decode_batch(stored.payload)
+            try:
+                batch = decode_batch(stored.payload)
+                if careful:
+                    self._book.try_alone(batch)
+            except Exception as exc:
+                self._quarantine(stored.seq, stored.window_id, exc)
+                continue
             chunk.append((stored.window_id, stored.seq, batch))
-            self._references.observe(batch)
-            if len(chunk) == _REPLAY_CHUNK:
-                self._book.apply(chunk)
-                count += len(chunk)
+            if len(chunk) == (1 if careful else _REPLAY_CHUNK):
+                count += self._replay_chunk(chunk, careful)
                 chunk = []
         if chunk:
-            self._book.apply(chunk)
-            count += len(chunk)
+            count += self._replay_chunk(chunk, careful)
         if count:
-            self._book.checkpoint()
+            try:
+                self._book.checkpoint()
+            except Exception:
+                # The journal stays, and the collector serves: later checkpoints try again.
+                logger.exception("checkpointing the replayed journal failed")
         return count
+
+    def _replay_chunk(self, chunk: list[tuple[int, int, PredictionBatch]], careful: bool) -> int:
+        try:
+            self._book.apply(chunk)
+            for _, seq, batch in chunk:
+                # A pass after a failed one meets batches the references were given already.
+                if seq > self._observed_seq:
+                    self._references.observe(batch)
+                    self._observed_seq = seq
+        except Exception as exc:
+            window_id, seq, _ = chunk[0]
+            raise _ReplayFailed(seq if careful else None, window_id, exc) from exc
+        return len(chunk)
+
+    def _quarantine(self, seq: int, window_id: int, cause: Exception) -> None:
+        # The log names the batch and the kind of failure, never a value from the batch; the
+        # message, which may quote one, is kept only with the batch in the database.
+        logger.error(
+            "journaled batch %d (window %d) could not be folded into window state (%s); it is "
+            "quarantined in the database (table quarantined_batches) and the collector goes on",
+            seq,
+            window_id,
+            type(cause).__name__,
+        )
+        reason = f"{type(cause).__name__}: {cause}"[:_MAX_REASON]
+        self._windows.quarantine(seq, reason, int(self._clock() * 1000))
+
+
+class _ReplayFailed(Exception):
+    """Folding replayed batches failed: ``seq`` is the culprit when it was folded alone."""
+
+    def __init__(self, seq: int | None, window_id: int, cause: Exception) -> None:
+        super().__init__(seq, window_id, cause)
+        self.seq = seq
+        self.window_id = window_id
+        self.cause = cause

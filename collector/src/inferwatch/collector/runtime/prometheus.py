@@ -47,6 +47,12 @@ class CollectorMetrics:
         self.windows_open = Gauge(
             "inferwatch_windows_open", "Windows held open in memory.", registry=r
         )
+        self.quarantined = Gauge(
+            "inferwatch_journal_quarantined_batches",
+            "Journaled batches that could not be replayed into window state, kept aside in the "
+            "database (table quarantined_batches).",
+            registry=r,
+        )
         self.evaluations = Counter(
             "inferwatch_window_evaluations",
             "Window evaluations by trigger: close, or re-evaluation after late data or labels.",

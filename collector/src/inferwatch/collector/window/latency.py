@@ -32,7 +32,8 @@ class LatencySketch:
         self.max = -math.inf
 
     def add(self, value_ms: float) -> None:
-        if value_ms != value_ms:
+        """Count one latency; NaN and infinities (no span lasts forever) are not counted."""
+        if not math.isfinite(value_ms):
             return
         self.count += 1
         self.sum += value_ms

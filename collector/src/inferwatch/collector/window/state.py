@@ -8,6 +8,7 @@ window continued after a restart) combine into the same numbers one process woul
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from inferwatch.frame import CategoricalColumn, Column, Frame, NumericBlock
 
 # Distinct data-quality messages kept per window; the rest are only counted.
 _MAX_ISSUE_KINDS = 20
+# Rows one batch can stand for: far beyond any traffic, far below float64's limit.
+_MAX_ESTIMATE = 1e18
 
 
 def window_key(model: str, version: str, ts_ns: int, length_seconds: float) -> WindowKey:
@@ -61,8 +64,8 @@ class WindowState:
             self.task = self.task or batch.task
             self.requests += 1
             self.rows += batch.rows
-            self.estimated_rows += batch.rows / batch.sample_rate if batch.sample_rate > 0 else 0.0
-            self.latency.add((batch.end_ns - batch.start_ns) / 1e6)
+            self.estimated_rows += _estimated_rows(batch)
+            self.latency.add(_duration_ms(batch))
             if batch.error is not None:
                 self.errors += 1
                 _count_bounded(self.errors_by_type, [batch.error])
@@ -95,19 +98,21 @@ class WindowState:
 
     def describe(self) -> dict[str, Any]:
         """The JSON-ready summary the query API shows."""
-        return {
-            "task": self.task,
-            "requests": self.requests,
-            "errors": self.errors,
-            "error_rate": self.error_rate,
-            "errors_by_type": dict(self.errors_by_type),
-            "rows": self.rows,
-            "estimated_rows": self.estimated_rows,
-            "latency": self.latency.summary(),
-            "batches_with_issues": self.batches_with_issues,
-            "issues": dict(self.issues),
-            "columns": json_safe(self.summary.to_dict()),
-        }
+        return json_safe(
+            {
+                "task": self.task,
+                "requests": self.requests,
+                "errors": self.errors,
+                "error_rate": self.error_rate,
+                "errors_by_type": dict(self.errors_by_type),
+                "rows": self.rows,
+                "estimated_rows": self.estimated_rows,
+                "latency": self.latency.summary(),
+                "batches_with_issues": self.batches_with_issues,
+                "issues": dict(self.issues),
+                "columns": self.summary.to_dict(),
+            }
+        )
 
     def to_bytes(self) -> bytes:
         """The stored form (codec.WINDOW_STATE): the counters as JSON, then the summary's and
@@ -183,6 +188,17 @@ class WindowBook:
             self._dirty.add(window_id)
         self.applied_seq = max([self.applied_seq, *(seq for _, seq, _ in stored)])
 
+    def try_alone(self, batch: PredictionBatch) -> None:
+        """Fold ``batch`` into an empty state of its window's kind and drop it: raises what
+        folding it would raise, without touching the book."""
+        WindowState(summary=self._new_summary(batch.model, batch.version)).add([batch])
+
+    def reset(self) -> None:
+        """Forget every state in memory and what was applied (the stored states stay)."""
+        self._states.clear()
+        self._dirty.clear()
+        self.applied_seq = 0
+
     def _state(self, window_id: int, model: str, version: str) -> WindowState:
         state = self._states.get(window_id)
         if state is None:
@@ -221,6 +237,20 @@ class WindowBook:
         for wid in window_ids:
             if wid not in self._dirty:
                 self._states.pop(wid, None)
+
+
+def _estimated_rows(batch: PredictionBatch) -> float:
+    if not 0 < batch.sample_rate <= 1:
+        return 0.0
+    # A tiny sample rate must not make the estimate infinite.
+    return min(batch.rows / batch.sample_rate, _MAX_ESTIMATE)
+
+
+def _duration_ms(batch: PredictionBatch) -> float:
+    try:
+        return (batch.end_ns - batch.start_ns) / 1e6
+    except OverflowError:  # times of a span beyond any clock: no latency to count
+        return math.nan
 
 
 def _alike_runs(batches: Sequence[PredictionBatch]) -> Iterator[list[PredictionBatch]]:

@@ -120,6 +120,15 @@ class WindowStore(Protocol):
         """Store this instance's window states and drop stored batches up to ``upto_seq``."""
         ...
 
+    def quarantine(self, seq: int, reason: str, now_ms: int) -> None:
+        """Move a stored batch that cannot be folded into window state out of the journal, kept
+        with ``reason`` (which names no raw value)."""
+        ...
+
+    def quarantined(self) -> int:
+        """How many batches were quarantined."""
+        ...
+
     def states(self, window_id: int) -> dict[str, bytes]:
         """Each instance's partial state of a window."""
         ...

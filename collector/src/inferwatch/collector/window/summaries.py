@@ -37,6 +37,28 @@ _BUFFER_CELLS = 2**15
 # Large batches (a reference part) are summarised this many rows at a time, so that temporaries
 # stay a few MiB whatever the part size.
 _CHUNK_ROWS = 16_384
+# Below this magnitude, squared deviations summed over any count of rows (under 2^63) stay far
+# from float64's 2^1024, and moments are kept as they are. A summary that has seen a value at or
+# above it keeps its sum of squares in units of 4^e, e its largest value's binary exponent, so
+# that any finite input leaves finite state.
+_UNSCALED_EXPONENT = 448
+_UNSCALED_LIMIT = math.ldexp(1.0, _UNSCALED_EXPONENT)
+
+
+def moment_exponent(low: float, high: float) -> int:
+    """The binary exponent e of the units (2^e) in which a column of values in [low, high]
+    keeps its moments: 0 for values below 2^448 in magnitude, else the largest's exponent."""
+    if low > -_UNSCALED_LIMIT and high < _UNSCALED_LIMIT:
+        return 0
+    return math.frexp(max(-low, high))[1]
+
+
+def _scaled(value: float, exponent: int) -> float:
+    """``value * 2**exponent``, infinite where that is beyond float64."""
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _hash64(name: str) -> int:
@@ -63,9 +85,23 @@ class NumericSummary:
     ..., [c_{B-2}, inf): values outside the reference's range land in the open-ended outer bins.
     Only finite values are binned and enter the moments, so ``sum(bin_counts) == count``; NaN
     counts as ``missing`` and +-inf as ``non_finite``. Without cuts there are no bins.
+
+    Any finite values give finite state: the mean lies between min and max, and the sum of
+    squared deviations is kept in units of ``4 ** moment_exponent(min, max)`` (1 below 2^448),
+    so that values near float64's limit neither overflow nor lose the others' precision.
     """
 
-    __slots__ = ("bin_counts", "count", "cuts", "m2", "max", "mean", "min", "missing", "non_finite")
+    __slots__ = (
+        "_m2",
+        "bin_counts",
+        "count",
+        "cuts",
+        "max",
+        "mean",
+        "min",
+        "missing",
+        "non_finite",
+    )
 
     def __init__(self, cuts: Sequence[float] | np.ndarray | None = None) -> None:
         self.cuts = None if cuts is None else validate_cuts(cuts)
@@ -73,7 +109,7 @@ class NumericSummary:
         self.missing = 0
         self.non_finite = 0
         self.mean = 0.0
-        self.m2 = 0.0  # sum of squared deviations from the mean
+        self._m2 = 0.0  # sum of squared deviations from the mean, in units of 4^exponent
         self.min: float | None = None
         self.max: float | None = None
         self.bin_counts = None if self.cuts is None else np.zeros(self.cuts.size + 1, np.int64)
@@ -88,16 +124,14 @@ class NumericSummary:
         if count == 0:
             return
         v = x if count == x.size else x[finite]
-        mean = float(v.sum()) / count
-        deviations = v - mean
+        low, high = float(v.min()), float(v.max())
+        mean, m2 = _moments(v, moment_exponent(low, high), low, high)
         bins = None
         if self.cuts is not None:
             bins = np.bincount(
                 np.searchsorted(self.cuts, v, side="right"), minlength=self.cuts.size + 1
             )
-        self._absorb(
-            count, mean, float(deviations @ deviations), float(v.min()), float(v.max()), bins
-        )
+        self._absorb(count, mean, m2, low, high, bins)
 
     def merge(self, other: NumericSummary) -> None:
         if not _same_cuts(self.cuts, other.cuts):
@@ -106,7 +140,7 @@ class NumericSummary:
         self.non_finite += other.non_finite
         if other.count:
             assert other.min is not None and other.max is not None
-            self._absorb(other.count, other.mean, other.m2, other.min, other.max, other.bin_counts)
+            self._absorb(other.count, other.mean, other._m2, other.min, other.max, other.bin_counts)
 
     def _absorb(
         self,
@@ -117,46 +151,83 @@ class NumericSummary:
         high: float,
         bins: np.ndarray | None,
     ) -> None:
+        """Add ``count`` values of ``mean`` and ``m2`` (in units of their own exponent's)."""
         # Chan et al.'s pairwise update: stable where the textbook sum-of-squares is not.
         if self.count == 0:
-            self.mean, self.m2, self.min, self.max = mean, m2, low, high
+            self.mean, self._m2, self.min, self.max = mean, m2, low, high
         else:
             assert self.min is not None and self.max is not None
+            own_low, own_high = self.min, self.max
+            self.min = min(own_low, low)
+            self.max = max(own_high, high)
             total = self.count + count
-            delta = mean - self.mean
-            self.mean += delta * count / total
-            self.m2 += m2 + delta * delta * (self.count * count / total)
-            self.min = min(self.min, low)
-            self.max = max(self.max, high)
+            if self.min > -_UNSCALED_LIMIT and self.max < _UNSCALED_LIMIT:
+                delta = mean - self.mean
+                self.mean = min(max(self.mean + delta * count / total, self.min), self.max)
+                self._m2 += m2 + delta * delta * (self.count * count / total)
+            else:
+                own = moment_exponent(own_low, own_high)
+                theirs = moment_exponent(low, high)
+                exponent = max(own, theirs)
+                # In units of 2^exponent every mean is below 1, so nothing here overflows.
+                mine, delta = math.ldexp(self.mean, -exponent), math.ldexp(mean, -exponent)
+                delta -= mine
+                self.mean = min(
+                    max(math.ldexp(mine + delta * count / total, exponent), self.min), self.max
+                )
+                self._m2 = (
+                    math.ldexp(self._m2, 2 * (own - exponent))
+                    + math.ldexp(m2, 2 * (theirs - exponent))
+                    + delta * delta * (self.count * count / total)
+                )
         self.count += count
         if bins is not None and self.bin_counts is not None:
             self.bin_counts += bins
 
     @property
+    def exponent(self) -> int:
+        """The binary exponent of the units the moments are kept in (``moment_exponent``)."""
+        return 0 if self.min is None or self.max is None else moment_exponent(self.min, self.max)
+
+    @property
+    def m2(self) -> float:
+        """The sum of squared deviations from the mean; inf when it is beyond float64."""
+        return _scaled(self._m2, 2 * self.exponent)
+
+    @property
     def variance(self) -> float:
-        """Population variance (ddof=0) of the finite values; NaN when there are none."""
-        return self.m2 / self.count if self.count else math.nan
+        """Population variance (ddof=0) of the finite values; NaN when there are none, inf
+        when it is beyond float64 (``std`` never is)."""
+        return _scaled(self._m2 / self.count, 2 * self.exponent) if self.count else math.nan
 
     @property
     def std(self) -> float:
-        return math.sqrt(self.variance)
+        if not self.count:
+            return math.nan
+        return math.ldexp(math.sqrt(self._m2 / self.count), self.exponent)
 
     @property
     def total(self) -> int:
         return self.count + self.missing + self.non_finite
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-ready, all finite. ``m2`` is null when it is beyond float64; ``m2_scaled`` then
+        holds it in units of ``4 ** moment_exponent(min, max)``."""
+        m2 = self.m2
+        data = {
             "count": self.count,
             "missing": self.missing,
             "non_finite": self.non_finite,
             "mean": self.mean,
-            "m2": self.m2,
+            "m2": m2 if math.isfinite(m2) else None,
             "min": self.min,
             "max": self.max,
             "cuts": None if self.cuts is None else self.cuts.tolist(),
             "bin_counts": None if self.bin_counts is None else self.bin_counts.tolist(),
         }
+        if not math.isfinite(m2):
+            data["m2_scaled"] = self._m2
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NumericSummary:
@@ -165,15 +236,29 @@ class NumericSummary:
         summary.missing = int(data["missing"])
         summary.non_finite = int(data["non_finite"])
         summary.mean = float(data["mean"])
-        summary.m2 = float(data["m2"])
         summary.min = None if data["min"] is None else float(data["min"])
         summary.max = None if data["max"] is None else float(data["max"])
+        if data["m2"] is None:
+            summary._m2 = float(data["m2_scaled"])
+        else:
+            summary._m2 = math.ldexp(float(data["m2"]), -2 * summary.exponent)
         if summary.bin_counts is not None:
             counts = np.asarray(data["bin_counts"], dtype=np.int64)
             if counts.shape != summary.bin_counts.shape:
                 raise ValueError("bin_counts does not match the bin cuts")
             summary.bin_counts = counts
         return summary
+
+
+def _moments(v: np.ndarray, exponent: int, low: float, high: float) -> tuple[float, float]:
+    """Mean and sum of squared deviations (in units of 4^exponent) of the finite values ``v``."""
+    if exponent:
+        v = np.ldexp(v, -exponent)
+    mean = float(v.sum()) / v.size
+    deviations = v - mean
+    m2 = float(deviations @ deviations)
+    # Rounding can put a mean of near-equal values just outside them.
+    return min(max(math.ldexp(mean, exponent), low), high), m2
 
 
 def _same_cuts(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -448,17 +533,31 @@ class _NumericColumns:
         all_finite = int(counts.sum()) == x.size
         if all_finite:
             missing = np.zeros(x.shape[1], np.intp)
-            means = x.sum(axis=0) / rows
-            deviations = x - means
             lows, highs = x.min(axis=0), x.max(axis=0)
         else:
             missing = np.count_nonzero(np.isnan(x), axis=0)
-            clean = np.where(finite, x, 0.0)
-            means = clean.sum(axis=0) / np.maximum(counts, 1)
-            deviations = np.where(finite, clean - means, 0.0)
             lows = np.where(finite, x, np.inf).min(axis=0)
             highs = np.where(finite, x, -np.inf).max(axis=0)
+        values = x
+        # max(-low, high) is the largest magnitude (-inf for a column without finite values).
+        huge = np.flatnonzero(np.maximum(-lows, highs) >= _UNSCALED_LIMIT)
+        if huge.size:
+            # Moments of these columns in units of 2^e (see NumericSummary): rare, so a copy.
+            exponents = np.array([moment_exponent(float(lows[j]), float(highs[j])) for j in huge])
+            values = x.copy()
+            values[:, huge] = np.ldexp(x[:, huge], -exponents)
+        if all_finite:
+            means = values.sum(axis=0) / rows
+            deviations = values - means
+        else:
+            clean = np.where(finite, values, 0.0)
+            means = clean.sum(axis=0) / np.maximum(counts, 1)
+            deviations = np.where(finite, clean - means, 0.0)
         m2s = np.einsum("ij,ij->j", deviations, deviations)
+        if huge.size:
+            means[huge] = np.ldexp(means[huge], exponents)
+        # Rounding can put a mean of near-equal values just outside them.
+        np.minimum(np.maximum(means, lows, out=means), highs, out=means)
         bins = self._bin(x, finite, all_finite)
         for j, (summary, count, nan, mean, m2, low, high) in enumerate(
             zip(

@@ -52,8 +52,7 @@ def migrate(database: Database) -> None:
             if version == 0 and not tables:
                 step = oldest
             elif oldest <= version < SCHEMA_VERSION:
-                # The next step there is: a number may be held for a step that lands later.
-                step = min(s for s in sql if s > version)
+                step = version + 1
             else:
                 raise ConfigError(_refusal(database.path, version, oldest))
             _define_functions(conn)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from inferwatch.collector.detectors.result import STORED, Result
 from inferwatch.collector.storage.sqlite.database import Database
@@ -141,6 +141,20 @@ class SQLiteWindowStore:
             db.execute("DELETE FROM raw_batches WHERE seq <= ?", (upto_seq,))
         self._db.checkpoint_wal()
 
+    def quarantine(self, seq: int, reason: str, now_ms: int) -> None:
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO quarantined_batches (seq, window_id, payload, reason, quarantined_ms) "
+                "SELECT seq, window_id, payload, ?, ? FROM raw_batches WHERE seq = ? "
+                "ON CONFLICT DO NOTHING",
+                (reason, now_ms, seq),
+            )
+            db.execute("DELETE FROM raw_batches WHERE seq = ?", (seq,))
+
+    def quarantined(self) -> int:
+        (count,) = self._db.reader().execute("SELECT COUNT(*) FROM quarantined_batches").fetchone()
+        return int(count)
+
     def states(self, window_id: int) -> dict[str, bytes]:
         rows = self._db.reader().execute(
             "SELECT instance, state FROM window_states WHERE window_id = ?", (window_id,)
@@ -263,7 +277,16 @@ def _window(row: tuple[Any, ...]) -> WindowRecord:
         rows,
         labelled,
         needs_eval,
-        _RESULTS.validate_json(results, context=STORED) if results else None,
+        _results(results) if results else None,
         json.loads(details) if details else None,
         evaluated,
     )
+
+
+def _results(stored: str) -> list[Result]:
+    try:
+        return _RESULTS.validate_json(stored, context=STORED)
+    except ValidationError:
+        # pydantic's JSON parser refuses the escape of a lone surrogate, which a feature name
+        # could hold before names were checked at ingest; Python's reads it.
+        return _RESULTS.validate_python(json.loads(stored), context=STORED)
