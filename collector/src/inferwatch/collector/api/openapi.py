@@ -2,8 +2,9 @@
 
 FastAPI describes each route from its parameters and response model. Added here: the bodies the
 API reads itself (documented with ``request_body``), the error responses (``refusals``; FastAPI's
-422 is never answered, a refusal is a 400), and, when the collector has API keys, the bearer
-scheme and its 401 on every /v1 route.
+422 is never answered, a refusal is a 400), the 503 every /v1 route answers while its storage
+fails (api.errors), and, when the collector has API keys, the bearer scheme and its 401 on every
+/v1 route.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ _REASONS = {
     413: "The request is over a limit; the error says which.",
     415: "Wrong content type; the error says which is expected.",
     429: "Overloaded; retry after Retry-After seconds.",
-    503: "Unavailable; retry after Retry-After seconds.",
+    503: "Storage is unavailable for now (database locked, disk full); retry after Retry-After "
+    "seconds.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 _PROTECTED_PREFIX = "/v1/"
 
@@ -52,7 +61,14 @@ def request_body(
 
 def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses`` of a route that may answer ``codes`` with ``{"error": ...}``."""
-    return {code: {"model": ErrorBody, "description": _REASONS[code]} for code in codes}
+    return {code: _refusal(code) for code in codes}
+
+
+def _refusal(code: int) -> dict[str, Any]:
+    refusal: dict[str, Any] = {"model": ErrorBody, "description": _REASONS[code]}
+    if code in (429, 503):
+        refusal["headers"] = _RETRY_AFTER
+    return refusal
 
 
 def openapi_document(
@@ -71,6 +87,8 @@ def openapi_document(
     for path, operations in document["paths"].items():
         for operation in operations.values():
             operation["responses"].pop("422", None)
+            if path.startswith(_PROTECTED_PREFIX):
+                operation["responses"].setdefault("503", _error_response(503))
             if api_keys and path.startswith(_PROTECTED_PREFIX):
                 operation["security"] = [{"bearer": []}]
                 operation["responses"]["401"] = _error_response(401)
@@ -138,7 +156,10 @@ def _with_refs(schema: Any, renamed: dict[str, str]) -> Any:
 
 
 def _error_response(code: int) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": _REASONS[code],
         "content": {"application/json": {"schema": schema_ref(ErrorBody)}},
     }
+    if code in (429, 503):
+        response["headers"] = _RETRY_AFTER
+    return response
