@@ -19,14 +19,16 @@ def frame_bytes(ctx: Any, value: Any) -> dict[str, bytes]:
 
 @schemathesis.hook
 def map_path_parameters(ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
-    """Half the cases (as their model name's length decides) name the stored model, version and
-    window (STORED_MODEL, STORED_VERSION, STORED_WINDOW_ID), so that answers holding stored rows
-    are checked too, not only 404s."""
+    """Half the cases (as their model name's length decides) name the stored model, version,
+    window and an open upload (STORED_MODEL, STORED_VERSION, STORED_WINDOW_ID, STORED_UPLOAD_ID),
+    so that answers holding stored rows are checked too, not only 404s."""
     if not path_parameters or len(str(path_parameters.get("model", ""))) % 2:
         return path_parameters
     stored = dict(path_parameters, model=os.environ["STORED_MODEL"])
     if "version" in stored:
         stored["version"] = os.environ["STORED_VERSION"]
+    if "upload_id" in stored:
+        stored["upload_id"] = os.environ["STORED_UPLOAD_ID"]
     # Only over a valid id: a negative case may be invalid by its window id alone.
     window_id = stored.get("window_id")
     if isinstance(window_id, int) and 0 <= window_id < 2**63:
