@@ -46,15 +46,20 @@ def test_hostile_json_bodies_are_refused_by_name(make_collector) -> None:
             # Numbers past a float's range, written out or as JSON's non-standard constants.
             ("POST", "/v1/labels", labels_with("1" * 400), "an integer of 400 digits"),
             ("POST", "/v1/labels", labels_with("-" + "9" * 400), "an integer of 400 digits"),
-            ("POST", "/v1/labels", labels_with("1e400"), "numbers must be finite"),
+            ("POST", "/v1/labels", labels_with("1e400"), "label must be a finite number"),
             ("POST", "/v1/labels", labels_with("1" * 5000), "not valid JSON"),
             ("PUT", "/v1/models/m/config", b'{"window": %s}' % (b"1" * 400), "400 digits"),
-            ("PUT", "/v1/models/m/config", b'{"allowed_lateness": Infinity}', "finite"),
+            (
+                "PUT",
+                "/v1/models/m/config",
+                b'{"allowed_lateness": Infinity}',
+                "config.allowed_lateness must be a duration",
+            ),
             (
                 "PUT",
                 "/v1/models/m/config",
                 b'{"detectors": {"error_rate": {"threshold": NaN}}}',
-                "finite",
+                "config.detectors.error_rate.threshold",
             ),
             # A lone surrogate is not Unicode text: no database stores it.
             ("POST", "/v1/labels", labels_with('"\\ud800"'), "lone surrogate"),

@@ -7,7 +7,6 @@ refuse it: these stop at the route's limit (413 naming it) and answer 415 for an
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ JSON_TYPES = ("application/json",)
 MAX_JSON_DEPTH = 32
 # Every number the API reads is used as a float (labels, thresholds, durations).
 _MAX_FLOAT_INT = int(sys.float_info.max)
-_NUMBERS = f"numbers must be finite and within ±{sys.float_info.max:.3g}"
+_NUMBERS = f"numbers must be within ±{sys.float_info.max:.3g}"
 # Path parameters that are stored as SQLite integers (window ids, part numbers).
 MAX_INTEGER = 2**63 - 1
 
@@ -91,8 +90,9 @@ async def read_json(request: Request, limit: int, what: str, *, optional: bool =
 
 
 def _check_json(data: Any, what: str) -> None:
-    """Refuse (400) nesting past MAX_JSON_DEPTH, strings that are not Unicode text, and numbers
-    that are not finite floats (``1e400``, ``NaN``, a 400-digit integer).
+    """Refuse (400) nesting past MAX_JSON_DEPTH, strings that are not Unicode text, and integers
+    past a float's range (a 400-digit integer). Non-finite floats (``1e400``, ``NaN``) are left
+    to the routes, whose checks name the field.
 
     JSON's ``\\ud800`` escapes decode to lone surrogates, which no database or encoder stores.
     Iterative, so that the check itself does not recurse.
@@ -102,8 +102,6 @@ def _check_json(data: Any, what: str) -> None:
         node, depth = todo.pop()
         if isinstance(node, str):
             _check_text(node, what)
-        elif isinstance(node, float) and not math.isfinite(node):
-            raise ApiError(400, f"{what} holds {node}; {_NUMBERS}")
         elif isinstance(node, int) and abs(node) > _MAX_FLOAT_INT:
             digits = len(str(abs(node)))
             raise ApiError(400, f"{what} holds an integer of {digits} digits; {_NUMBERS}")
