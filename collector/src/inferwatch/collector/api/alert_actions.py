@@ -95,7 +95,8 @@ async def silence(
         until_ms = now_ms + int(lasting * 1000)
     else:
         parsed = parse_iso(asked.until, "until")
-        assert parsed is not None
+        if parsed is None:
+            raise ApiError(400, "until must be a time such as 2026-12-01T12:00:00Z, got ''")
         until_ms = parsed
     if until_ms <= now_ms:
         raise ApiError(400, "a silence must end in the future")

@@ -12,6 +12,7 @@ refuse it: these stop at the route's limit (413 naming it) and answer 415 for an
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,12 @@ from inferwatch.collector.runtime.collector import Collector
 from inferwatch.collector.settings import ApiKey, Scope, find_key
 
 JSON_TYPES = ("application/json",)
+# Nesting a JSON body may have: the deepest body the API reads (a config) is 5 levels deep;
+# past this, parsing and validating recurse toward Python's stack limit.
+MAX_JSON_DEPTH = 32
+# Every number the API reads is used as a float (labels, thresholds, durations).
+_MAX_FLOAT_INT = int(sys.float_info.max)
+_NUMBERS = f"numbers must be within ±{sys.float_info.max:.3g}"
 # Path parameters that are stored as SQLite integers (window ids, part numbers).
 MAX_INTEGER = 2**63 - 1
 
@@ -172,17 +179,63 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
 
 
 async def read_json(request: Request, limit: int, what: str, *, optional: bool = False) -> Any:
-    """A JSON body (415 for another content type, 400 when it does not parse)."""
+    """A JSON body (415 for another content type, 400 when it does not parse or is out of
+    bounds). An ``optional`` body may be empty, which reads as ``{}``."""
     body = await read_body(request, limit, what)
     if optional and not body.strip():
-        return None
+        return {}
     kind = content_type(request)
     if kind not in JSON_TYPES:
         raise ApiError(415, f"{what} must be sent as application/json, not {kind or 'no type'}")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = json.loads(body)
+    except RecursionError:
+        raise ApiError(400, _too_deep(what)) from None
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer of over 4,300 digits
         raise ApiError(400, f"{what} is not valid JSON: {exc}") from None
+    _check_json(data, what)
+    return data
+
+
+def _check_json(data: Any, what: str) -> None:
+    """Refuse (400) nesting past MAX_JSON_DEPTH, strings that are not Unicode text, and integers
+    past a float's range (a 400-digit integer). Non-finite floats (``1e400``, ``NaN``) are left
+    to the routes, whose checks name the field.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no database or encoder stores.
+    Iterative, so that the check itself does not recurse.
+    """
+    todo: list[tuple[Any, int]] = [(data, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, str):
+            _check_text(node, what)
+        elif isinstance(node, int) and abs(node) > _MAX_FLOAT_INT:
+            digits = len(str(abs(node)))
+            raise ApiError(400, f"{what} holds an integer of {digits} digits; {_NUMBERS}")
+        elif isinstance(node, list | dict):
+            if depth > MAX_JSON_DEPTH:
+                raise ApiError(400, _too_deep(what))
+            if isinstance(node, dict):
+                for key in node:
+                    _check_text(key, what)
+                todo.extend((value, depth + 1) for value in node.values())
+            else:
+                todo.extend((item, depth + 1) for item in node)
+
+
+def _check_text(text: str, what: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ApiError(
+                400, f"{what} holds a string with a lone surrogate, which is not Unicode text"
+            ) from None
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} is nested more than {MAX_JSON_DEPTH} levels deep; the limit is {MAX_JSON_DEPTH}"
 
 
 def json_body(

@@ -3,7 +3,8 @@
 FastAPI describes each route from its parameters and response model. Added here: the bodies the
 API reads itself (documented with ``request_body``), the error responses (``refusals``; FastAPI's
 422 is never answered, a refusal is a 400), the scope each route needs (``x-inferwatch-scope``),
-and, when the collector has API keys, the bearer scheme and its 401 and 403 on every /v1 route.
+the 503 every /v1 route answers while its storage fails (api.errors), and, when the collector has
+API keys, the bearer scheme and its 401 and 403 on every /v1 route.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ _REASONS = {
     413: "The request is over a limit; the error says which.",
     415: "Wrong content type; the error says which is expected.",
     429: "Overloaded; retry after Retry-After seconds.",
-    503: "Unavailable; retry after Retry-After seconds.",
+    503: "Storage is unavailable for now (database locked, disk full); retry after Retry-After "
+    "seconds.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 _PROTECTED_PREFIX = "/v1/"
 
@@ -57,7 +66,14 @@ def request_body(
 
 def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses`` of a route that may answer ``codes`` with ``{"error": ...}``."""
-    return {code: {"model": ErrorBody, "description": _REASONS[code]} for code in codes}
+    return {code: _refusal(code) for code in codes}
+
+
+def _refusal(code: int) -> dict[str, Any]:
+    refusal: dict[str, Any] = {"model": ErrorBody, "description": _REASONS[code]}
+    if code in (429, 503):
+        refusal["headers"] = _RETRY_AFTER
+    return refusal
 
 
 def openapi_document(
@@ -80,6 +96,8 @@ def openapi_document(
             scope = scopes.get((path, method))
             if scope is not None:
                 operation["x-inferwatch-scope"] = scope
+            if path.startswith(_PROTECTED_PREFIX):
+                operation["responses"].setdefault("503", _error_response(503))
             if api_keys and path.startswith(_PROTECTED_PREFIX):
                 operation["security"] = [{"bearer": []}]
                 for code in (401, 403):
@@ -161,7 +179,10 @@ def _with_refs(schema: Any, renamed: dict[str, str]) -> Any:
 
 
 def _error_response(code: int) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": _REASONS[code],
         "content": {"application/json": {"schema": schema_ref(ErrorBody)}},
     }
+    if code in (429, 503):
+        response["headers"] = _RETRY_AFTER
+    return response

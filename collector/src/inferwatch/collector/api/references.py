@@ -50,9 +50,9 @@ async def create_upload(
     ],
 ) -> bodies.UploadCreated:
     runtime = collector(request)
-    if body is not None and not isinstance(body, dict):
+    if not isinstance(body, dict):
         raise ApiError(400, 'the upload body must be a JSON object such as {"task": "regression"}')
-    task = validated(bodies.UploadRequest, body or {}).task
+    task = validated(bodies.UploadRequest, body).task
     now_ms = int(runtime.clock() * 1000)
     upload_id = await asyncio.to_thread(
         runtime.storage.references.create_upload, model, version, task, now_ms

@@ -25,12 +25,14 @@ plug-ins loaded (``checks.Catalog``): a typo would otherwise switch alerts off w
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     Field,
     ValidationInfo,
     field_serializer,
@@ -185,13 +187,20 @@ class CriticalThreshold(Table):
 STALE_AFTER_SECONDS = 7 * 86400.0
 
 
+def _a_time(value: object) -> object:
+    # pydantic would take a number as seconds since 1970: the schema (and TOML) say a time.
+    if not isinstance(value, str | datetime):
+        raise ValueError(f"must be a time such as 2026-12-01T12:00:00Z, got {value!r}")
+    return value
+
+
 class SilenceRule(Table):
     """No notifications about the model's alerts of ``check`` (a check's name, or ``*`` for
     every check) and ``version`` (every version when omitted) until ``until``."""
 
     check: str = "*"
     version: str | None = None
-    until: AwareDatetime
+    until: Annotated[AwareDatetime, BeforeValidator(_a_time)]
 
     @field_validator("check")
     @classmethod
