@@ -68,6 +68,8 @@ def init(
     export_timeout: float = 10.0,
     flush_interval: float = 1.0,
     compression: Compression = "gzip",
+    retry_backoff: float = 0.25,
+    max_retry_delay: float = 1.0,
 ) -> Settings:
     """Start exporting monitored calls; calling it again replaces the configuration.
 
@@ -79,10 +81,15 @@ def init(
     - ``sample_rate``: the share of calls recorded, 0 to 1, decided per call whatever the
       application's own tracing samples.
     - ``max_queue_spans`` / ``max_queue_bytes``: bounds of the export queue; when either is
-      reached new spans are dropped and counted (``stats().spans_dropped``).
+      reached new spans are dropped and counted (``stats().spans_dropped_queue_full``).
     - ``max_export_batch``: spans per export request; ``flush_interval``: seconds between
-      exports; ``export_timeout``: seconds one export (with its retries) may take;
-      ``compression``: ``"gzip"`` or ``"none"``.
+      exports; ``export_timeout``: seconds one export attempt may take; ``compression``:
+      ``"gzip"`` or ``"none"``.
+    - ``retry_backoff`` / ``max_retry_delay``: a batch the collector did not take (down,
+      restarting, overloaded) is kept and sent again after ``retry_backoff`` seconds, doubling
+      up to ``max_retry_delay``: export resumes within about ``max_retry_delay`` of the
+      collector's return, however long it was away. Calls made meanwhile queue up to the
+      bounds above.
 
     Raises ValueError on a setting out of range. The previous pipeline, if any, is shut down
     (its queued spans get at most 2 s to export).
@@ -103,6 +110,8 @@ def init(
         export_timeout=float(export_timeout),
         flush_interval=float(flush_interval),
         compression=compression,
+        retry_backoff=float(retry_backoff),
+        max_retry_delay=float(max_retry_delay),
     )
     export.start(settings)
     config.set_current_settings(settings)

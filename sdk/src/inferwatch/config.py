@@ -35,6 +35,8 @@ class Settings:
     export_timeout: float = 10.0
     flush_interval: float = 1.0
     compression: Compression = "gzip"
+    retry_backoff: float = 0.25
+    max_retry_delay: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
@@ -47,7 +49,7 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("export_timeout", "flush_interval"):
+        for name in ("export_timeout", "flush_interval", "retry_backoff", "max_retry_delay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")

@@ -144,7 +144,6 @@ class PredictionRecorder:
         except Exception as exc:
             diagnostics.monitoring_error(self.model, "recording the call", exc)
             return
-        diagnostics.counters.add("spans_recorded")
         pipeline.submit(pending)
 
     def _attributes(

@@ -135,10 +135,10 @@ class OTLPReceiver:
         self.stop()
 
 
-def start_otlp_receiver() -> OTLPReceiver:
-    """A receiver listening on a free 127.0.0.1 port."""
+def start_otlp_receiver(port: int = 0) -> OTLPReceiver:
+    """A receiver listening on a free 127.0.0.1 port (or on ``port``)."""
     receiver = OTLPReceiver()
-    receiver._server = serve_asgi(receiver_app(receiver))
+    receiver._server = serve_asgi(receiver_app(receiver), port=port)
     receiver.url = receiver._server.url
     return receiver
 

@@ -1,0 +1,121 @@
+"""One OTLP/HTTP export request per batch of spans, and what the collector's answer means.
+
+The export thread (inferwatch.export_queue) owns retrying: a sender makes one attempt and says
+whether the spans were taken (``Delivered``, with the count a partial success rejected),
+refused for good (``Refused``) or may be sent again (``Retry``). It never sleeps and never logs:
+the OpenTelemetry exporter retries inside ``export`` and writes "Transient error ... retrying"
+lines into the model server's log for as long as the collector is down; inferwatch counts
+those in ``inferwatch.stats()`` and warns once a minute at most.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from google.protobuf.message import DecodeError
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from inferwatch.retry import RETRYABLE_STATUS, parse_retry_after
+
+PROTOBUF = "application/x-protobuf"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The collector answered 2xx; ``rejected`` of the spans it named as refused (OTLP partial
+    success), the others are stored."""
+
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The collector refused the request with an answer that retrying would not change."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """No answer, or "try again later"; ``after`` is the server's Retry-After, if it gave one."""
+
+    reason: str
+    after: float | None = None
+
+
+Outcome = Delivered | Refused | Retry
+
+
+class SpanSender(Protocol):
+    def send(self, spans: Sequence[ReadableSpan]) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+class OTLPHTTPSender:
+    """Posts protobuf ExportTraceServiceRequests to ``url`` over one keep-alive connection.
+
+    Only the export thread calls ``send``, then ``close`` when it ends.
+    """
+
+    def __init__(
+        self, url: str, *, headers: dict[str, str], timeout: float, gzip_body: bool
+    ) -> None:
+        self.url = url
+        self._gzip = gzip_body
+        request_headers = {"Content-Type": PROTOBUF, **headers}
+        if gzip_body:
+            request_headers["Content-Encoding"] = "gzip"
+        self._client = httpx.Client(headers=request_headers, timeout=timeout)
+
+    def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+        body = encode_spans(spans).SerializePartialToString()
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=6)
+        try:
+            response = self._client.post(self.url, content=body)
+        except httpx.TransportError as exc:
+            # Refused, reset, timed out: the collector is down or restarting.
+            return Retry(type(exc).__name__)
+        status = response.status_code
+        if response.is_success:
+            return Delivered(_rejected_spans(response))
+        if status in RETRYABLE_STATUS:
+            return Retry(f"HTTP {status}", parse_retry_after(response.headers.get("retry-after")))
+        return Refused(f"HTTP {status}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _rejected_spans(response: httpx.Response) -> int:
+    if not response.headers.get("content-type", "").startswith(PROTOBUF) or not response.content:
+        return 0
+    try:
+        answer = ExportTraceServiceResponse.FromString(response.content)
+    except DecodeError:
+        return 0
+    return max(int(answer.partial_success.rejected_spans), 0)
+
+
+class ExporterSender:
+    """Any OpenTelemetry SpanExporter as a sender (benchmarks pass a no-op one): a failure
+    is taken as worth retrying, since a SpanExporter does not say why it failed."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+
+    def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+        if self._exporter.export(spans) is SpanExportResult.SUCCESS:
+            return Delivered()
+        return Retry("the exporter failed")
+
+    def close(self) -> None:
+        self._exporter.shutdown()
