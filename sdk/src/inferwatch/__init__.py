@@ -14,7 +14,9 @@ inferwatch collector by a pipeline of inferwatch's own, separate from the applic
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pkgutil import extend_path
+from typing import Literal
 
 from inferwatch import config, export
 from inferwatch._http import CollectorError, CollectorUnavailable, RequestRejected
@@ -70,6 +72,8 @@ def init(
     compression: Compression = "gzip",
     retry_backoff: float = 0.25,
     max_retry_delay: float = 1.0,
+    redact: Mapping[str, Mapping[str, Literal["drop", "hash"]]] | None = None,
+    redact_key: str | None = None,
 ) -> Settings:
     """Start exporting monitored calls; calling it again replaces the configuration.
 
@@ -90,6 +94,10 @@ def init(
       up to ``max_retry_delay``: export resumes within about ``max_retry_delay`` of the
       collector's return, however long it was away. Calls made meanwhile queue up to the
       bounds above.
+    - ``redact``: per model, features to drop or hash before anything leaves the process,
+      e.g. ``{"credit": {"ssn": "drop", "email": "hash"}}`` (added to what each
+      ``monitor(redact=...)`` says); ``redact_key``: the secret of the keyed hash (else
+      $INFERWATCH_REDACT_KEY). See "Dropping or hashing features (PII)" in the README.
 
     Raises ValueError on a setting out of range. The previous pipeline, if any, is shut down
     (its queued spans get at most 2 s to export).
@@ -112,6 +120,8 @@ def init(
         compression=compression,
         retry_backoff=float(retry_backoff),
         max_retry_delay=float(max_retry_delay),
+        redact=dict(redact or {}),
+        redact_key=redact_key or None,
     )
     export.start(settings)
     config.set_current_settings(settings)

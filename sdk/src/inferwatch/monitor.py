@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 
 from inferwatch import contract, diagnostics, export
 from inferwatch.recorder import IdSource, PredictionRecorder
+from inferwatch.redact import Rules
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,14 +107,23 @@ def monitor(
     feature_names: Sequence[str] | None = None,
     classes: Sequence[object] | None = None,
     inputs: str | None = None,
+    redact: Rules | None = None,
 ) -> Callable[[F], F]:
     """Record every call of the decorated function (or method, sync or async) as a prediction.
 
     ``inputs`` names the parameter holding the model inputs; by default the first one that is
-    not ``self`` or ``cls``. See PredictionRecorder for the other arguments.
+    not ``self`` or ``cls``. ``redact`` maps input features to "drop" or "hash" (e.g.
+    ``{"ssn": "drop", "email": "hash"}``): they never leave the process as they are. See
+    PredictionRecorder for the other arguments.
     """
     recorder = PredictionRecorder(
-        model, version, task, id_from=id_from, feature_names=feature_names, classes=classes
+        model,
+        version,
+        task,
+        id_from=id_from,
+        feature_names=feature_names,
+        classes=classes,
+        redact=redact,
     )
 
     def decorate(fn: F) -> F:
