@@ -144,9 +144,12 @@ def test_every_recorded_span_ends_in_exactly_one_counter(scenario: Scenario, mod
     assert change["spans_pending"] == 0
     assert settled(change) == 300, change
     assert change[scenario.outcome] > 0, change
-    # A request abandoned at shutdown that is answered later changes nothing.
+    # A request abandoned at shutdown that is answered later changes no span's counter.
     wait_for(lambda: not any(t.name == "inferwatch-export" for t in threading.enumerate()), 10)
-    assert delta(inferwatch.stats(), before) == change
+    later = delta(inferwatch.stats(), before)
+    assert {k: v for k, v in later.items() if k.startswith("spans_")} == {
+        k: v for k, v in change.items() if k.startswith("spans_")
+    }
 
 
 def test_calls_recorded_while_shutting_down_are_counted(model: str) -> None:

@@ -71,7 +71,7 @@ def init(
     flush_interval: float = 1.0,
     compression: Compression = "gzip",
     retry_backoff: float = 0.25,
-    max_retry_delay: float = 1.0,
+    max_retry_delay: float = 0.5,
     redact: Mapping[str, Mapping[str, Literal["drop", "hash"]]] | None = None,
     redact_key: str | None = None,
 ) -> Settings:

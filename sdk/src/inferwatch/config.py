@@ -39,7 +39,7 @@ class Settings:
     flush_interval: float = 1.0
     compression: Compression = "gzip"
     retry_backoff: float = 0.25
-    max_retry_delay: float = 1.0
+    max_retry_delay: float = 0.5
     # Per model: features dropped or hashed before anything leaves the process (see
     # inferwatch.redact), on top of what each monitor() says; and the key hashing uses.
     redact: Mapping[str, Rules] = field(default_factory=dict, hash=False)
