@@ -50,6 +50,7 @@ GOAL_ERRORS = 0
 GOAL_P99_MS = 1.0
 GOAL_RESUME_S = 2.0
 WINDOW_AFTER_RETURN_S = 5.0
+START_TIMEOUT_S = 300.0
 
 
 def rss_mib() -> float:
@@ -83,7 +84,11 @@ class Collector:
     def stop(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(60)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(60)
             self.process = None
 
     def stored_rows(self, model: str) -> int:
@@ -156,8 +161,20 @@ def dropped(stats: inferwatch.Stats) -> int:
 
 def run_outage(outage: float, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     collector = Collector(folder)
+    try:
+        return _run_outage(collector, outage, args)
+    finally:
+        collector.stop()
+
+
+def _run_outage(collector: Collector, outage: float, args: argparse.Namespace) -> dict[str, Any]:
+    launched = time.monotonic()
     collector.start()
-    wait_for(collector.healthy, timeout=60, what="the collector")
+    # Generous: on a loaded machine the collector's imports alone can take a minute.
+    wait_for(collector.healthy, timeout=START_TIMEOUT_S, what="the collector")
+    # The collector is started again this much before the outage is to end, so that it is
+    # back about when asked (the table gives the actual length).
+    startup = time.monotonic() - launched
     inferwatch.init(endpoint=collector.url, service_name="bench-faults")
     before = inferwatch.stats()
     service = Service(args.rate)
@@ -169,17 +186,16 @@ def run_outage(outage: float, args: argparse.Namespace, folder: Path) -> dict[st
     stopped_at = time.monotonic()
     collector.stop()
     rss_peak = rss_mib()
-    outage_end = time.monotonic() + outage
-    while time.monotonic() < outage_end:
+    restart_at = stopped_at + max(outage - startup, 0.0)
+    while time.monotonic() < restart_at:
         time.sleep(0.2)
         rss_peak = max(rss_peak, rss_mib())
 
-    service.phase = "after"
     exported_at_return = inferwatch.stats().spans_exported
     collector.start()
     returned_at = resumed_at = None
     dropped_at_return = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + START_TIMEOUT_S
     # Poll both at 10 ms: when the collector answers again, and when an export succeeds.
     while resumed_at is None or returned_at is None:
         now = time.monotonic()
@@ -187,7 +203,10 @@ def run_outage(outage: float, args: argparse.Namespace, folder: Path) -> dict[st
             break
         if returned_at is None and collector.healthy():
             returned_at = time.monotonic()
+            service.phase = "after"
             dropped_at_return = dropped(inferwatch.stats())
+        if returned_at is None:
+            rss_peak = max(rss_peak, rss_mib())
         if resumed_at is None and inferwatch.stats().spans_exported > exported_at_return:
             resumed_at = time.monotonic()
         time.sleep(0.01)
@@ -207,7 +226,6 @@ def run_outage(outage: float, args: argparse.Namespace, folder: Path) -> dict[st
         stored = collector.stored_rows(MODEL)
     except httpx.HTTPError:
         stored = -1
-    collector.stop()
     return {
         "outage": outage,
         # Longer than asked: the collector takes a while to start again (its imports).

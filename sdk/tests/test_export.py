@@ -43,7 +43,7 @@ def monitored(model: str) -> Callable[[object], float]:
 def test_flush_and_shutdown_return_within_their_timeout_when_the_collector_is_down(
     model: str,
 ) -> None:
-    # A long export timeout: the exporter keeps retrying the closed port meanwhile.
+    # A long export timeout: the SDK keeps retrying the closed port meanwhile.
     inferwatch.init(endpoint=closed_port(), export_timeout=30.0, flush_interval=0.05)
     predict = monitored(model)
     for _ in range(10):
@@ -56,7 +56,7 @@ def test_flush_and_shutdown_return_within_their_timeout_when_the_collector_is_do
     start = time.monotonic()
     assert inferwatch.shutdown(timeout=0.5) is False
     assert time.monotonic() - start < 0.5 + MARGIN
-    # Shutting down interrupts the exporter's retries: the worker thread ends soon after.
+    # Shutting down interrupts the wait between retries: the worker thread ends soon after.
     assert wait_until(
         lambda: not any(t.name == "inferwatch-export" for t in threading.enumerate()), 5.0
     )

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
 
 import inferwatch
 from inferwatch import Stats
@@ -206,3 +210,33 @@ def test_a_down_collector_does_not_flood_the_model_servers_stderr(tmp_path: Path
     # inferwatch's own line, once: the failures are counted in stats().
     assert len(lines) <= 1, lines
     assert '"export_failures": ' in done.stdout
+
+
+def _partly_rejecting(rejected: int) -> Any:
+    """An OTLP receiver that stores nothing and names ``rejected`` spans of each request as
+    rejected (an OTLP partial success), as the collector does for spans it cannot take."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        while (await receive()).get("more_body"):
+            pass
+        answer = ExportTraceServiceResponse(
+            partial_success=ExportTracePartialSuccess(rejected_spans=rejected)
+        ).SerializeToString()
+        headers = [(b"content-type", b"application/x-protobuf")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
+def test_spans_a_partial_success_rejects_are_counted_as_rejected(model: str) -> None:
+    with serve_asgi(_partly_rejecting(1)) as served:
+        inferwatch.init(endpoint=served.url, flush_interval=0.05)
+        before = inferwatch.stats()
+        predict = monitored(model)
+        for _ in range(3):
+            predict({"a": 1.0})
+            assert inferwatch.flush(timeout=10.0)  # one span a request
+        change = delta(inferwatch.stats(), before)
+        assert change["spans_dropped_rejected"] == 3 and change["spans_exported"] == 0

@@ -234,10 +234,18 @@ class ExportQueue:
             spans, unbuilt = [], len(batch)
         if unbuilt and not self._settle(unbuilt, "spans_failed"):
             return
+        if not spans:
+            return
         retries = 0
-        while spans:
+        try:
+            attempt = self._sender.prepare(spans)
+        except Exception as exc:  # encoding must not fail, but the worker must not die
+            diagnostics.monitoring_error("?", "encoding spans", exc)
+            self._settle(len(spans), "spans_failed")
+            return
+        while True:
             try:
-                outcome = self._sender.send(spans)
+                outcome = attempt()
             except Exception as exc:  # a sender must not raise, but the worker must not die
                 diagnostics.monitoring_error("?", "exporting spans", exc)
                 self._settle(len(spans), "spans_failed")

@@ -1,17 +1,20 @@
 """One OTLP/HTTP export request per batch of spans, and what the collector's answer means.
 
-The export thread (inferwatch.export_queue) owns retrying: a sender makes one attempt and says
-whether the spans were taken (``Delivered``, with the count a partial success rejected),
-refused for good (``Refused``) or may be sent again (``Retry``). It never sleeps and never logs:
-the OpenTelemetry exporter retries inside ``export`` and writes "Transient error ... retrying"
-lines into the model server's log for as long as the collector is down; inferwatch counts
-those in ``inferwatch.stats()`` and warns once a minute at most.
+The export thread (inferwatch.export_queue) owns retrying. A sender prepares a batch once
+(encoded and compressed: retries must not cost the model's threads the GIL again and again);
+each call of what it prepared makes one attempt and says whether the spans were taken
+(``Delivered``, with the count a partial success rejected), refused for good (``Refused``) or
+may be sent again (``Retry``). It never sleeps and never logs: the OpenTelemetry exporter
+retries inside ``export`` and writes "Transient error ... retrying" lines into the model
+server's log for as long as the collector is down; inferwatch counts those in
+``inferwatch.stats()`` and warns once a minute at most.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,8 +56,12 @@ class Retry:
 Outcome = Delivered | Refused | Retry
 
 
+# One attempt at sending a prepared batch; called again for each retry.
+Attempt = Callable[[], Outcome]
+
+
 class SpanSender(Protocol):
-    def send(self, spans: Sequence[ReadableSpan]) -> Outcome: ...
+    def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt: ...
 
     def close(self) -> None: ...
 
@@ -62,7 +69,7 @@ class SpanSender(Protocol):
 class OTLPHTTPSender:
     """Posts protobuf ExportTraceServiceRequests to ``url`` over one keep-alive connection.
 
-    Only the export thread calls ``send``, then ``close`` when it ends.
+    Only the export thread uses it, and closes it when it ends.
     """
 
     def __init__(
@@ -75,10 +82,13 @@ class OTLPHTTPSender:
             request_headers["Content-Encoding"] = "gzip"
         self._client = httpx.Client(headers=request_headers, timeout=timeout)
 
-    def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+    def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt:
         body = encode_spans(spans).SerializePartialToString()
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
+        return functools.partial(self._post, body)
+
+    def _post(self, body: bytes) -> Outcome:
         try:
             response = self._client.post(self.url, content=body)
         except httpx.TransportError as exc:
@@ -112,7 +122,10 @@ class ExporterSender:
     def __init__(self, exporter: SpanExporter) -> None:
         self._exporter = exporter
 
-    def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+    def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt:
+        return functools.partial(self._export, spans)
+
+    def _export(self, spans: Sequence[ReadableSpan]) -> Outcome:
         if self._exporter.export(spans) is SpanExportResult.SUCCESS:
             return Delivered()
         return Retry("the exporter failed")
