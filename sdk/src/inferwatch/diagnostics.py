@@ -39,7 +39,8 @@ class Stats:
     # Spans the SDK itself could not build or send (a bug: see monitoring_errors).
     spans_failed: int = 0
     spans_pending: int = 0
-    # Export attempts that got no answer or "try again later"; each is retried.
+    # Export attempts (and probes while the collector is down) that got no answer or "try
+    # again later"; the batch is kept and sent again.
     export_failures: int = 0
     # Calls whose monitoring failed outright (nothing recorded, the call itself unaffected), and
     # calls recorded with part of their inputs or outputs left out (see the span's

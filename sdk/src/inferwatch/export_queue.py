@@ -8,11 +8,12 @@ their timeout, never exporting in the caller's thread: the SDK's BatchSpanProces
 blocks 15-30 s when the collector is down (opentelemetry-python #4555, #4568).
 
 A batch the collector did not take (down, restarting, overloaded) is kept and sent again, after
-a wait that doubles from ``retry_backoff`` up to ``max_retry_delay`` (short: every retry is
-also the probe that finds the collector back), while new calls queue behind it as long as there
-is room. Export resumes within ``max_retry_delay`` of the collector's return however long it was
-away, and the backlog is sent back to back. Every span ends in exactly one counter of
-``inferwatch.stats()``: exported, dropped (queue full, shutdown, rejected) or failed.
+a wait that doubles from ``retry_backoff`` up to ``max_retry_delay``; while no answer comes,
+a bare TCP connection probes at those intervals and the batch goes again once it connects. New
+calls queue behind it as long as there is room. Export resumes within ``max_retry_delay`` of
+the collector's return however long it was away, and the backlog is sent back to back. Every
+span ends in exactly one counter of ``inferwatch.stats()``: exported, dropped (queue full,
+shutdown, rejected) or failed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from inferwatch import contract, diagnostics
-from inferwatch.otlp_http import Delivered, Refused, Retry, SpanSender
+from inferwatch.otlp_http import Attempt, Delivered, Refused, Retry, SpanSender
 from inferwatch.retry import RetryPolicy
 
 # Fixed per-span overhead (ids, timestamps, names, resource share) when estimating bytes.
@@ -36,6 +37,8 @@ _SPAN_OVERHEAD_BYTES = 256
 _ID_BYTES = 40
 # One OTLP request stays well under the collector's 64 MiB decompressed cap.
 _MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# What failure logs name as the model when a step fails for a whole batch.
+_ANY_MODEL = "(any)"
 # A Retry-After longer than this is not waited for: the collector asked while overloaded, and
 # the queue would fill meanwhile.
 _MAX_RETRY_AFTER = 30.0
@@ -226,52 +229,69 @@ class ExportQueue:
         return batch
 
     def _export(self, batch: list[PendingSpan]) -> None:
-        """Send one batch until the collector takes or refuses it, or the queue stops."""
+        """Build, encode and send one batch; every call in it is settled (or the queue closed
+        meanwhile, which counted them)."""
         try:
             spans, unbuilt = self._build(batch)
         except Exception as exc:  # build reports its own failures; the worker must not die
-            diagnostics.monitoring_error("?", "building spans", exc)
+            diagnostics.monitoring_error(_ANY_MODEL, "building spans", exc)
             spans, unbuilt = [], len(batch)
         if unbuilt and not self._settle(unbuilt, "spans_failed"):
             return
         if not spans:
             return
-        retries = 0
         try:
             attempt = self._sender.prepare(spans)
         except Exception as exc:  # encoding must not fail, but the worker must not die
-            diagnostics.monitoring_error("?", "encoding spans", exc)
+            diagnostics.monitoring_error(_ANY_MODEL, "encoding spans", exc)
             self._settle(len(spans), "spans_failed")
             return
+        self._deliver(attempt, len(spans))
+
+    def _deliver(self, attempt: Attempt, spans: int) -> None:
+        """Try until the collector takes or refuses the batch, or the queue stops."""
+        retries = 0
         while True:
             try:
                 outcome = attempt()
             except Exception as exc:  # a sender must not raise, but the worker must not die
-                diagnostics.monitoring_error("?", "exporting spans", exc)
-                self._settle(len(spans), "spans_failed")
+                diagnostics.monitoring_error(_ANY_MODEL, "exporting spans", exc)
+                self._settle(spans, "spans_failed")
                 return
             if isinstance(outcome, Delivered):
-                rejected = min(outcome.rejected, len(spans))
+                rejected = min(outcome.rejected, spans)
                 if rejected:
                     diagnostics.export_refused(rejected, "rejected in a partial success")
                     if not self._settle(rejected, "spans_dropped_rejected"):
                         return
-                self._settle(len(spans) - rejected, "spans_exported")
+                self._settle(spans - rejected, "spans_exported")
                 return
             if isinstance(outcome, Refused):
-                diagnostics.export_refused(len(spans), outcome.reason)
-                self._settle(len(spans), "spans_dropped_rejected")
+                diagnostics.export_refused(spans, outcome.reason)
+                self._settle(spans, "spans_dropped_rejected")
                 return
-            assert isinstance(outcome, Retry)
-            diagnostics.export_retry(len(spans), outcome.reason)
+            diagnostics.export_retry(spans, outcome.reason)
             if not self._wait_to_retry(self._retry_delay(retries, outcome)):
                 return
             retries += 1
+            if not outcome.answered and not self._wait_until_reachable(retries):
+                return
 
     def _retry_delay(self, retries: int, outcome: Retry) -> float:
         if outcome.after is not None:
             return min(outcome.after, _MAX_RETRY_AFTER)
         return self._retry.delay(retries)
+
+    def _wait_until_reachable(self, retries: int) -> bool:
+        """After no answer: probe (a bare connection) at the retry delays until the collector
+        accepts connections, instead of building a request each time; False if the queue
+        stopped meanwhile."""
+        while not self._sender.reachable():
+            diagnostics.counters.add("export_failures")
+            if not self._wait_to_retry(self._retry.delay(retries)):
+                return False
+            retries += 1
+        return True
 
     def _wait_to_retry(self, delay: float) -> bool:
         """Wait ``delay`` s; False if the queue stopped meanwhile (the batch is counted then).

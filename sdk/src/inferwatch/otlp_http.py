@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import gzip
+import socket
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +30,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from inferwatch.retry import RETRYABLE_STATUS, parse_retry_after
 
 PROTOBUF = "application/x-protobuf"
+# A probe waits this long at most for a connection (a collector that is up accepts at once).
+_PROBE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,12 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """No answer, or "try again later"; ``after`` is the server's Retry-After, if it gave one."""
+    """No answer (``answered`` False), or "try again later"; ``after`` is the server's
+    Retry-After, if it gave one."""
 
     reason: str
     after: float | None = None
+    answered: bool = True
 
 
 Outcome = Delivered | Refused | Retry
@@ -62,6 +68,11 @@ Attempt = Callable[[], Outcome]
 
 class SpanSender(Protocol):
     def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt: ...
+
+    def reachable(self) -> bool:
+        """Whether the collector accepts connections again: a probe far cheaper than an
+        attempt (no request is built), for waiting out an outage."""
+        ...
 
     def close(self) -> None: ...
 
@@ -81,6 +92,10 @@ class OTLPHTTPSender:
         if gzip_body:
             request_headers["Content-Encoding"] = "gzip"
         self._client = httpx.Client(headers=request_headers, timeout=timeout)
+        parts = urllib.parse.urlsplit(url)
+        default_port = 443 if parts.scheme == "https" else 80
+        self._address = (parts.hostname or "127.0.0.1", parts.port or default_port)
+        self._probe_timeout = min(timeout, _PROBE_TIMEOUT)
 
     def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt:
         body = encode_spans(spans).SerializePartialToString()
@@ -93,13 +108,20 @@ class OTLPHTTPSender:
             response = self._client.post(self.url, content=body)
         except httpx.TransportError as exc:
             # Refused, reset, timed out: the collector is down or restarting.
-            return Retry(type(exc).__name__)
+            return Retry(type(exc).__name__, answered=False)
         status = response.status_code
         if response.is_success:
             return Delivered(_rejected_spans(response))
         if status in RETRYABLE_STATUS:
             return Retry(f"HTTP {status}", parse_retry_after(response.headers.get("retry-after")))
         return Refused(f"HTTP {status}")
+
+    def reachable(self) -> bool:
+        try:
+            socket.create_connection(self._address, timeout=self._probe_timeout).close()
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         self._client.close()
@@ -129,6 +151,9 @@ class ExporterSender:
         if self._exporter.export(spans) is SpanExportResult.SUCCESS:
             return Delivered()
         return Retry("the exporter failed")
+
+    def reachable(self) -> bool:
+        return True
 
     def close(self) -> None:
         self._exporter.shutdown()
