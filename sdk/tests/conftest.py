@@ -4,7 +4,6 @@ exporting to it. Support modules are named sdk_* so that they cannot clash with 
 from __future__ import annotations
 
 import itertools
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,16 +36,6 @@ def _no_pipeline_left() -> Iterator[None]:
     inferwatch.shutdown(timeout=0.5)
     yield
     inferwatch.shutdown(timeout=0.5)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_exporter_logs() -> Iterator[None]:
-    # The OTLP exporter logs each failed attempt; tests against a closed port make many.
-    exporter_logger = logging.getLogger("opentelemetry.exporter.otlp")
-    level = exporter_logger.level
-    exporter_logger.setLevel(logging.CRITICAL)
-    yield
-    exporter_logger.setLevel(level)
 
 
 @pytest.fixture

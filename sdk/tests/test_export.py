@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 from sdk_frames import SpansOf
 
 import inferwatch
-from inferwatch_testkit import closed_port
+from inferwatch_testkit import closed_port, wait_for
 from inferwatch_testkit.otlp import OTLPReceiver as Receiver
 from inferwatch_testkit.otlp import start_otlp_receiver as start_receiver
 
@@ -43,7 +43,7 @@ def monitored(model: str) -> Callable[[object], float]:
 def test_flush_and_shutdown_return_within_their_timeout_when_the_collector_is_down(
     model: str,
 ) -> None:
-    # A long export timeout: the exporter keeps retrying the closed port meanwhile.
+    # A long export timeout: the SDK keeps retrying the closed port meanwhile.
     inferwatch.init(endpoint=closed_port(), export_timeout=30.0, flush_interval=0.05)
     predict = monitored(model)
     for _ in range(10):
@@ -56,7 +56,7 @@ def test_flush_and_shutdown_return_within_their_timeout_when_the_collector_is_do
     start = time.monotonic()
     assert inferwatch.shutdown(timeout=0.5) is False
     assert time.monotonic() - start < 0.5 + MARGIN
-    # Shutting down interrupts the exporter's retries: the worker thread ends soon after.
+    # Shutting down interrupts the wait between retries: the worker thread ends soon after.
     assert wait_until(
         lambda: not any(t.name == "inferwatch-export" for t in threading.enumerate()), 5.0
     )
@@ -88,7 +88,7 @@ def test_full_queue_drops_and_counts(model: str) -> None:
     after = inferwatch.stats()
     assert after.spans_recorded - before.spans_recorded == 40
     # At most 5 queued and 5 taken by the stuck export; every other span was dropped.
-    assert after.spans_dropped - before.spans_dropped >= 30
+    assert after.spans_dropped_queue_full - before.spans_dropped_queue_full >= 30
 
 
 def test_queue_is_bounded_by_bytes(model: str) -> None:
@@ -105,15 +105,25 @@ def test_queue_is_bounded_by_bytes(model: str) -> None:
     assert after.spans_dropped - before.spans_dropped >= 20 - 6
 
 
-def test_failed_exports_are_counted(model: str) -> None:
-    inferwatch.init(endpoint=closed_port(), export_timeout=0.3, flush_interval=0.05)
+def test_spans_wait_while_the_collector_is_down_and_are_counted_at_shutdown(model: str) -> None:
+    inferwatch.init(
+        endpoint=closed_port(), export_timeout=0.3, flush_interval=0.05, max_retry_delay=0.1
+    )
     before = inferwatch.stats()
     predict = monitored(model)
     for _ in range(3):
         predict({"a": 1.0})
-    assert wait_until(lambda: inferwatch.stats().spans_failed - before.spans_failed == 3)
-    assert inferwatch.stats().export_failures > before.export_failures
-    assert inferwatch.stats().spans_exported == before.spans_exported
+    # Each failed attempt is counted and retried; the spans are kept meanwhile.
+    wait_for(lambda: inferwatch.stats().export_failures - before.export_failures >= 3)
+    waiting = inferwatch.stats()
+    assert waiting.spans_pending - before.spans_pending == 3
+    assert waiting.spans_failed == before.spans_failed
+    assert waiting.spans_dropped == before.spans_dropped
+    assert inferwatch.shutdown(timeout=0.2) is False
+    after = inferwatch.stats()
+    assert after.spans_dropped_shutdown - before.spans_dropped_shutdown == 3
+    assert after.spans_pending == before.spans_pending
+    assert after.spans_exported == before.spans_exported
 
 
 def test_sample_rate_zero_records_nothing_but_still_gives_ids(

@@ -338,6 +338,39 @@ async def test_last_prediction_ids_are_per_task(live: Receiver, model: str) -> N
     assert len({i for _, ids in results for i in ids}) == 7
 
 
+def test_after_asyncio_run_the_ids_are_never_an_earlier_calls(live: Receiver, model: str) -> None:
+    # Issue #11: asyncio.run runs the coroutine in a copy of the caller's context, so the ids
+    # it set never reached the caller, who read those of an earlier call to another model.
+    @inferwatch.monitor(model=f"{model}-sync")
+    def credit(x: dict[str, float]) -> float:
+        return 1.0
+
+    @inferwatch.monitor(model=model)
+    async def fraud(x: list[dict[str, float]]) -> list[float]:
+        return [0.0] * len(x)
+
+    credit({"a": 1.0})
+    earlier = inferwatch.last_prediction_ids()
+
+    asyncio.run(fraud([{"a": 1.0}, {"a": 2.0}]))
+    ids = inferwatch.last_prediction_ids()
+    assert ids != earlier
+    (span,) = live.predictions(model, 1)
+    assert ids == span.attributes["ml.prediction.ids"]  # the async call's own ids
+
+    async def two_calls() -> None:
+        await fraud([{"a": 1.0}])
+        await fraud([{"a": 1.0}])
+
+    # Several calls in the loop: no call is the caller's own, so none is returned.
+    asyncio.run(two_calls())
+    assert inferwatch.last_prediction_ids() == []
+
+    credit({"a": 1.0})  # a call in this context again: its ids
+    assert len(inferwatch.last_prediction_ids()) == 1
+    assert inferwatch.last_prediction_ids() not in (earlier, ids)
+
+
 def test_a_batch_of_row_dicts_is_recorded_as_it_was_during_the_call(
     receiver: Receiver, model: str, spans_of: SpansOf
 ) -> None:

@@ -14,7 +14,9 @@ inferwatch collector by a pipeline of inferwatch's own, separate from the applic
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pkgutil import extend_path
+from typing import Literal
 
 from inferwatch import config, export
 from inferwatch._http import CollectorError, CollectorUnavailable, RequestRejected
@@ -68,6 +70,10 @@ def init(
     export_timeout: float = 10.0,
     flush_interval: float = 1.0,
     compression: Compression = "gzip",
+    retry_backoff: float = 0.25,
+    max_retry_delay: float = 0.5,
+    redact: Mapping[str, Mapping[str, Literal["drop", "hash"]]] | None = None,
+    redact_key: str | None = None,
 ) -> Settings:
     """Start exporting monitored calls; calling it again replaces the configuration.
 
@@ -79,10 +85,19 @@ def init(
     - ``sample_rate``: the share of calls recorded, 0 to 1, decided per call whatever the
       application's own tracing samples.
     - ``max_queue_spans`` / ``max_queue_bytes``: bounds of the export queue; when either is
-      reached new spans are dropped and counted (``stats().spans_dropped``).
+      reached new spans are dropped and counted (``stats().spans_dropped_queue_full``).
     - ``max_export_batch``: spans per export request; ``flush_interval``: seconds between
-      exports; ``export_timeout``: seconds one export (with its retries) may take;
-      ``compression``: ``"gzip"`` or ``"none"``.
+      exports; ``export_timeout``: seconds one export attempt may take; ``compression``:
+      ``"gzip"`` or ``"none"``.
+    - ``retry_backoff`` / ``max_retry_delay``: a batch the collector did not take (down,
+      restarting, overloaded) is kept and sent again after ``retry_backoff`` seconds, doubling
+      up to ``max_retry_delay``: export resumes within about ``max_retry_delay`` of the
+      collector's return, however long it was away. Calls made meanwhile queue up to the
+      bounds above.
+    - ``redact``: per model, features to drop or hash before anything leaves the process,
+      e.g. ``{"credit": {"ssn": "drop", "email": "hash"}}`` (added to what each
+      ``monitor(redact=...)`` says); ``redact_key``: the secret of the keyed hash (else
+      $INFERWATCH_REDACT_KEY). See "Dropping or hashing features (PII)" in the README.
 
     Raises ValueError on a setting out of range. The previous pipeline, if any, is shut down
     (its queued spans get at most 2 s to export).
@@ -103,6 +118,10 @@ def init(
         export_timeout=float(export_timeout),
         flush_interval=float(flush_interval),
         compression=compression,
+        retry_backoff=float(retry_backoff),
+        max_retry_delay=float(max_retry_delay),
+        redact=dict(redact or {}),
+        redact_key=redact_key or None,
     )
     export.start(settings)
     config.set_current_settings(settings)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
+
+from inferwatch.redact import Rules, check_rules
 
 ENDPOINT_ENV = "INFERWATCH_ENDPOINT"
 API_KEY_ENV = "INFERWATCH_API_KEY"
@@ -26,7 +29,7 @@ class Settings:
     """What ``inferwatch.init`` configured; see its docstring for each field."""
 
     endpoint: str
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     service_name: str
     sample_rate: float
     max_queue_spans: int = 2048
@@ -35,6 +38,12 @@ class Settings:
     export_timeout: float = 10.0
     flush_interval: float = 1.0
     compression: Compression = "gzip"
+    retry_backoff: float = 0.25
+    max_retry_delay: float = 0.5
+    # Per model: features dropped or hashed before anything leaves the process (see
+    # inferwatch.redact), on top of what each monitor() says; and the key hashing uses.
+    redact: Mapping[str, Rules] = field(default_factory=dict, hash=False)
+    redact_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
@@ -47,10 +56,18 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("export_timeout", "flush_interval"):
+        for name in ("export_timeout", "flush_interval", "retry_backoff", "max_retry_delay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not isinstance(self.redact, Mapping):
+            raise TypeError(f"redact must map model names to rules, got {self.redact!r}")
+        checked = {}
+        for model, rules in self.redact.items():
+            if not isinstance(model, str) or not model:
+                raise ValueError(f"redact: model names must be non-empty strings, got {model!r}")
+            checked[model] = check_rules(rules, f"redact[{model!r}]")
+        object.__setattr__(self, "redact", checked)
         if self.compression not in ("gzip", "none"):
             raise ValueError(f"compression must be 'gzip' or 'none', got {self.compression!r}")
 

@@ -26,11 +26,21 @@ class Stats:
     # Calls recorded as spans (sampled), and calls skipped by sampling.
     spans_recorded: int = 0
     spans_unsampled: int = 0
-    # Spans the collector accepted; spans dropped because the export queue was full (by count
-    # or by bytes); spans lost in failed exports (collector down or refusing).
+    # Every recorded span ends in exactly one of exported, dropped (by reason) or failed, and
+    # is pending until then (queued, or in an export waiting to be retried):
+    # spans_recorded == spans_exported + spans_dropped + spans_failed + spans_pending.
     spans_exported: int = 0
-    spans_dropped: int = 0
+    # Dropped because the export queue was full (by count or bytes), because the SDK shut down
+    # (or was re-initialised) before they could be exported, or because the collector refused
+    # them (an answer retrying would not change, or rejected in a partial success).
+    spans_dropped_queue_full: int = 0
+    spans_dropped_shutdown: int = 0
+    spans_dropped_rejected: int = 0
+    # Spans the SDK itself could not build or send (a bug: see monitoring_errors).
     spans_failed: int = 0
+    spans_pending: int = 0
+    # Export attempts (and probes while the collector is down) that got no answer or "try
+    # again later"; the batch is kept and sent again.
     export_failures: int = 0
     # Calls whose monitoring failed outright (nothing recorded, the call itself unaffected), and
     # calls recorded with part of their inputs or outputs left out (see the span's
@@ -38,8 +48,17 @@ class Stats:
     monitoring_errors: int = 0
     capture_errors: int = 0
 
+    @property
+    def spans_dropped(self) -> int:
+        """Spans dropped for any reason."""
+        return (
+            self.spans_dropped_queue_full
+            + self.spans_dropped_shutdown
+            + (self.spans_dropped_rejected)
+        )
+
     def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "spans_dropped": self.spans_dropped}
 
 
 class Counters:
@@ -52,6 +71,19 @@ class Counters:
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._values[name] += amount
+
+    def add_each(self, names: tuple[str, ...], amount: int = 1) -> None:
+        """Add to several counters at once (no snapshot sees one without the others)."""
+        with self._lock:
+            for name in names:
+                self._values[name] += amount
+
+    def move(self, amount: int, source: str, target: str) -> None:
+        """Move ``amount`` from one counter to another at once: no snapshot sees it in both
+        or in neither (the span accounting holds in every snapshot)."""
+        with self._lock:
+            self._values[source] -= amount
+            self._values[target] += amount
 
     def snapshot(self) -> Stats:
         with self._lock:
@@ -91,6 +123,11 @@ def _new_locks_in_child() -> None:
     # would never be released in the child.
     counters._lock = threading.Lock()
     _log._lock = threading.Lock()
+    # The spans pending at the fork are the parent's to export and count (the child drops its
+    # copy of the queue): the child's counters go on without them, and still add up.
+    values = counters._values
+    values["spans_recorded"] -= values["spans_pending"]
+    values["spans_pending"] = 0
 
 
 os.register_at_fork(after_in_child=_new_locks_in_child)
@@ -127,23 +164,42 @@ def capture_error(model: str, reason: str) -> None:
     )
 
 
-def export_failure(spans: int, reason: str) -> None:
+def recorded(queued: bool) -> None:
+    """A span recorded: pending in the export queue, or dropped at once (queue full)."""
+    outcome = "spans_pending" if queued else "spans_dropped_queue_full"
+    counters.add_each(("spans_recorded", outcome))
+
+
+def settled(spans: int, outcome: str) -> None:
+    """``spans`` pending spans reached ``outcome``: a counter named in :class:`Stats`."""
+    counters.move(spans, "spans_pending", outcome)
+
+
+def export_retry(pending: int, reason: str) -> None:
     counters.add("export_failures")
-    counters.add("spans_failed", spans)
     _log.warning(
         "export",
-        "inferwatch: could not export %d spans to the collector (%s); they were dropped. "
-        "Counted in inferwatch.stats().export_failures.",
+        "inferwatch: the collector is unreachable or busy (%s); %d spans are kept and sent "
+        "again shortly. Counted in inferwatch.stats().export_failures.",
+        reason,
+        pending,
+    )
+
+
+def export_refused(spans: int, reason: str) -> None:
+    _log.warning(
+        "refused",
+        "inferwatch: the collector refused %d spans (%s); they were dropped. Counted in "
+        "inferwatch.stats().spans_dropped_rejected.",
         spans,
         reason,
     )
 
 
 def queue_full(what: str) -> None:
-    counters.add("spans_dropped")
     _log.warning(
         "queue",
         "inferwatch: the export queue is full (%s); a span was dropped. Is the collector "
-        "reachable? Counted in inferwatch.stats().spans_dropped.",
+        "reachable? Counted in inferwatch.stats().spans_dropped_queue_full.",
         what,
     )

@@ -22,6 +22,7 @@ import numpy as np
 from inferwatch.capture import PREDICTION, capture_inputs, capture_outputs, count_rows
 from inferwatch.columns import PLAIN_NUMBER_TYPES
 from inferwatch.frame import Frame, NumericBlock, encode_frame
+from inferwatch.redact import Redactor
 
 _FLOAT = struct.Struct("<d")
 
@@ -64,30 +65,35 @@ class CallEncoder:
         scalar = Frame(1, (NumericBlock(PREDICTION, np.zeros((1, 1)), None, "output"),))
         self._scalar_output_header = encode_frame(scalar)[: -_FLOAT.size]
 
-    def encode(self, inputs: object, outputs: object) -> Encoded:
+    def encode(self, inputs: object, outputs: object, redactor: Redactor | None = None) -> Encoded:
+        """``redactor`` drops or hashes named input features before they are encoded."""
         problems: list[str] = []
         records = _copy_of_records(inputs)
         later: LaterInputs | None = None
         later_bytes = 0
+        redactor = redactor or None
         if records is not None:
             rows, input_bytes = len(records), None
-            later = functools.partial(self._later_inputs, records)
+            later = functools.partial(self._later_inputs, records, redactor)
             later_bytes = rows * len(records[0]) * _FLOAT.size
         else:
-            input_bytes = self._row_inputs(inputs)
+            # The fast path reuses a header of raw features: never with features to redact.
+            input_bytes = self._row_inputs(inputs) if redactor is None else None
             if input_bytes is not None:
                 rows = 1
             else:
-                rows, input_bytes = self._inputs(inputs, problems)
+                rows, input_bytes = self._inputs(inputs, problems, redactor)
         if type(outputs) in PLAIN_NUMBER_TYPES and rows == 1:
             output_bytes: bytes | None = self._scalar_output_header + _FLOAT.pack(outputs)
         else:
             output_bytes = self._outputs(outputs, rows, problems)
         return Encoded(rows, input_bytes, output_bytes, problems, later, later_bytes)
 
-    def _later_inputs(self, records: list[dict[object, object]]) -> tuple[bytes | None, list[str]]:
+    def _later_inputs(
+        self, records: list[dict[object, object]], redactor: Redactor | None
+    ) -> tuple[bytes | None, list[str]]:
         problems: list[str] = []
-        _, encoded = self._inputs(records, problems)
+        _, encoded = self._inputs(records, problems, redactor)
         return encoded, problems
 
     def _row_inputs(self, inputs: object) -> bytes | None:
@@ -102,7 +108,9 @@ class CallEncoder:
             return None
         return header + packer.pack(*values)
 
-    def _inputs(self, inputs: object, problems: list[str]) -> tuple[int, bytes | None]:
+    def _inputs(
+        self, inputs: object, problems: list[str], redactor: Redactor | None = None
+    ) -> tuple[int, bytes | None]:
         try:
             captured = capture_inputs(
                 inputs, feature_names=self.feature_names, exclude=self.exclude
@@ -114,8 +122,15 @@ class CallEncoder:
         frame = captured.frame
         if frame is None:
             return count_rows(inputs), None
+        if redactor is not None:
+            frame = redactor.apply(frame, problems)
         encoded = _encode(frame, "inputs", problems)
-        if encoded is not None and type(inputs) is dict and _is_row_of_numbers(inputs, frame):
+        if (
+            redactor is None
+            and encoded is not None
+            and type(inputs) is dict
+            and _is_row_of_numbers(inputs, frame)
+        ):
             width = len(inputs)
             header = encoded[: -width * _FLOAT.size]
             self._row = (tuple(inputs), header, struct.Struct(f"<{width}d"))

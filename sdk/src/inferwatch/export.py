@@ -1,8 +1,10 @@
 """inferwatch's own OpenTelemetry pipeline: tracer provider, sampler, export queue, exporter.
 
 It is separate from any pipeline the application has (BentoML, for one, samples 0% by default):
-the global provider is never read nor set. Spans go to ``{endpoint}/v1/traces`` over OTLP/HTTP.
-The export thread (inferwatch.export_queue) builds each call's span and exports it.
+the global provider is never read nor set. Spans go to ``{endpoint}/v1/traces`` over OTLP/HTTP
+(inferwatch.otlp_http, not the OpenTelemetry exporter, whose retries block the export thread
+and log every failed attempt). The export thread (inferwatch.export_queue) builds each call's
+span and exports it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import random
 import threading
 
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -24,6 +24,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from inferwatch import contract, diagnostics
 from inferwatch.config import Settings
 from inferwatch.export_queue import ExportQueue, PendingSpan
+from inferwatch.otlp_http import ExporterSender, OTLPHTTPSender, SpanSender
+from inferwatch.retry import RetryPolicy
 
 
 class CallSampler:
@@ -63,7 +65,9 @@ class Pipeline:
     def __init__(self, settings: Settings, exporter: SpanExporter | None = None) -> None:
         self.settings = settings
         self.sampler = CallSampler(settings.sample_rate)
-        self.exporter = exporter if exporter is not None else _otlp_exporter(settings)
+        sender: SpanSender = (
+            _otlp_sender(settings) if exporter is None else ExporterSender(exporter)
+        )
         self._collector = _Collector()
         self.provider = TracerProvider(
             sampler=ALWAYS_ON,
@@ -79,12 +83,13 @@ class Pipeline:
         self.provider.add_span_processor(self._collector)
         self.tracer: Tracer = self.provider.get_tracer(contract.INSTRUMENTATION_SCOPE)
         self.queue = ExportQueue(
-            self.exporter,
+            sender,
             self._build,
             max_queue_spans=settings.max_queue_spans,
             max_queue_bytes=settings.max_queue_bytes,
             max_export_batch=settings.max_export_batch,
             flush_interval=settings.flush_interval,
+            retry=RetryPolicy(backoff=settings.retry_backoff, max_delay=settings.max_retry_delay),
         )
 
     def submit(self, pending: PendingSpan) -> None:
@@ -96,9 +101,10 @@ class Pipeline:
     def shutdown(self, timeout: float) -> bool:
         return self.queue.shutdown(timeout)
 
-    def _build(self, batch: list[PendingSpan]) -> list[ReadableSpan]:
-        """The spans of a batch of calls (run by the export thread, the only one ending spans
-        on this provider)."""
+    def _build(self, batch: list[PendingSpan]) -> tuple[list[ReadableSpan], int]:
+        """The spans of a batch of calls, and how many calls could not be built (run by the
+        export thread, the only one ending spans on this provider)."""
+        unbuilt = 0
         for pending in batch:
             try:
                 if pending.complete is not None:
@@ -118,20 +124,20 @@ class Pipeline:
                     )
                 span.end(end_time=pending.end_ns)
             except Exception as exc:
+                unbuilt += 1
                 model = str(pending.attributes.get(contract.ATTR_MODEL_NAME))
                 diagnostics.monitoring_error(model, "building the span", exc)
         spans, self._collector.ended = self._collector.ended, []
-        return spans
+        return spans, unbuilt
 
 
-def _otlp_exporter(settings: Settings) -> OTLPSpanExporter:
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
-    compression = Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression
-    return OTLPSpanExporter(
-        endpoint=settings.traces_url,
+def _otlp_sender(settings: Settings) -> OTLPHTTPSender:
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    return OTLPHTTPSender(
+        settings.traces_url,
         headers=headers,
         timeout=settings.export_timeout,
-        compression=compression,
+        gzip_body=settings.compression == "gzip",
     )
 
 

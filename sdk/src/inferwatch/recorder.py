@@ -18,6 +18,7 @@ from inferwatch.capture import count_rows, field_values
 from inferwatch.encoder import CallEncoder, Encoded
 from inferwatch.export_queue import Completion, PendingSpan
 from inferwatch.ids import new_id, new_ids
+from inferwatch.redact import Redactor, Rules, check_rules, merge, resolve_key
 
 IdSource = str | Callable[[object], Sequence[object]]
 
@@ -33,6 +34,9 @@ class PredictionRecorder:
     prediction id, which is then not a feature, or is a callable returning one id per row.
     ``feature_names`` names the columns of array inputs; ``classes`` the columns of a
     classifier's probability outputs. A ``version`` of "" is ``contract.DEFAULT_VERSION``.
+    ``redact`` maps input features to "drop" or "hash": what is done to them before anything
+    leaves the process (inferwatch.redact), together with what ``init(redact=...)`` says for
+    this model.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class PredictionRecorder:
         id_from: IdSource | None = None,
         feature_names: Sequence[str] | None = None,
         classes: Sequence[object] | None = None,
+        redact: Rules | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
@@ -63,6 +68,9 @@ class PredictionRecorder:
         self.id_from = id_from
         self.feature_names = tuple(feature_names) if feature_names is not None else None
         self.classes = tuple(classes) if classes is not None else None
+        self.redact = check_rules(redact)
+        # The redactor for the settings of the running pipeline (replaced with them).
+        self._redactor: tuple[object, Redactor] | None = None
         self._encoder = CallEncoder(
             feature_names=self.feature_names,
             exclude=id_from if isinstance(id_from, str) else None,
@@ -130,7 +138,7 @@ class PredictionRecorder:
             diagnostics.counters.add("spans_unsampled")
             return
         try:
-            encoded = self._encoder.encode(inputs, outputs)
+            encoded = self._encoder.encode(inputs, outputs, self._redactor_for(pipeline))
             attributes = self._attributes(encoded, inputs, ids, pipeline.sampler.rate)
             pending = PendingSpan(
                 attributes,
@@ -144,8 +152,17 @@ class PredictionRecorder:
         except Exception as exc:
             diagnostics.monitoring_error(self.model, "recording the call", exc)
             return
-        diagnostics.counters.add("spans_recorded")
         pipeline.submit(pending)
+
+    def _redactor_for(self, pipeline: export.Pipeline) -> Redactor:
+        settings = pipeline.settings
+        cached = self._redactor
+        if cached is not None and cached[0] is settings:
+            return cached[1]
+        rules = merge(self.redact, settings.redact.get(self.model, {}))
+        redactor = Redactor(rules, resolve_key(settings.redact_key) if rules else None)
+        self._redactor = (settings, redactor)
+        return redactor
 
     def _attributes(
         self, encoded: Encoded, inputs: object, ids: Sequence[str] | None, sample_rate: float

@@ -98,15 +98,22 @@ class RunningServer:
 
 
 def serve_asgi(
-    app: Any, *, lifespan: Literal["on", "off"] = "off", start_timeout: float = 30.0
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    start_timeout: float = 30.0,
+    port: int = 0,
 ) -> RunningServer:
-    """Serve ``app`` on a free 127.0.0.1 port; returns once uvicorn accepts connections.
+    """Serve ``app`` on a free 127.0.0.1 port (or ``port``: a server coming back where it
+    was); returns once uvicorn accepts connections.
 
     The socket is bound here and handed to uvicorn, so no other process can take the port in
     between. ``lifespan="on"`` runs the app's startup (a collector opens its workers there).
     """
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    if port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

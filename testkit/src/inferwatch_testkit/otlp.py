@@ -66,6 +66,9 @@ class OTLPReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     # (headers, bytes on the wire) of each export request.
     bodies: list[tuple[dict[str, str], int]] = field(default_factory=list)
+    # The decompressed protobuf body of each export request, to search for what must not be
+    # in it (a redacted feature's value).
+    payloads: list[bytes] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: RunningServer | None = None
 
@@ -73,16 +76,20 @@ class OTLPReceiver:
     def requests(self) -> int:
         return len(self.bodies)
 
-    def add(self, spans: list[ReceivedSpan], headers: dict[str, str], size: int) -> None:
+    def add(
+        self, spans: list[ReceivedSpan], headers: dict[str, str], size: int, payload: bytes = b""
+    ) -> None:
         with self._changed:
             self.spans.extend(spans)
             self.bodies.append((headers, size))
+            self.payloads.append(payload)
             self._changed.notify_all()
 
     def clear(self) -> None:
         with self._changed:
             self.spans.clear()
             self.bodies.clear()
+            self.payloads.clear()
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[ReceivedSpan]:
         """Every span received, once there are at least ``count`` (fewer at the deadline)."""
@@ -135,10 +142,10 @@ class OTLPReceiver:
         self.stop()
 
 
-def start_otlp_receiver() -> OTLPReceiver:
-    """A receiver listening on a free 127.0.0.1 port."""
+def start_otlp_receiver(port: int = 0) -> OTLPReceiver:
+    """A receiver listening on a free 127.0.0.1 port (or on ``port``)."""
     receiver = OTLPReceiver()
-    receiver._server = serve_asgi(receiver_app(receiver))
+    receiver._server = serve_asgi(receiver_app(receiver), port=port)
     receiver.url = receiver._server.url
     return receiver
 
@@ -154,7 +161,7 @@ def receiver_app(receiver: OTLPReceiver) -> Starlette:
             return Response("only protobuf is accepted here", status_code=415)
         if headers.get("content-encoding") == "gzip":
             body = gzip.decompress(body)
-        receiver.add(decode(body, headers), headers, size)
+        receiver.add(decode(body, headers), headers, size, body)
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
 
     return Starlette(routes=[Route(contract.TRACES_PATH, traces, methods=["POST"])])

@@ -16,9 +16,9 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import inferwatch
 from inferwatch import diagnostics
@@ -120,6 +120,10 @@ class InferwatchMiddleware:
     ----------
     model, version, task, feature_names, classes:
         Passed to :class:`~inferwatch.recorder.PredictionRecorder`.
+    redact:
+        Input features to drop or hash before anything leaves the process, e.g.
+        ``{"ssn": "drop", "email": "hash"}`` (see :mod:`inferwatch.redact`; the hash key is
+        ``redact_key`` or $INFERWATCH_REDACT_KEY).
     routes:
         Paths to monitor (any method; an entry ending in ``*`` is a prefix). Default: every POST
         except BentoML's infrastructure and task-control endpoints; see
@@ -134,9 +138,10 @@ class InferwatchMiddleware:
         the call's prediction ids.
     id_field:
         A JSON request field carrying client ids (top level, or in each row); not a feature.
-    endpoint, api_key:
-        When given, ``inferwatch.init`` is called in each worker process on its first monitored
-        request, unless the process already initialised the SDK itself.
+    endpoint, api_key, redact_key:
+        When ``endpoint`` is given, ``inferwatch.init`` is called with these in each worker
+        process on its first monitored request, unless the process already initialised the
+        SDK itself.
     """
 
     def __init__(
@@ -156,6 +161,8 @@ class InferwatchMiddleware:
         classes: Sequence[object] | None = None,
         endpoint: str | None = None,
         api_key: str | None = None,
+        redact: Mapping[str, Literal["drop", "hash"]] | None = None,
+        redact_key: str | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
@@ -185,10 +192,11 @@ class InferwatchMiddleware:
         self.model = model
         # Holds settings only (and checks them now, when the app is built).
         self._recorder = PredictionRecorder(
-            model, version, task, feature_names=feature_names, classes=classes
+            model, version, task, feature_names=feature_names, classes=classes, redact=redact
         )
         self._endpoint = endpoint
         self._api_key = api_key
+        self._redact_key = redact_key
         # The SDK is initialised lazily in each process (see _ready): nothing here may start
         # threads or open connections, since servers build this object before or across forks.
         self._ready_pid = -1
@@ -214,7 +222,9 @@ class InferwatchMiddleware:
         pid = os.getpid()
         if self._ready_pid != pid:
             if self._endpoint is not None and not inferwatch.is_initialized():
-                inferwatch.init(endpoint=self._endpoint, api_key=self._api_key)
+                inferwatch.init(
+                    endpoint=self._endpoint, api_key=self._api_key, redact_key=self._redact_key
+                )
             self._ready_pid = pid
         return self._recorder
 
