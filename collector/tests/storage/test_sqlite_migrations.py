@@ -19,7 +19,7 @@ from inferwatch.collector.settings import ConfigError
 from inferwatch.collector.storage.sqlite import SCHEMA_VERSION, open_sqlite
 from inferwatch.collector.storage.sqlite.schema import steps
 
-from .helpers import migrated
+from .helpers import batch, migrated, window
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Files written by the releases of each older schema (fixtures/schema4-severity.db: by the one
@@ -34,6 +34,7 @@ REWRITTEN = {
     "raw_batches": "payload",
     "prediction_ids": "id_key",
     "labels": "label_ms",
+    "seen_spans": "key",
 }
 
 
@@ -79,7 +80,7 @@ def user_version(path: Path) -> int:
 
 def test_the_steps_are_numbered_from_schema_2_without_gaps() -> None:
     assert sorted(steps()) == list(range(2, SCHEMA_VERSION + 1))
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
 
 
 def test_a_new_file_runs_every_step(tmp_path: Path) -> None:
@@ -237,10 +238,10 @@ def test_a_file_newer_than_this_release_is_refused_and_left_alone(tmp_path: Path
     _set_version(path, SCHEMA_VERSION + 1)
     before = path.read_bytes()
     with pytest.raises(
-        ConfigError, match=r"storage schema 6, written by a newer inferwatch"
+        ConfigError, match=r"storage schema 7, written by a newer inferwatch"
     ) as refused:
         open_sqlite(path)
-    assert "this one reads schema 5" in str(refused.value)
+    assert "this one reads schema 6" in str(refused.value)
     assert "upgrade inferwatch" in str(refused.value)
     assert path.read_bytes() == before
 
@@ -269,3 +270,22 @@ def test_a_step_that_fails_leaves_the_file_at_its_version(tmp_path: Path) -> Non
         open_sqlite(path)
     assert user_version(path) == 4
     assert rows_of(path) == before
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_spans_stored_before_schema_6_are_still_caught_as_duplicates(
+    tmp_path: Path, name: str
+) -> None:
+    path = fixture(tmp_path, name)
+    conn = sqlite3.connect(path)
+    old_keys = [bytes(key) for (key,) in conn.execute("SELECT key FROM seen_spans")]
+    conn.close()
+    assert old_keys and all(len(key) == 24 for key in old_keys)  # OTLP: 16 + 8 bytes
+    storage = open_sqlite(path)
+    retried = [batch(key[16:], window(0), ["r"], trace_id=key[:16]) for key in old_keys]
+    # The same bytes cut elsewhere are other spans, stored as new.
+    others = [batch(key[8:], window(0), ["o"], trace_id=key[:8]) for key in old_keys]
+    outcome = storage.windows.ingest(retried + others, now_ms=1)
+    storage.close()
+    assert outcome.stored[: len(old_keys)] == [None] * len(old_keys)
+    assert all(stored is not None for stored in outcome.stored[len(old_keys) :])
