@@ -29,6 +29,9 @@ class Database:
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
+        # Held while the WAL is copied: a close must not free the connection under it (a
+        # cancelled checkpoint task leaves its thread running while the app shuts down).
+        self._wal_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -61,10 +64,12 @@ class Database:
 
     def checkpoint_wal(self) -> None:
         """Copy the WAL into the database file. PASSIVE: commits go on meanwhile."""
-        self.reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        with self._wal_lock:
+            self.reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
-        with self._connections_lock:
+        """Close every connection, once the write and WAL copy under way are done."""
+        with self._write_lock, self._wal_lock, self._connections_lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
