@@ -98,7 +98,9 @@ def build_database(path: Path, windows: int) -> None:
     }
     for w in range(windows):
         key = WindowKey("bench", "1", _T0_MS + w * minute, _T0_MS + (w + 1) * minute)
-        batch = IncomingBatch(w.to_bytes(24, "big"), key, 1000, b"", (), key.start_ms, b"")
+        batch = IncomingBatch(
+            w.to_bytes(16, "big"), bytes(8), key, 1000, b"", (), key.start_ms, b""
+        )
         (stored,) = storage.windows.ingest([batch], key.end_ms).stored
         assert stored is not None
         storage.windows.save_evaluation(

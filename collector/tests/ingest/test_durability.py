@@ -88,7 +88,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     config = tmp_path / "collector.toml"
     config.write_text("[collector]\ncheckpoint_interval_seconds = 3600\n")
     spans = recorded_spans(400, 25)
-    process = start_collector_process(db, config, log)
+    process = start_collector_process(db, config, log, ready_timeout=120)
     acked: set[int] = set()
     lock = threading.Lock()
     stop = threading.Event()
@@ -112,7 +112,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     acknowledged = set(acked)
     assert len(acknowledged) < len(spans)
 
-    process = start_collector_process(db, None, log)
+    process = start_collector_process(db, None, log, ready_timeout=120)
     try:
         with httpx.Client(base_url=process.url, timeout=30) as client:
             rows = total_rows(client, "durable")

@@ -38,11 +38,12 @@ class RecordingSink:
     fail_with: Exception | None = None
     fail_times: int = 0
 
-    async def submit(self, batches: Sequence[PredictionBatch]) -> None:
+    async def submit(self, batches: Sequence[PredictionBatch]) -> list[str]:
         if self.fail_with is not None and self.fail_times > 0:
             self.fail_times -= 1
             raise self.fail_with
         self.batches.extend(batches)
+        return []
 
 
 @dataclass

@@ -19,16 +19,19 @@ def window(start_minute: int, model: str = "m", version: str = "1") -> WindowKey
 
 
 def batch(
-    key: bytes,
+    span_id: bytes,
     where: WindowKey,
     ids: list[str],
     predicted: list[str] | None = None,
     payload: bytes = b"raw",
+    trace_id: bytes = b"trace",
 ) -> IncomingBatch:
     """A span of ``len(ids)`` rows whose output column ``prediction`` is ``predicted``."""
     predicted = predicted if predicted is not None else ["yes"] * len(ids)
     outputs = Frame(len(ids), (categorical("prediction", predicted),))
-    return IncomingBatch(key, where, len(ids), payload, ids, where.start_ms, encode_frame(outputs))
+    return IncomingBatch(
+        trace_id, span_id, where, len(ids), payload, ids, where.start_ms, encode_frame(outputs)
+    )
 
 
 def uuid7(ms: int, low: int) -> str:

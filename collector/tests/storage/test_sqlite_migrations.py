@@ -19,7 +19,7 @@ from inferwatch.collector.settings import ConfigError
 from inferwatch.collector.storage.sqlite import SCHEMA_VERSION, open_sqlite
 from inferwatch.collector.storage.sqlite.schema import steps
 
-from .helpers import migrated
+from .helpers import batch, migrated, window
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Files written by the releases of each older schema (fixtures/schema4-severity.db: by the one
@@ -34,6 +34,7 @@ REWRITTEN = {
     "raw_batches": "payload",
     "prediction_ids": "id_key",
     "labels": "label_ms",
+    "seen_spans": "key",
 }
 
 
@@ -79,7 +80,7 @@ def user_version(path: Path) -> int:
 
 def test_the_steps_are_numbered_from_schema_2_without_gaps() -> None:
     assert sorted(steps()) == list(range(2, SCHEMA_VERSION + 1))
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
 
 
 def test_a_new_file_runs_every_step(tmp_path: Path) -> None:
@@ -325,3 +326,22 @@ def test_open_per_feature_alerts_fold_into_one_alert_per_check(
         ("schema:x9", "resolved", "merged", "warning", ()),
     ]
     assert all(a.resolved_ms == 2 for a in alerts if a.resolution == "merged")
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_spans_stored_before_schema_8_are_still_caught_as_duplicates(
+    tmp_path: Path, name: str
+) -> None:
+    path = fixture(tmp_path, name)
+    conn = sqlite3.connect(path)
+    old_keys = [bytes(key) for (key,) in conn.execute("SELECT key FROM seen_spans")]
+    conn.close()
+    assert old_keys and all(len(key) == 24 for key in old_keys)  # OTLP: 16 + 8 bytes
+    storage = open_sqlite(path)
+    retried = [batch(key[16:], window(0), ["r"], trace_id=key[:16]) for key in old_keys]
+    # The same bytes cut elsewhere are other spans, stored as new.
+    others = [batch(key[8:], window(0), ["o"], trace_id=key[:8]) for key in old_keys]
+    outcome = storage.windows.ingest(retried + others, now_ms=1)
+    storage.close()
+    assert outcome.stored[: len(old_keys)] == [None] * len(old_keys)
+    assert all(stored is not None for stored in outcome.stored[len(old_keys) :])

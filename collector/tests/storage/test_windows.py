@@ -33,6 +33,23 @@ def test_a_span_seen_before_is_dropped_until_its_key_is_forgotten(backend: Backe
     assert storage.windows.find("m")[0].requests == 3
 
 
+def test_spans_whose_ids_run_together_alike_are_not_duplicates(backend: Backend) -> None:
+    storage = backend.open()
+    outcome = storage.windows.ingest(
+        [
+            batch(b"bbcc", window(0), ["first"], trace_id=b"aa"),
+            batch(b"cc", window(0), ["second"], trace_id=b"aabb"),
+            batch(b"", window(0), ["third"], trace_id=b"aabbcc"),
+            batch(b"bbcc", window(0), ["retry of the first"], trace_id=b"aa"),
+        ],
+        now_ms=1_000,
+    )
+    assert [s is not None for s in outcome.stored] == [True, True, True, False]
+    storage = backend.reopen(storage)
+    again = storage.windows.ingest([batch(b"cc", window(0), ["second"], trace_id=b"aabb")], 2_000)
+    assert again.stored == [None]
+
+
 def test_window_ids_are_stable_across_restarts(backend: Backend) -> None:
     storage = backend.open()
     (stored,) = storage.windows.ingest([batch(b"a", window(0), ["a0", "a1"])], 0).stored

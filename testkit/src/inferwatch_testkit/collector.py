@@ -116,7 +116,9 @@ class CollectorProcess:
         self.process.wait(30)
 
 
-def start_collector_process(db: str, config_path: Path | None, log: Path) -> CollectorProcess:
+def start_collector_process(
+    db: str, config_path: Path | None, log: Path, *, ready_timeout: float = 30.0
+) -> CollectorProcess:
     """A collector process on a free port, once it answers /healthz; its output goes to ``log``."""
     port = free_port()
     args = [sys.executable, "-m", "inferwatch", "collector", "--db", db]
@@ -136,7 +138,7 @@ def start_collector_process(db: str, config_path: Path | None, log: Path) -> Col
         except httpx.HTTPError:
             return False
 
-    wait_for(ready, timeout=30, what="the collector process")
+    wait_for(ready, timeout=ready_timeout, what="the collector process")
     return CollectorProcess(url, process)
 
 

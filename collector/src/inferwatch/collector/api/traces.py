@@ -95,6 +95,7 @@ def traces_router(runtime: Collector, config: CollectorConfig) -> APIRouter:
         traces_endpoint(
             runtime.pipeline,
             max_body_bytes=config.max_body_bytes,
+            max_inflight_bytes=config.max_inflight_bytes,
             stats=runtime.receiver_stats,
             refuse_model=_model_refusal,
         ),
@@ -110,8 +111,11 @@ def traces_router(runtime: Collector, config: CollectorConfig) -> APIRouter:
             400: _answer("The body does not decode; google.rpc.Status.", RpcStatus),
             413: _answer("The body (or its decompressed size) is over the limit.", RpcStatus),
             415: _answer("Neither protobuf nor OTLP JSON.", RpcStatus),
-            429: _retry("Overloaded; retry after Retry-After seconds."),
-            503: _retry("The spans could not be stored; retry after Retry-After seconds."),
+            429: _retry("The ingest queue is full; retry after Retry-After seconds."),
+            503: _retry(
+                "The spans could not be stored now, or other requests' bodies hold the "
+                "in-flight limit; retry after Retry-After seconds."
+            ),
         },
         openapi_extra={
             "requestBody": {

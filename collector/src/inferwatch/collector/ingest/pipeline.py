@@ -8,6 +8,12 @@ so that the commit's disk writes overlap with Python work. Checkpoints store win
 drop the journal they cover, in one transaction; on start the journal left by a crash is
 replayed, so an acknowledged batch is never lost and, being deduplicated and journaled once,
 never counted twice.
+
+One batch never fails the others of its group: a batch that cannot be stored (its window or its
+journal record cannot be made, or storage refuses it for what it holds) is refused for good,
+alone, and its request is answered 200 with it in partial_success, since sending it again would
+not help. Only a database that cannot take writes now fails the group, as retryable
+(Unavailable: 503), and a full queue pushes back (Overloaded: 429).
 """
 
 from __future__ import annotations
@@ -23,11 +29,16 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge, Histogram
 
 from inferwatch.collector.ingest.journal import decode_batch, encode_batch
-from inferwatch.collector.receive.batch import Overloaded, PredictionBatch
+from inferwatch.collector.receive.batch import Overloaded, PredictionBatch, Unavailable
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.settings import CollectorConfig, ModelConfig
-from inferwatch.collector.window.state import WindowBook, window_key
-from inferwatch.collector.window.store import IncomingBatch, IngestOutcome, WindowStore
+from inferwatch.collector.window.state import FoldFailed, WindowBook, window_key
+from inferwatch.collector.window.store import (
+    IncomingBatch,
+    IngestOutcome,
+    StorageUnavailable,
+    WindowStore,
+)
 from inferwatch.frame import encode_frame
 
 logger = logging.getLogger(__name__)
@@ -66,7 +77,18 @@ class IngestMetrics(Protocol):
 class _Waiting:
     batches: Sequence[PredictionBatch]
     rows: int
-    done: asyncio.Future[None]
+    # The sentences for the batches refused for good, once the group is committed.
+    done: asyncio.Future[list[str]]
+
+
+@dataclass
+class _Commit:
+    """A committed group: the batches storage took (``outcome.stored`` is aligned with them;
+    duplicates included) and, by position in the group, those refused for good."""
+
+    batches: list[PredictionBatch]
+    outcome: IngestOutcome
+    refused: dict[int, str]
 
 
 class IngestPipeline:
@@ -119,11 +141,11 @@ class IngestPipeline:
             self._worker = None
         await self.checkpoint()
 
-    async def submit(self, batches: Sequence[PredictionBatch]) -> None:
+    async def submit(self, batches: Sequence[PredictionBatch]) -> list[str]:
         if not batches:
-            return
+            return []
         if not self._accepting:
-            raise Overloaded(RETRY_AFTER_FAILURE, "the collector is shutting down")
+            raise Unavailable(RETRY_AFTER_FAILURE, "the collector is shutting down")
         rows = sum(max(batch.rows, 1) for batch in batches)
         limit = self._config.max_queue_rows
         if self._queued_rows and self._queued_rows + rows > limit:
@@ -133,13 +155,13 @@ class IngestPipeline:
                 f"the ingest queue holds {self._queued_rows} rows and its limit is {limit}; "
                 "retry shortly",
             )
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(batches, rows, done))
         self._queued_rows += rows
         self._metrics.queue_rows.set(self._queued_rows)
         self._wakeup.set()
         # Shielded: a client that hangs up must not cancel a commit others share.
-        await asyncio.shield(done)
+        return await asyncio.shield(done)
 
     async def checkpoint(self) -> None:
         async with self._state_lock:
@@ -175,12 +197,12 @@ class IngestPipeline:
                 committing = asyncio.create_task(asyncio.to_thread(self._commit, batches))
                 folding = asyncio.create_task(self.settle()) if self._committed else None
                 try:
-                    outcome = await committing
+                    commit = await committing
                 except Exception as exc:
                     self._release(group)
                     logger.exception("storing %d batches failed", len(batches))
-                    failure = Overloaded(
-                        RETRY_AFTER_FAILURE, f"the collector could not store the batches: {exc}"
+                    failure = Unavailable(
+                        RETRY_AFTER_FAILURE, f"the database cannot take writes: {exc}"
                     )
                     for waiting in group:
                         if not waiting.done.done():
@@ -189,13 +211,17 @@ class IngestPipeline:
                     if folding is not None:
                         await folding
                         folding = None
-                    self._committed = (batches, outcome)
+                    self._committed = (commit.batches, commit.outcome)
                     self._release(group)
                     self._metrics.commit_seconds.observe(time.perf_counter() - started)
-                    self._count(batches, outcome)
+                    self._count(commit)
+                    first = 0
                     for waiting in group:
+                        positions = range(first, first + len(waiting.batches))
+                        first += len(waiting.batches)
                         if not waiting.done.done():
-                            waiting.done.set_result(None)
+                            refused = [commit.refused[i] for i in positions if i in commit.refused]
+                            waiting.done.set_result(refused)
                 if folding is not None:
                     await folding
         if self._committed is not None:
@@ -226,9 +252,55 @@ class IngestPipeline:
         self._queued_rows -= sum(waiting.rows for waiting in group)
         self._metrics.queue_rows.set(self._queued_rows)
 
-    def _commit(self, batches: list[PredictionBatch]) -> IngestOutcome:
-        incoming = [self._incoming(batch) for batch in batches]
-        return self._windows.ingest(incoming, int(self._clock() * 1000))
+    def _commit(self, batches: list[PredictionBatch]) -> _Commit:
+        """Store the group in one transaction; should storage refuse it for what a batch holds,
+        store each batch alone, refusing for good those it refuses. StorageUnavailable (the
+        database, not the batches) goes up: the group is then retried by its clients."""
+        now_ms = int(self._clock() * 1000)
+        refused: dict[int, str] = {}
+        taken: list[tuple[int, IncomingBatch]] = []
+        for position, batch in enumerate(batches):
+            try:
+                taken.append((position, self._incoming(batch)))
+            except Exception as exc:
+                refused[position] = _refusal(batch, exc)
+        try:
+            outcome = self._windows.ingest([incoming for _, incoming in taken], now_ms)
+        except StorageUnavailable:
+            raise
+        except Exception:
+            logger.warning(
+                "storage refused a group of %d batches; storing them one by one", len(taken)
+            )
+            return self._commit_alone(batches, taken, refused, now_ms)
+        kept = [batches[position] for position, _ in taken]
+        return _Commit(kept, outcome, refused)
+
+    def _commit_alone(
+        self,
+        batches: list[PredictionBatch],
+        taken: list[tuple[int, IncomingBatch]],
+        refused: dict[int, str],
+        now_ms: int,
+    ) -> _Commit:
+        kept: list[PredictionBatch] = []
+        outcomes: list[IngestOutcome] = []
+        for position, incoming in taken:
+            try:
+                outcomes.append(self._windows.ingest([incoming], now_ms))
+            except StorageUnavailable:
+                # Those stored so far are durable; their clients' retries are duplicates.
+                raise
+            except Exception as exc:
+                refused[position] = _refusal(batches[position], exc)
+            else:
+                kept.append(batches[position])
+        outcome = IngestOutcome(
+            [entry for one in outcomes for entry in one.stored],
+            set().union(*(one.labelled_windows for one in outcomes)),
+            sum(one.labels_joined for one in outcomes),
+        )
+        return _Commit(kept, outcome, refused)
 
     def _incoming(self, batch: PredictionBatch) -> IncomingBatch:
         window = window_key(
@@ -239,7 +311,8 @@ class IngestPipeline:
         aligned = batch.outputs is not None and batch.outputs.rows == batch.rows
         kept = outputs if outputs is not None and aligned else b""
         return IncomingBatch(
-            batch.trace_id + batch.span_id,
+            batch.trace_id,
+            batch.span_id,
             window,
             batch.rows,
             encode_batch(batch, outputs),
@@ -248,10 +321,12 @@ class IngestPipeline:
             kept,
         )
 
-    def _count(self, batches: list[PredictionBatch], outcome: IngestOutcome) -> None:
+    def _count(self, commit: _Commit) -> None:
+        batches, outcome = commit.batches, commit.outcome
         stored = [batch for batch, s in zip(batches, outcome.stored, strict=True) if s is not None]
         self._metrics.batches.labels("stored").inc(len(stored))
         self._metrics.batches.labels("duplicate").inc(len(batches) - len(stored))
+        self._metrics.batches.labels("refused").inc(len(commit.refused))
         self._metrics.rows.inc(sum(batch.rows for batch in stored))
         self._metrics.labels.labels("joined").inc(outcome.labels_joined)
 
@@ -261,8 +336,14 @@ class IngestPipeline:
             for batch, entry in zip(batches, outcome.stored, strict=True)
             if entry is not None
         ]
-        if stored:
-            self._book.apply(stored)
+        try:
+            if stored:
+                self._book.apply(stored)
+        except FoldFailed as failed:
+            # The other windows are folded; these batches are durable but miss from their
+            # window's summary.
+            for window_id, exc in failed.failures.items():
+                logger.error("folding batches into window %d failed", window_id, exc_info=exc)
         for _, _, batch in stored:
             self._references.observe(batch)
 
@@ -349,3 +430,16 @@ class _ReplayFailed(Exception):
         self.seq = seq
         self.window_id = window_id
         self.cause = cause
+
+
+def _refusal(batch: PredictionBatch, exc: Exception) -> str:
+    """The client's sentence for a batch refused for good (no value of the span in it)."""
+    logger.warning(
+        "refused span %s for good: it cannot be stored (%s)",
+        batch.span_id.hex(),
+        type(exc).__name__,
+    )
+    return (
+        f"Span {batch.span_id.hex()} cannot be stored ({type(exc).__name__}: a value in it is "
+        "out of what the collector can keep); sending it again will not help."
+    )

@@ -41,6 +41,17 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
+class Unavailable(Exception):
+    """The pipeline cannot store batches now (storage failed, shutting down); the client
+    should retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: float, reason: str) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 class BatchSink(Protocol):
-    async def submit(self, batches: Sequence[PredictionBatch]) -> None:
-        """Return once every batch is durable; raise Overloaded to push back."""
+    async def submit(self, batches: Sequence[PredictionBatch]) -> Sequence[str]:
+        """Return once every batch is durable or refused for good, with one sentence for each
+        refused batch (one that could never be stored: retrying it cannot help); raise
+        Overloaded to push back, Unavailable when nothing could be stored now."""

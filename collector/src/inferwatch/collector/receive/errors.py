@@ -23,3 +23,13 @@ class UnsupportedMediaType(ReceiveError):
     """A content type or content encoding the receiver does not read."""
 
     status_code = 415
+
+
+class Busy(ReceiveError):
+    """Other requests' bodies hold the receiver's in-flight budget; retry after a moment."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,15 +1,17 @@
 """The OTLP/HTTP traces endpoint (POST /v1/traces).
 
-It answers 200 only once the sink has made every decoded batch durable; when the sink pushes back
-it answers 429 with Retry-After, which OTLP exporters retry. Responses use the request's content
-type: an ExportTraceServiceResponse on success, a google.rpc.Status on error.
+It answers 200 only once the sink has made every decoded batch durable (or refused it for good,
+reported in partial_success); when the sink pushes back it answers 429 with Retry-After, when it
+cannot store now, or the bodies in flight hold the in-flight budget, 503 with Retry-After; OTLP
+exporters retry both. Responses use the request's content type: an ExportTraceServiceResponse on
+success, a google.rpc.Status on error.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -30,9 +32,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from inferwatch.collector.receive.batch import BatchSink, Overloaded
-from inferwatch.collector.receive.body import read_body
-from inferwatch.collector.receive.errors import ReceiveError, UnsupportedMediaType
+from inferwatch.collector.receive.batch import BatchSink, Overloaded, Unavailable
+from inferwatch.collector.receive.body import InflightBudget, read_body
+from inferwatch.collector.receive.errors import Busy, ReceiveError, UnsupportedMediaType
 from inferwatch.collector.receive.otlp import (
     CONTENT_TYPES,
     JSON,
@@ -42,9 +44,11 @@ from inferwatch.collector.receive.otlp import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
-# Bodies above this are decoded in a worker thread so that one big request does not stall the
-# event loop (health checks, other requests); below it the thread hop costs more than it saves.
-_INLINE_DECODE_BYTES = 2**20
+DEFAULT_MAX_INFLIGHT_BYTES = 256 * 2**20
+# Bodies above this are decoded in a worker thread so that one big (or wide) request does not
+# stall the event loop (health checks, other requests); below it, decoding takes well under a
+# millisecond and the thread hop would cost more than it saves.
+_INLINE_DECODE_BYTES = 64 * 2**10
 # How long a client should wait when the sink fails for a reason other than Overloaded.
 _RETRY_AFTER_FAILURE_S = 5
 # At most this many per-span messages go into partial_success.error_message.
@@ -77,6 +81,8 @@ class ReceiverStats:
     spans_duplicate: int = 0
     bytes_received: int = 0
     overloaded_responses: int = 0
+    # Refused with 503 because other requests' bodies held the in-flight budget.
+    busy_responses: int = 0
     # The sink raised something other than Overloaded (answered 503, retryable).
     sink_failures: int = 0
     bad_requests: int = 0
@@ -86,6 +92,7 @@ def traces_endpoint(
     sink: BatchSink,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
     stats: ReceiverStats | None = None,
     refuse_model: Callable[[Request, str], str | None] | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -93,31 +100,41 @@ def traces_endpoint(
 
     Mount it with ``Route(TRACES_PATH, endpoint, methods=["POST"])``.
 
-    ``max_body_bytes`` caps the body both on the wire and once decompressed (413 above it).
+    ``max_body_bytes`` caps the body both on the wire and once decompressed (413 above it);
+    ``max_inflight_bytes`` caps the bodies of all requests held at once (503 beyond it).
     ``refuse_model(request, model)`` says why the request's sender may not write ``model``
     (None when it may): those spans are rejected, and the request answered 403 when no span is
     left.
     """
     counters = stats if stats is not None else ReceiverStats()
+    budget = InflightBudget(max_inflight_bytes)
 
     async def receive_traces(request: Request) -> Response:
         counters.requests += 1
         kind = media_type(request.headers.get("content-type", ""))
-        try:
-            if kind not in CONTENT_TYPES:
-                raise UnsupportedMediaType(
-                    f"Content type {kind or '(none)'!r} is not supported; "
-                    f"send one of {', '.join(CONTENT_TYPES)}."
-                )
-            body = await read_body(request, limit=max_body_bytes)
-            counters.bytes_received += body.wire_bytes
-            if len(body.data) > _INLINE_DECODE_BYTES:
-                decoded = await anyio.to_thread.run_sync(decode_export_request, body.data, kind)
-            else:
-                decoded = decode_export_request(body.data, kind)
-        except ReceiveError as exc:
-            counters.bad_requests += 1
-            return _status(exc.status_code, str(exc), kind)
+        # Held until the answer: the decoded batches may still point into the body.
+        with budget.hold() as holding:
+            try:
+                if kind not in CONTENT_TYPES:
+                    raise UnsupportedMediaType(
+                        f"Content type {kind or '(none)'!r} is not supported; "
+                        f"send one of {', '.join(CONTENT_TYPES)}."
+                    )
+                body = await read_body(request, limit=max_body_bytes, holding=holding)
+                counters.bytes_received += body.wire_bytes
+                if len(body.data) > _INLINE_DECODE_BYTES:
+                    decoded = await anyio.to_thread.run_sync(decode_export_request, body.data, kind)
+                else:
+                    decoded = decode_export_request(body.data, kind)
+            except Busy as exc:
+                counters.busy_responses += 1
+                return _retry_later(503, str(exc), exc.retry_after, kind)
+            except ReceiveError as exc:
+                counters.bad_requests += 1
+                return _status(exc.status_code, str(exc), kind)
+            return await _store(request, decoded, kind)
+
+    async def _store(request: Request, decoded: DecodedTraces, kind: str) -> Response:
         counters.spans_received += decoded.received
         if refuse_model is not None:
             decoded, refused_all = _without_refused(
@@ -126,26 +143,33 @@ def traces_endpoint(
             if refused_all:
                 counters.bad_requests += 1
                 return _status(403, decoded.errors[0], kind)
+        refused: Sequence[str] = ()
         if decoded.batches:
             try:
-                await sink.submit(decoded.batches)
+                refused = await sink.submit(decoded.batches)
             except Overloaded as exc:
                 counters.overloaded_responses += 1
                 message = f"The collector is overloaded ({exc}); retry later."
                 return _retry_later(429, message, exc.retry_after, kind)
+            except Unavailable as exc:
+                counters.sink_failures += 1
+                message = f"The collector could not store the spans ({exc}); retry later."
+                return _retry_later(503, message, exc.retry_after, kind)
             except Exception:
                 logger.exception("storing %d prediction batches failed", len(decoded.batches))
                 counters.sink_failures += 1
                 return _retry_later(
                     503, "The collector could not store the spans.", _RETRY_AFTER_FAILURE_S, kind
                 )
-        counters.spans_accepted += len(decoded.batches)
+        rejected = decoded.rejected + len(refused)
+        errors = [*decoded.errors, *refused]
+        counters.spans_accepted += len(decoded.batches) - len(refused)
         counters.spans_ignored += decoded.ignored
-        counters.spans_rejected += decoded.rejected
+        counters.spans_rejected += rejected
         counters.spans_duplicate += decoded.duplicates
-        if decoded.rejected:
-            logger.warning("rejected %d inferwatch spans: %s", decoded.rejected, decoded.errors[0])
-        return _encode(200, _export_response(decoded), kind)
+        if rejected:
+            logger.warning("rejected %d inferwatch spans: %s", rejected, errors[0])
+        return _encode(200, _export_response(rejected, errors), kind)
 
     return receive_traces
 
@@ -181,17 +205,15 @@ def refusal(status_code: int, message: str, content_type: str) -> Response:
     return _status(status_code, message, media_type(content_type))
 
 
-def _export_response(decoded: DecodedTraces) -> ExportTraceServiceResponse:
-    if not decoded.rejected:
+def _export_response(rejected: int, errors: Sequence[str]) -> ExportTraceServiceResponse:
+    if not rejected:
         return ExportTraceServiceResponse()
-    shown = decoded.errors[:_MAX_ERRORS_REPORTED]
+    shown = errors[:_MAX_ERRORS_REPORTED]
     message = " ".join(shown)
-    if len(decoded.errors) > len(shown):
-        message += f" ({len(decoded.errors) - len(shown)} more spans were rejected.)"
+    if len(errors) > len(shown):
+        message += f" ({len(errors) - len(shown)} more spans were rejected.)"
     return ExportTraceServiceResponse(
-        partial_success=ExportTracePartialSuccess(
-            rejected_spans=decoded.rejected, error_message=message
-        )
+        partial_success=ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
     )
 
 

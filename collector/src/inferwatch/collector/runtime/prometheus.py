@@ -19,7 +19,8 @@ class CollectorMetrics:
         r = self.registry
         self.batches = Counter(
             "inferwatch_ingest_batches",
-            "Prediction batches (spans) by outcome: stored, or dropped as a duplicate.",
+            "Prediction batches (spans) by outcome: stored, dropped as a duplicate, or refused "
+            "for good (a value storage cannot keep).",
             ["outcome"],
             registry=r,
         )

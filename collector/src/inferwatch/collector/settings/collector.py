@@ -98,6 +98,10 @@ class CollectorConfig(Table):
     # survives a process crash but may lose the last commits on power loss.
     durability: Literal["full", "normal"] = "full"
     max_body_bytes: Count = 64 * 2**20
+    # Bytes of request bodies (decompressed) held at once by all requests being read, decoded
+    # and stored; beyond it /v1/traces answers 503 with Retry-After. One request is always let
+    # in, so a body within max_body_bytes never fails for good.
+    max_inflight_bytes: Count = 256 * 2**20
     # Rows waiting for the ingest worker; beyond this submit() answers 429.
     max_queue_rows: Count = 500_000
     # Rows written in one group commit at most.

@@ -26,11 +26,23 @@ from inferwatch.collector.settings.durations import Duration
 from inferwatch.collector.settings.errors import ConfigError
 from inferwatch.collector.settings.threshold_table import TAGGED, ReferenceLevels
 
+# Window lengths and lateness beyond a leap year serve no monitoring purpose, and window bounds
+# in milliseconds must stay far inside what storage keeps (64-bit integers).
+MAX_DURATION_SECONDS = 366 * 86400.0
+
+
+def _at_most_a_year(seconds: float) -> float:
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"must be at most 366 days ({MAX_DURATION_SECONDS:.0f} seconds), got {seconds!r}"
+        )
+    return seconds
+
 
 def _at_least_a_second(seconds: float) -> float:
     if seconds < 1:
         raise ValueError(f"must be at least 1 second, got {seconds!r}")
-    return seconds
+    return _at_most_a_year(seconds)
 
 
 class ReferencePolicy(Table):
@@ -47,7 +59,9 @@ class ModelConfig(Table):
     window_seconds: Annotated[Duration, AfterValidator(_at_least_a_second)] = Field(
         default=3600.0, alias="window"
     )
-    allowed_lateness_seconds: Duration = Field(default=300.0, alias="allowed_lateness")
+    allowed_lateness_seconds: Annotated[Duration, AfterValidator(_at_most_a_year)] = Field(
+        default=300.0, alias="allowed_lateness"
+    )
     reference: ReferencePolicy = ReferencePolicy()
     # The chance that any statistical check fails a window of a healthy model: Holm's
     # correction across the checks (detectors.family). None leaves each check at its own alpha.

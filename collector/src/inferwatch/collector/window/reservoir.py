@@ -170,26 +170,36 @@ class Reservoir:
                 target = self._column((role, column.name), numeric=False)
                 if target is not None:
                     categorical.append((index, target))
+        self._widen()
         return _Plan(numeric, categorical)
 
     def _column(self, key: ColumnKey, *, numeric: bool) -> int | None:
-        """The key's column in its kind's array, added if new; None if it is the other kind."""
+        """The key's column in its kind's array, registered if new (``_widen`` then makes room
+        for it); None if it is the other kind."""
         if key in self._index:
             is_numeric, column = self._index[key]
             return column if is_numeric == numeric else None
-        rows = self._numeric.shape[0]
         if numeric:
             column = len(self._numeric_keys)
             self._numeric_keys.append(key)
-            self._numeric = np.hstack((self._numeric, np.full((rows, 1), np.nan)))
         else:
             column = len(self._categorical_keys)
             self._categorical_keys.append(key)
-            self._codes = np.hstack((self._codes, np.full((rows, 1), -1, _CODES)))
             self._categories.append([])
             self._category_codes.append({})
         self._index[key] = (numeric, column)
         return column
+
+    def _widen(self) -> None:
+        """Give the arrays a column for each registered key, all new ones in one copy: a frame
+        of thousands of new features then costs one copy of the sample, not one per feature."""
+        rows = self._numeric.shape[0]
+        missing = len(self._numeric_keys) - self._numeric.shape[1]
+        if missing:
+            self._numeric = np.hstack((self._numeric, np.full((rows, missing), np.nan)))
+        missing = len(self._categorical_keys) - self._codes.shape[1]
+        if missing:
+            self._codes = np.hstack((self._codes, np.full((rows, missing), -1, _CODES)))
 
     def _recode(self, target: int, column: CategoricalColumn, codes: np.ndarray) -> np.ndarray:
         """The batch's codes as codes into this reservoir's categories for the column."""

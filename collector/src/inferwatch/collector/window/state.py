@@ -38,6 +38,14 @@ def window_key(model: str, version: str, ts_ns: int, length_seconds: float) -> W
     return WindowKey(model, version, start_ms, start_ms + length_ms)
 
 
+class FoldFailed(Exception):
+    """Some windows' batches could not be folded into their state (the others were)."""
+
+    def __init__(self, failures: dict[int, Exception]) -> None:
+        super().__init__(f"folding into windows {sorted(failures)} failed")
+        self.failures = failures
+
+
 @dataclass
 class WindowState:
     summary: WindowSummary = field(default_factory=WindowSummary)
@@ -179,14 +187,25 @@ class WindowBook:
         return len(self._states)
 
     def apply(self, stored: Sequence[tuple[int, int, PredictionBatch]]) -> None:
-        """Fold in stored batches, each as (window id, seq, batch), those of a window together."""
+        """Fold in stored batches, each as (window id, seq, batch), those of a window together.
+
+        A window whose batches fail to fold does not stop the others: once every window is
+        folded, FoldFailed names those that failed, and the batches count as applied all the
+        same (they are durable, and folding them again would fail again).
+        """
         by_window: dict[int, list[PredictionBatch]] = {}
         for window_id, _, batch in stored:
             by_window.setdefault(window_id, []).append(batch)
+        failed: dict[int, Exception] = {}
         for window_id, batches in by_window.items():
-            self._state(window_id, batches[0].model, batches[0].version).add(batches)
+            try:
+                self._state(window_id, batches[0].model, batches[0].version).add(batches)
+            except Exception as exc:
+                failed[window_id] = exc
             self._dirty.add(window_id)
         self.applied_seq = max([self.applied_seq, *(seq for _, seq, _ in stored)])
+        if failed:
+            raise FoldFailed(failed)
 
     def try_alone(self, batch: PredictionBatch) -> None:
         """Fold ``batch`` into an empty state of its window's kind and drop it: raises what

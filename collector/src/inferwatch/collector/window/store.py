@@ -23,12 +23,18 @@ class WindowKey:
     end_ms: int
 
 
+class StorageUnavailable(Exception):
+    """The database cannot take writes now (disk full, read-only, locked, I/O error): nothing of
+    the failed call was stored, and the same call may succeed later."""
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingBatch:
     """A decoded span on its way to durable storage."""
 
-    # trace id + span id: a batch whose dedupe key was seen within the horizon is dropped.
-    dedupe_key: bytes
+    # A batch whose (trace id, span id) was seen within the horizon is dropped.
+    trace_id: bytes
+    span_id: bytes
     window: WindowKey
     rows: int
     payload: bytes
@@ -109,7 +115,8 @@ class WindowStore(Protocol):
         """In one transaction, store each batch not seen before: its dedupe key, its journal
         row, its window's counts (a closed window is marked for evaluation) and its prediction
         ids for the label join, where labels that were waiting for them join. All of it is
-        durable when this returns."""
+        durable when this returns. Raises StorageUnavailable, having stored nothing, when the
+        database cannot take writes now; anything else it raises is about the batches."""
         ...
 
     def pending_batches(self) -> Iterator[StoredBatch]:

@@ -9,8 +9,13 @@ commits on power loss, for more throughput on slow disks.
 from __future__ import annotations
 
 import sqlite3
+import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from inferwatch.collector.window.store import StorageUnavailable
 
 # Rows per IN (...) list: far below SQLite's variable limit, large enough to be few queries.
 CHUNK = 5000
@@ -24,6 +29,9 @@ class Database:
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
+        # Held while the WAL is copied: a close must not free the connection under it (a
+        # cancelled checkpoint task leaves its thread running while the app shuts down).
+        self._wal_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -56,10 +64,12 @@ class Database:
 
     def checkpoint_wal(self) -> None:
         """Copy the WAL into the database file. PASSIVE: commits go on meanwhile."""
-        self.reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        with self._wal_lock:
+            self.reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
-        with self._connections_lock:
+        """Close every connection, once the write and WAL copy under way are done."""
+        with self._write_lock, self._wal_lock, self._connections_lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
@@ -84,8 +94,41 @@ class Transaction:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        except sqlite3.Error:
+            # A COMMIT that fails (disk full) can leave the transaction open, and every later
+            # BEGIN would then fail: end it, so that writes succeed again once the cause is gone.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
         finally:
             self._lock.release()
+
+
+# Errors of the database file rather than of the values written: the disk is full, the file is
+# read-only, locked by another process, or unreadable. The same write may succeed later.
+_UNAVAILABLE = (sqlite3.OperationalError, sqlite3.InternalError)
+
+
+@contextmanager
+def unavailable_on_database_errors() -> Iterator[None]:
+    """Raise StorageUnavailable for the errors of the file (and plain DatabaseError: a file
+    that is not a database, or is corrupt), leaving the rest (a value SQLite cannot bind, a
+    constraint) to propagate as they are."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if isinstance(exc, _UNAVAILABLE) or type(exc) is sqlite3.DatabaseError:
+            raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise
+
+
+_TRACE_ID_LENGTH = struct.Struct(">I")
+
+
+def dedupe_key(trace_id: bytes, span_id: bytes) -> bytes:
+    """A span's key in seen_spans (schema 8): the trace id's length, then both ids, so that no
+    two (trace id, span id) pairs share a key, whatever their lengths."""
+    return _TRACE_ID_LENGTH.pack(len(trace_id)) + trace_id + span_id
 
 
 def marks(n: int) -> str:

@@ -96,6 +96,7 @@ def _statements(script: str) -> Iterator[str]:
 def _define_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("iw_uuid_key", 1, _uuid_key, deterministic=True)
     conn.create_function("iw_journal_iwj2", 1, _journal_iwj2, deterministic=True)
+    conn.create_function("iw_dedupe_key_8", 1, _dedupe_key_8, deterministic=True)
     for name, rewrite in (
         ("iw_results_with_severity", _results_with_severity),
         ("iw_evidence_with_severity", _evidence_with_severity),
@@ -144,6 +145,19 @@ def _journal_iwj2(payload: bytes) -> bytes:
         parts[2],
     )
     return b"IWJ2" + b"".join(_LENGTH.pack(len(part)) + part for part in rewritten)
+
+
+# -- schema 8 ------------------------------------------------------------------------------------
+
+_OTLP_SPAN_ID_BYTES = 8
+_TRACE_ID_LENGTH = struct.Struct(">I")
+
+
+def _dedupe_key_8(key: bytes) -> bytes:
+    """An earlier dedupe key (trace id + span id) as schema 8 writes it: the trace id's length,
+    then the ids; the span id taken as the key's last 8 bytes."""
+    trace_length = max(0, len(key) - _OTLP_SPAN_ID_BYTES)
+    return _TRACE_ID_LENGTH.pack(trace_length) + key
 
 
 # -- schema 5 ------------------------------------------------------------------------------------

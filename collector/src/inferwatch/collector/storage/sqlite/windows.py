@@ -11,7 +11,11 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from inferwatch.collector.detectors.result import STORED, Result
-from inferwatch.collector.storage.sqlite.database import Database
+from inferwatch.collector.storage.sqlite.database import (
+    Database,
+    dedupe_key,
+    unavailable_on_database_errors,
+)
 from inferwatch.collector.storage.sqlite.labels import Arrival, join_waiting
 from inferwatch.collector.storage.sqlite.prediction_index import (
     KeptBatch,
@@ -48,11 +52,15 @@ class SQLiteWindowStore:
         kept: list[KeptBatch] = []
         keys: list[Sequence[bytes | str] | None] = []
         arrived: dict[str, list[Arrival]] = {}
-        with self._db.transaction() as db, self._forget_ids_on_error():
+        with (
+            unavailable_on_database_errors(),
+            self._forget_ids_on_error(),
+            self._db.transaction() as db,
+        ):
             for batch in batches:
                 cursor = db.execute(
                     "INSERT INTO seen_spans (key, seen_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (batch.dedupe_key, now_ms),
+                    (dedupe_key(batch.trace_id, batch.span_id), now_ms),
                 )
                 if cursor.rowcount == 0:
                     stored.append(None)
