@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ _TRACE_ID_BYTES = (0, 16)
 _SPAN_ID_BYTES = (0, 8)
 # More digits than a uint64 has cannot be a time.
 _MAX_UINT_DIGITS = 20
+_BEYOND_UINT64 = 2**64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _JSON_STATUS_ERROR = ("STATUS_CODE_ERROR", _STATUS_ERROR)
 
@@ -289,7 +292,7 @@ class _Interpreter:
         if len(text) > limit:
             text = text[: limit - 3] + "..."
         if not _valid_unicode(text):
-            text = text.encode("utf-8", "replace").decode("utf-8")
+            text = _SURROGATE.sub("\ufffd", text)
         return text
 
     def _ids(self, attrs: dict[str, Any], issues: list[str]) -> tuple[str, ...] | None:
@@ -603,13 +606,10 @@ def _json_id(span: dict[str, Any], key: str, where: str) -> bytes:
 
 def _json_uint(span: dict[str, Any], key: str, where: str) -> int:
     value = span.get(key, 0)
-    if (
-        isinstance(value, str)
-        and value.isascii()
-        and value.isdigit()
-        and len(value) <= _MAX_UINT_DIGITS
-    ):
-        value = int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        # Past a uint64's digits the value is beyond any window of now (and int() of
+        # thousands of digits refuses), so it stands for "too far" and the span is rejected.
+        value = int(value) if len(value) <= _MAX_UINT_DIGITS else _BEYOND_UINT64
     if type(value) is int and value >= 0:
         return value
     raise BadRequest(f"{where}.{key} must be an integer or a decimal string, got {_show(value)}.")
