@@ -36,8 +36,9 @@ class IngestLimits(Table):
     rows_per_span: Annotated[Int, within(1, _CEILING.rows)] = 100_000
     # Model name, version and prediction ids, in characters.
     text_chars: Annotated[Int, within(1, _CEILING.text_chars)] = 1_024
-    # How far a span's start may lie before now, and its start or end after now.
-    max_span_age: Annotated[Duration, within(0, low_open=True)] = 30 * 86400.0
+    # How far a span's start may lie before now, and its start or end after now. The age is
+    # generous so that history can be backfilled; either refuses times no window can hold.
+    max_span_age: Annotated[Duration, within(0, low_open=True)] = 3650 * 86400.0
     max_clock_skew: Annotated[Duration, within(0, low_open=True)] = 3600.0
     # Per frame: beyond any, the frame is dropped from its span and an issue recorded.
     columns_per_frame: Annotated[Int, within(1, _CEILING.columns)] = 10_000
