@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from inferwatch.collector.receive.errors import BadRequest, PayloadTooLarge
 from inferwatch.collector.settings.limits import IngestLimits
 
@@ -63,10 +65,19 @@ def count_protobuf(data: bytes, limits: IngestLimits) -> Census:
                 return census
             kind, end = path.pop()
             continue
-        tag, pos = _varint(data, pos)
+        # Tags and lengths are one byte but in big messages: read those inline (hot path).
+        tag = data[pos]
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = _varint(data, pos)
         wire = tag & 7
         if wire == 2:
-            length, pos = _varint(data, pos)
+            length = data[pos] if pos < end else 0x80
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(data, pos)
             stop = pos + length
             if stop > end:
                 raise BadRequest(f"{_NOT_PROTOBUF} (a field runs past its message).")
@@ -77,6 +88,19 @@ def count_protobuf(data: bytes, limits: IngestLimits) -> Census:
             census.values += 1
             if census.values > budget:
                 raise _over(f"more than {budget:,} values", "values_per_request", budget)
+            if child == _ANY_VALUE and _is_text(data, pos, stop):
+                # Most values (every prediction id) are one string or bytes field: nothing to
+                # descend into.
+                pos = stop
+                continue
+            if child == _ARRAY:
+                texts = _uniform_texts(data, pos, stop)
+                if texts is not None:
+                    census.values += texts
+                    if census.values > budget:
+                        raise _over(f"more than {budget:,} values", "values_per_request", budget)
+                    pos = stop
+                    continue
             if child == _SPAN:
                 census.spans += 1
                 if census.spans > limits.spans_per_request:
@@ -144,6 +168,38 @@ def _over(what: str, setting: str, limit: int) -> PayloadTooLarge:
         f"The request holds {what}; the limit is {setting} = {limit:,} "
         "([collector.limits]): send fewer spans a request."
     )
+
+
+_TEXT_TAGS = (0x0A, 0x3A)  # AnyValue.string_value, .bytes_value
+
+
+def _uniform_texts(data: bytes, pos: int, stop: int) -> int | None:
+    """How many values the ArrayValue in data[pos:stop] holds when they are all strings (or all
+    bytes) of one short length, as the SDK's prediction ids are; else None.
+
+    Checked in one numpy comparison over the array's bytes instead of a loop in Python.
+    """
+    if stop - pos < 4 or data[pos] != 0x0A:
+        return None
+    size = data[pos + 1]
+    stride = 2 + size
+    if size >= 0x80 or size < 2 or (stop - pos) % stride:
+        return None
+    elements = np.frombuffer(data, np.uint8, stop - pos, pos).reshape(-1, stride)
+    expected = np.array([0x0A, size, data[pos + 2], size - 2], np.uint8)
+    if expected[2] not in _TEXT_TAGS or not (elements[:, :4] == expected).all():
+        return None
+    return len(elements)
+
+
+def _is_text(data: bytes, pos: int, stop: int) -> bool:
+    """Whether the AnyValue in data[pos:stop] is empty or one short string or bytes field."""
+    if pos == stop:
+        return True
+    if data[pos] not in _TEXT_TAGS or pos + 1 == stop:
+        return False
+    length = data[pos + 1]
+    return length < 0x80 and pos + 2 + length == stop
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -300,7 +300,7 @@ class _Interpreter:
         if ids is None:
             return None
         limit = self.limits.text_chars
-        if any(len(item) > limit for item in ids):
+        if max(map(len, ids), default=0) > limit:
             issues.append(
                 f"{contract.ATTR_PREDICTION_IDS} holds an id longer than text_chars = {limit:,} "
                 "characters; ids were derived from the span id instead, so labels cannot be "
