@@ -69,12 +69,18 @@ def test_a_refused_span_is_answered_200_with_the_rest_stored(tmp_path: Path) -> 
     assert rows == 2
 
 
-def test_spans_whose_ids_run_together_alike_are_both_stored(tmp_path: Path) -> None:
+def test_spans_whose_ids_run_together_alike_are_not_taken_for_one(tmp_path: Path) -> None:
+    """("aa", "bbcc") and ("aabb", "cc") shared a dedupe key, so the second span was dropped as
+    a duplicate. Ids of other lengths than OTLP's are now rejected, each span saying why (the
+    storage contract tests check that such keys no longer collide in storage either)."""
     now_ns = int(T0 * 1e9)
     spans = [otlp_span("aa", "bbcc", now_ns), otlp_span("aabb", "cc", now_ns)]
     answer, rows = post_spans(tmp_path, spans)
     assert answer.status_code == 200, answer.text
-    assert rows == 4
+    partial = answer.json()["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 2, partial
+    assert "OTLP ids are 16 and 8 bytes" in partial["errorMessage"]
+    assert rows == 0
 
 
 def post_spans(tmp_path: Path, spans: list[dict[str, object]]) -> tuple[httpx.Response, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import time
 import zlib
 
 import httpx
@@ -20,6 +21,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from inferwatch import contract
 from inferwatch.collector.receive.batch import Overloaded
 from inferwatch.frame import encode_frame
+
+# A whole second a little before now: the receiver refuses spans far from its clock.
+START_NS = (time.time_ns() // 10**9 - 60) * 10**9
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -82,8 +86,8 @@ def otlp_json_request(make) -> tuple[dict, np.ndarray]:
         "spanId": "eee19b7ec3c1b174",
         "name": contract.SPAN_NAME,
         "kind": 2,
-        "startTimeUnixNano": "1544712660000000000",
-        "endTimeUnixNano": 1544712661000000000,
+        "startTimeUnixNano": str(START_NS),
+        "endTimeUnixNano": START_NS + 10**9,
         "attributes": [
             {"key": contract.ATTR_SCHEMA_VERSION, "value": {"intValue": "1"}},
             {"key": contract.ATTR_MODEL_NAME, "value": {"stringValue": "credit"}},
@@ -110,8 +114,8 @@ def otlp_json_request(make) -> tuple[dict, np.ndarray]:
         "spanId": "0000000000000001",
         "name": "GET /healthz",
         "kind": 2,
-        "startTimeUnixNano": "1544712660000000000",
-        "endTimeUnixNano": "1544712660000000001",
+        "startTimeUnixNano": str(START_NS),
+        "endTimeUnixNano": str(START_NS + 1),
         "attributes": [{"key": "http.method", "value": {"stringValue": "GET"}}],
     }
     document = {
@@ -143,7 +147,7 @@ def test_otlp_json_is_decoded_with_hex_ids_and_string_int64(receiver, make):
     (batch,) = receiver.sink.batches
     assert batch.trace_id == bytes.fromhex("5b8efff798038103d269b633813fc60c")
     assert batch.span_id == bytes.fromhex("eee19b7ec3c1b174")
-    assert (batch.start_ns, batch.end_ns) == (1544712660000000000, 1544712661000000000)
+    assert (batch.start_ns, batch.end_ns) == (START_NS, START_NS + 10**9)
     assert (batch.task, batch.sample_rate, batch.ids) == ("regression", 0.25, ("a", "b"))
     assert batch.error == "upstream timeout"
     assert batch.issues == ()
@@ -197,7 +201,7 @@ def test_garbage_protobuf_is_a_400_with_a_status_body(receiver):
     assert response.status_code == 400
     status = Status.FromString(response.content)
     assert status.code == 3  # INVALID_ARGUMENT
-    assert status.message == "The body is not a valid protobuf ExportTraceServiceRequest."
+    assert status.message.startswith("The body is not a valid protobuf ExportTraceServiceRequest")
 
 
 def test_garbage_json_is_a_400_answered_in_json(receiver):

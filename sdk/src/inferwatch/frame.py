@@ -49,6 +49,28 @@ class FrameError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class FrameLimits:
+    """What a frame's header may claim, checked before anything is allocated for it.
+
+    Most claims are backed by bytes (a column's values must follow its header), but some are not:
+    the rows of a frame without columns, the width of a block without rows, the names a wide block
+    derives. The defaults are the ceilings every decoder applies (a journal replay, a stored
+    reservoir, a reference part); the collector's receiver applies its own, lower ones
+    (``[collector.limits]``), which can never exceed these, so that what it accepted always
+    decodes again.
+    """
+
+    rows: int = 2**24
+    # Features: a numeric block counts its width, a categorical column one.
+    columns: int = 2**20
+    # rows x columns.
+    cells: int = 2**30
+    header_bytes: int = 2**27
+    # Characters of one column name, feature name or category.
+    text_chars: int = 2**16
+
+
+@dataclass(frozen=True, slots=True)
 class NumericBlock:
     """A (rows, width) block of floats; NaN marks a missing value."""
 
@@ -184,8 +206,13 @@ def _header(rows: int, descriptors: tuple[tuple[Any, ...], ...]) -> bytes:
     return MAGIC + _LENGTH.pack(len(header)) + header
 
 
-def decode_frame(data: bytes | bytearray | memoryview, *, max_rows: int | None = None) -> Frame:
-    """Parse a frame, validating every length and code. Raises FrameError."""
+def decode_frame(
+    data: bytes | bytearray | memoryview, *, limits: FrameLimits = FrameLimits()
+) -> Frame:
+    """Parse a frame, validating every length, code and string, within ``limits``.
+
+    Raises FrameError; one that names a limit when a claim is beyond it.
+    """
     view = memoryview(data)
     start = len(MAGIC) + _LENGTH.size
     if bytes(view[: len(MAGIC)]) != MAGIC:
@@ -197,6 +224,11 @@ def decode_frame(data: bytes | bytearray | memoryview, *, max_rows: int | None =
         raise FrameError(
             f"truncated frame: its header claims {header_length} bytes but only "
             f"{len(view) - start} follow"
+        )
+    if header_length > limits.header_bytes:
+        raise FrameError(
+            f"frame header is {header_length} bytes; the limit is {limits.header_bytes} "
+            "(header_bytes)"
         )
     try:
         header = json.loads(bytes(view[start : start + header_length]))
@@ -210,15 +242,27 @@ def decode_frame(data: bytes | bytearray | memoryview, *, max_rows: int | None =
     specs = header.get("columns")
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
         raise FrameError(f"frame 'rows' must be a non-negative integer, got {rows!r}")
-    if max_rows is not None and rows > max_rows:
-        raise FrameError(f"frame has {rows} rows; the limit is {max_rows}")
+    if rows > limits.rows:
+        raise FrameError(f"frame has {rows} rows; the limit is {limits.rows} (rows)")
     if not isinstance(specs, list):
         raise FrameError("frame 'columns' must be a list")
     offset = start + header_length
     columns: list[Column] = []
     seen: set[str] = set()
+    features = 0
     for spec in specs:
-        column, offset = _decode_column(spec, rows, view, offset)
+        column, offset = _decode_column(spec, rows, view, offset, limits)
+        features += column.width if isinstance(column, NumericBlock) else 1
+        if features > limits.columns:
+            raise FrameError(
+                f"frame has more than {limits.columns} columns; the limit is {limits.columns} "
+                "(columns)"
+            )
+        if rows * features > limits.cells:
+            raise FrameError(
+                f"frame has more than {limits.cells} cells ({rows} rows x {features} columns "
+                f"so far); the limit is {limits.cells} (cells)"
+            )
         names = column.feature_names() if isinstance(column, NumericBlock) else (column.name,)
         for name in names:
             key = f"{column.role}:{name}"
@@ -248,16 +292,20 @@ def _not_a_frame(signature: bytes) -> FrameError:
     return FrameError(f"not an inferwatch frame: it starts with {signature!r}, not {MAGIC!r}")
 
 
-def _decode_column(spec: object, rows: int, view: memoryview, offset: int) -> tuple[Column, int]:
+def _decode_column(
+    spec: object, rows: int, view: memoryview, offset: int, limits: FrameLimits
+) -> tuple[Column, int]:
     if not isinstance(spec, dict):
         raise FrameError("each frame column must be a JSON object")
     name = spec.get("name")
     kind = spec.get("kind")
     role = spec.get("role", "feature")
     if not isinstance(name, str) or not name:
-        raise FrameError(f"frame column name must be a non-empty string, got {name!r}")
+        raise FrameError(f"frame column name must be a non-empty string, got {_shown(name)}")
+    # Column names are quoted in messages only once known to be short and valid Unicode.
+    _check_text(name, "a column name", limits)
     if role not in ROLES:
-        raise FrameError(f"column {name!r}: role must be one of {ROLES}, got {role!r}")
+        raise FrameError(f"column {name!r}: role must be one of {ROLES}, got {_shown(role)}")
     if kind == "numeric":
         dtype = _NUMERIC_DTYPES.get(spec.get("dtype"))  # type: ignore[arg-type]
         width = spec.get("width")
@@ -266,12 +314,18 @@ def _decode_column(spec: object, rows: int, view: memoryview, offset: int) -> tu
             raise FrameError(f"column {name!r}: dtype must be '<f8' or '<f4'")
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise FrameError(f"column {name!r}: width must be a positive integer")
+        if width > limits.columns:
+            raise FrameError(
+                f"column {name!r} is {width} columns wide; the limit is {limits.columns} (columns)"
+            )
         if names is not None and (
             not isinstance(names, list)
             or len(names) != width
             or not all(isinstance(n, str) and n for n in names)
         ):
             raise FrameError(f"column {name!r}: names must be {width} non-empty strings")
+        for feature in names or ():
+            _check_text(feature, f"a feature name of column {name!r}", limits)
         nbytes = rows * width * dtype.itemsize
         buffer = _take(view, offset, nbytes, name)
         values = np.frombuffer(buffer, dtype=dtype).reshape(rows, width)
@@ -280,6 +334,8 @@ def _decode_column(spec: object, rows: int, view: memoryview, offset: int) -> tu
         categories = spec.get("categories")
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             raise FrameError(f"column {name!r}: categories must be a list of strings")
+        for category in categories:
+            _check_text(category, f"a category of column {name!r}", limits)
         nbytes = rows * _CODES_DTYPE.itemsize
         codes = np.frombuffer(_take(view, offset, nbytes, name), dtype=_CODES_DTYPE)
         if rows and (codes.min() < -1 or codes.max() >= len(categories)):
@@ -288,6 +344,27 @@ def _decode_column(spec: object, rows: int, view: memoryview, offset: int) -> tu
     else:
         raise FrameError(f"column {name!r}: kind must be 'numeric' or 'categorical', got {kind!r}")
     return column, offset + nbytes + (-nbytes % _ALIGN)
+
+
+def _check_text(text: str, what: str, limits: FrameLimits) -> None:
+    if len(text) > limits.text_chars:
+        raise FrameError(
+            f"{what} has {len(text)} characters; the limit is {limits.text_chars} (text_chars)"
+        )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A JSON escape such as \ud800 decodes to a lone surrogate, which no store or JSON
+            # answer can hold.
+            raise FrameError(f"{what} is not valid Unicode (it holds a lone surrogate)") from None
+
+
+def _shown(value: object) -> str:
+    """What a message may say of a value it cannot trust: its type, and length."""
+    if isinstance(value, str | list | dict):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return type(value).__name__ if value is not None else "nothing"
 
 
 def _take(view: memoryview, offset: int, nbytes: int, name: str) -> memoryview:

@@ -98,6 +98,8 @@ def traces_router(runtime: Collector, config: CollectorConfig) -> APIRouter:
             max_inflight_bytes=config.max_inflight_bytes,
             stats=runtime.receiver_stats,
             refuse_model=_model_refusal,
+            limits=config.limits,
+            clock=runtime.clock,
         ),
         methods=["POST"],
         dependencies=[Depends(Requires("write", refused=OtlpRefusal))],

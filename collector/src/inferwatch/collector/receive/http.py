@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ from inferwatch.collector.receive.otlp import (
     decode_export_request,
     media_type,
 )
+from inferwatch.collector.settings.limits import DEFAULT_LIMITS, IngestLimits
 
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 DEFAULT_MAX_INFLIGHT_BYTES = 256 * 2**20
@@ -95,6 +97,8 @@ def traces_endpoint(
     max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
     stats: ReceiverStats | None = None,
     refuse_model: Callable[[Request, str], str | None] | None = None,
+    limits: IngestLimits = DEFAULT_LIMITS,
+    clock: Callable[[], float] = time.time,
 ) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint for POST /v1/traces that hands decoded batches to ``sink``.
 
@@ -102,6 +106,7 @@ def traces_endpoint(
 
     ``max_body_bytes`` caps the body both on the wire and once decompressed (413 above it);
     ``max_inflight_bytes`` caps the bodies of all requests held at once (503 beyond it).
+    ``limits`` bound what the body holds, and the span times allowed around ``clock()``.
     ``refuse_model(request, model)`` says why the request's sender may not write ``model``
     (None when it may): those spans are rejected, and the request answered 403 when no span is
     left.
@@ -122,10 +127,13 @@ def traces_endpoint(
                     )
                 body = await read_body(request, limit=max_body_bytes, holding=holding)
                 counters.bytes_received += body.wire_bytes
+                now_ns = int(clock() * 1e9)
                 if len(body.data) > _INLINE_DECODE_BYTES:
-                    decoded = await anyio.to_thread.run_sync(decode_export_request, body.data, kind)
+                    decoded = await anyio.to_thread.run_sync(
+                        decode_export_request, body.data, kind, limits, now_ns
+                    )
                 else:
-                    decoded = decode_export_request(body.data, kind)
+                    decoded = decode_export_request(body.data, kind, limits, now_ns)
             except Busy as exc:
                 counters.busy_responses += 1
                 return _retry_later(503, str(exc), exc.retry_after, kind)

@@ -2,9 +2,14 @@
 
 Two thin adapters walk the request, one per encoding, and hand each inferwatch span to one
 interpreter as plain Python values. The request envelope must be valid OTLP (else BadRequest, the
-whole request is refused); inside an inferwatch span nothing is fatal except not knowing which model
-it belongs to: every other problem becomes an entry of ``PredictionBatch.issues`` and the batch is
-delivered with whatever could be decoded.
+whole request is refused) and within the per-request limits (else PayloadTooLarge, checked on the
+wire before protobuf allocates anything). An inferwatch span is rejected alone when it cannot be
+attributed to a model, when its times lie outside the window of now that ``IngestLimits`` allows,
+or when it is over a per-span limit; every other problem becomes an entry of
+``PredictionBatch.issues`` and the batch is delivered with whatever could be decoded.
+
+No message this module writes holds a value the client sent (it may be a secret): only its type
+and length.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +31,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from inferwatch import contract
 from inferwatch.collector.receive.batch import PredictionBatch
+from inferwatch.collector.receive.census import (
+    Census,
+    check_counts,
+    count_json_tokens,
+    count_protobuf,
+)
 from inferwatch.collector.receive.errors import BadRequest, UnsupportedMediaType
-from inferwatch.frame import Frame, FrameError, decode_frame
+from inferwatch.collector.settings.limits import DEFAULT_LIMITS, IngestLimits
+from inferwatch.frame import Frame, FrameError, FrameLimits, decode_frame
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -45,6 +60,13 @@ _CONTRACT_KEYS = (
     contract.ATTR_SAMPLE_RATE,
     contract.ATTR_CAPTURE_ERROR,
 )
+# OTLP's id lengths; an empty id is tolerated (some exporters leave it unset).
+_TRACE_ID_BYTES = (0, 16)
+_SPAN_ID_BYTES = (0, 8)
+# More digits than a uint64 has cannot be a time.
+_MAX_UINT_DIGITS = 20
+_BEYOND_UINT64 = 2**64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _JSON_STATUS_ERROR = ("STATUS_CODE_ERROR", _STATUS_ERROR)
 
@@ -73,18 +95,27 @@ def media_type(content_type: str) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def decode_export_request(body: bytes, content_type: str) -> DecodedTraces:
-    """Decode an uncompressed request body. Raises BadRequest only for an undecodable body."""
+def decode_export_request(
+    body: bytes,
+    content_type: str,
+    limits: IngestLimits = DEFAULT_LIMITS,
+    now_ns: int | None = None,
+) -> DecodedTraces:
+    """Decode an uncompressed request body received at ``now_ns`` (the clock's, by default).
+
+    Raises BadRequest for an undecodable body, PayloadTooLarge for one over a per-request limit.
+    """
     kind = media_type(content_type)
     if kind == PROTOBUF:
-        spans = _protobuf_spans(body)
+        spans = _protobuf_spans(body, limits)
     elif kind == JSON:
-        spans = _json_spans(body)
+        spans = _json_spans(body, limits)
     else:
         raise UnsupportedMediaType(
             f"Content type {kind or '(none)'!r} is not supported; "
             f"send one of {', '.join(CONTENT_TYPES)}."
         )
+    interpreter = _Interpreter(limits, time.time_ns() if now_ns is None else now_ns)
     decoded = DecodedTraces()
     seen: set[tuple[bytes, bytes]] = set()
     for span in spans:
@@ -98,7 +129,7 @@ def decode_export_request(body: bytes, content_type: str) -> DecodedTraces:
                 continue
             seen.add(key)
         try:
-            decoded.batches.append(_to_batch(span))
+            decoded.batches.append(interpreter.to_batch(span))
         except _Rejected as exc:
             decoded.rejected += 1
             decoded.errors.append(str(exc))
@@ -117,6 +148,10 @@ class _Span:
     error: str | None
     # The contract attributes the span carries, as Python values (see _pb_value / _json_value).
     attributes: dict[str, Any]
+    # How many attributes, events and links the span has (of any kind).
+    attribute_count: int
+    event_count: int
+    link_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,49 +165,180 @@ class _Rejected(Exception):
     pass
 
 
-def _to_batch(span: _Span) -> PredictionBatch:
-    attrs = span.attributes
-    schema = attrs.get(contract.ATTR_SCHEMA_VERSION)
-    if type(schema) is not int or schema != contract.SCHEMA_VERSION:
-        raise _Rejected(
-            f"Span {span.span_id.hex()} has {contract.ATTR_SCHEMA_VERSION} = {_show(schema)}; "
-            f"this collector reads schema version {contract.SCHEMA_VERSION}."
-        )
-    issues: list[str] = []
-    model = _text(attrs, contract.ATTR_MODEL_NAME, issues)
-    if not model:
-        raise _Rejected(
-            f"Span {span.span_id.hex()} has no usable {contract.ATTR_MODEL_NAME} "
-            "(a non-empty string), so it cannot be attributed to a model."
-        )
-    version = _text(attrs, contract.ATTR_MODEL_VERSION, issues) or UNVERSIONED
-    task = _task(attrs, issues)
-    inputs = _frame(attrs, contract.ATTR_INPUT_FRAME, issues)
-    outputs = _frame(attrs, contract.ATTR_OUTPUT_FRAME, issues)
-    declared_rows = _count(attrs, contract.ATTR_ROWS, issues)
-    ids = _ids(attrs, issues)
+class _Interpreter:
+    """Turns spans into batches under ``limits``, at the time ``now_ns``."""
 
-    outputs, ids = _align_rows(span, inputs, outputs, declared_rows, ids, issues)
+    def __init__(self, limits: IngestLimits, now_ns: int) -> None:
+        self.limits = limits
+        self.frame_limits: FrameLimits = limits.frame_limits()
+        self.earliest_ns = now_ns - int(limits.max_span_age * 1e9)
+        self.latest_ns = now_ns + int(limits.max_clock_skew * 1e9)
 
-    capture_error = attrs.get(contract.ATTR_CAPTURE_ERROR)
-    if capture_error is not None:
-        what = capture_error if isinstance(capture_error, str) else _show(capture_error)
-        issues.append(f"The SDK could not capture part of the call: {what}")
-    return PredictionBatch(
-        model=model,
-        version=version,
-        task=task,
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        start_ns=span.start_ns,
-        end_ns=span.end_ns,
-        error=span.error,
-        ids=ids,
-        inputs=inputs,
-        outputs=outputs,
-        sample_rate=_sample_rate(attrs, issues),
-        issues=tuple(issues),
-    )
+    def to_batch(self, span: _Span) -> PredictionBatch:
+        attrs = span.attributes
+        name = _span_name(span)
+        schema = attrs.get(contract.ATTR_SCHEMA_VERSION)
+        if type(schema) is not int or schema != contract.SCHEMA_VERSION:
+            raise _Rejected(
+                f"{name} has {contract.ATTR_SCHEMA_VERSION} = {_show(schema)}; "
+                f"this collector reads schema version {contract.SCHEMA_VERSION}."
+            )
+        self._check_shape(span, name)
+        self._check_times(span, name)
+        issues: list[str] = []
+        model = self._name(attrs, contract.ATTR_MODEL_NAME, name, issues)
+        if not model:
+            raise _Rejected(
+                f"{name} has no usable {contract.ATTR_MODEL_NAME} "
+                "(a non-empty string), so it cannot be attributed to a model."
+            )
+        version = self._name(attrs, contract.ATTR_MODEL_VERSION, name, issues) or UNVERSIONED
+        task = _task(attrs, issues)
+        declared_rows = _count(attrs, contract.ATTR_ROWS, issues)
+        ids = self._ids(attrs, issues)
+        rows_limit = self.limits.rows_per_span
+        for what, count in (
+            (contract.ATTR_ROWS, declared_rows),
+            (contract.ATTR_PREDICTION_IDS, len(ids) if ids is not None else None),
+        ):
+            if count is not None and count > rows_limit:
+                raise _Rejected(
+                    f"{name} has {what} of {count:,} rows; the limit is "
+                    f"rows_per_span = {rows_limit:,} ([collector.limits])."
+                )
+        inputs = self._frame(attrs, contract.ATTR_INPUT_FRAME, issues)
+        outputs = self._frame(attrs, contract.ATTR_OUTPUT_FRAME, issues)
+
+        outputs, ids = _align_rows(span, inputs, outputs, declared_rows, ids, issues)
+
+        capture_error = attrs.get(contract.ATTR_CAPTURE_ERROR)
+        if capture_error is not None:
+            what = (
+                self._message(capture_error)
+                if isinstance(capture_error, str)
+                else _show(capture_error)
+            )
+            issues.append(f"The SDK could not capture part of the call: {what}")
+        return PredictionBatch(
+            model=model,
+            version=version,
+            task=task,
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+            start_ns=span.start_ns,
+            end_ns=span.end_ns,
+            error=self._message(span.error) if span.error is not None else None,
+            ids=ids,
+            inputs=inputs,
+            outputs=outputs,
+            sample_rate=_sample_rate(attrs, issues),
+            issues=tuple(issues),
+        )
+
+    def _check_shape(self, span: _Span, name: str) -> None:
+        if len(span.trace_id) not in _TRACE_ID_BYTES or len(span.span_id) not in _SPAN_ID_BYTES:
+            raise _Rejected(
+                f"{name} has a trace id of {len(span.trace_id)} bytes and a span id of "
+                f"{len(span.span_id)} bytes; OTLP ids are 16 and 8 bytes."
+            )
+        limits = self.limits
+        for what, count, setting, limit in (
+            ("attributes", span.attribute_count, "attributes_per_span", limits.attributes_per_span),
+            ("events", span.event_count, "events_per_span", limits.events_per_span),
+            ("links", span.link_count, "links_per_span", limits.links_per_span),
+        ):
+            if count > limit:
+                raise _Rejected(
+                    f"{name} has {count:,} {what}; the limit is {setting} = {limit:,} "
+                    "([collector.limits])."
+                )
+
+    def _check_times(self, span: _Span, name: str) -> None:
+        limits = self.limits
+        if span.start_ns < self.earliest_ns:
+            raise _Rejected(
+                f"{name} started {_ago(span.start_ns, self.earliest_ns)} more than "
+                f"max_span_age = {limits.max_span_age:g} s before now ([collector.limits]); "
+                "it is too old to be counted in any window."
+            )
+        if max(span.start_ns, span.end_ns) > self.latest_ns:
+            raise _Rejected(
+                f"{name} {'ends' if span.start_ns <= self.latest_ns else 'starts'} more than "
+                f"max_clock_skew = {limits.max_clock_skew:g} s after now ([collector.limits]); "
+                "check the clock of the process that sent it."
+            )
+        if span.end_ns < span.start_ns:
+            raise _Rejected(f"{name} ends before it starts.")
+
+    def _name(self, attrs: dict[str, Any], key: str, name: str, issues: list[str]) -> str | None:
+        """The model name or version: what a window is stored under, so it must be valid."""
+        value = _text(attrs, key, issues)
+        if value is None:
+            return None
+        limit = self.limits.text_chars
+        if len(value) > limit:
+            raise _Rejected(
+                f"{name} has a {key} of {len(value):,} characters; the limit is "
+                f"text_chars = {limit:,} ([collector.limits])."
+            )
+        if not _valid_unicode(value):
+            raise _Rejected(f"{name} has a {key} that is not valid Unicode (a lone surrogate).")
+        return value
+
+    def _message(self, text: str) -> str:
+        """Text the client wrote that is kept (an error type, a capture problem): shortened,
+        lone surrogates replaced, so that storing and showing it can never fail."""
+        limit = self.limits.text_chars
+        if len(text) > limit:
+            text = text[: limit - 3] + "..."
+        if not _valid_unicode(text):
+            text = _SURROGATE.sub("\ufffd", text)
+        return text
+
+    def _ids(self, attrs: dict[str, Any], issues: list[str]) -> tuple[str, ...] | None:
+        ids = _ids(attrs, issues)
+        if ids is None:
+            return None
+        limit = self.limits.text_chars
+        if max(map(len, ids), default=0) > limit:
+            issues.append(
+                f"{contract.ATTR_PREDICTION_IDS} holds an id longer than text_chars = {limit:,} "
+                "characters; ids were derived from the span id instead, so labels cannot be "
+                "joined to these rows."
+            )
+            return None
+        return ids
+
+    def _frame(self, attrs: dict[str, Any], key: str, issues: list[str]) -> Frame | None:
+        value = attrs.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bytes):
+            issues.append(_wrong_type(key, "bytes (an inferwatch frame)", value))
+            return None
+        try:
+            return decode_frame(value, limits=self.frame_limits)
+        except FrameError as exc:
+            issues.append(f"{key} could not be decoded: {exc}.")
+            return None
+
+
+def _span_name(span: _Span) -> str:
+    return f"Span {span.span_id.hex()}" if span.span_id else "A span without a span id"
+
+
+def _ago(start_ns: int, earliest_ns: int) -> str:
+    return "at the epoch," if start_ns == 0 else f"{(earliest_ns - start_ns) / 1e9:,.0f} s"
+
+
+def _valid_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _align_rows(
@@ -218,14 +384,27 @@ def _align_rows(
 
 
 def _show(value: object) -> str:
+    """A value as messages may show it: its type and size, never the value itself (a value a
+    client sent may be a secret, and these messages reach logs and the client)."""
     if value is None:
         return "(missing)"
     if isinstance(value, _BadValue):
         return f"a value that {value.reason}"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number" if math.isfinite(value) else "a number that is not finite"
+    if isinstance(value, str):
+        return f"a string of {len(value):,} characters"
     if isinstance(value, bytes):
-        return f"{len(value)} bytes"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+        return f"{len(value):,} bytes"
+    if isinstance(value, list):
+        return f"an array of {len(value):,} values"
+    if isinstance(value, dict):
+        return f"a key-value list of {len(value):,} entries"
+    return f"a {type(value).__name__}"
 
 
 def _wrong_type(key: str, expected: str, value: object) -> str:
@@ -237,7 +416,7 @@ def _text(attrs: dict[str, Any], key: str, issues: list[str]) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        issues.append(f"{key} should be a string but is the number {value}; it was read as text.")
+        issues.append(f"{key} should be a string but is a number; it was read as text.")
         return str(value)
     issues.append(_wrong_type(key, "a string", value))
     return None
@@ -269,20 +448,6 @@ def _sample_rate(attrs: dict[str, Any], issues: list[str]) -> float:
     return 1.0
 
 
-def _frame(attrs: dict[str, Any], key: str, issues: list[str]) -> Frame | None:
-    value = attrs.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bytes):
-        issues.append(_wrong_type(key, "bytes (an inferwatch frame)", value))
-        return None
-    try:
-        return decode_frame(value)
-    except FrameError as exc:
-        issues.append(f"{key} could not be decoded: {exc}.")
-        return None
-
-
 def _ids(attrs: dict[str, Any], issues: list[str]) -> tuple[str, ...] | None:
     value = attrs.get(contract.ATTR_PREDICTION_IDS)
     if value is None:
@@ -305,7 +470,8 @@ def _ids(attrs: dict[str, Any], issues: list[str]) -> tuple[str, ...] | None:
 # -- protobuf -------------------------------------------------------------------------------------
 
 
-def _protobuf_spans(body: bytes) -> Iterator[_Span | None]:
+def _protobuf_spans(body: bytes, limits: IngestLimits) -> Iterator[_Span | None]:
+    count_protobuf(body, limits)
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except DecodeError:
@@ -324,6 +490,9 @@ def _protobuf_spans(body: bytes) -> Iterator[_Span | None]:
                     span.end_time_unix_nano,
                     _pb_error(span),
                     {key: _pb_value(values[key]) for key in _CONTRACT_KEYS if key in values},
+                    len(span.attributes),
+                    len(span.events),
+                    len(span.links),
                 )
 
 
@@ -359,7 +528,8 @@ def _pb_error(span: Span) -> str | None:
 # and faster than rewriting it for json_format.ParseDict (bench/results/receive.md).
 
 
-def _json_spans(body: bytes) -> Iterator[_Span | None]:
+def _json_spans(body: bytes, limits: IngestLimits) -> Iterator[_Span | None]:
+    count_json_tokens(body, limits)
     try:
         document = json.loads(body)
     except RecursionError:
@@ -368,17 +538,28 @@ def _json_spans(body: bytes) -> Iterator[_Span | None]:
         raise BadRequest(f"The body is not valid JSON ({exc}).") from None
     if not isinstance(document, dict):
         raise BadRequest("The body is not an OTLP JSON ExportTraceServiceRequest object.")
-    for r, resource_spans in enumerate(_json_list(document, "resourceSpans", "the request")):
+    resources = _json_list(document, "resourceSpans", "the request")
+    census = Census(resources=len(resources))
+    check_counts(census, limits)
+    scopes = []
+    for r, resource_spans in enumerate(resources):
         where = f"resourceSpans[{r}]"
         for s, scope_spans in enumerate(_json_list(resource_spans, "scopeSpans", where)):
             scope_where = f"{where}.scopeSpans[{s}]"
-            for n, span in enumerate(_json_list(scope_spans, "spans", scope_where)):
-                yield _json_span(span, f"{scope_where}.spans[{n}]")
+            spans = _json_list(scope_spans, "spans", scope_where)
+            census.scopes += 1
+            census.spans += len(spans)
+            scopes.append((scope_where, spans))
+        check_counts(census, limits)
+    for scope_where, spans in scopes:
+        for n, span in enumerate(spans):
+            yield _json_span(span, f"{scope_where}.spans[{n}]")
 
 
 def _json_span(span: Any, where: str) -> _Span | None:
     if not isinstance(span, dict):
         raise BadRequest(f"{where} is not a JSON object.")
+    attributes = _json_list(span, "attributes", where)
     values = _json_attributes(span, where)
     if contract.ATTR_SCHEMA_VERSION not in values:
         return None
@@ -389,6 +570,9 @@ def _json_span(span: Any, where: str) -> _Span | None:
         _json_uint(span, "endTimeUnixNano", where),
         _json_error(span, where),
         {key: _json_value(values[key]) for key in _CONTRACT_KEYS if key in values},
+        len(attributes),
+        len(_json_list(span, "events", where)),
+        len(_json_list(span, "links", where)),
     )
 
 
@@ -423,7 +607,9 @@ def _json_id(span: dict[str, Any], key: str, where: str) -> bytes:
 def _json_uint(span: dict[str, Any], key: str, where: str) -> int:
     value = span.get(key, 0)
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
+        # Past a uint64's digits the value is beyond any window of now (and int() of
+        # thousands of digits refuses), so it stands for "too far" and the span is rejected.
+        value = int(value) if len(value) <= _MAX_UINT_DIGITS else _BEYOND_UINT64
     if type(value) is int and value >= 0:
         return value
     raise BadRequest(f"{where}.{key} must be an integer or a decimal string, got {_show(value)}.")
@@ -471,7 +657,7 @@ def _json_bool(item: Any) -> Any:
 def _json_int(item: Any) -> Any:
     if type(item) is int:
         return item
-    if isinstance(item, str):
+    if isinstance(item, str) and len(item) <= _MAX_UINT_DIGITS + 1:
         try:
             return int(item)
         except ValueError:

@@ -38,6 +38,7 @@ from inferwatch.collector.detectors.params import Count, Flag, Int, Table, withi
 from inferwatch.collector.settings.checks import Catalog
 from inferwatch.collector.settings.durations import Duration
 from inferwatch.collector.settings.keys import ApiKey, check_unique, simple_keys
+from inferwatch.collector.settings.limits import IngestLimits
 from inferwatch.collector.settings.model import ModelConfig, merge_tables
 
 
@@ -116,6 +117,7 @@ class CollectorConfig(Table):
     # How often the background task closes due windows and re-evaluates changed ones.
     tick_seconds: Interval = 1.0
     max_labels_per_request: Count = 10_000
+    limits: IngestLimits = IngestLimits()
     # Modules whose checks, detectors, metrics and notifiers join those of the installed
     # distributions' entry points (docs/architecture.md).
     plugins: tuple[NonEmpty, ...] = ()
