@@ -19,6 +19,11 @@ class ShareSettings(CheckSettings):
     threshold: Share | ThresholdTable = 0.0
 
     @property
+    def levels_decide(self) -> bool:
+        """A table of levels re-decides the results (detect.levels), not the share."""
+        return not isinstance(self.threshold, float | int)
+
+    @property
     def share(self) -> float:
         """The check's own threshold: its number, or the default when levels decide."""
         if isinstance(self.threshold, float | int):
@@ -56,14 +61,17 @@ def error_rate(
             )
         ]
     decision = Decision.ALERT if rate > threshold else Decision.OK
+    message = f"{state.errors} of {state.requests} requests failed ({rate:.1%})"
+    if not settings.levels_decide:
+        # With levels, the level crossed is quoted instead (detect.levels), never this default.
+        message += f"; the threshold is {threshold:.1%}"
     return [
         Result(
             detector="error_rate",
             score=rate,
             threshold=threshold,
             decision=decision,
-            message=f"{state.errors} of {state.requests} requests failed ({rate:.1%}); "
-            f"the threshold is {threshold:.1%}",
+            message=message,
         )
     ]
 
