@@ -106,7 +106,11 @@ def data_quality(
 
 @check("schema", ShareSettings)
 def schema(profile: Profile | None, window: WindowView, settings: ShareSettings) -> list[Result]:
-    """Columns whose type changed, that went missing, or that the reference does not know."""
+    """Columns whose type changed, that went missing, or that the reference does not know.
+
+    Outputs the reference does not carry are no problem: predictions are optional in a
+    reference, and the output checks only compare the columns it has.
+    """
     summary = window.state.summary
     rows = max(summary.rows, 1)
     threshold = settings.share
@@ -118,7 +122,7 @@ def schema(profile: Profile | None, window: WindowView, settings: ShareSettings)
     )
     for counts, what in problems:
         for (role, name), n in sorted(counts.items()):
-            if not n:
+            if not n or (counts is summary.new and role == "output"):
                 continue
             share = n / rows
             decision = Decision.ALERT if share > threshold else Decision.OK
