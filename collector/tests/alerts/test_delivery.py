@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import math
 import time
@@ -107,12 +108,22 @@ async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: Webhook
         assert all(v in facts for v in ("credit/eu", "3", "ks", "warning", "*Features*\nincome"))
         assert f"<{url}|window 12>" in slack["blocks"][3]["elements"][0]["text"]
 
-        passing = row("ks", "ok", "income", score=0.02)
+        # The alert's message, which quotes the failing result it describes.
+        assert generic["message"] == generic["alert"]["message"]
+        assert "KS 0.31 > 0.1 on income" in generic["message"]
+
+        passing = row("ks", "ok", "income", score=0.02, message="KS 0.02 <= 0.1 on income")
         await asyncio.to_thread(engine.process, "credit/eu", "3", window(13, passing))
         resolved = (await wait_for(receiver, 2, "/generic"))[1]
         assert (resolved["event"], resolved["alert"]["state"]) == ("resolved", "resolved")
         assert resolved["alert"]["id"] == alert["id"]
-        assert "Alert resolved" in (await wait_for(receiver, 2, "/slack"))[1]["text"]
+        # A resolve quotes the passing result it describes, not the last failure.
+        assert resolved["message"] == "KS 0.02 <= 0.1 on income"
+        resolved_slack = (await wait_for(receiver, 2, "/slack"))[1]
+        assert "Alert resolved" in resolved_slack["text"]
+        assert "KS 0.02 &lt;= 0.1 on income" in resolved_slack["text"]
+        assert "0.31" not in resolved_slack["text"]
+        assert "0.31" not in json.dumps(resolved_slack["blocks"])
         assert await dispatcher.drain(20)
         assert dispatcher.stats.delivered == 4
 

@@ -347,3 +347,96 @@ def test_the_online_detector_continues_after_a_restart(
         == summary(second["results"], "outliers")["details"]["flagged_ids"]
     )
     assert stored_state() == second["state"]
+
+
+def test_integer_classes_are_tested_as_categories(make_collector, make_sender) -> None:
+    """A classifier whose outputs are class indices (``model.predict``): ``prediction_drift``
+    compares the classes' shares (chi-squared), as the library does with integer classes, not
+    the class numbers' distribution (KS)."""
+    clock = FakeClock(T0)
+    settings = {"window": WINDOW, "allowed_lateness": 5, "reference": {"policy": "none"}}
+    collector = make_collector(clock, models={"digits": settings})
+    rng = np.random.default_rng(4)
+    reference = table(rng, 3000)
+    classes = rng.choice(3, size=3000, p=(0.5, 0.3, 0.2))
+    inferwatch.set_reference(
+        "digits",
+        "1",
+        {name: reference[name] for name in FEATURES},
+        predictions=classes,
+        task="classification",
+        endpoint=collector.url,
+    )
+    sender = make_sender(collector.url)
+    shares = [(0.5, 0.3, 0.2), (0.3, 0.3, 0.4)]  # clean, then class 2 twice as frequent
+    for number, p in enumerate(shares):
+        x = rng.normal(size=(ROWS, len(FEATURES)))
+        predicted = rng.choice(3, size=ROWS, p=p).astype(float)
+        for start in range(0, ROWS, BATCH):
+            inputs = Frame(BATCH, (numeric("features", x[start : start + BATCH], list(FEATURES)),))
+            outputs = Frame(BATCH, (numeric("prediction", predicted[start : start + BATCH]),))
+            ids = [f"d{number}-{start + i}" for i in range(BATCH)]
+            when = T0 + number * WINDOW + 1 + start / ROWS
+            sender.send("digits", "1", int(when * 1e9), inputs, ids, outputs)
+    sender.flush()
+    with collector.client() as client:
+        wait_for(lambda: total_rows(client, "digits") == 2 * ROWS, what="rows")
+        clock.advance_to(T0 + 2 * WINDOW + 10)
+        found = wait_for(
+            lambda: (
+                len(w := [x for x in windows(client, "digits") if x["evaluated_at"]]) == 2 and w
+            ),
+            what="both windows' evaluations",
+        )
+        clean, shifted = (results_of(client, w["id"], "digits") for w in found)
+    rows = []
+    for results in (clean, shifted):
+        (row,) = [
+            r
+            for r in results
+            if r["detector"] == "prediction_drift" and r["feature"] == "prediction"
+        ]
+        rows.append(row)
+        assert row["details"]["test"] == "chi2", row
+        assert row["details"]["counts"] == "class counts of the row sample"
+    assert rows[0]["decision"] == "ok" and rows[1]["decision"] == "alert"
+    assert "`prediction`" in rows[1]["message"]
+
+
+def test_the_same_traffic_to_two_models_gets_the_same_results(make_collector, make_sender) -> None:
+    """A window of more rows than its reservoir keeps (10,000) is sampled by the rows' own
+    values, not by a generator of each model's: two models (or replicas, or a re-evaluation)
+    seeing the same traffic reach the same verdicts."""
+    rows, batch = 12_000, 1_000
+    clock = FakeClock(T0)
+    settings = {"window": WINDOW, "allowed_lateness": 5, "reference": {"policy": "none"}}
+    collector = make_collector(clock, models={"blue": settings, "green": settings})
+    traffic = table(np.random.default_rng(8), rows, shift=0.05)
+    sender = make_sender(collector.url)
+    for model in ("blue", "green"):
+        upload_reference(collector.url, np.random.default_rng(9), model)
+        for start in range(0, rows, batch):
+            inputs, outputs = frames(traffic, start, start + batch)
+            ids = [f"{model}-{start + i}" for i in range(batch)]  # ids differ, as they would
+            when = T0 + 1 + start / rows
+            sender.send(model, "1", int(when * 1e9), inputs, ids, outputs)
+    sender.flush()
+    verdicts = []
+    with collector.client() as client:
+        for model in ("blue", "green"):
+            wait_for(lambda m=model: total_rows(client, m) == rows, what=f"{model}'s rows")
+        clock.advance_to(T0 + WINDOW + 10)
+        for model in ("blue", "green"):
+            (window,) = wait_for(
+                lambda m=model: (w := windows(client, m)) and w[0]["evaluated_at"] and w,
+                what=f"{model}'s evaluation",
+            )
+            results = results_of(client, window["id"], model)
+            verdict = [
+                (r["detector"], r["feature"] or "", r["score"], r["p_value"], r["decision"])
+                for r in results
+                if r["detector"] in CHECKS
+            ]
+            verdicts.append(sorted(verdict, key=lambda v: v[:2]))
+    assert any(v[0] == "multivariate_drift" for v in verdicts[0])
+    assert verdicts[0] == verdicts[1]

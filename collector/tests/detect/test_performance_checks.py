@@ -454,7 +454,8 @@ def test_user_defined_metric_by_import_path_and_a_broken_one(
         assert body["windows"][0]["performance"]["profit"] == expected
         assert body["lifetime"]["all"]["profit"] == expected
         assert "metric_errors" not in body
-        # The same refusal through the API, and nothing stored.
+        # Through the API, without keys, naming code is refused before anything is imported
+        # (docs/security.md), and nothing stored.
         changed = client.put("/v1/models/broken/config", json=broken)
-        assert changed.status_code == 400, changed.text
-        assert "cannot import 'nosuchpackage.metrics'" in changed.json()["error"]
+        assert changed.status_code == 403, changed.text
+        assert "names code to import" in changed.json()["error"]

@@ -91,12 +91,18 @@ def test_static_levels_give_warnings_and_critical_alerts(
 
     ok = row(quiet, "error_rate")
     assert ok["decision"] == "ok" and ok["score"] == 0.05
+    # The message quotes the level that decided, never the check's own default (5%).
+    assert ok["message"] == (
+        "1 of 20 requests failed (5.0%) (score 0.05 within the static warning level 0.1)"
+    )
     # The check's own rule (above 5%) would have alerted at 20%: the levels decide instead.
     warning = row(warned, "error_rate")
     assert warning["decision"] == "warning" and warning["threshold"] == 0.1
     assert warning["severity"] == "warning"
     assert warning["details"]["check_decision"] == "alert"
-    assert warning["message"].endswith("(score 0.2 above the static warning level 0.1)")
+    assert warning["message"] == (
+        "4 of 20 requests failed (20.0%) (score 0.2 above the static warning level 0.1)"
+    )
     failed = row(critical, "error_rate")
     assert failed["decision"] == "alert" and failed["severity"] == "critical"
     assert failed["message"].endswith("(score 0.5 above the static critical level 0.3)")

@@ -173,6 +173,6 @@ def test_counts_must_match_the_frozen_bins() -> None:
 
 def test_parameters_are_validated_at_fit() -> None:
     with pytest.raises(ValueError, match="correction must be one of"):
-        UnivariateDrift(correction="holm").fit(np.zeros((200, 1)))  # type: ignore[arg-type]
+        UnivariateDrift(correction="hochberg").fit(np.zeros((200, 1)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
         UnivariateDrift(alpha=5).fit(np.zeros((200, 1)))

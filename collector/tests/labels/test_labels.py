@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 from sklearn.metrics import accuracy_score, mean_absolute_error, mean_squared_error
 
+import inferwatch
 from inferwatch.frame import Frame, numeric
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import T0, mixed_frames, total_rows, windows
@@ -190,3 +191,62 @@ def test_bad_label_requests_get_sentences(make_collector) -> None:
             assert phrase in response.json()["error"]
         # Nothing from the refused requests was kept.
         assert client.get("/v1/models/m/metrics").json()["labels"]["accepted"] == 0
+
+
+def test_labels_posted_while_windows_close_all_reach_performance(
+    make_collector, make_sender
+) -> None:
+    """A label can land while its window's closing evaluation runs (after it read the labels,
+    before it stored its results): it must still reach a later evaluation, in every window.
+    Labels stream in one a request while each window closes; a reference makes the
+    evaluation do real work, so many land during one."""
+    windows_count, rows, before_close = 6, 60, 10
+    clock = FakeClock(T0)
+    collector = make_collector(clock, models={"stream": {"window": 60, "allowed_lateness": 0}})
+    rng = np.random.default_rng(11)
+    reference, outputs = mixed_frames(rng, 2000)
+    x = reference.columns[0].values
+    inferwatch.set_reference(
+        "stream",
+        "1",
+        {"x0": x[:, 0], "x1": x[:, 1], "color": reference.columns[1].values()},
+        predictions=outputs.columns[0].values(),
+        task="classification",
+        endpoint=collector.url,
+    )
+    sender = make_sender(collector.url)
+    with collector.client() as client:
+        for w in range(windows_count):
+            start = T0 + 60 * w
+            inputs, outputs = mixed_frames(rng, rows)
+            ids = [f"w{w}-{j}" for j in range(rows)]
+            sender.send("stream", "1", int((start + 1) * 1e9), inputs, ids, outputs)
+            sender.flush()
+            wait_for(lambda w=w: total_rows(client, "stream") == rows * (w + 1), what="rows")
+            post_labels(client, "stream", dict.fromkeys(ids[:before_close], "yes"))
+            # The window closes on the collector's next tick, while the rest stream in.
+            clock.advance_to(start + 61)
+            for pid in ids[before_close:]:
+                post_labels(client, "stream", {pid: "yes"})
+
+        def performance_counts() -> list[tuple[int, int]]:
+            found = []
+            for window in windows(client, "stream"):
+                detail = client.get(f"/v1/models/stream/windows/{window['id']}").json()
+                performance = (detail.get("summary") or {}).get("performance") or {}
+                found.append((detail["labelled"], performance.get("labelled", -1)))
+            return found
+
+        seen: list[list[tuple[int, int]]] = [[]]
+
+        def settled() -> bool:
+            seen[0] = performance_counts()
+            closed = all(w["closed"] for w in windows(client, "stream"))
+            return closed and seen[0] == [(rows, rows)] * windows_count
+
+        try:
+            wait_for(settled, timeout=20, what="every window's performance to count its labels")
+        except AssertionError:
+            lost = [(w, n, p) for w, (n, p) in enumerate(seen[0]) if p != n]
+            message = f"(window, labelled, labels in its performance) never settled: {lost}"
+            raise AssertionError(message) from None

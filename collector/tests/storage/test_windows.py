@@ -69,10 +69,11 @@ def test_window_ids_are_stable_across_restarts(backend: Backend) -> None:
     record = storage.windows.get("m", same)
     assert record is not None
     assert (record.start_ms, record.end_ms, record.requests, record.rows) == (0, MINUTE_MS, 2, 3)
+    # Each ingest that reached the window marks it, open or not.
     assert (record.closed, record.labelled, record.needs_eval, record.results) == (
         False,
         0,
-        0,
+        2,
         None,
     )
     assert storage.windows.get("other-model", same) is None
@@ -111,12 +112,16 @@ def test_evaluation_marks_count_changes_since_the_last_evaluation(storage: Stora
     (stored,) = storage.windows.ingest([batch(b"a", window(0), ["a0"])], 0).stored
     assert stored is not None
     wid = stored.window_id
-    # Spans of an open window do not mark it: closing evaluates it anyway.
+    # Spans of an open window mark it too; the closing evaluation takes off the marks it saw
+    # before reading the window, so what lands while it runs is evaluated again.
     storage.windows.ingest([batch(b"b", window(0), ["b0"])], 0)
-    assert storage.windows.find(needs_eval=True) == []
+    (open_record,) = storage.windows.find(closed=False, needs_eval=True)
+    assert open_record.needs_eval == 2
 
     results = [result("ok", 0.0)]
-    storage.windows.save_evaluation(wid, results, {"requests": 2}, 5_000, close=True)
+    storage.windows.save_evaluation(
+        wid, results, {"requests": 2}, 5_000, close=True, marks_seen=open_record.needs_eval
+    )
     (record,) = storage.windows.find(closed=True)
     assert (record.closed, record.needs_eval, record.evaluated_ms) == (True, 0, 5_000)
     assert (record.results, record.details) == (results, {"requests": 2})

@@ -175,3 +175,33 @@ def test_merge_keeps_the_columns_of_both_sides() -> None:
     assert names == ("x", "y") and left.ids == ("a", "b", "c")
     np.testing.assert_array_equal(values, [[1, np.nan], [2, np.nan], [np.nan, 9]])
     assert left.categorical("k").values() == ["p", None, None]  # type: ignore[union-attr]
+
+
+def test_the_same_rows_are_kept_wherever_they_are_sent() -> None:
+    """Draws come from the rows, not from a generator of each reservoir: the same traffic to two
+    models (different prediction ids) keeps the same rows, so their checks agree."""
+    rng = np.random.default_rng(5)
+    batches = [numeric_frame(rng.normal(size=(n, 3)), ["a", "b", "c"]) for n in (40, 25, 60, 75)]
+    kept = []
+    for model in ("blue", "green"):
+        reservoir = Reservoir(50)
+        for k, frame in enumerate(batches):
+            reservoir.add(frame, ids=[f"{model}-{k}-{i}" for i in range(frame.rows)])
+        kept.append(reservoir.numeric()[0])
+    np.testing.assert_array_equal(kept[0], kept[1])
+    # A salt (the reference profile's seed) gives another sample of the same rows.
+    salted = Reservoir(50, seed=3)
+    for frame in batches:
+        salted.add(frame)
+    assert not np.array_equal(salted.numeric()[0], kept[0])
+
+
+def test_repeated_rows_are_kept_uniformly_by_position() -> None:
+    """Rows with the same values still draw apart: a frequent row is not kept or dropped whole."""
+    samples = []
+    same = numeric_frame(np.ones((ITEMS, 1)), ["item"])
+    for seed in range(RUNS):
+        reservoir = Reservoir(CAPACITY, seed=seed)
+        reservoir.add(same, ids=[str(i) for i in range(ITEMS)])
+        samples.append(np.array([int(i) for i in reservoir.ids]))
+    assert chisquare(_inclusions(samples)).pvalue > 0.001

@@ -30,19 +30,30 @@ class Notifier:
 
 
 def json_payload(event: AlertEvent, base_url: str | None) -> dict[str, Any]:
-    """The event type, the alert as the API shows it, and the window that caused the event."""
+    """The event type, the alert as the API shows it, the window that caused the event and
+    the message of its result (``event_message``)."""
     return {
         "event": event.kind,
         "alert": event.alert.to_json(),
+        "message": event_message(event),
         "window_id": event.window_id,
         "window_url": window_url(base_url, event.alert.model, event.window_id),
     }
+
+
+def event_message(event: AlertEvent) -> str:
+    """What the window behind the event showed: for a resolve, the passing result, not the
+    alert's message (its last failure, which no longer holds)."""
+    if event.kind == "resolved":
+        return event.result.message or f"{event.alert.check} passed"
+    return event.alert.message
 
 
 def slack_payload(event: AlertEvent, base_url: str | None) -> dict[str, Any]:
     """``{"text", "blocks"}`` for a Slack incoming webhook: a sentence, the facts, a link."""
     alert = event.alert
     headline = describe(event)
+    message = event_message(event)
     url = window_url(base_url, alert.model, event.window_id)
     link = f"<{url}|window {event.window_id}>" if url else f"window {event.window_id}"
     facts = {
@@ -65,13 +76,13 @@ def slack_payload(event: AlertEvent, base_url: str | None) -> dict[str, Any]:
             "type": "section",
             "fields": [_mrkdwn(f"*{name}*\n{_escape(value)}") for name, value in facts.items()],
         },
-        {"type": "section", "text": _mrkdwn(_escape(alert.message))},
+        {"type": "section", "text": _mrkdwn(_escape(message))},
         {
             "type": "context",
             "elements": [_mrkdwn(f"Alert {alert.id} · {event.kind} by {link}")],
         },
     ]
-    text = f"{_escape(headline)}: {_escape(alert.message)} ({link})"
+    text = f"{_escape(headline)}: {_escape(message)} ({link})"
     return {"text": _clip(text), "blocks": blocks}
 
 

@@ -62,9 +62,9 @@ class SampleScorer:
     fit: Callable[[Dataset], Callable[[Dataset], SampleScores]]
 
 
-# A check's hook: its scorer for a reference and its settings; ValueError when the settings
-# cannot be calibrated (the message says why).
-Calibration = Callable[[Profile, Any], SampleScorer]
+# A check's hook: its scorer for a reference, its settings and the window's task; ValueError
+# when the settings cannot be calibrated (the message says why).
+Calibration = Callable[[Profile, Any, str | None], SampleScorer]
 
 
 class ThresholdError(ValueError):
@@ -160,7 +160,7 @@ class _Levels:
                 window.version,
                 profile,
                 key,
-                lambda: calibrate(calibration(profile, settings), spec, size),
+                lambda: calibrate(calibration(profile, settings, window.state.task), spec, size),
             )
         except ValueError as exc:
             raise ThresholdError(f"{where}: could not calibrate on the reference: {exc}") from None

@@ -113,8 +113,12 @@ class WindowKeeper:
         async with self._state_lock:
             await self._pipeline.settle()
             state = await asyncio.to_thread(self._book.merged, record.id)
+            # The marks this evaluation answers for: read once the settled spans are in the
+            # state and before the labels are read, so whatever lands later stays marked.
+            current = await asyncio.to_thread(self._windows.get, record.model, record.id)
+        marks = (current or record).needs_eval
         try:
-            await asyncio.to_thread(self._evaluate, record, state or WindowState(), close)
+            await asyncio.to_thread(self._evaluate, record, state or WindowState(), close, marks)
         except Exception:
             self._metrics.evaluation_errors.inc()
             raise
@@ -122,7 +126,7 @@ class WindowKeeper:
         if close:
             self._closed_in_memory.add(record.id)
 
-    def _evaluate(self, record: WindowRecord, state: WindowState, close: bool) -> None:
+    def _evaluate(self, record: WindowRecord, state: WindowState, close: bool, marks: int) -> None:
         config = self._config_for(record.model)
         profile = self._references.profile(record.model, record.version)
         pairs = labelled_pairs(self._labels.for_window(record.id))
@@ -154,7 +158,7 @@ class WindowKeeper:
             details,
             now_ms,
             close=close,
-            marks_seen=record.needs_eval,
+            marks_seen=marks,
         )
         self._alert(record, results)
 

@@ -9,6 +9,7 @@ sample of the union. docs/windows-and-summaries.md describes the algorithm.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from inferwatch.collector.codec import RESERVOIR
+from inferwatch.collector.window.draws import row_draws
 from inferwatch.collector.window.summaries import ColumnKey, batch_columns, batch_rows
 from inferwatch.frame import (
     CategoricalColumn,
@@ -51,7 +53,8 @@ class Reservoir:
     Rows are offered batch by batch with Algorithm R: the t-th row (0-based) takes a slot when
     t < capacity, and otherwise replaces a uniformly drawn slot j when j = floor(u * (t + 1)) <
     capacity, one uniform u per row, so the sample does not depend on how the stream was cut
-    into batches. ``seed`` seeds the generator; its state is saved with the reservoir.
+    into batches. Each u is a hash of the row's values and position (``window.draws``; ``seed``
+    salts it), so the same stream is sampled alike wherever it is sent.
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, seed: int | None = None) -> None:
@@ -60,6 +63,8 @@ class Reservoir:
         self.capacity = capacity
         self.seen = 0
         self._size = 0
+        self._salt = seed or 0
+        # Merges draw with it, reseeded from both sides' rows (see merge).
         self._rng = np.random.default_rng(seed)
         self._numeric_keys: list[ColumnKey] = []
         self._categorical_keys: list[ColumnKey] = []
@@ -93,9 +98,14 @@ class Reservoir:
             return
         if ids is not None and len(ids) != rows:
             raise ValueError(f"a batch of {rows} rows came with {len(ids)} prediction ids")
+        columns, roles = batch_columns(frame, outputs)
         stream = self.seen + np.arange(rows, dtype=np.int64)
-        draws = self._rng.random(rows)
-        slots = np.where(stream < self.capacity, stream, (draws * (stream + 1)).astype(np.int64))
+        slots = stream.copy()
+        # Rows before the capacity take their own slot: only later ones need a draw.
+        late = np.flatnonzero(stream >= self.capacity)
+        if late.size:
+            draws = row_draws(columns, roles, late, stream[late], self._salt)
+            slots[late] = (draws * (stream[late] + 1)).astype(np.int64)
         self.seen += rows
         taken = np.flatnonzero(slots < self.capacity)
         if not taken.size:
@@ -106,7 +116,6 @@ class Reservoir:
             _, last = np.unique(slots[::-1], return_index=True)
             keep = np.sort(taken.size - 1 - last)
             taken, slots = taken[keep], slots[keep]
-        columns, roles = batch_columns(frame, outputs)
         self._ensure_rows(int(slots.max()) + 1)
         self._write(columns, roles, taken, slots)
         kept = np.full(taken.size, None, dtype=object)
@@ -254,6 +263,8 @@ class Reservoir:
             )
         total = self.seen + other.seen
         take = min(self.capacity, total)
+        # Seeded by both samples' rows, so the same parts always merge into the same sample.
+        self._rng = np.random.default_rng([self._salt, self._rows_key(), other._rows_key()])
         mine = self._hypergeometric(self.seen, other.seen, take)
         own_rows = np.sort(self._rng.choice(self._size, mine, replace=False))
         their_rows = np.sort(self._rng.choice(other._size, take - mine, replace=False))
@@ -273,6 +284,12 @@ class Reservoir:
             self._write(columns, roles, positions, start + positions)
             self._ids[start : start + frame.rows] = ids
         self._size, self.seen = take, total
+
+    def _rows_key(self) -> int:
+        """A 64-bit digest of the kept rows (values only, not ids) and of the rows seen."""
+        digest = hashlib.blake2b(encode_frame(self.to_frame()), digest_size=8)
+        digest.update(self.seen.to_bytes(8, "little"))
+        return int.from_bytes(digest.digest(), "little")
 
     def _hypergeometric(self, good: int, bad: int, draws: int) -> int:
         if not good or not bad:
@@ -335,6 +352,7 @@ class Reservoir:
                 "capacity": self.capacity,
                 "seen": self.seen,
                 "rng": self._rng.bit_generator.state,
+                "salt": self._salt,
                 "ids": self._ids[: self._size].tolist(),
             },
             separators=(",", ":"),
@@ -348,7 +366,7 @@ class Reservoir:
         with RESERVOIR.reading():
             header = json.loads(bytes(header_part))
             frame = decode_frame(frame_part)
-            reservoir = cls(int(header["capacity"]))
+            reservoir = cls(int(header["capacity"]), seed=int(header.get("salt", 0)))
             reservoir._rng.bit_generator.state = header["rng"]
             ids = header["ids"]
             if len(ids) != frame.rows or frame.rows > reservoir.capacity:

@@ -10,15 +10,21 @@ detectors' parameters, with the detectors' own defaults:
   with unseen categories). Corrected across features, gated by effect size.
 - ``multivariate_drift``: MMD permutation test (or a classifier two-sample test) on the row
   samples, reduced by PCA when the encoded rows are wide.
-- ``prediction_drift``: the same per-column tests on the model's output columns.
+- ``prediction_drift``: the same per-column tests on the model's output columns. In a
+  classification task, an output column of whole numbers (a predicted class index or label) is
+  a class column: chi-squared on the row samples' class counts, as the library tests integer
+  classes, not KS on class numbers.
 - ``label_drift``: the class frequencies of the labels joined to the window's predictions
   against the reference's labels.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal
+
+import numpy as np
 
 from inferwatch.collector.detect.check import check, no_reference, not_enough_data
 from inferwatch.collector.detect.columns import Columns
@@ -49,7 +55,7 @@ from inferwatch.collector.labels.join import number_text
 from inferwatch.collector.labels.scoring import stored_stats
 from inferwatch.collector.reference.profile import Profile
 from inferwatch.collector.settings import CheckSettings, ThresholdTable
-from inferwatch.frame import Role
+from inferwatch.frame import Role, categorical
 
 
 class ColumnDriftSettings(CheckSettings):
@@ -113,20 +119,57 @@ class LabelDriftSettings(CheckSettings):
 
 def _column_scorer(role: Literal["feature", "output"]) -> Calibration:
     """Per column, the statistic ``univariate_drift`` scores a window with (KS D for numbers,
-    chi-squared for categories), on samples of the reference's rows."""
+    chi-squared for categories and class columns), on samples of the reference's rows."""
 
-    def scorer(profile: Profile, settings: ColumnDriftSettings) -> SampleScorer:
+    def scorer(profile: Profile, settings: ColumnDriftSettings, task: str | None) -> SampleScorer:
         columns = Columns.of(profile, role)
         if not columns:
             raise ValueError(_MISSING[role])
+        rows = columns.rows(profile.reservoir)
 
         def fit(rows: Dataset) -> Callable[[Dataset], SampleScores]:
             detector = settings.detector().fit(rows)
             return lambda sample: {f.feature: f.statistic for f in detector.run(sample).features}
 
-        return SampleScorer(columns.rows(profile.reservoir), fit)
+        return SampleScorer(as_classes(rows, class_columns(columns, profile, task)), fit)
 
     return scorer
+
+
+def class_columns(columns: Columns, profile: Profile, task: str | None) -> tuple[str, ...]:
+    """The numeric output columns holding classes: in a classification task, those whose
+    reference values are all whole numbers (class indices or integer labels)."""
+    if columns.role != "output" or task != "classification":
+        return ()
+    matrix, names = profile.reservoir.numeric("output")
+    found = []
+    for j, name in enumerate(names):
+        if name not in columns.numeric:
+            continue
+        values = matrix[:, j]
+        values = values[np.isfinite(values)]
+        if values.size and bool(np.all(values == np.round(values))):
+            found.append(name)
+    return tuple(found)
+
+
+def as_classes(data: Dataset, names: tuple[str, ...]) -> Dataset:
+    """``data`` with the numeric columns ``names`` turned into categorical ones (1.0 -> "1")."""
+    if not names:
+        return data
+    kept = [j for j, name in enumerate(data.numeric_names) if name not in names]
+    classes = []
+    for name in names:
+        values = data.numeric[:, data.numeric_names.index(name)]
+        texts = [number_text(v) if math.isfinite(v) else None for v in values.tolist()]
+        classes.append(categorical(name, texts, role="output"))
+    return Dataset(
+        data.numeric[:, kept],
+        tuple(data.numeric_names[j] for j in kept),
+        (*data.categorical, *classes),
+        data.row_ids,
+        data.named,
+    )
 
 
 @check("univariate_drift", ColumnDriftSettings, calibration=_column_scorer("feature"))
@@ -179,29 +222,47 @@ def _per_column(
                 f"predictions {sorted(columns.names)}",
             )
 
+    classes = class_columns(columns, profile, window.state.task)
+
     def fit() -> UnivariateDrift:
         reference_bins = columns.bins(profile.summary)
         return settings.detector().fit(
-            columns.rows(profile.reservoir),
-            bins=reference_bins,
+            as_classes(columns.rows(profile.reservoir), classes),
+            bins={k: v for k, v in reference_bins.items() if k not in classes},
             categories=columns.category_counts(profile.summary),
         )
 
-    detector = window.fitted.get(name, window.model, window.version, profile, settings, fit)
+    key = {"settings": settings.detector_settings(), "classes": classes}
+    detector = window.fitted.get(name, window.model, window.version, profile, key, fit)
     assert detector.numeric_ is not None
     reference_bins = {r.name: (r.cuts, r.counts) for r in detector.numeric_}
     exact_bins = columns.window_bins(summary, reference_bins)
     exact_categories = columns.category_counts(summary)
-    found = detector.run(columns.rows(reservoir), bins=exact_bins, categories=exact_categories)
+    found = detector.run(
+        as_classes(columns.rows(reservoir), classes), bins=exact_bins, categories=exact_categories
+    )
     rows = [
-        _column_result(name, role, feature, feature.feature in exact_bins, reservoir.size)
+        _column_result(
+            name,
+            role,
+            feature,
+            feature.feature in exact_bins,
+            reservoir.size,
+            sampled_classes=feature.feature in classes,
+        )
         for feature in found.features
     ]
     return [_summary_result(name, role, found, reservoir.size, window.state.rows), *rows]
 
 
 def _column_result(
-    name: str, what: str, feature: FeatureResult, exact_bins: bool, sampled: int
+    name: str,
+    what: str,
+    feature: FeatureResult,
+    exact_bins: bool,
+    sampled: int,
+    *,
+    sampled_classes: bool = False,
 ) -> Result:
     message = feature.message
     if what != "feature":
@@ -210,6 +271,8 @@ def _column_result(
         counts = "KS on the row sample; PSI on " + (
             "exact bin counts of every row" if exact_bins else "the row sample's bin counts"
         )
+    elif sampled_classes:
+        counts = "class counts of the row sample"
     else:
         counts = "category counts of every row"
     return Result(
@@ -274,7 +337,9 @@ def _summary_result(
 # -- multivariate ------------------------------------------------------------------------------
 
 
-def _multivariate_scorer(profile: Profile, settings: MultivariateSettings) -> SampleScorer:
+def _multivariate_scorer(
+    profile: Profile, settings: MultivariateSettings, task: str | None
+) -> SampleScorer:
     """MMD^2 of samples of the reference's rows; the classifier would train a model for each
     bootstrap window, so it is refused."""
     if settings.method != "mmd":

@@ -96,7 +96,7 @@ class OutlierSettings(CheckSettings):
         )
 
 
-def _scorer(profile: Profile, settings: OutlierSettings) -> SampleScorer:
+def _scorer(profile: Profile, settings: OutlierSettings, task: str | None) -> SampleScorer:
     """The share of a sample's rows flagged, by a detector fitted as the check fits its own."""
     if settings.method == "online":
         raise ValueError(

@@ -19,6 +19,11 @@ class ShareSettings(CheckSettings):
     threshold: Share | ThresholdTable = 0.0
 
     @property
+    def levels_decide(self) -> bool:
+        """A table of levels re-decides the results (detect.levels), not the share."""
+        return not isinstance(self.threshold, float | int)
+
+    @property
     def share(self) -> float:
         """The check's own threshold: its number, or the default when levels decide."""
         if isinstance(self.threshold, float | int):
@@ -56,14 +61,17 @@ def error_rate(
             )
         ]
     decision = Decision.ALERT if rate > threshold else Decision.OK
+    message = f"{state.errors} of {state.requests} requests failed ({rate:.1%})"
+    if not settings.levels_decide:
+        # With levels, the level crossed is quoted instead (detect.levels), never this default.
+        message += f"; the threshold is {threshold:.1%}"
     return [
         Result(
             detector="error_rate",
             score=rate,
             threshold=threshold,
             decision=decision,
-            message=f"{state.errors} of {state.requests} requests failed ({rate:.1%}); "
-            f"the threshold is {threshold:.1%}",
+            message=message,
         )
     ]
 
@@ -98,7 +106,11 @@ def data_quality(
 
 @check("schema", ShareSettings)
 def schema(profile: Profile | None, window: WindowView, settings: ShareSettings) -> list[Result]:
-    """Columns whose type changed, that went missing, or that the reference does not know."""
+    """Columns whose type changed, that went missing, or that the reference does not know.
+
+    Outputs the reference does not carry are no problem: predictions are optional in a
+    reference, and the output checks only compare the columns it has.
+    """
     summary = window.state.summary
     rows = max(summary.rows, 1)
     threshold = settings.share
@@ -110,7 +122,7 @@ def schema(profile: Profile | None, window: WindowView, settings: ShareSettings)
     )
     for counts, what in problems:
         for (role, name), n in sorted(counts.items()):
-            if not n:
+            if not n or (counts is summary.new and role == "output"):
                 continue
             share = n / rows
             decision = Decision.ALERT if share > threshold else Decision.OK

@@ -226,9 +226,15 @@ def join_waiting(
 
 
 def _add_labelled(db: sqlite3.Connection, windows: Counter[int]) -> None:
-    """Count new labels in their windows; a closed window is marked for evaluation."""
+    """Count new labels in their windows and mark them for evaluation.
+
+    Open windows too: a label landing while the closing evaluation runs (after it read the
+    labels, before it stored its results and set ``closed``) is then still pending once the
+    window is closed, since the closing evaluation only takes off the marks it saw before
+    reading.
+    """
     db.executemany(
-        "UPDATE windows SET labelled = labelled + ?, needs_eval = needs_eval + closed WHERE id = ?",
+        "UPDATE windows SET labelled = labelled + ?, needs_eval = needs_eval + 1 WHERE id = ?",
         [(n, wid) for wid, n in windows.items()],
     )
 

@@ -87,8 +87,9 @@ class SQLiteWindowStore:
                 kept,
             )
             db.executemany(
+                # Marked whether open or closed, as labels are (see labels._add_labelled).
                 "UPDATE windows SET requests = requests + ?, rows = rows + ?, "
-                "needs_eval = needs_eval + closed WHERE id = ?",
+                "needs_eval = needs_eval + 1 WHERE id = ?",
                 [(n, rows, wid) for wid, (n, rows) in counts.items()],
             )
             index_batches(db, kept, keys)
