@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["sdk", "receive", "summaries", "collector", "detectors", "false_alarms", "middleware"]
+ORDER = ["sdk", "receive", "summaries", "collector", "detectors", "false_alarms", "faults", "middleware"]
 
 
 def machine() -> str:
