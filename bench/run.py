@@ -17,7 +17,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["sdk", "receive", "summaries", "collector", "detectors", "false_alarms", "faults", "middleware"]
+ORDER = [
+    "sdk",
+    "receive",
+    "summaries",
+    "collector",
+    "detectors",
+    "false_alarms",
+    "faults",
+    "middleware",
+]
 
 
 def machine() -> str:
