@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from inferwatch import contract
@@ -19,6 +19,8 @@ from inferwatch.collector.receive import ReceiveError, decode_export_request
 from inferwatch.collector.receive.otlp import DecodedTraces
 from inferwatch.collector.settings.limits import IngestLimits
 from inferwatch.frame import CategoricalColumn, NumericBlock
+
+from .helpers import pb_value
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -156,20 +158,6 @@ frames = st.builds(
     ),
     st.binary(max_size=256),
 )
-
-
-def pb_value(value: object) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[pb_value(v) for v in value]))
-    return AnyValue(string_value=str(value))
 
 
 spans = st.fixed_dictionaries(

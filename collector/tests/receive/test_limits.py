@@ -32,24 +32,12 @@ from inferwatch.collector.settings.limits import IngestLimits
 from inferwatch.frame import Frame, encode_frame, numeric
 from inferwatch_testkit.collector import start_collector
 
+from .helpers import pb_value
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 NOW_NS = time.time_ns()
 DAY_NS = 86400 * 10**9
-
-
-def pb_value(value: object) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[pb_value(v) for v in value]))
-    return AnyValue(string_value=str(value))
 
 
 def pb_span(attributes: dict[str, object], span_id: bytes = b"\x01" * 8, **fields: Any) -> Span:

@@ -45,30 +45,9 @@ class ApiError extends Error {
   }
 }
 
-async function api(path) {
-  const headers = { Accept: "application/json" };
-  const key = sessionStorage.getItem(KEY_STORAGE);
-  if (key) headers.Authorization = `Bearer ${key}`;
-  let response;
-  try {
-    response = await fetch(path, { headers, cache: "no-store" });
-  } catch (error) {
-    throw new ApiError(0, `cannot reach the collector (${error.message})`);
-  }
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      message = (await response.json()).error || message;
-    } catch (_) {
-      // Not JSON: keep the status line.
-    }
-    throw new ApiError(response.status, message);
-  }
-  return response.json();
-}
-
-// An action on the collector (acknowledge, silence); answers the changed resource.
-async function act(method, path, body) {
+// A request to the collector's API with the dashboard's key; answers the JSON body, or throws
+// an ApiError with the collector's own sentence.
+async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (key) headers.Authorization = `Bearer ${key}`;
@@ -78,6 +57,7 @@ async function act(method, path, body) {
     response = await fetch(path, {
       method,
       headers,
+      cache: "no-store",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
@@ -94,6 +74,8 @@ async function act(method, path, body) {
   }
   return response.json();
 }
+
+const api = (path) => request("GET", path);
 
 const enc = encodeURIComponent;
 const modelPath = (model) => `v1/models/${enc(model)}`;
@@ -737,7 +719,7 @@ function alertActions(a) {
   const path = `v1/alerts/${a.id}`;
   const run = (method, suffix, body) => async () => {
     try {
-      await act(method, `${path}/${suffix}`, body);
+      await request(method, `${path}/${suffix}`, body);
       state.actionError = null;
     } catch (error) {
       state.actionError = `Alert ${a.id}: ${error.message}`;
