@@ -169,7 +169,7 @@ def main() -> int:
             cost.append(time.thread_time() - begin)
             raw_failures.append(failing_checks(rows))
             corrected_failures.append(failing_checks(corrected))
-            per_check.update(failing_checks(rows))
+            per_check.update(raw_failures[-1])
         detection = []
         for name, shift in SHIFTS.items():
             found = 0
@@ -178,8 +178,7 @@ def main() -> int:
                 rows = correct_across_checks(
                     evaluate_window(PROFILE, view, own_alpha, checks), 0.05
                 )
-                hit = bool(failing_checks(rows))
-                found += hit
+                found += bool(failing_checks(rows))
             detection.append((name, found, shifted_windows, sorted(failing_checks(rows))))
     elapsed = time.perf_counter() - started
     raw_any = sum(bool(f) for f in raw_failures)
