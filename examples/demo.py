@@ -56,6 +56,7 @@ ALERT_CHECKS = [
     "prediction_drift",
     "label_drift",
     "outliers",
+    "shift_verdict",
 ]
 
 

@@ -43,6 +43,9 @@ class Findings:
     accuracy: float | None
     # Labelled rows when the window was evaluated (the window's own count may be newer).
     labelled: int | None
+    # The shift verdict (label_shift, covariate_shift, both, none) and its sentence.
+    verdict: str | None = None
+    verdict_message: str | None = None
 
     @classmethod
     def of(cls, window: Mapping[str, Any]) -> Findings:
@@ -60,12 +63,15 @@ class Findings:
             elif detector in FEATURE_DRIFT:
                 if feature is not None:  # the summary row only repeats the features' verdicts
                     drifted.append(str(feature))
+            elif detector == "shift_verdict":
+                continue  # shown on its own line
             elif detector in WINDOW_DRIFT:
                 if feature is None:
                     joint.append(detector)
             else:
                 other.append(f"{detector}({feature})" if feature else detector)
         performance = (window.get("summary") or {}).get("performance") or {}
+        shift = window.get("shift") or {}
         return cls(
             tuple(sorted(set(drifted))),
             tuple(sorted(set(joint))),
@@ -74,6 +80,8 @@ class Findings:
             tuple(sorted(set(other))),
             performance.get("accuracy"),
             performance.get("labelled"),
+            shift.get("verdict"),
+            shift.get("message"),
         )
 
 
@@ -180,6 +188,8 @@ class Watcher:
         drift = ", ".join(f"{f}{'*' if f in shifted else ''}" for f in found.drifted) or "none"
         if found.joint:
             drift += f"  (joint: {', '.join(found.joint)})"
+        if found.verdict is not None:
+            self._say(f"    shift: {found.verdict_message}")
         self._say(f"    drift: {drift}")
         self._say(f"    outliers: {self._outliers(found, ledger)}")
         if found.other:
@@ -216,7 +226,7 @@ class Watcher:
         self._say("After the late labels joined:")
         header = (
             f"{'window':<17}  {'phase':<15}  {'rows':>4}  {'labelled':>8}  {'accuracy':>8}  "
-            f"{'outliers':>8}  drift"
+            f"{'outliers':>8}  {'shift':<15}  drift"
         )
         self._say(header)
         self._say("-" * (len(header) + 40))
@@ -240,7 +250,7 @@ class Watcher:
                 outliers += f" ({len(injected & set(found.outlier_ids))}*)"
             self._say(
                 f"{span:<17}  {ledger.phase.name:<15}  {rows:>4}  {coverage:>8}  "
-                f"{accuracy:>8}  {outliers:>8}  {drift}"
+                f"{accuracy:>8}  {outliers:>8}  {found.verdict or '-':<15}  {drift}"
             )
         self._say("(* = a feature the demo shifted, or rows it injected as outliers)")
 

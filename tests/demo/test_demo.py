@@ -140,6 +140,26 @@ def test_the_label_shift_shows_in_the_predicted_classes(run: DemoRun) -> None:
         assert "prediction_drift" in Findings.of(window).joint, window["results"]
 
 
+def test_each_phase_gets_its_shift_verdict(run: DemoRun) -> None:
+    verdicts = {
+        phase: {Findings.of(w).verdict for _, w in phase_windows(run, phase)}
+        for phase in (CLEAN, COVARIATE, LABEL_SHIFT)
+    }
+    assert verdicts == {
+        CLEAN: {"none"},
+        COVARIATE: {"covariate_shift"},
+        LABEL_SHIFT: {"label_shift"},
+    }, verdicts
+    # The label shift is one finding: the features it moved are grouped under it, not listed
+    # as drifted features the demo never touched.
+    for _, window in phase_windows(run, LABEL_SHIFT):
+        assert Findings.of(window).drifted == (), Findings.of(window).drifted
+        assert window["shift"]["message"].startswith("label shift: class `2` 27% -> ")
+    lines = run.stdout.splitlines()
+    assert sum(line.strip().startswith("shift: label shift: class `2`") for line in lines) == 2
+    assert any(line.strip().startswith("shift: covariate shift: `alcohol`") for line in lines)
+
+
 def test_injected_outliers_are_flagged_by_prediction_id(run: DemoRun) -> None:
     for entry, window in phase_windows(run, COVARIATE):
         found = Findings.of(window)

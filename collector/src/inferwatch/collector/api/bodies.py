@@ -103,11 +103,70 @@ class Window(WindowCounts):
         )
 
 
+class ClassPrior(BaseModel):
+    """One class's prior in the reference and as BBSE estimates it in the window."""
+
+    label: str
+    reference: float = Field(description="The class's share of the reference's labels.")
+    estimated: float = Field(description="Its estimated share of the window's rows.")
+    ci_low: float
+    ci_high: float
+    weight: float = Field(description="w(y) = estimated / reference: the importance weight.")
+
+
+class ShiftVerdict(BaseModel):
+    """The window's ``shift_verdict`` result, read out."""
+
+    verdict: Literal["label_shift", "covariate_shift", "both", "none"]
+    decision: str = Field(description="The result's decision after the model's correction.")
+    message: str = Field(description="The verdict and its evidence in one sentence.")
+    p_value: float | None = Field(description="Of any shift: priors or features (Bonferroni).")
+    priors_p_value: float | None = Field(
+        description="The test of unchanged priors (chi-squared on the predicted classes)."
+    )
+    priors: list[ClassPrior]
+    explained: list[str] = Field(description="Drifted features the class mix explains.")
+    covariate_shift: list[str] = Field(description="Features drifted beyond the class mix.")
+
+    @classmethod
+    def of(cls, results: list[Result]) -> ShiftVerdict | None:
+        row = next(
+            (r for r in results if r.detector == "shift_verdict" and r.feature is None), None
+        )
+        verdict = None if row is None else row.details.get("verdict")
+        if row is None or verdict is None:
+            return None
+        estimate = row.details.get("priors") or {}
+        columns = ("classes", "reference_priors", "priors", "ci_low", "ci_high", "weights")
+        priors = [
+            ClassPrior(label=label, reference=q, estimated=p, ci_low=low, ci_high=high, weight=w)
+            for label, q, p, low, high, w in zip(
+                *(estimate.get(c) or [] for c in columns), strict=False
+            )
+        ]
+        return cls(
+            verdict=verdict,
+            decision=row.decision.value,
+            message=row.message,
+            p_value=row.p_value,
+            priors_p_value=estimate.get("p_value"),
+            priors=priors,
+            explained=list(row.details.get("explained") or []),
+            covariate_shift=list(row.details.get("covariate_shift") or []),
+        )
+
+
 class WindowDetail(Window):
     summary: Summary | None = Field(
         description="Counts, latency, column summaries, data-quality issues, performance and "
         "label delay; the running state while the window is not evaluated yet; null when the "
         "window has no state here."
+    )
+    shift: ShiftVerdict | None = Field(
+        default=None,
+        description="The shift verdict (label shift, covariate shift, both or none) with the "
+        "estimated class priors; null when the check did not give one (no reference with "
+        "predictions and labels, not a classifier, not evaluated yet).",
     )
 
 

@@ -112,7 +112,8 @@ async def get_window(request: Request, model: str, window_id: WindowId) -> bodie
             await runtime.pipeline.settle()
             state = await asyncio.to_thread(runtime.book.merged, window_id)
         summary = state.describe() if state is not None else None
-    return bodies.WindowDetail.from_record(record, summary=summary)
+    shift = bodies.ShiftVerdict.of(record.results or [])
+    return bodies.WindowDetail.from_record(record, summary=summary, shift=shift)
 
 
 @router.get(

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from inferwatch.collector.detectors.base import Detector
+from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.dataset import as_dataset
 from inferwatch.collector.detectors.family import correct_across_checks
-from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.multivariate import MMDDrift
 from inferwatch.collector.detectors.outliers import OutlierDetector
 from inferwatch.collector.detectors.result import DetectionResult, Result
