@@ -174,6 +174,59 @@ class WindowList(BaseModel):
     windows: list[Window] = Field(description="Oldest first; at most 10,000.")
 
 
+class ColumnStats(BaseModel):
+    """One column's summary in one window, without its bins: what a feature's history plots."""
+
+    role: str = Field(description="feature, output or label.")
+    kind: Literal["numeric", "categorical"]
+    count: int = Field(description="Values seen (finite numbers; categories, other included).")
+    missing: int = Field(description="Missing values (NaN, None) and, for numbers, infinities.")
+    mean: float | None = Field(default=None, description="Numbers only.")
+    sd: float | None = Field(
+        default=None, description="Numbers only: the sample standard deviation."
+    )
+    min: float | None = None
+    max: float | None = None
+    categories: int | None = Field(
+        default=None,
+        description="Categorical only: distinct categories (an estimate past 256 others).",
+    )
+    unseen: int | None = Field(
+        default=None,
+        description="Categorical only: values of categories the reference does not have.",
+    )
+
+
+class FeatureWindow(BaseModel):
+    """One window of a feature's history."""
+
+    id: int
+    start: Time
+    end: Time
+    closed: bool
+    rows: int
+    evaluated_at: OptionalTime
+    results: list[Result] = Field(
+        description="The window's result rows for this column (every check that has one: "
+        "univariate_drift, prediction_drift, schema, ...); empty until it is evaluated."
+    )
+    column: ColumnStats | None = Field(
+        description="The column's summary in the window; null until the window is evaluated "
+        "or when the window has no such column."
+    )
+
+
+class FeatureHistory(BaseModel):
+    model: str
+    version: str
+    feature: str
+    windows: list[FeatureWindow] = Field(description="Oldest first; at most `limit`.")
+    truncated: bool = Field(
+        description="More windows matched than `limit`: the oldest `limit` are listed; ask "
+        "again with a later `start`."
+    )
+
+
 # Performance
 
 

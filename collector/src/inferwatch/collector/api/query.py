@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -29,6 +30,9 @@ from inferwatch.collector.settings import ModelConfig
 from inferwatch.collector.window.store import WindowRecord
 
 MAX_WINDOWS = 10_000
+# Longer than any column name worth looking up: bounds what one request makes the route compare.
+MAX_FEATURE_NAME = 1024
+DEFAULT_HISTORY_WINDOWS = 1000
 
 router = APIRouter(default_response_class=StoredJSON)
 _TIME = "An ISO 8601 time such as 2024-05-01T12:00:00Z (no zone means UTC)."
@@ -114,6 +118,101 @@ async def get_window(request: Request, model: str, window_id: WindowId) -> bodie
         summary = state.describe() if state is not None else None
     shift = bodies.ShiftVerdict.of(record.results or [])
     return bodies.WindowDetail.from_record(record, summary=summary, shift=shift)
+
+
+@router.get(
+    "/v1/models/{model}/versions/{version}/feature-history",
+    summary="One column's check results and summary per window, oldest first.",
+    responses=refusals(400),
+    dependencies=needs("read"),
+)
+async def feature_history(
+    request: Request,
+    model: str,
+    version: str,
+    feature: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_FEATURE_NAME,
+            description="The column's name, as the results and summaries name it.",
+        ),
+    ],
+    role: Annotated[
+        Literal["feature", "output", "label"] | None,
+        Query(description="Which column summary to show when inputs and outputs share a name."),
+    ] = None,
+    start: Annotated[str | None, Query(description=_TIME)] = None,
+    end: Annotated[str | None, Query(description=_TIME)] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_WINDOWS, description="At most this many windows (the oldest).")
+    ] = DEFAULT_HISTORY_WINDOWS,
+) -> bodies.FeatureHistory:
+    """What the dashboard plots for one feature without fetching every window: the drift
+    score, p-value and threshold of each window, and the column's count, missing, mean and
+    spread there."""
+    start_ms = parse_iso(start, "start")
+    end_ms = parse_iso(end, "end")
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        raise ApiError(400, "start must be before end")
+    records = await asyncio.to_thread(
+        collector(request).storage.windows.find,
+        model,
+        version,
+        start_ms,
+        end_ms,
+        limit=limit + 1,
+    )
+    return bodies.FeatureHistory(
+        model=model,
+        version=version,
+        feature=feature,
+        windows=[_feature_window(r, feature, role) for r in records[:limit]],
+        truncated=len(records) > limit,
+    )
+
+
+def _feature_window(record: WindowRecord, feature: str, role: str | None) -> bodies.FeatureWindow:
+    columns = ((record.details or {}).get("columns") or {}).get("columns") or []
+    found = [c for c in columns if c.get("name") == feature and role in (None, c.get("role"))]
+    # Inputs first: the drift of a feature is what its history is mostly read for.
+    found.sort(key=lambda c: c.get("role") != "feature")
+    return bodies.FeatureWindow(
+        id=record.id,
+        start=record.start_ms,
+        end=record.end_ms,
+        closed=record.closed,
+        rows=record.rows,
+        evaluated_at=record.evaluated_ms,
+        results=[r for r in record.results or [] if r.feature == feature],
+        column=_column_stats(found[0]) if found else None,
+    )
+
+
+def _column_stats(column: dict[str, Any]) -> bodies.ColumnStats:
+    if column.get("kind") == "numeric":
+        count = int(column.get("count") or 0)
+        m2 = column.get("m2")
+        sd = math.sqrt(m2 / (count - 1)) if count > 1 and isinstance(m2, int | float) else None
+        return bodies.ColumnStats(
+            role=str(column.get("role")),
+            kind="numeric",
+            count=count,
+            missing=int(column.get("missing") or 0) + int(column.get("non_finite") or 0),
+            mean=column.get("mean") if count else None,
+            sd=sd,
+            min=column.get("min"),
+            max=column.get("max"),
+        )
+    counts: dict[str, int] = column.get("counts") or {}
+    return bodies.ColumnStats(
+        role=str(column.get("role")),
+        kind="categorical",
+        count=sum(counts.values()) + int(column.get("other") or 0),
+        missing=int(column.get("missing") or 0),
+        categories=len(counts) + int(column.get("other_distinct") or 0),
+        unseen=int(column.get("unseen") or 0),
+    )
 
 
 @router.get(
