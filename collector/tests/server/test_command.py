@@ -62,7 +62,7 @@ def test_collector_command_serves_otlp_and_the_api(tmp_path, capsys):
         assert [m["model"] for m in models] == ["credit"]
         assert main(["report", "--model", "credit", "--endpoint", url]) == 0
         table = capsys.readouterr().out.splitlines()
-        assert table[0] == "Model credit: latest 1 windows"
+        assert table[0].startswith("Model credit: latest 1 window of 1 h on ")
         # version, rows, labelled; the window's end shows its date too when it ends on the next day
         assert re.search(r"\s3\s+4\s+0\s", table[4]), table[4]
     finally:
