@@ -379,6 +379,10 @@ class LabelOutcome(BaseModel):
     joined: int = Field(description="Labels that met their prediction.")
     pending: int = Field(description="Labels waiting for their prediction.")
     replaced: int = Field(description="Ids labelled before (last write wins).")
+    warnings: list[str] = Field(
+        description="Sentences about labels that were accepted but may not be what was meant "
+        "(a model the collector does not know); empty when there is nothing to say."
+    )
 
 
 # References
