@@ -312,3 +312,16 @@ def test_the_api_schema_describes_the_listed_window(collector) -> None:
     assert {"latency", "main_metric"} <= set(listed)
     parameters = schema["paths"]["/v1/models/{model}/windows"]["get"]["parameters"]
     assert "last" in {p["name"] for p in parameters}
+
+
+def test_json_into_a_pipe_closed_early_is_no_traceback(collector) -> None:
+    running, _ = collector
+    command = [VENV_BIN / "inferwatch", "report", "--model", "credit", "--json"]
+    process = subprocess.Popen(
+        [*command, "--endpoint", running.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # as `| head -c 0` would
+    err = process.stderr.read().decode()
+    assert process.wait(120) == 0, err
+    assert err == ""

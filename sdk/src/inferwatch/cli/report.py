@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import shutil
+import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,9 +82,15 @@ def run(args: argparse.Namespace) -> int:
     except (ReportError, ValueError) as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        text = json.dumps(report.to_json(), indent=2)
     else:
-        print(render_report(report, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns))
+        text = render_report(report, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Read by a pipe that closed early (``| head``): not an error of the report's. Python
+        # would flush stdout again at exit and print a traceback; point it at nothing instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
