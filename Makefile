@@ -13,10 +13,12 @@ DISTRIBUTIONS := -e './sdk[all]' -e './middleware[bentoml]' -e './collector[post
 
 $(STAMP): sdk/pyproject.toml middleware/pyproject.toml collector/pyproject.toml \
 		testkit/pyproject.toml dev-requirements.txt
+	@echo "Installing inferwatch and its dependencies into $(VENV) (the first time: a few minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(DISTRIBUTIONS) -r dev-requirements.txt
 	touch $(STAMP)
+	@echo "Installed."
 
 demo: $(STAMP)
 	$(PY) examples/demo.py $(ARGS)

@@ -53,6 +53,39 @@ class ErrorBody(BaseModel):
 # Windows
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Latency(BaseModel):
+    """A window's request latency in milliseconds (null without requests)."""
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    max_ms: float | None = None
+
+    @classmethod
+    def of(cls, summary: object) -> Latency | None:
+        """From a window's stored latency summary; None for one that is missing or not numbers
+        (what a database holds never fails a read)."""
+        if not isinstance(summary, dict):
+            return None
+        return cls(**{key: _number(summary.get(key)) for key in cls.model_fields})
+
+
+class MainMetric(BaseModel):
+    """The one performance figure a list of windows shows."""
+
+    name: str = Field(
+        description="The first metric of the model's performance.metrics that applies to its "
+        "task; without them accuracy for a classifier, mae for a regressor."
+    )
+    value: float | None = Field(
+        description="Null while no labelled row is scored, or where the metric is undefined."
+    )
+    scored: int = Field(description="Labelled rows with a prediction: what it is computed on.")
+
+
 class WindowCounts(BaseModel):
     """What every view of a window shows: its span, traffic and labels."""
 
@@ -86,19 +119,25 @@ class WindowCounts(BaseModel):
 
 
 class Window(WindowCounts):
-    """A window with its check results (empty until it is evaluated)."""
+    """A window with its check results (empty until it is evaluated), latency and main metric."""
 
     model: str
     evaluated_at: OptionalTime
     results: list[Result]
+    latency: Latency | None = Field(description="Null until the window is evaluated.")
+    main_metric: MainMetric | None = Field(description="Null until the window is evaluated.")
 
     @classmethod
-    def from_record(cls, record: WindowRecord, **more: Any) -> Self:
+    def from_record(
+        cls, record: WindowRecord, *, main_metric: MainMetric | None = None, **more: Any
+    ) -> Self:
         return super().from_record(
             record,
             model=record.model,
             evaluated_at=record.evaluated_ms,
             results=record.results or [],
+            latency=Latency.of((record.details or {}).get("latency")),
+            main_metric=main_metric,
             **more,
         )
 
@@ -452,6 +491,10 @@ class LabelOutcome(BaseModel):
     joined: int = Field(description="Labels that met their prediction.")
     pending: int = Field(description="Labels waiting for their prediction.")
     replaced: int = Field(description="Ids labelled before (last write wins).")
+    warnings: list[str] = Field(
+        description="Sentences about labels that were accepted but may not be what was meant "
+        "(a model the collector does not know); empty when there is nothing to say."
+    )
 
 
 # References

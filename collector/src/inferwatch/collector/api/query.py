@@ -20,6 +20,7 @@ from inferwatch.collector.api.common import (
     parse_iso,
 )
 from inferwatch.collector.api.errors import ApiError
+from inferwatch.collector.api.main_metric import MainMetrics
 from inferwatch.collector.api.openapi import refusals
 from inferwatch.collector.codec import json_safe
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
@@ -43,8 +44,8 @@ WindowId = Annotated[int, Path(ge=0, le=MAX_INTEGER, description="A window's id.
 async def list_models(
     caller: Annotated[Caller, Depends(Requires("read"))], request: Request
 ) -> bodies.ModelList:
-    storage = collector(request).storage
-    versions = await asyncio.to_thread(storage.windows.versions)
+    runtime = collector(request)
+    versions = await asyncio.to_thread(runtime.storage.windows.versions)
     models: dict[str, list[bodies.VersionSummary]] = {}
     for v in versions:
         models.setdefault(v.model, []).append(
@@ -57,8 +58,9 @@ async def list_models(
                 last=v.last_ms,
             )
         )
-    # Models whose settings were put through the API, traffic or not.
-    for model in await asyncio.to_thread(storage.settings.model_configs):
+    # Models with settings (a table in the file, or put through the API), traffic or not.
+    put = await asyncio.to_thread(runtime.storage.settings.model_configs)
+    for model in [*runtime.config.models, *put]:
         models.setdefault(model, [])
     shown = sorted(m for m in models if caller.may_touch(m))
     return bodies.ModelList(
@@ -78,20 +80,39 @@ async def list_windows(
     version: Annotated[str | None, Query(description="Only this version's windows.")] = None,
     start: Annotated[str | None, Query(description=_TIME)] = None,
     end: Annotated[str | None, Query(description=_TIME)] = None,
+    last: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_WINDOWS, description="Only the latest this many (still oldest first)."),
+    ] = None,
 ) -> bodies.WindowList:
     start_ms = parse_iso(start, "start")
     end_ms = parse_iso(end, "end")
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise ApiError(400, "start must be before end")
+    runtime = collector(request)
     records = await asyncio.to_thread(
-        collector(request).storage.windows.find,
+        runtime.storage.windows.find,
         model,
         version or None,
         start_ms,
         end_ms,
-        limit=MAX_WINDOWS,
+        limit=last or MAX_WINDOWS,
+        newest=last is not None,
     )
-    return bodies.WindowList(windows=[bodies.Window.from_record(r) for r in records])
+    # A metric of the model's own is computed per window: off the event loop.
+    return await asyncio.to_thread(_window_list, records, MainMetrics(runtime.settings(model)))
+
+
+def _window_list(records: list[WindowRecord], main: MainMetrics) -> bodies.WindowList:
+    return bodies.WindowList(
+        windows=[
+            bodies.Window.from_record(r, main_metric=main.of(_performance(r))) for r in records
+        ]
+    )
+
+
+def _performance(record: WindowRecord) -> dict[str, Any]:
+    return (record.details or {}).get("performance") or {}
 
 
 @router.get(
@@ -117,7 +138,8 @@ async def get_window(request: Request, model: str, window_id: WindowId) -> bodie
             state = await asyncio.to_thread(runtime.book.merged, window_id)
         summary = state.describe() if state is not None else None
     shift = bodies.ShiftVerdict.of(record.results or [])
-    return bodies.WindowDetail.from_record(record, summary=summary, shift=shift)
+    main = await asyncio.to_thread(MainMetrics(runtime.settings(model)).of, _performance(record))
+    return bodies.WindowDetail.from_record(record, main_metric=main, summary=summary, shift=shift)
 
 
 @router.get(
@@ -225,9 +247,16 @@ async def list_alerts(
     request: Request,
     model: str,
     state: Annotated[Literal["open", "resolved"] | None, Query()] = None,
+    version: Annotated[str | None, Query(description="Only this version's alerts.")] = None,
 ) -> bodies.AlertList:
     alerts = await asyncio.to_thread(collector(request).storage.alerts.find, model, state)
-    return bodies.AlertList(alerts=[bodies.Alert.from_record(alert) for alert in alerts])
+    return bodies.AlertList(
+        alerts=[
+            bodies.Alert.from_record(alert)
+            for alert in alerts
+            if not version or alert.version == version
+        ]
+    )
 
 
 @router.get(

@@ -95,3 +95,16 @@ class Collector:
             dispatcher,
             clock,
         )
+
+    def knows_model(self, model: str) -> bool:
+        """Whether ``model`` has windows here or settings of its own (a table in the file, or
+        changes put through the API). Blocking: call it off the event loop."""
+        if model in self.config.models or self.storage.windows.find(model, limit=1):
+            return True
+        return model in self.storage.settings.model_configs()
+
+    def known_models(self) -> list[str]:
+        """Every model with windows or settings of its own, sorted. Blocking."""
+        with_windows = {v.model for v in self.storage.windows.versions()}
+        configured = {*self.config.models, *self.storage.settings.model_configs()}
+        return sorted(with_windows | configured)

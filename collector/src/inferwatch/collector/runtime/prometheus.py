@@ -45,6 +45,12 @@ class CollectorMetrics:
             ["outcome"],
             registry=r,
         )
+        self.labels_unknown_model = Counter(
+            "inferwatch_labels_unknown_model",
+            "Labels sent for a model with no windows and no settings here (a misspelt name, or "
+            "labels ahead of the model's first prediction); they wait as pending.",
+            registry=r,
+        )
         self.windows_open = Gauge(
             "inferwatch_windows_open", "Windows held open in memory.", registry=r
         )

@@ -152,8 +152,10 @@ class WindowStore(Protocol):
         closed: bool | None = None,
         needs_eval: bool | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[WindowRecord]:
-        """Windows overlapping [start_ms, end_ms), oldest first (by start, then id)."""
+        """Windows overlapping [start_ms, end_ms), oldest first (by start, then id); with
+        ``newest``, ``limit`` keeps the latest of them rather than the earliest."""
         ...
 
     def mark_for_evaluation(self, window_ids: set[int]) -> None: ...

@@ -191,6 +191,7 @@ class SQLiteWindowStore:
         closed: bool | None = None,
         needs_eval: bool | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[WindowRecord]:
         where: list[str] = []
         params: list[Any] = []
@@ -209,10 +210,11 @@ class SQLiteWindowStore:
         sql = f"SELECT {_WINDOW_COLUMNS} FROM windows"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_ms, id"
+        sql += " ORDER BY start_ms DESC, id DESC" if newest else " ORDER BY start_ms, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_window(row) for row in self._db.reader().execute(sql, params)]
+        found = [_window(row) for row in self._db.reader().execute(sql, params)]
+        return found[::-1] if newest else found
 
     def mark_for_evaluation(self, window_ids: set[int]) -> None:
         with self._db.transaction() as db:
