@@ -14,6 +14,7 @@ from inferwatch.collector.plugins import Registry
 from inferwatch.collector.receive.http import ReceiverStats
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.keeper import WindowKeeper
+from inferwatch.collector.runtime.model_figures import ModelFigures
 from inferwatch.collector.runtime.model_settings import ModelSettings
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
 from inferwatch.collector.settings import CollectorConfig
@@ -36,6 +37,8 @@ class Collector:
     pipeline: IngestPipeline
     keeper: WindowKeeper
     metrics: CollectorMetrics
+    # The per-model figures /metrics and the OpenTelemetry export show.
+    figures: ModelFigures
     receiver_stats: ReceiverStats
     alerts: AlertEngine
     # Started and closed by the app's lifespan, on its event loop.
@@ -57,7 +60,8 @@ class Collector:
         alerts = AlertEngine(
             storage.alerts, lambda model: settings(model).alerts, dispatcher, clock
         )
-        metrics = CollectorMetrics(receiver_stats, dispatcher)
+        figures = ModelFigures(storage, config)
+        metrics = CollectorMetrics(receiver_stats, dispatcher, book, figures)
         fitted = FittedCache()
         pipeline = IngestPipeline(
             storage.windows, book, references, config, settings, metrics, state_lock, clock
@@ -90,6 +94,7 @@ class Collector:
             pipeline,
             keeper,
             metrics,
+            figures,
             receiver_stats,
             alerts,
             dispatcher,

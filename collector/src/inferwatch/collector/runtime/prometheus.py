@@ -1,9 +1,10 @@
-"""The collector's Prometheus metrics, in a registry of its own (one per app)."""
+"""The collector's Prometheus metrics: its own counters in a registry of its own (one per app),
+and the per-model figures (runtime.model_figures), read from storage at each scrape."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -11,10 +12,19 @@ from prometheus_client.registry import Collector
 
 from inferwatch.collector.alerts import AlertDispatcher
 from inferwatch.collector.receive.http import ReceiverStats
+from inferwatch.collector.runtime.model_figures import FAMILIES, ModelFigures
+from inferwatch.collector.window.state import WindowBook
 
 
 class CollectorMetrics:
-    def __init__(self, receiver: ReceiverStats, dispatcher: AlertDispatcher) -> None:
+    def __init__(
+        self,
+        receiver: ReceiverStats,
+        dispatcher: AlertDispatcher,
+        book: WindowBook,
+        figures: ModelFigures,
+    ) -> None:
+        self._figures = figures
         self.registry = CollectorRegistry()
         r = self.registry
         self.batches = Counter(
@@ -45,9 +55,9 @@ class CollectorMetrics:
             ["outcome"],
             registry=r,
         )
-        self.windows_open = Gauge(
-            "inferwatch_windows_open", "Windows held open in memory.", registry=r
-        )
+        windows_open = Gauge("inferwatch_windows_open", "Windows held open in memory.", registry=r)
+        # Read at scrape time: windows also leave memory when a checkpoint evicts closed ones.
+        windows_open.set_function(lambda: len(book))
         self.quarantined = Gauge(
             "inferwatch_journal_quarantined_batches",
             "Journaled batches that could not be replayed into window state, kept aside in the "
@@ -79,8 +89,32 @@ class CollectorMetrics:
         self.registry.register(_ReceiverCollector(receiver))
         self.registry.register(_DeliveryCollector(dispatcher))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, may_see: Callable[[str], bool] | None = None) -> bytes:
+        """The exposition: the collector's own series, then the per-model series of the models
+        ``may_see`` lets through (none when it is None)."""
+        text = generate_latest(self.registry)
+        if may_see is None:
+            return text
+        models = CollectorRegistry()
+        models.register(ModelCollector(self._figures, may_see))
+        return text + generate_latest(models)
+
+
+class ModelCollector(Collector):
+    """The per-model series, read from storage when collected."""
+
+    def __init__(self, figures: ModelFigures, may_see: Callable[[str], bool]) -> None:
+        self._figures = figures
+        self._may_see = may_see
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._figures.read(self._may_see)
+        for family in FAMILIES:
+            kind = GaugeMetricFamily if family.kind == "gauge" else CounterMetricFamily
+            metric = kind(family.name, family.help, labels=family.labels)
+            for labels, value in figures.samples[family]:
+                metric.add_metric(labels, value)
+            yield metric
 
 
 class _ReceiverCollector(Collector):

@@ -175,6 +175,11 @@ class WindowStore(Protocol):
         """Every model version that has windows, by model then version."""
         ...
 
+    def latest_evaluated(self) -> list[WindowRecord]:
+        """Each model version's newest closed and evaluated window (latest start, then id), by
+        model then version: what the metrics exporters show."""
+        ...
+
     def past_scores(
         self, model: str, version: str, detector: str, before_ms: int, windows: int
     ) -> list[PastScore]:
