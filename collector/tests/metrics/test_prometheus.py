@@ -61,6 +61,8 @@ class Scenario:
     db: Path
     clock: FakeClock
     collector: RunningCollector
+    # Window 1's rows of wine that have no label.
+    unlabelled: list[str]
     # The model series scraped before any restart.
     first: Series | None = None
 
@@ -75,7 +77,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     one window and no reference. Both closed and evaluated."""
     clock = FakeClock(T0)
     db = tmp_path_factory.mktemp("metrics") / "collector.db"
-    run = Scenario(db, clock, start_collector(config(db), clock))
+    run = Scenario(db, clock, start_collector(config(db), clock), [])
     sender = SpanSender(run.collector.url)
     rng = np.random.default_rng(11)
     try:
@@ -83,6 +85,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         send_window(sender, WINE, 0, columns(rng, ROWS), "w0")
         shifted = columns(rng, ROWS, shift=0.8)
         ids = send_window(sender, WINE, 1, shifted, "w1")
+        run.unlabelled = ids[ROWS // 2 :]
         send_window(sender, CHURN, 0, columns(rng, ROWS), "c0")
         sender.flush()
         with run.collector.client() as client:
@@ -237,6 +240,23 @@ def test_the_feature_cap_keeps_failing_features_first(scenario: Scenario) -> Non
     assert shown == {"alcohol", "color", ""}
     # The window has 7 features: the 5 numbers, color and the prediction (prediction_drift's).
     assert value(series, "inferwatch_model_features_omitted", **wine) == len(FEATURES) + 2 - 2
+
+
+def test_a_window_evaluated_again_shows_its_new_figures(scenario: Scenario) -> None:
+    """Late labels: the window is evaluated again, and the next scrape has its new coverage."""
+    wine = {"model": WINE, "version": "1"}
+    with scenario.collector.client() as client:
+        assert value(scrape(client), "inferwatch_model_label_coverage_ratio", **wine) == 0.5
+        labels = [{"prediction_id": i, "label": "no"} for i in scenario.unlabelled[:100]]
+        response = client.post("/v1/labels", json={"model": WINE, "labels": labels})
+        assert response.status_code == 200, response.text
+        wait_for(lambda: latest(client, WINE)["label_coverage"] == 0.75, what="the labels")
+        coverage = "inferwatch_model_label_coverage_ratio"
+        wait_for(
+            lambda: value(scrape(client), coverage, **wine) == 0.75,
+            what="the window evaluated again",
+        )
+        assert_model_matches_api(scrape(client), client, WINE)
 
 
 def test_a_deleted_models_series_are_gone(scenario: Scenario) -> None:

@@ -14,6 +14,7 @@ feature cap left out.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from inferwatch.collector.detectors.result import Result
 from inferwatch.collector.labels.scoring import BUILTIN_METRICS
 from inferwatch.collector.settings import CollectorConfig
 from inferwatch.collector.storage import Storage
-from inferwatch.collector.window.store import VersionWindows, WindowRecord
+from inferwatch.collector.window.store import EvaluatedWindow, VersionWindows, WindowRecord
 
 OUTLIERS = "outliers"
 # ``kind`` of a performance figure: computed from labels. Estimated performance (CBPE, DLE)
@@ -46,6 +47,8 @@ class Family:
     help: str
     labels: tuple[str, ...]
     unit: str = ""
+    # Of the newest closed window (else of every window, or of the alerts).
+    per_window: bool = True
 
 
 WINDOW_END = Family(
@@ -69,12 +72,14 @@ ROWS = Family(
     "counter",
     "Prediction rows of the model version, in every window.",
     _VERSION,
+    per_window=False,
 )
 LABELLED_ROWS = Family(
     "inferwatch_model_labelled_rows",
     "counter",
     "Prediction rows of the model version that have a label, in every window.",
     _VERSION,
+    per_window=False,
 )
 CHECK_SCORE = Family(
     "inferwatch_model_check_score",
@@ -148,6 +153,7 @@ ALERTS_OPEN = Family(
     "gauge",
     "Open alerts of the model version, by severity.",
     (*_VERSION, "severity"),
+    per_window=False,
 )
 
 FAMILIES: tuple[Family, ...] = (
@@ -179,6 +185,8 @@ class Figures:
     samples: dict[Family, list[Sample]] = field(
         default_factory=lambda: {family: [] for family in FAMILIES}
     )
+    # The windows the per-window samples are of: equal tuples, equal per-window samples.
+    windows: tuple[EvaluatedWindow, ...] = ()
 
     def add(self, family: Family, labels: tuple[str, ...], value: float | None) -> None:
         if value is not None and math.isfinite(value):
@@ -189,24 +197,36 @@ class Figures:
 
 
 class ModelFigures:
-    """Reads the figures of every model (or of those a caller may see) from storage."""
+    """Reads the figures of every model (or of those a caller may see) from storage.
+
+    A window's samples are kept while it is the newest closed window of its version and not
+    evaluated again, so a read parses only the windows evaluated since the previous one; the
+    rest (which versions, their row counts, the open alerts) is read every time.
+    """
 
     def __init__(self, storage: Storage, config: CollectorConfig) -> None:
         self._storage = storage
         self._max_models = config.metrics_max_models
         self._max_versions = config.metrics_max_versions
         self._max_features = config.metrics_max_features
+        self._lock = threading.Lock()
+        self._read: dict[EvaluatedWindow, Figures] = {}
 
     def read(self, may_see: Callable[[str], bool] = lambda model: True) -> Figures:
         shown = self._shown([v for v in self._storage.windows.versions() if may_see(v.model)])
-        figures = Figures()
+        latest = self._storage.windows.latest_evaluated()
+        figures = Figures(windows=tuple(w for w in latest if (w.model, w.version) in shown))
         for counted in shown.values():
             labels = (counted.model, counted.version)
             figures.add(ROWS, labels, counted.rows)
             figures.add(LABELLED_ROWS, labels, counted.labelled)
-        for record in self._storage.windows.latest_evaluated():
-            if (record.model, record.version) in shown:
-                self._window(figures, record)
+        for window in figures.windows:
+            for family, samples in self._window(window).samples.items():
+                figures.samples[family].extend(samples)
+        with self._lock:
+            # Only the newest windows are kept: an older one, or a deleted model's, goes.
+            newest = set(latest)
+            self._read = {w: read for w, read in self._read.items() if w in newest}
         open_alerts: dict[tuple[str, str, str], int] = {}
         for alert in self._storage.alerts.open_alerts():
             key = (alert.model, alert.version, alert.severity.value)
@@ -216,6 +236,22 @@ class ModelFigures:
             for severity in SEVERITIES:
                 count = open_alerts.get((model, version, severity), 0)
                 figures.add(ALERTS_OPEN, (model, version, severity), count)
+        return figures
+
+    def _window(self, window: EvaluatedWindow) -> Figures:
+        with self._lock:
+            known = self._read.get(window)
+        if known is not None:
+            return known
+        record = self._storage.windows.get(window.model, window.id)
+        figures = Figures()
+        # None: the model's windows went between the two reads.
+        if record is not None:
+            self._window_figures(figures, record)
+            # Evaluated again in between: shown, and read again next time.
+            if record.evaluated_ms == window.evaluated_ms:
+                with self._lock:
+                    self._read[window] = figures
         return figures
 
     def _shown(self, versions: list[VersionWindows]) -> dict[tuple[str, str], VersionWindows]:
@@ -233,7 +269,7 @@ class ModelFigures:
                 shown[version.model, version.version] = version
         return shown
 
-    def _window(self, figures: Figures, record: WindowRecord) -> None:
+    def _window_figures(self, figures: Figures, record: WindowRecord) -> None:
         labels = (record.model, record.version)
         details = record.details or {}
         figures.add(WINDOW_END, labels, record.end_ms / 1000)

@@ -23,6 +23,7 @@ from inferwatch.collector.storage.sqlite.prediction_index import (
     stored_ids,
 )
 from inferwatch.collector.window.store import (
+    EvaluatedWindow,
     IncomingBatch,
     IngestOutcome,
     PastScore,
@@ -252,15 +253,15 @@ class SQLiteWindowStore:
         )
         return [VersionWindows(*row) for row in rows]
 
-    def latest_evaluated(self) -> list[WindowRecord]:
-        # Closing is an evaluation (save_evaluation): a closed window has its results. The
-        # test reads only the leading columns, not evaluated_ms, which is stored after them.
+    def latest_evaluated(self) -> list[EvaluatedWindow]:
+        # Closing is an evaluation (save_evaluation): a closed window has its results.
         rows = self._db.reader().execute(
-            f"SELECT {_WINDOW_COLUMNS} FROM windows WHERE id IN (SELECT id FROM (SELECT id, "
-            "ROW_NUMBER() OVER (PARTITION BY model, version ORDER BY start_ms DESC, id DESC) "
-            "AS newest FROM windows WHERE closed = 1) WHERE newest = 1) ORDER BY model, version"
+            "SELECT model, version, id, evaluated_ms FROM windows WHERE id IN (SELECT id FROM "
+            "(SELECT id, ROW_NUMBER() OVER (PARTITION BY model, version ORDER BY start_ms DESC, "
+            "id DESC) AS newest FROM windows WHERE closed = 1) WHERE newest = 1) "
+            "ORDER BY model, version"
         )
-        return [_window(row) for row in rows]
+        return [EvaluatedWindow(*row) for row in rows]
 
     def past_scores(
         self, model: str, version: str, detector: str, before_ms: int, windows: int
