@@ -16,6 +16,7 @@ from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.keeper import WindowKeeper
 from inferwatch.collector.runtime.model_figures import ModelFigures
 from inferwatch.collector.runtime.model_settings import ModelSettings
+from inferwatch.collector.runtime.otlp_metrics import MetricsPush
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
 from inferwatch.collector.settings import CollectorConfig
 from inferwatch.collector.storage import Storage, open_storage
@@ -39,6 +40,8 @@ class Collector:
     metrics: CollectorMetrics
     # The per-model figures /metrics and the OpenTelemetry export show.
     figures: ModelFigures
+    # Started and stopped by the app's lifespan; None without [collector] metrics_endpoint.
+    push: MetricsPush | None
     receiver_stats: ReceiverStats
     alerts: AlertEngine
     # Started and closed by the app's lifespan, on its event loop.
@@ -61,6 +64,11 @@ class Collector:
             storage.alerts, lambda model: settings(model).alerts, dispatcher, clock
         )
         figures = ModelFigures(storage, config)
+        push = None
+        if config.metrics_endpoint is not None:
+            push = MetricsPush(
+                figures, config.metrics_endpoint, config.metrics_interval, config.instance_id
+            )
         metrics = CollectorMetrics(receiver_stats, dispatcher, book, figures)
         fitted = FittedCache()
         pipeline = IngestPipeline(
@@ -95,6 +103,7 @@ class Collector:
             keeper,
             metrics,
             figures,
+            push,
             receiver_stats,
             alerts,
             dispatcher,

@@ -44,12 +44,17 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
         await runtime.dispatcher.start()
         await runtime.pipeline.start()
         keeper = asyncio.create_task(runtime.keeper.run(), name="inferwatch-windows")
+        if runtime.push is not None:
+            runtime.push.start()
         try:
             yield
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+            if runtime.push is not None:
+                # A last export, before storage closes.
+                await asyncio.to_thread(runtime.push.stop)
             await runtime.pipeline.stop()
             # Alerts are stored already; this gives queued webhooks a few seconds.
             await runtime.dispatcher.aclose()
