@@ -124,3 +124,16 @@ def test_every_metric_the_rules_and_dashboard_name_is_on_metrics(scenario: Scena
     }
     assert len(named) > 20
     assert named - exposed == set()
+
+
+def test_docs_list_every_series(scenario: Scenario) -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "metrics.md").read_text()
+    with scenario.collector.client() as client:
+        exposed = {name for name, _ in scrape(client)}
+    for name in exposed:
+        family = re.sub(r"_(created|bucket|count|sum)$", "", name)
+        if family.startswith("inferwatch_receiver_"):
+            part = family.removeprefix("inferwatch_receiver_").removesuffix("_total")
+            assert re.search(rf"\b{part}\b", docs), f"docs/metrics.md lacks the receiver's {part}"
+        elif family.endswith("_total") or family + "_total" not in exposed:
+            assert f"`{family}`" in docs, f"docs/metrics.md lacks {family}"
