@@ -39,6 +39,7 @@ def start_collector(db: Path, **overrides: Any) -> RunningCollector:
         "window": 60,
         "allowed_lateness": 0,
         "detectors": {"performance": {"min_labels": 10**6}, "outliers": {"enabled": False}},
+        "alerts": {"consecutive": 1},
     }
     config = load_config(
         None,

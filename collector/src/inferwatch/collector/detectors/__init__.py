@@ -12,6 +12,7 @@ from inferwatch.collector.detectors.base import (
     create,
     registered,
 )
+from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.dataset import Dataset, as_dataset
 from inferwatch.collector.detectors.metrics import (
     ClassificationStats,
@@ -54,6 +55,7 @@ from inferwatch.collector.detectors.univariate import UnivariateDrift, reference
 __all__ = [
     "ClassificationStats",
     "ClassifierDrift",
+    "CorrelationDrift",
     "Dataset",
     "Decision",
     "DetectionResult",
