@@ -23,8 +23,14 @@ from inferwatch_testkit.collector import (
 
 from .helpers import CHURN, ROWS, WINDOW, WINE, Series, columns, send_window, upload_reference
 
+# Alerts open on the first failing window, so that the one shifted window opens some.
 MODELS = {
-    name: {"window": WINDOW, "allowed_lateness": 5, "reference": {"policy": "none"}}
+    name: {
+        "window": WINDOW,
+        "allowed_lateness": 5,
+        "reference": {"policy": "none"},
+        "alerts": {"consecutive": 1},
+    }
     for name in (WINE, CHURN)
 }
 
