@@ -22,6 +22,7 @@ ORDER = [
     "receive",
     "summaries",
     "collector",
+    "metrics",
     "detectors",
     "false_alarms",
     "shift",

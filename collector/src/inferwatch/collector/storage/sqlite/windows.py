@@ -23,6 +23,7 @@ from inferwatch.collector.storage.sqlite.prediction_index import (
     stored_ids,
 )
 from inferwatch.collector.window.store import (
+    EvaluatedWindow,
     IncomingBatch,
     IngestOutcome,
     PastScore,
@@ -253,6 +254,16 @@ class SQLiteWindowStore:
             "MAX(end_ms) FROM windows GROUP BY model, version ORDER BY model, version"
         )
         return [VersionWindows(*row) for row in rows]
+
+    def latest_evaluated(self) -> list[EvaluatedWindow]:
+        # Closing is an evaluation (save_evaluation): a closed window has its results.
+        rows = self._db.reader().execute(
+            "SELECT model, version, id, evaluated_ms FROM windows WHERE id IN (SELECT id FROM "
+            "(SELECT id, ROW_NUMBER() OVER (PARTITION BY model, version ORDER BY start_ms DESC, "
+            "id DESC) AS newest FROM windows WHERE closed = 1) WHERE newest = 1) "
+            "ORDER BY model, version"
+        )
+        return [EvaluatedWindow(*row) for row in rows]
 
     def past_scores(
         self, model: str, version: str, detector: str, before_ms: int, windows: int
