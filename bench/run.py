@@ -25,6 +25,8 @@ ORDER = [
     "metrics",
     "detectors",
     "false_alarms",
+    "wide",
+    "alibi",
     "shift",
     "faults",
     "middleware",
