@@ -38,6 +38,10 @@ from inferwatch.collector.detectors.result import Decision, DetectionResult, Fea
 MESSAGE_PAIRS = 3
 # Correlations this close to +-1 are clipped before Fisher's z (atanh(1) is infinite).
 MAX_ABS_CORRELATION = 0.999
+# A feature is paired only if at least this share of the reference's rows is off its most
+# common value: a pixel lit in 2 of 250 rows gives a correlation of 1 with its neighbour and a
+# variance estimate of nothing (every clean window of digits "drifted" without this rule).
+MIN_VARYING_SHARE = 0.1
 
 
 class CorrelationDrift(Detector):
@@ -80,13 +84,12 @@ class CorrelationDrift(Detector):
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
         self._validate_params()
         data = as_dataset(reference, feature_names=feature_names, what="reference")
-        # A feature constant in the reference has no correlation to compare with.
-        finite = np.where(np.isfinite(data.numeric), data.numeric, np.nan)
-        with np.errstate(all="ignore"):
-            spread = np.nanmax(finite, axis=0, initial=-np.inf) - np.nanmin(
-                finite, axis=0, initial=np.inf
-            )
-        varying = np.flatnonzero(spread > 0)[: self.max_features]
+        # A feature (nearly) constant in the reference has no correlation to compare with.
+        varying = [
+            j
+            for j in range(data.numeric.shape[1])
+            if _varying_share(data.numeric[:, j]) >= MIN_VARYING_SHARE
+        ][: self.max_features]
         names = tuple(data.numeric_names[int(j)] for j in varying)
         if len(names) < 2:
             raise ValueError(
@@ -231,6 +234,15 @@ class CorrelationDrift(Detector):
             },
             threshold=self.alpha,
         )
+
+
+def _varying_share(column: np.ndarray) -> float:
+    """The share of the finite values that differ from the most common one."""
+    finite = column[np.isfinite(column)]
+    if finite.size == 0:
+        return 0.0
+    _, counts = np.unique(finite, return_counts=True)
+    return 1.0 - float(counts.max()) / finite.size
 
 
 def _complete_rows(matrix: np.ndarray) -> np.ndarray:
