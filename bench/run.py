@@ -24,6 +24,7 @@ ORDER = [
     "collector",
     "detectors",
     "false_alarms",
+    "estimation",
     "faults",
     "middleware",
 ]

@@ -157,7 +157,7 @@ def out_of_fold(
 class Reliability:
     """How far probabilities are from the shares of rows of their class, by probability bin."""
 
-    statistic: float  # Hosmer-Lemeshow chi-squared over the bins
+    statistic: float  # Hosmer-Lemeshow chi-squared over the bins (both tests')
     p_value: float
     largest_gap: float  # the largest |share of the class - mean probability| of a bin
 
@@ -166,25 +166,45 @@ class Reliability:
         return self.p_value < alpha and self.largest_gap > max_gap
 
 
-def reliability(proba: np.ndarray, labels: np.ndarray) -> Reliability:
-    """Each class's probability against how often the row is of that class (the positive
-    class alone for two), in quantile bins of that probability: the calibration the expected
-    confusion matrix rests on."""
-    columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+def _binned(score: np.ndarray, hit: np.ndarray) -> tuple[float, int, float]:
+    """Hosmer-Lemeshow over quantile bins of ``score``: statistic, bins used, largest gap."""
+    order = np.argsort(score, kind="stable")
     statistic, gap, used = 0.0, 0.0, 0
+    for chunk in np.array_split(order, min(RELIABILITY_BINS, score.size)):
+        expected, observed = score[chunk].sum(), hit[chunk].sum()
+        variance = (score[chunk] * (1 - score[chunk])).sum()
+        gap = max(gap, abs(observed - expected) / chunk.size)
+        if variance > 0:
+            statistic += (observed - expected) ** 2 / variance
+            used += 1
+    return statistic, used, gap
+
+
+def reliability(proba: np.ndarray, labels: np.ndarray) -> Reliability:
+    """Three tests, Bonferroni-combined: each class's probability against how often the row is
+    of that class (the positive class alone for two), in quantile bins of that probability
+    (the calibration the expected confusion matrix rests on); and the predicted class's
+    probability against whether it was right (accuracy's own calibration: the per-class test,
+    spread over many bins of near-zero probabilities, misses a model that is underconfident
+    by ten points); and the mean of that probability against the accuracy."""
+    columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+    statistic, used, gap = 0.0, 0, 0.0
     for c in columns:
-        score = proba[:, c]
-        hit = (labels == c).astype(np.float64)
-        order = np.argsort(score, kind="stable")
-        for chunk in np.array_split(order, min(RELIABILITY_BINS, labels.size)):
-            expected, observed = score[chunk].sum(), hit[chunk].sum()
-            variance = (score[chunk] * (1 - score[chunk])).sum()
-            gap = max(gap, abs(observed - expected) / chunk.size)
-            if variance > 0:
-                statistic += (observed - expected) ** 2 / variance
-                used += 1
-    p_value = float(stats.chi2.sf(statistic, used)) if used else 1.0
-    return Reliability(float(statistic), p_value, float(gap))
+        found = _binned(proba[:, c], (labels == c).astype(np.float64))
+        statistic, used, gap = statistic + found[0], used + found[1], max(gap, found[2])
+    predicted = proba.argmax(axis=1)
+    confidence = proba[np.arange(labels.size), predicted]
+    correct = (predicted == labels).astype(np.float64)
+    top = _binned(confidence, correct)
+    # Accuracy's calibration in the large, in one degree of freedom: the test with power on
+    # a small reference (59 rows of wine, ten points underconfident: p = 0.01).
+    spread = float((confidence * (1 - confidence)).sum())
+    overall = (correct.sum() - confidence.sum()) ** 2 / spread if spread > 0 else 0.0
+    p_values = [float(stats.chi2.sf(statistic, used)) if used else 1.0]
+    p_values.append(float(stats.chi2.sf(top[0], top[1])) if top[1] else 1.0)
+    p_values.append(float(stats.chi2.sf(overall, 1)) if spread > 0 else 1.0)
+    combined = min(1.0, len(p_values) * min(p_values))
+    return Reliability(statistic + top[0] + overall, combined, max(gap, top[2]))
 
 
 @dataclass(frozen=True)
@@ -230,7 +250,7 @@ def calibrate(
 
     "auto" keeps the raw scores unless their reliability test rejects them (p below
     ``RAW_ALPHA``); then it takes the calibrator whose out-of-fold probabilities are best
-    calibrated (the smallest Hosmer-Lemeshow statistic over every class's probability bins).
+    calibrated (the smallest Hosmer-Lemeshow statistic over the probability bins).
     Not the lowest Brier score: it rewards sharpness as well as calibration, and a
     sigmoid that is sharp but off in some range (a random forest's scores) beats an isotonic
     fit that is right everywhere, which is what estimates need.

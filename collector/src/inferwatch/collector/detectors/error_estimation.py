@@ -11,7 +11,8 @@ average of the fold models.
 The band is that of the realized MAE (or mean squared error) given the window's rows: the
 out-of-fold residuals on the reference say how far a row's realized error strays from its
 prediction, relative to it (the spread of |e| grows with its mean), and a mean of n rows
-strays sqrt(n) times less. It assumes p(y | x) did not change (no concept shift), and is not
+strays sqrt(n) times less; plus the error models' own uncertainty, from how much the fold
+models disagree on the window. It assumes p(y | x) did not change (no concept shift), and is not
 trusted on a window whose rows are outside the reference's range (unseen categories
 included), where the error model extrapolates.
 """
@@ -231,14 +232,22 @@ class DLE(Detector):
             )
         z = float(norm.ppf(0.5 + self.confidence / 2))
         with threadpool_limits(self.n_threads):
-            mean = {
-                name: np.mean([np.maximum(m.predict(inputs), 0.0) for m in models], axis=0)
+            per_fold = {
+                name: np.stack([np.maximum(m.predict(inputs), 0.0) for m in models])
                 for name, models in self.models_.items()
             }
         metrics: dict[str, Estimated] = {}
-        for name, per_row in mean.items():
+        folds = self.folds
+        for name, predicted_rows in per_fold.items():
+            per_row = predicted_rows.mean(axis=0)
             value = float(per_row.mean())
-            sd = float(np.sqrt(self.spread_[name] * (per_row**2).sum()) / rows)
+            sampling = self.spread_[name] * (per_row**2).sum() / rows**2
+            # The error models' own error: fold models trained on overlapping (K-1)/K of the
+            # reference disagree (K-1)/sqrt(K) times less than a model's error from the
+            # reference it was given (the jackknife's inflation); it does not shrink with the
+            # window's rows, and grows where the reference is thin.
+            model = (predicted_rows.mean(axis=1).std() * (folds - 1) / np.sqrt(folds)) ** 2
+            sd = float(np.sqrt(sampling + model))
             lower, upper = max(value - z * sd, 0.0), value + z * sd
             if name == "rmse":  # the band of the mean squared error, through the root
                 metrics[name] = Estimated(float(np.sqrt(value)), np.sqrt(lower), np.sqrt(upper))

@@ -120,6 +120,7 @@ class CBPE(Detector):
         self.unusable_: str | None = None
         self.support_: np.ndarray | None = None  # (classes, SUPPORT_BINS) reference counts
         self.range_: np.ndarray | None = None  # (2, classes) raw score min and max
+        self.reference_thin_: float | None = None  # share of reference rows in thin bins
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -192,6 +193,7 @@ class CBPE(Detector):
                 for c in range(scores.shape[1])
             ]
         )
+        self.reference_thin_ = float(self._thin(scores).mean())
         return self
 
     def _unusable(self, reason: str) -> None:
@@ -279,10 +281,10 @@ class CBPE(Detector):
         unsupported = self._unsupported(scores)
         if unsupported > self.max_unsupported:
             reasons.append(
-                f"{unsupported:.0%} of the window's rows have scores the reference barely holds "
-                f"(fewer than {self.min_support} reference rows in their bin, or outside its "
-                f"range; at most {self.max_unsupported:.0%} may): the calibration would be "
-                "extrapolated"
+                f"{unsupported:.0%} more of the window's rows than of the reference's have "
+                f"scores the reference barely holds (fewer than {self.min_support} reference "
+                f"rows in their bin, or outside its range; at most {self.max_unsupported:.0%} "
+                "more may): the calibration would be extrapolated"
             )
         proba = self.calibration_.apply(scores)
         expected = proba.T @ np.eye(k)[predicted]  # [true, predicted]
@@ -315,13 +317,21 @@ class CBPE(Detector):
             },
         )
 
-    def _unsupported(self, scores: np.ndarray) -> float:
+    def _thin(self, scores: np.ndarray) -> np.ndarray:
+        """Rows with a score outside the reference's range or in a bin it holds fewer than
+        ``min_support`` rows of."""
         assert self.support_ is not None and self.range_ is not None
         outside = ((scores < self.range_[0]) | (scores > self.range_[1])).any(axis=1)
         thin = np.zeros(scores.shape[0], dtype=bool)
         for c in range(scores.shape[1]):
             thin |= self.support_[c][_bins(scores[:, c])] < self.min_support
-        return float((outside | thin).mean())
+        return np.asarray(outside | thin)
+
+    def _unsupported(self, scores: np.ndarray) -> float:
+        """The window's share of thin rows beyond the reference's own: a small reference of
+        many classes has thin bins everywhere, and a window like it as many rows in them."""
+        assert self.reference_thin_ is not None
+        return max(float(self._thin(scores).mean()) - self.reference_thin_, 0.0)
 
     def _draws(self, scores: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
         """Each metric over ``n_samples`` label draws from the calibrated probabilities."""
