@@ -61,6 +61,8 @@ class Scenario:
     y: np.ndarray
     note: str = ""
     cbpe: dict[str, Any] = field(default_factory=dict)
+    # What the first and second halves of the windows are, when they differ.
+    halves: tuple[str, str] | None = None
 
     @property
     def windows(self) -> int:
@@ -110,6 +112,7 @@ def covariate(classes: int, windows: int, seed: int, naive_bayes: bool = False) 
         proba[rows],
         proba[rows].argmax(axis=1),
         y[rows],
+        halves=("clean", "covariate shift"),
     )
 
 
@@ -146,6 +149,7 @@ def label_shift(data: str, windows: int, seed: int) -> Scenario:
         y[picked],
         note=f"reference {ref.size} rows, windows resampled from {pool.size} held-out rows",
         cbpe={"min_reference": 50} if data == "wine" else {},
+        halves=("reference priors", "label shift"),
     )
 
 
@@ -173,6 +177,7 @@ def regression(windows: int, seed: int) -> Scenario:
         X[picked],
         pred[picked],
         y[picked],
+        halves=("clean", "covariate shift"),
     )
 
 
@@ -298,9 +303,9 @@ def main(quick: bool) -> None:
     if python is None:
         lines.append("NannyML could not be installed into bench/.venvs/nannyml: no comparison.")
     lines += [
-        "| scenario | metric | inferwatch error | inferwatch coverage | refused | "
+        "| scenario | windows | metric | inferwatch error | inferwatch coverage | refused | "
         "NannyML error | NannyML coverage |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     timings = []
     reasons: dict[str, int] = {}
@@ -309,7 +314,6 @@ def main(quick: bool) -> None:
         truth = [realized(scenario, _rows(w)) for w in range(scenario.windows)]
         mine, fit_s, estimate_s = ours(scenario)
         peer = theirs(python, scenario)
-        refused = sum(not e["trusted"] for e in mine)
         for e in mine:
             for reason in e["reasons"]:
                 key = re.sub(r"^\d+% ", "N% ", reason.split("(")[0].strip())
@@ -318,20 +322,31 @@ def main(quick: bool) -> None:
         for metric in metrics:
             real = [t[metric] for t in truth]
             own = [e[metric] if e["trusted"] and metric in e else (None, None, None) for e in mine]
-            error, coverage, _ = summarise(real, own)
-            peer_cells = ["n/a", "n/a"]
+            bands: list[tuple[float | None, float | None, float | None]] | None = None
             if peer is not None:
                 values, sampling = peer[metric]["value"], peer[metric]["sampling_error"]
                 bands = [
                     (v, v - Z95 * s, v + Z95 * s) if np.isfinite(v) else (None, None, None)
                     for v, s in zip(values, sampling, strict=True)
+                ][: len(real)]
+            half = scenario.windows // 2
+            parts = [("all", slice(None))]
+            if scenario.halves:
+                parts += [
+                    (scenario.halves[0], slice(None, half)),
+                    (scenario.halves[1], slice(half, None)),
                 ]
-                peer_error, peer_coverage, _ = summarise(real, bands[: len(real)])
-                peer_cells = [f"{peer_error:.4f}", f"{peer_coverage:.2f}"]
-            lines.append(
-                f"| {scenario.name} | {metric} | {error:.4f} | {coverage:.2f} | "
-                f"{refused}/{scenario.windows} | {' | '.join(peer_cells)} |"
-            )
+            for part, chosen in parts:
+                error, coverage, _ = summarise(real[chosen], own[chosen])
+                peer_cells = ["n/a", "n/a"]
+                if bands is not None:
+                    peer_error, peer_coverage, _ = summarise(real[chosen], bands[chosen])
+                    peer_cells = [f"{peer_error:.4f}", f"{peer_coverage:.2f}"]
+                mine_refused = sum(not e["trusted"] for e in mine[chosen])
+                lines.append(
+                    f"| {scenario.name} | {part} | {metric} | {error:.4f} | {coverage:.2f} | "
+                    f"{mine_refused}/{len(mine[chosen])} | {' | '.join(peer_cells)} |"
+                )
         peer_time = (
             f"NannyML fit {peer['fit_seconds']:.2f} s, estimate {peer['estimate_seconds']:.2f} s"
             if peer
