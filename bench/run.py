@@ -26,6 +26,7 @@ ORDER = [
     "detectors",
     "false_alarms",
     "shift",
+    "estimation",
     "faults",
     "middleware",
 ]

@@ -16,6 +16,10 @@ from typing import Any
 
 from inferwatch.collector.alerts import AlertEngine, WindowResults
 from inferwatch.collector.detect.check import CheckSpec
+from inferwatch.collector.detect.checks.estimated_performance import (
+    DETAILS_KEY as ESTIMATED_PERFORMANCE,
+)
+from inferwatch.collector.detect.checks.estimated_performance import window_estimate
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
 from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detect.evaluate import evaluate_window
@@ -150,6 +154,9 @@ class WindowKeeper:
         results = evaluate_window(profile, view, config, self._checks)
         details: dict[str, Any] = state.describe()
         details["performance"] = performance
+        # Beside the realized figures: what the window's predictions say before (and while)
+        # its labels arrive; None when the check is off.
+        details[ESTIMATED_PERFORMANCE] = window_estimate(results)
         details["label_coverage"] = current.labelled / state.rows if state.rows else None
         details["reference"] = profile is not None
         self._windows.save_evaluation(
