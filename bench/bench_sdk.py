@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 import inferwatch
 from inferwatch import export, ids
 from inferwatch.config import Settings
+from inferwatch.otlp_http import Attempt, Delivered, SpanSender
 from inferwatch.recorder import PredictionRecorder
 
 RESULT = Path(__file__).resolve().parent / "results" / "sdk.md"
@@ -129,10 +130,23 @@ def flush_inferwatch() -> None:
     assert inferwatch.flush(timeout=30.0)
 
 
-def start_pipeline(endpoint: str, exporter: SpanExporter | None = None) -> None:
+class NoopSender:
+    """inferwatch's sender that sends nothing: the request is encoded, then dropped."""
+
+    def prepare(self, request: bytes) -> Attempt:
+        return Delivered
+
+    def reachable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def start_pipeline(endpoint: str, sender: SpanSender | None = None) -> None:
     export.start(
         Settings(endpoint=endpoint, api_key=None, service_name="bench", sample_rate=1.0),
-        exporter,
+        sender,
     )
 
 
@@ -156,7 +170,7 @@ def single_row() -> tuple[list[str], dict[str, float]]:
         with tracer.start_as_current_span("predict") as span:
             span.set_attributes(row)
 
-    start_pipeline("http://127.0.0.1:9", NoopExporter())
+    start_pipeline("http://127.0.0.1:9", NoopSender())
     monitored = inferwatch.monitor(model="bench", version="1", task="regression")(predict)
     dropped = inferwatch.stats().spans_dropped
     result = medians(
@@ -212,7 +226,7 @@ def batch() -> list[str]:
             return np.zeros(len(features))
         return np.asarray(features, dtype=np.float64) @ weights
 
-    start_pipeline("http://127.0.0.1:9", NoopExporter())
+    start_pipeline("http://127.0.0.1:9", NoopSender())
     monitored = inferwatch.monitor(
         model="bench", version="1", task="regression", feature_names=names
     )(predict)

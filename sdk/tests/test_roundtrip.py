@@ -1,4 +1,4 @@
-"""Values sent over real OTLP/HTTP (gzip) to a real receiver come back exactly."""
+"""Values sent over real OTLP/HTTP to a real receiver come back exactly."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ def test_wide_rows_of_floats(live: Receiver, model: str, spans_of: SpansOf) -> N
 
     predict(images)
     (span,) = spans_of(model)
-    assert live.spans[-1].headers["content-encoding"] == "gzip"
     inputs = frame_at(span.attributes, "ml.input.frame")
     (column,) = inputs.columns
     np.testing.assert_array_equal(block(column).values, images)  # NaN in the same place
