@@ -133,7 +133,7 @@ def flush_inferwatch() -> None:
 class NoopSender:
     """inferwatch's sender that sends nothing: the request is encoded, then dropped."""
 
-    def prepare(self, request: bytes) -> Attempt:
+    def prepare(self, request: list[bytes]) -> Attempt:
         return Delivered
 
     def reachable(self) -> bool:

@@ -76,7 +76,7 @@ def by_the_sdk(calls: list[PendingSpan]) -> ExportTraceServiceRequest:
 def by_inferwatch(calls: list[PendingSpan]) -> ExportTraceServiceRequest:
     encoder = SpanEncoder(RESOURCE)
     return ExportTraceServiceRequest.FromString(
-        encoder.request([encoder.span(call) for call in calls])
+        b"".join(encoder.request([encoder.span(call) for call in calls]))
     )
 
 

@@ -72,11 +72,11 @@ class Pipeline:
     def shutdown(self, timeout: float) -> bool:
         return self.queue.shutdown(timeout)
 
-    def _encode(self, batch: list[PendingSpan]) -> tuple[bytes | None, int]:
+    def _encode(self, batch: list[PendingSpan]) -> tuple[list[bytes] | None, int]:
         """The export request of a batch of calls (None if no span could be encoded), and how
         many calls could not be (run by the export thread only)."""
         encoder = self._encoder
-        spans: list[bytes] = []
+        spans: list[list[bytes]] = []
         for pending in batch:
             try:
                 if pending.complete is not None:

@@ -80,14 +80,14 @@ class ExportQueue:
     """Calls waiting to become spans, bounded by count and bytes, and the thread that exports
     them: it encodes each batch into one export request (``encode``) and hands it to ``sender``.
 
-    ``encode`` returns the request (None when no span of the batch could be encoded) and the
-    number of calls it could not encode.
+    ``encode`` returns the request, as chunks of bytes (None when no span of the batch could be
+    encoded), and the number of calls it could not encode.
     """
 
     def __init__(
         self,
         sender: SpanSender,
-        encode: Callable[[list[PendingSpan]], tuple[bytes | None, int]],
+        encode: Callable[[list[PendingSpan]], tuple[list[bytes] | None, int]],
         *,
         max_queue_spans: int,
         max_queue_bytes: int,

@@ -6,8 +6,9 @@ would then build one protobuf message per attribute value: ~50 µs of the export
 one-row call and ~2 ms a 1,000-row batch. An inferwatch span has a fixed shape
 (docs/span-contract.md), so this module writes its protobuf fields itself: the constant parts
 (resource, scope, name and kind, each model's name and version) are encoded once, a frame is
-copied as it is, a batch's prediction ids are written with one string join, and one request
-carries a whole batch under a single resource and scope.
+never copied (a request is a list of chunks: the frames as the model's thread made them, and
+the small fields between them joined), a batch's prediction ids are written with one string
+join, and one request carries a whole batch under a single resource and scope.
 
 The bytes parse as the ExportTraceServiceRequest the OpenTelemetry SDK and its encoder make of
 the same call, with the same trace linkage (sdk/tests/test_otlp_spans.py compares the two).
@@ -41,6 +42,10 @@ _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 # A status message of its own when the call did not raise (UNSET), as the SDK's encoder sends.
 _STATUS_UNSET = b"\x7a\x00"
+# A part of a request at least this long is sent as it is; shorter ones are joined, so that a
+# request is a few writes to the socket. Copying a large frame would cost more (allocating and
+# faulting in its pages) than the write it saves.
+_SEPARATE_BYTES = 64 * 1024
 # Cached attribute encodings (a model's name and version, the sample rate...): cleared when
 # full, so that distinct values (a capture error's text) cannot grow it without bound.
 _CACHE_ENTRIES = 4096
@@ -128,20 +133,30 @@ class SpanEncoder:
         # equal keys of a dict, but not the same attribute.
         self._scalars: dict[tuple[str, type, object], bytes] = {}
 
-    def request(self, spans: Sequence[bytes]) -> bytes:
-        """The ExportTraceServiceRequest of spans made by ``span``: one resource, one scope."""
-        heads = [b"\x12" + _varint(len(span)) for span in spans]
-        scope_length = len(self._scope) + sum(map(len, heads)) + sum(map(len, spans))
+    def request(self, spans: Sequence[list[bytes]]) -> list[bytes]:
+        """The ExportTraceServiceRequest of spans made by ``span`` (one resource, one scope),
+        as chunks to send one after the other."""
+        lengths = [sum(map(len, span)) for span in spans]
+        heads = [b"\x12" + _varint(length) for length in lengths]
+        scope_length = len(self._scope) + sum(map(len, heads)) + sum(lengths)
         scope_head = b"\x12" + _varint(scope_length)
         resource_length = len(self._resource) + len(scope_head) + scope_length
-        parts = [b"\x0a", _varint(resource_length), self._resource, scope_head, self._scope]
+        chunks: list[bytes] = []
+        run = [b"\x0a", _varint(resource_length), self._resource, scope_head, self._scope]
         for head, span in zip(heads, spans, strict=True):
-            parts += (head, span)
-        # The only copy of the frames (besides the span's own join).
-        return b"".join(parts)
+            run.append(head)
+            for part in span:
+                if len(part) >= _SEPARATE_BYTES:
+                    chunks += (b"".join(run), part)
+                    run = []
+                else:
+                    run.append(part)
+        if run:
+            chunks.append(b"".join(run))
+        return chunks
 
-    def span(self, pending: PendingSpan) -> bytes:
-        """One call's Span message, for ``request``."""
+    def span(self, pending: PendingSpan) -> list[bytes]:
+        """One call's Span message, for ``request``: its parts, a large frame on its own."""
         parent = get_current_span(pending.parent).get_span_context()
         span_id = _nonzero_bits(64).to_bytes(8, "big")
         if parent.is_valid:
@@ -172,7 +187,9 @@ class SpanEncoder:
             status = _length_delimited(2, kind.encode("utf-8")) + b"\x18" + _varint(_STATUS_ERROR)
             parts.append(_length_delimited(15, status))
         parts += (self._flags_tag, _FIXED32.pack(flags))
-        return b"".join(parts)
+        if max(map(len, parts)) < _SEPARATE_BYTES:
+            return [b"".join(parts)]
+        return parts
 
     def _attributes(self, attributes: Mapping[str, AttributeValue], parts: list[bytes]) -> None:
         cache = self._scalars
