@@ -110,6 +110,9 @@ NAN = float("nan")
         ([{"a": 1.0, "b": "x"}, {"a": 3.0, "b": "y"}], None),  # strings
         ([{"a": 1.0, "b": "2.5"}, {"a": 3.0, "b": 4.0}], None),  # a number in a string
         ([{"a": 1.0, "b": [1.0, 2.0]}, {"a": 3.0, "b": [3.0, 4.0]}], None),  # sequences
+        ([{"a": [1.0, 2.0], "b": [3.0, 4.0]}] * 2, None),  # sequences only
+        ([{"a": 2**70, "b": 1.0}] * 2, None),  # an integer beyond int64
+        ([{"a": 1.0, "b": complex(1, 2)}] * 2, None),
         ([{"a": 1.0, "b": np.int32(2)}] * 2, None),  # other numpy scalars
         ([{"a": 1.0, "": 2.0}] * 2, None),  # an empty name
         ([{1: 1.0, 2: 2.0}] * 2, None),  # names that are not strings
