@@ -22,6 +22,7 @@ ORDER = [
     "receive",
     "summaries",
     "collector",
+    "labels",
     "detectors",
     "false_alarms",
     "faults",
