@@ -23,6 +23,7 @@ ORDER = [
     "summaries",
     "collector",
     "metrics",
+    "labels",
     "detectors",
     "false_alarms",
     "shift",
