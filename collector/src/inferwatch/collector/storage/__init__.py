@@ -4,7 +4,8 @@ Each stage owns the port it needs (ports and adapters): ``window.store.WindowSto
 windows), ``labels.store.LabelStore`` (labels and the prediction-id index),
 ``reference.store.ReferenceStore``, ``settings.store.SettingsStore`` (model settings and detector
 state) and ``alerts.store.AlertStore``. A backend implements the five on one database and hands
-them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL.
+them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL: ``sqlite``
+(one file) or ``postgres`` (one PostgreSQL database, which several replicas may share).
 """
 
 from __future__ import annotations
@@ -45,9 +46,14 @@ def open_storage(config: CollectorConfig) -> Storage:
         from inferwatch.collector.storage.sqlite import open_sqlite
 
         return open_sqlite(database.target, durability=config.durability)
-    raise ConfigError(
-        "the PostgreSQL backend is not available yet; use a sqlite:///path/to/file.db URL"
-    )
+    try:
+        from inferwatch.collector.storage.postgres import open_postgres
+    except ImportError as exc:
+        raise ConfigError(
+            f"a postgresql:// db needs the PostgreSQL driver ({exc.name} is missing): "
+            "pip install 'inferwatch-collector[postgres]'"
+        ) from None
+    return open_postgres(database.target, instance=config.instance_id, durability=config.durability)
 
 
 __all__ = ["Storage", "open_storage"]
