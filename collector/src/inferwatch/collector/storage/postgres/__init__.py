@@ -8,6 +8,7 @@ from inferwatch.collector.storage import Storage
 from inferwatch.collector.storage.postgres.alerts import PostgresAlertStore
 from inferwatch.collector.storage.postgres.database import Database
 from inferwatch.collector.storage.postgres.labels import PostgresLabelStore
+from inferwatch.collector.storage.postgres.leadership import AdvisoryLeadership
 from inferwatch.collector.storage.postgres.references import PostgresReferenceStore
 from inferwatch.collector.storage.postgres.schema import SCHEMA_VERSION, migrate
 from inferwatch.collector.storage.postgres.settings import PostgresSettingsStore
@@ -34,6 +35,7 @@ def open_postgres(url: str, *, instance: str = "default", durability: str = "ful
         settings=PostgresSettingsStore(database),
         alerts=PostgresAlertStore(database),
         closer=database.close,
+        leadership=AdvisoryLeadership(url, database.name),
     )
 
 

@@ -39,6 +39,7 @@ from inferwatch.collector.window.store import (
     StoredBatch,
     VersionWindows,
     WindowKey,
+    WindowParts,
     WindowRecord,
 )
 
@@ -239,6 +240,27 @@ class PostgresWindowStore:
                 "SELECT instance, state FROM window_states WHERE window_id = %s", (window_id,)
             ).fetchall()
         return {instance: bytes(state) for instance, state in rows}
+
+    def parts(self, window_id: int) -> WindowParts:
+        # One snapshot: a replica's checkpoint stores its state and drops the journal rows it
+        # covers in one transaction, so each batch is seen exactly once, in one or the other.
+        with self._db.snapshot() as conn:
+            states = conn.execute(
+                "SELECT instance, state FROM window_states WHERE window_id = %s", (window_id,)
+            ).fetchall()
+            journal = conn.execute(
+                "SELECT payload FROM raw_batches WHERE window_id = %s AND instance <> %s "
+                "ORDER BY seq",
+                (window_id, self._instance),
+            ).fetchall()
+            marks = conn.execute(
+                "SELECT needs_eval FROM windows WHERE id = %s", (window_id,)
+            ).fetchone()
+        return WindowParts(
+            {instance: bytes(state) for instance, state in states},
+            [bytes(payload) for (payload,) in journal],
+            marks[0] if marks else 0,
+        )
 
     def get(self, model: str, window_id: int) -> WindowRecord | None:
         with self._db.reader() as conn:
