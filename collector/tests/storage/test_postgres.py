@@ -18,7 +18,7 @@ from inferwatch.collector.window.store import StorageUnavailable
 from inferwatch_testkit import closed_port
 from inferwatch_testkit.postgres import TemporaryDatabase
 
-from .helpers import batch, window
+from .helpers import MINUTE_MS, batch, window
 
 
 def _version(url: str) -> int:
@@ -115,3 +115,18 @@ def test_a_server_that_drops_the_connections_fails_writes_for_now_only(
     assert again is not None
     assert storage.windows.find("m")[0].requests == 2
     storage.close()
+
+
+def test_a_day_dropped_by_the_prune_is_made_again_when_its_predictions_come(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    storage, other = open_postgres(url), open_postgres(url)  # two replicas
+    storage.windows.ingest([batch(b"a", window(0), ["a0"])], 0)
+    # Another replica prunes the whole day (its partition goes, table and all).
+    assert other.labels.prune(cutoff_ms=2 * 24 * 60 * MINUTE_MS).predictions_deleted == 1
+    (again,) = storage.windows.ingest([batch(b"b", window(1), ["b0"])], 0).stored
+    assert again is not None
+    assert storage.labels.apply("m", [LabelRecord("b0", "yes", None)], 1_000).joined == 1
+    storage.close()
+    other.close()

@@ -66,6 +66,15 @@ class PostgresWindowStore:
     def ingest(self, batches: Sequence[IncomingBatch], now_ms: int) -> IngestOutcome:
         if not batches:
             return IngestOutcome([])
+        try:
+            return self._ingest(batches, now_ms)
+        except psycopg.errors.CheckViolation:
+            # A day's partition this store made was dropped since (the retention prune, here
+            # or at another replica): nothing was stored; make it again and store.
+            self._days.clear()
+            return self._ingest(batches, now_ms)
+
+    def _ingest(self, batches: Sequence[IncomingBatch], now_ms: int) -> IngestOutcome:
         days = {partition_day(batch.window.end_ms) for batch in batches} - self._days
         if days:
             with self._db.transaction() as conn:
