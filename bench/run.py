@@ -22,6 +22,7 @@ ORDER = [
     "receive",
     "summaries",
     "collector",
+    "postgres",
     "detectors",
     "false_alarms",
     "faults",

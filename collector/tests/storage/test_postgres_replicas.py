@@ -76,7 +76,9 @@ def config(tmp_path: Path, name: str, webhook: str, instance: str | None = None)
         f"[collector]\ntick_seconds = 0.2\ncheckpoint_interval_seconds = 0.5\n"
         f'prediction_retention_seconds = "36500d"\n{collector}'
         f'[models.{MODEL}]\nwindow = 60\nallowed_lateness = 1\nreference = {{ policy = "none" }}\n'
-        f'alerts = {{ checks = ["error_rate"], webhooks = [{{ url = "{webhook}" }}] }}\n'
+        # stale_after = 0: the spans are of 2023, which the stale sweep would call silent.
+        f'alerts = {{ checks = ["error_rate"], stale_after = 0, '
+        f'webhooks = [{{ url = "{webhook}" }}] }}\n'
     )
     return path
 

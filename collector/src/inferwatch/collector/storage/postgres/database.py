@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.adapt import Buffer
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.string import StrDumperUnknown, TextLoader
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from inferwatch.collector.settings import ConfigError
@@ -38,13 +38,24 @@ _ESCAPED_NUL = _ESCAPE + "\x01"
 _ESCAPED_ESCAPE = _ESCAPE + "\x02"
 
 
+def _escaped(text: str) -> str:
+    if "\0" in text or _ESCAPE in text:
+        return text.replace(_ESCAPE, _ESCAPED_ESCAPE).replace("\0", _ESCAPED_NUL)
+    return text
+
+
 class _NulSafeDumper(StrDumperUnknown):
     """A Python string as PostgreSQL text can hold it (see the module's docstring)."""
 
     def dump(self, obj: str) -> Buffer | None:
-        if "\0" in obj or _ESCAPE in obj:
-            obj = obj.replace(_ESCAPE, _ESCAPED_ESCAPE).replace("\0", _ESCAPED_NUL)
-        return super().dump(obj)
+        return super().dump(_escaped(obj))
+
+
+class _NulSafeBinaryDumper(StrBinaryDumper):
+    """The same in binary format (``%b``, which arrays of many rows go as)."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(_escaped(obj))
 
 
 class _NulSafeLoader(TextLoader):
@@ -105,6 +116,8 @@ class Database:
             ) from exc
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        # Text last: it stays the one ``%s`` takes.
+        conn.adapters.register_dumper(str, _NulSafeBinaryDumper)
         conn.adapters.register_dumper(str, _NulSafeDumper)
         for oid_name in ("text", "varchar", "bpchar", "name"):
             conn.adapters.register_loader(oid_name, _NulSafeLoader)

@@ -41,8 +41,8 @@ CHUNK = 5000
 
 _UPSERT_LABELS = (
     "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
-    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::text[], "
-    "%s::double precision[], %s::bigint[]) "
+    "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::integer[], %b::text[], "
+    "%b::double precision[], %b::bigint[]) "
     "ON CONFLICT (window_id, batch, row) DO UPDATE SET label_text = excluded.label_text, "
     "label_num = excluded.label_num, label_ms = excluded.label_ms"
 )
@@ -54,7 +54,7 @@ class Arrival:
 
     window_id: int
     seq: int
-    keys: Sequence[bytes]
+    prediction_ids: Sequence[str]
 
 
 def lock_models(conn: psycopg.Connection[Any], models: Iterable[str], *, shared: bool) -> None:
@@ -107,8 +107,8 @@ class PostgresLabelStore:
                 pending += len(waiting)
                 conn.execute(
                     "INSERT INTO pending_labels (model, id_key, value_text, value_num, "
-                    "received_ms) SELECT %s, * FROM unnest(%s::bytea[], %s::text[], "
-                    "%s::double precision[], %s::bigint[]) ON CONFLICT (model, id_key) DO "
+                    "received_ms) SELECT %s, * FROM unnest(%b::bytea[], %b::text[], "
+                    "%b::double precision[], %b::bigint[]) ON CONFLICT (model, id_key) DO "
                     "UPDATE SET value_text = excluded.value_text, value_num = excluded.value_num, "
                     "received_ms = excluded.received_ms",
                     (
@@ -209,7 +209,7 @@ def join_waiting(
         # its label then).
         where: dict[bytes, Spot] = {}
         for arrival in arrivals:
-            for row, key in enumerate(arrival.keys):
+            for row, key in enumerate(id_keys(arrival.prediction_ids)):
                 where.setdefault(key, (arrival.window_id, arrival.seq, row))
         keys = list(where)
         for i in range(0, len(keys), CHUNK):
@@ -236,7 +236,7 @@ def add_labelled(conn: psycopg.Connection[Any], windows: Counter[int]) -> None:
         lock_windows(conn, ordered)
         conn.execute(
             "UPDATE windows w SET labelled = w.labelled + n.count, needs_eval = w.needs_eval + 1 "
-            "FROM unnest(%s::bigint[], %s::bigint[]) AS n (id, count) WHERE w.id = n.id",
+            "FROM unnest(%b::bigint[], %b::bigint[]) AS n (id, count) WHERE w.id = n.id",
             (ordered, [windows[wid] for wid in ordered]),
         )
 
@@ -261,7 +261,7 @@ def _bump(conn: psycopg.Connection[Any], model: str, counts: Mapping[str, int]) 
     if named:
         conn.execute(
             "INSERT INTO label_counters (model, name, value) SELECT %s, * FROM "
-            "unnest(%s::text[], %s::bigint[]) ON CONFLICT (model, name) "
+            "unnest(%b::text[], %b::bigint[]) ON CONFLICT (model, name) "
             "DO UPDATE SET value = label_counters.value + excluded.value",
             (model, [name for name, _ in named], [n for _, n in named]),
         )

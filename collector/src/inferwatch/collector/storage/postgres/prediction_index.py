@@ -32,7 +32,7 @@ _TEXT_TAG = b"\x01"
 
 def id_keys(ids: Sequence[str]) -> list[bytes]:
     """The ids' keys, worked out for all at once when all are canonical UUIDs."""
-    packed = _packed_uuids(ids)
+    packed = packed_uuids(ids)
     if packed is None:
         return [id_key(pid) for pid in ids]
     return [_UUID_TAG + packed[at : at + 16] for at in range(0, len(packed), 16)]
@@ -82,18 +82,55 @@ def partitions(conn: psycopg.Connection[Any]) -> dict[int, str]:
     return found
 
 
-def index_rows(
-    conn: psycopg.Connection[Any],
-    rows: tuple[list[int], list[bytes], list[int], list[int], list[int]],
-) -> None:
-    """Insert index rows given as columns: model key, id key, window end, batch, row."""
-    if rows[0]:
-        conn.execute(
-            "INSERT INTO prediction_ids (model_key, id_key, window_end_ms, batch, row) "
-            "SELECT * FROM unnest(%s::integer[], %s::bytea[], %s::bigint[], %s::bigint[], "
-            "%s::integer[])",
-            rows,
+class IndexRows:
+    """The prediction_ids rows of a group of batches, as the columns two INSERTs take: the
+    batches whose ids are all UUIDs (the SDK's) as their 16-byte keys end to end, cut into
+    rows by the server, so that ingest does no Python work per row; the others row by row."""
+
+    def __init__(self) -> None:
+        self._packed: tuple[list[int], list[bytes], list[int], list[int]] = ([], [], [], [])
+        self._rows: tuple[list[int], list[bytes], list[int], list[int], list[int]] = (
+            [],
+            [],
+            [],
+            [],
+            [],
         )
+
+    def add(self, model_key: int, ids: Sequence[str], window_end_ms: int, seq: int) -> None:
+        packed = packed_uuids(ids)
+        if packed is not None:
+            model_keys, keys, ends, batches = self._packed
+            model_keys.append(model_key)
+            keys.append(packed)
+            ends.append(window_end_ms)
+            batches.append(seq)
+            return
+        n = len(ids)
+        model_keys_, keys_, ends_, batches_, rows = self._rows
+        model_keys_.extend([model_key] * n)
+        keys_.extend(id_key(pid) for pid in ids)
+        ends_.extend([window_end_ms] * n)
+        batches_.extend([seq] * n)
+        rows.extend(range(n))
+
+    def insert(self, conn: psycopg.Connection[Any]) -> None:
+        if self._packed[0]:
+            conn.execute(
+                "INSERT INTO prediction_ids (model_key, id_key, window_end_ms, batch, row) "
+                "SELECT b.m, '\\x00'::bytea || substring(b.p FROM r * 16 + 1 FOR 16), b.e, "
+                "b.s, r "
+                "FROM unnest(%b::integer[], %b::bytea[], %b::bigint[], %b::bigint[]) "
+                "AS b (m, p, e, s), generate_series(0, length(b.p) / 16 - 1) AS r",
+                self._packed,
+            )
+        if self._rows[0]:
+            conn.execute(
+                "INSERT INTO prediction_ids (model_key, id_key, window_end_ms, batch, row) "
+                "SELECT * FROM unnest(%b::integer[], %b::bytea[], %b::bigint[], %b::bigint[], "
+                "%b::integer[])",
+                self._rows,
+            )
 
 
 def first_predictions(
@@ -114,7 +151,7 @@ def first_predictions(
     }
 
 
-def _packed_uuids(ids: Sequence[str]) -> bytes | None:
+def packed_uuids(ids: Sequence[str]) -> bytes | None:
     """The ids' 16 bytes end to end if all are canonical UUIDs (a regular expression and a
     conversion an id cost several times more)."""
     n = len(ids)

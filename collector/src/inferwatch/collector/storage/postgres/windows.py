@@ -26,8 +26,7 @@ from inferwatch.collector.storage.postgres.labels import (
     lock_windows,
 )
 from inferwatch.collector.storage.postgres.prediction_index import (
-    id_keys,
-    index_rows,
+    IndexRows,
     make_partitions,
     partition_day,
 )
@@ -86,7 +85,7 @@ class PostgresWindowStore:
             new = {
                 bytes(key)
                 for (key,) in conn.execute(
-                    "INSERT INTO seen_spans (key, seen_ms) SELECT unnest(%s::bytea[]), %s "
+                    "INSERT INTO seen_spans (key, seen_ms) SELECT unnest(%b::bytea[]), %s "
                     "ON CONFLICT DO NOTHING RETURNING key",
                     (keys, now_ms),
                 )
@@ -110,31 +109,32 @@ class PostgresWindowStore:
             arrived: dict[str, list[Arrival]] = {}
             window_ids: list[int] = []
             model_keys: list[int] = []
-            index = _IndexColumns()
+            index = IndexRows()
             for seq, (position, batch) in zip(seqs, taken, strict=True):
                 window_id = self._window_ids[batch.window]
                 model_key = self._model_keys[batch.window.model]
                 window_ids.append(window_id)
                 model_keys.append(model_key)
                 stored[position] = StoredBatch(seq, window_id, batch.payload)
-                ids = id_keys(batch.prediction_ids)
-                index.add(model_key, ids, batch.window.end_ms, seq)
+                index.add(model_key, batch.prediction_ids, batch.window.end_ms, seq)
                 totals = counts.setdefault(window_id, [0, 0])
                 totals[0] += 1
                 totals[1] += batch.rows
-                arrived.setdefault(batch.window.model, []).append(Arrival(window_id, seq, ids))
+                arrived.setdefault(batch.window.model, []).append(
+                    Arrival(window_id, seq, batch.prediction_ids)
+                )
             batches_taken = [batch for _, batch in taken]
             payloads = [batch.payload for batch in batches_taken]
             conn.execute(
                 "INSERT INTO raw_batches (seq, instance, window_id, payload) "
-                "SELECT s, %s, w, p FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[]) "
+                "SELECT s, %s, w, p FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[]) "
                 "AS j (s, w, p)",
                 (self._instance, seqs, window_ids, payloads),
             )
             conn.execute(
                 "INSERT INTO prediction_batches (seq, model_key, window_id, ts_ms, outputs) "
-                "SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::bigint[], %s::bigint[], "
-                "%s::bytea[])",
+                "SELECT * FROM unnest(%b::bigint[], %b::integer[], %b::bigint[], %b::bigint[], "
+                "%b::bytea[])",
                 (
                     seqs,
                     model_keys,
@@ -143,15 +143,15 @@ class PostgresWindowStore:
                     [batch.outputs for batch in batches_taken],
                 ),
             )
-            index_rows(conn, index.columns())
+            index.insert(conn)
             joined, labelled = join_waiting(conn, arrived)
             lock_windows(conn, sorted(set(counts) | set(labelled)))
             ordered = sorted(counts)
             # Marked whether open or closed, as labels are (see labels.add_labelled).
             conn.execute(
                 "UPDATE windows w SET requests = w.requests + n.requests, rows = w.rows + n.rows, "
-                "needs_eval = w.needs_eval + 1 FROM unnest(%s::bigint[], %s::bigint[], "
-                "%s::bigint[]) AS n (id, requests, rows) WHERE w.id = n.id",
+                "needs_eval = w.needs_eval + 1 FROM unnest(%b::bigint[], %b::bigint[], "
+                "%b::bigint[]) AS n (id, requests, rows) WHERE w.id = n.id",
                 (ordered, [counts[w][0] for w in ordered], [counts[w][1] for w in ordered]),
             )
             add_labelled(conn, labelled)
@@ -218,7 +218,7 @@ class PostgresWindowStore:
             if ordered:
                 conn.execute(
                     "INSERT INTO window_states (window_id, instance, state) "
-                    "SELECT w, %s, s FROM unnest(%s::bigint[], %s::bytea[]) AS n (w, s) "
+                    "SELECT w, %s, s FROM unnest(%b::bigint[], %b::bytea[]) AS n (w, s) "
                     "ON CONFLICT (window_id, instance) DO UPDATE SET state = excluded.state",
                     (instance, ordered, [states[w] for w in ordered]),
                 )
@@ -410,25 +410,3 @@ def _results(stored: str) -> list[Result]:
         return _RESULTS.validate_json(stored, context=STORED)
     except ValidationError:
         return _RESULTS.validate_python(json.loads(stored), context=STORED)
-
-
-class _IndexColumns:
-    """prediction_ids rows as the columns one INSERT takes."""
-
-    def __init__(self) -> None:
-        self.model_keys: list[int] = []
-        self.keys: list[bytes] = []
-        self.window_ends: list[int] = []
-        self.batches: list[int] = []
-        self.rows: list[int] = []
-
-    def add(self, model_key: int, keys: Sequence[bytes], window_end_ms: int, seq: int) -> None:
-        n = len(keys)
-        self.model_keys.extend([model_key] * n)
-        self.keys.extend(keys)
-        self.window_ends.extend([window_end_ms] * n)
-        self.batches.extend([seq] * n)
-        self.rows.extend(range(n))
-
-    def columns(self) -> tuple[list[int], list[bytes], list[int], list[int], list[int]]:
-        return (self.model_keys, self.keys, self.window_ends, self.batches, self.rows)
