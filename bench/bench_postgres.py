@@ -159,7 +159,7 @@ def main() -> None:
                 database.drop()
     base = rows[0]
     lines = [
-        "## postgres",
+        "## PostgreSQL beside SQLite (`bench/bench_postgres.py`)",
         "",
         f"Ingest as bench_collector.py ({requests * ROWS_PER_REQUEST:,} rows a setup, {CLIENTS} "
         "client threads, nothing pinned: clients, collectors and the PostgreSQL server share "
