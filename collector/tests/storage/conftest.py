@@ -24,6 +24,9 @@ class Backend:
         self._opened: list[Storage] = []
 
     def open(self) -> Storage:
+        """The database opened again, as a restarted collector opens it: the previous
+        collector (any storage opened before) is gone."""
+        self.close()
         storage = self._opener()
         self._opened.append(storage)
         return storage
@@ -36,6 +39,7 @@ class Backend:
     def close(self) -> None:
         for storage in self._opened:
             storage.close()
+        self._opened.clear()
 
 
 def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:

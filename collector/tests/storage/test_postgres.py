@@ -21,6 +21,15 @@ from inferwatch_testkit.postgres import TemporaryDatabase
 from .helpers import MINUTE_MS, batch, window
 
 
+def _partitions(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass('prediction_ids') ORDER BY 1"
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
 def _version(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT version FROM inferwatch_schema").fetchone()
@@ -63,13 +72,13 @@ def test_replicas_starting_together_migrate_once(postgres: TemporaryDatabase) ->
     opened: list[Storage] = []
     failures: list[BaseException] = []
 
-    def start() -> None:
+    def start(instance: str) -> None:
         try:
-            opened.append(open_postgres(url))
+            opened.append(open_postgres(url, instance=instance))
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(3)]
+    threads = [threading.Thread(target=start, args=(name,)) for name in "abc"]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -78,6 +87,29 @@ def test_replicas_starting_together_migrate_once(postgres: TemporaryDatabase) ->
     assert _version(url) == SCHEMA_VERSION
     for storage in opened:
         storage.close()
+
+
+def test_two_live_collectors_cannot_share_an_instance_id(postgres: TemporaryDatabase) -> None:
+    url = postgres.new_schema()
+    first = open_postgres(url, instance="a")
+    with pytest.raises(ConfigError, match="another collector runs with instance_id 'a'"):
+        open_postgres(url, instance="a")
+    open_postgres(url, instance="b").close()
+    first.close()
+    # Gone with its session: a restart takes it again.
+    open_postgres(url, instance="a").close()
+
+
+def test_one_collector_leads_and_another_takes_over_when_it_goes(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    a, b = open_postgres(url, instance="a"), open_postgres(url, instance="b")
+    assert a.leadership.holds() and not b.leadership.holds()
+    assert a.leadership.holds() and not b.leadership.holds()
+    a.close()
+    assert b.leadership.holds()
+    b.close()
 
 
 def test_texts_with_nul_and_the_escape_character_round_trip(postgres: TemporaryDatabase) -> None:
@@ -121,10 +153,16 @@ def test_a_day_dropped_by_the_prune_is_made_again_when_its_predictions_come(
     postgres: TemporaryDatabase,
 ) -> None:
     url = postgres.new_schema()
-    storage, other = open_postgres(url), open_postgres(url)  # two replicas
+    storage, other = open_postgres(url, instance="a"), open_postgres(url, instance="b")
     storage.windows.ingest([batch(b"a", window(0), ["a0"])], 0)
-    # Another replica prunes the whole day (its partition goes, table and all).
-    assert other.labels.prune(cutoff_ms=2 * 24 * 60 * MINUTE_MS).predictions_deleted == 1
+    storage.windows.ingest([batch(b"late", window(24 * 60 + 5), ["x0", "x1"])], 0)  # day 1
+    assert _partitions(url) == ["prediction_ids_d0", "prediction_ids_d1"]
+    # Another replica prunes day 0 whole (its table is dropped) and cuts into day 1.
+    cutoff = (24 * 60 + 3) * MINUTE_MS
+    assert other.labels.prune(cutoff_ms=cutoff).predictions_deleted == 1
+    assert _partitions(url) == ["prediction_ids_d1"]
+    assert other.labels.prune(cutoff_ms=2 * 24 * 60 * MINUTE_MS).predictions_deleted == 2
+    assert _partitions(url) == []
     (again,) = storage.windows.ingest([batch(b"b", window(1), ["b0"])], 0).stored
     assert again is not None
     assert storage.labels.apply("m", [LabelRecord("b0", "yes", None)], 1_000).joined == 1

@@ -19,12 +19,13 @@ def open_postgres(url: str, *, instance: str = "default", durability: str = "ful
     """The stores on the PostgreSQL database at ``url``, migrated if older; ``instance`` names
     this collector's journal and share of window state.
 
-    Raises ConfigError, and leaves the database as it was, when the server cannot be reached
-    or the database cannot be brought forward.
+    Raises ConfigError, and leaves the database as it was, when the server cannot be reached,
+    the database cannot be brought forward, or another live collector has ``instance``.
     """
     database = Database(url, durability=durability)
     try:
         migrate(database)
+        leadership = AdvisoryLeadership(url, database.name, instance)
     except BaseException:
         database.close()
         raise
@@ -35,7 +36,7 @@ def open_postgres(url: str, *, instance: str = "default", durability: str = "ful
         settings=PostgresSettingsStore(database),
         alerts=PostgresAlertStore(database),
         closer=database.close,
-        leadership=AdvisoryLeadership(url, database.name),
+        leadership=leadership,
     )
 
 
