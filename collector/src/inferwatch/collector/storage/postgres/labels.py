@@ -100,7 +100,7 @@ class PostgresLabelStore:
                     continue
                 (already,) = _one(
                     conn,
-                    "SELECT COUNT(*) FROM pending_labels WHERE model = %s AND id_key = ANY(%s)",
+                    "SELECT COUNT(*) FROM pending_labels WHERE model = %s AND id_key = ANY(%b)",
                     (model, waiting),
                 )
                 replaced += already
@@ -214,7 +214,7 @@ def join_waiting(
         keys = list(where)
         for i in range(0, len(keys), CHUNK):
             found = conn.execute(
-                "DELETE FROM pending_labels WHERE model = %s AND id_key = ANY(%s) "
+                "DELETE FROM pending_labels WHERE model = %s AND id_key = ANY(%b) "
                 "RETURNING id_key, value_text, value_num, received_ms",
                 (model, keys[i : i + CHUNK]),
             ).fetchall()
@@ -245,7 +245,7 @@ def lock_windows(conn: psycopg.Connection[Any], window_ids: Sequence[int]) -> No
     """Lock these windows' rows for the transaction in id order: transactions that update
     several windows then never wait for each other in a cycle."""
     conn.execute(
-        "SELECT id FROM windows WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (sorted(window_ids),)
+        "SELECT id FROM windows WHERE id = ANY(%b) ORDER BY id FOR UPDATE", (sorted(window_ids),)
     ).fetchall()
 
 

@@ -142,7 +142,7 @@ def first_predictions(
         "EXISTS (SELECT 1 FROM labels l WHERE l.window_id = b.window_id AND l.batch = i.batch "
         "AND l.row = i.row) "
         "FROM prediction_ids i JOIN prediction_batches b ON b.seq = i.batch "
-        "WHERE i.model_key = %s AND i.id_key = ANY(%s) ORDER BY i.id_key, i.batch, i.row",
+        "WHERE i.model_key = %s AND i.id_key = ANY(%b) ORDER BY i.id_key, i.batch, i.row",
         (model_key, list(keys)),
     ).fetchall()
     return {

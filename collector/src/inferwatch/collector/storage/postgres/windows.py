@@ -322,7 +322,7 @@ class PostgresWindowStore:
         with self._db.transaction() as conn:
             lock_windows(conn, ordered)
             conn.execute(
-                "UPDATE windows SET needs_eval = needs_eval + 1 WHERE id = ANY(%s)", (ordered,)
+                "UPDATE windows SET needs_eval = needs_eval + 1 WHERE id = ANY(%b)", (ordered,)
             )
 
     def save_evaluation(
