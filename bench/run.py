@@ -23,8 +23,10 @@ ORDER = [
     "summaries",
     "collector",
     "postgres",
+    "metrics",
     "detectors",
     "false_alarms",
+    "shift",
     "faults",
     "middleware",
 ]

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,10 +36,11 @@ from demo_processes import (
     bentoml_env,
     collector_argv,
     pick_port,
+    wait_ready,
 )
 from demo_replay import Replay, Schedule
 from demo_traffic import SCENARIO, SEED, Traffic
-from demo_watch import Watcher
+from demo_watch import WIDTH, Watcher
 from wine import FEATURES, MODEL_NAME, MODEL_VERSION, train, training_data
 
 import inferwatch
@@ -56,6 +59,7 @@ ALERT_CHECKS = [
     "prediction_drift",
     "label_drift",
     "outliers",
+    "shift_verdict",
 ]
 
 
@@ -125,6 +129,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # Each line as it is printed, also through a pipe (make, tee, a test).
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     timing = Timing.for_run(args.fast, args.window)
     servers = Servers()
     # Ctrl-C and SIGTERM stop every server, then exit. SIGINT is set explicitly: a shell that
@@ -175,6 +182,7 @@ def start_servers(servers: Servers, args: argparse.Namespace, timing: Timing) ->
     config = workdir / "collector.toml"
     config.write_text(collector_config(timing))
 
+    print("Starting the collector and the BentoML service (a first start takes a while)...")
     collector_port = pick_port(args.port, HOST)
     collector_url = f"http://{HOST}:{collector_port}"
     collector = servers.start(
@@ -192,11 +200,13 @@ def start_servers(servers: Servers, args: argparse.Namespace, timing: Timing) ->
         workdir / "bentoml.log",
         env=bentoml_env(workdir / "bentoml-home", collector_url),
     )
-    print(
-        f"Starting the collector ({collector_url}, {db}) and the BentoML service ({service_url})..."
+    print(f"  the collector: {collector_url}, database {db}")
+    print(f"  the BentoML service: {service_url}")
+    wait_ready(
+        [(collector, "/healthz"), (service, "/readyz")],
+        START_TIMEOUT_S,
+        progress=lambda line: print(line, flush=True),
     )
-    collector.wait_ready("/healthz", START_TIMEOUT_S)
-    service.wait_ready("/readyz", START_TIMEOUT_S)
     print(
         f"Both ready. Windows of {timing.window:g} s, allowed lateness {timing.lateness:g} s; "
         f"logs in {workdir}."
@@ -205,6 +215,7 @@ def start_servers(servers: Servers, args: argparse.Namespace, timing: Timing) ->
 
 
 def upload_reference(collector_url: str) -> None:
+    print("Training the wine classifier and uploading its training data as the reference...")
     features, labels = training_data()
     model = train()
     report = inferwatch.set_reference(
@@ -237,13 +248,16 @@ async def run_scenario(collector_url: str, service_url: str, timing: Timing, wor
         # generator of window 0, so which rows got labels followed their drawn classes.
         seed=SEED + 1,
     )
-    print(
-        f"\nReplaying {schedule.windows} windows of {timing.requests * timing.rows} rows "
+    print()
+    replaying = (
+        f"Replaying {schedule.windows} windows of {timing.requests * timing.rows} rows "
         f"through {service_url}/classify; {timing.label_share:.0%} of rows get their label "
         f"{timing.label_delay:g} s later."
     )
+    print(textwrap.fill(replaying, WIDTH))
     for phase in SCENARIO:
-        print(f"  {phase.windows} x {phase.name}: {phase.description}")
+        text = f"  {phase.windows} x {phase.name}: {phase.description}"
+        print(textwrap.fill(text, WIDTH, subsequent_indent="      "))
     print()
     async with httpx.AsyncClient(base_url=collector_url, timeout=10.0) as client:
         watcher = Watcher(client, MODEL_NAME, schedule, replay.ledger)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import psutil
 
 EXAMPLES = Path(__file__).resolve().parent
 STOP_TIMEOUT_S = 15.0
+# How often a wait says what it is waiting for.
+PROGRESS_EVERY_S = 5.0
 
 
 class StartError(RuntimeError):
@@ -45,22 +47,18 @@ class Server:
 
     def wait_ready(self, path: str, timeout: float) -> None:
         """Poll ``GET path`` until it answers 200; StartError if the process dies or times out."""
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise StartError(
-                        f"{self.name} exited with status {self.process.returncode} before it was "
-                        f"ready; the end of {self.log}:\n{self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get(self.url + path).status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise StartError(
-            f"{self.name} at {self.url} was not ready after {timeout:.0f} s; the end of "
-            f"{self.log}:\n{self.log_tail()}"
-        )
+        wait_ready([(self, path)], timeout)
+
+    def answers(self, client: httpx.Client, path: str) -> bool:
+        """Whether ``GET path`` answers 200 now; StartError if the process has exited."""
+        if self.process.poll() is not None:
+            raise StartError(
+                f"{self.name} exited with status {self.process.returncode} before it was "
+                f"ready; the end of {self.log}:\n{self.log_tail()}"
+            )
+        with contextlib.suppress(httpx.TransportError):
+            return client.get(self.url + path).status_code == 200
+        return False
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (a graceful stop), then SIGKILL for whatever of its tree is still alive."""
@@ -80,6 +78,38 @@ class Server:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
         psutil.wait_procs(alive, timeout=timeout)
+
+
+def wait_ready(
+    waits: Sequence[tuple[Server, str]],
+    timeout: float,
+    progress: Callable[[str], None] | None = None,
+    every: float = PROGRESS_EVERY_S,
+) -> None:
+    """Poll each server's ``GET path`` until every one answers 200, telling ``progress`` every
+    ``every`` seconds which ones it still waits for; StartError if one dies or times out."""
+    began = time.monotonic()
+    said = began
+    pending = list(waits)
+    with httpx.Client(timeout=1.0) as client:
+        while True:
+            pending = [
+                (server, path) for server, path in pending if not server.answers(client, path)
+            ]
+            if not pending:
+                return
+            now = time.monotonic()
+            if now - began >= timeout:
+                server = pending[0][0]
+                raise StartError(
+                    f"{server.name} at {server.url} was not ready after {timeout:.0f} s; the end "
+                    f"of {server.log}:\n{server.log_tail()}"
+                )
+            if progress is not None and now - said >= every:
+                said = now
+                names = " and ".join(server.name for server, _ in pending)
+                progress(f"  waiting for {names} to start ({now - began:.0f} s)")
+            time.sleep(0.1)
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import httpx
@@ -21,6 +22,12 @@ from demo_replay import Schedule, WindowLedger
 # Decisions that mean "something is wrong" (docs/collector.md): every check's result says ok,
 # warning, alert, not_enough_data or error.
 FAILING = frozenset({"alert", "warning"})
+# The width every line printed fits in.
+WIDTH = 100
+# At most this many lines of the final table's drift column a window.
+SUMMARY_DRIFT_LINES = 3
+# How often a quiet wait says what it is waiting for.
+PROGRESS_EVERY_S = 5.0
 # Detectors whose per-feature rows name drifted features.
 FEATURE_DRIFT = frozenset({"univariate_drift"})
 # Detectors whose summary row is one verdict on the whole window.
@@ -43,6 +50,9 @@ class Findings:
     accuracy: float | None
     # Labelled rows when the window was evaluated (the window's own count may be newer).
     labelled: int | None
+    # The shift verdict (label_shift, covariate_shift, both, none) and its sentence.
+    verdict: str | None = None
+    verdict_message: str | None = None
 
     @classmethod
     def of(cls, window: Mapping[str, Any]) -> Findings:
@@ -60,12 +70,15 @@ class Findings:
             elif detector in FEATURE_DRIFT:
                 if feature is not None:  # the summary row only repeats the features' verdicts
                     drifted.append(str(feature))
+            elif detector == "shift_verdict":
+                continue  # shown on its own line
             elif detector in WINDOW_DRIFT:
                 if feature is None:
                     joint.append(detector)
             else:
                 other.append(f"{detector}({feature})" if feature else detector)
         performance = (window.get("summary") or {}).get("performance") or {}
+        shift = window.get("shift") or {}
         return cls(
             tuple(sorted(set(drifted))),
             tuple(sorted(set(joint))),
@@ -74,6 +87,8 @@ class Findings:
             tuple(sorted(set(other))),
             performance.get("accuracy"),
             performance.get("labelled"),
+            shift.get("verdict"),
+            shift.get("message"),
         )
 
 
@@ -97,6 +112,7 @@ class Watcher:
         schedule: Schedule,
         ledger: Sequence[WindowLedger],
         out: TextIO = sys.stdout,
+        progress_every: float = PROGRESS_EVERY_S,
     ) -> None:
         self.client = client
         self.model = model
@@ -105,6 +121,9 @@ class Watcher:
         self.out = out
         self.printed: dict[int, int] = {}  # scenario window number -> collector window id
         self.alerts_seen: dict[int, str] = {}  # alert id -> state
+        self.progress_every = progress_every
+        # When a line was last printed: a quiet wait says what it waits for every few seconds.
+        self._said_at = time.monotonic()
 
     async def windows(self) -> dict[int, Mapping[str, Any]]:
         """The collector's scenario windows by scenario number (the version is the model's)."""
@@ -131,23 +150,38 @@ class Watcher:
 
     async def follow(self, done: Callable[[], bool] | None = None, poll: float = 0.3) -> None:
         """Print windows as they close, and alerts as they change, until every window is shown."""
+        since = time.monotonic()
         while len(self.printed) < self.schedule.windows and not (done and done()):
             for number, window in sorted((await self.windows()).items()):
                 if number in self.printed or not window["closed"] or not window["evaluated_at"]:
                     continue
                 self.printed[number] = window["id"]
                 self.print_window(number, await self.window(window["id"]))
+                since = time.monotonic()
             await self.print_alerts()
+            waiting = next((n for n in range(self.schedule.windows) if n not in self.printed), None)
+            if waiting is not None:
+                start = _clock_of(self.schedule.start(waiting))
+                end = _clock_of(self.schedule.end(waiting))
+                self._progress(f"window {start}-{end} to close and be evaluated", since)
             await asyncio.sleep(poll)
         await self.print_alerts()
 
+    def _progress(self, what: str, since: float) -> None:
+        """``waiting for <what> (12 s)`` once nothing was printed for ``progress_every``."""
+        now = time.monotonic()
+        if now - self._said_at >= self.progress_every:
+            self._say(f"  waiting for {what} ({now - since:.0f} s)")
+
     async def settle(self, timeout: float) -> bool:
         """Wait until every label sent has joined and been evaluated; False on timeout."""
-        deadline = time.monotonic() + timeout
+        since = time.monotonic()
+        deadline = since + timeout
         while time.monotonic() < deadline:
             windows = await self.windows()
             if all(self._settled(n, windows.get(n)) for n in range(self.schedule.windows)):
                 return True
+            self._progress("the late labels to join and be evaluated", since)
             await asyncio.sleep(0.3)
         return False
 
@@ -180,10 +214,12 @@ class Watcher:
         drift = ", ".join(f"{f}{'*' if f in shifted else ''}" for f in found.drifted) or "none"
         if found.joint:
             drift += f"  (joint: {', '.join(found.joint)})"
-        self._say(f"    drift: {drift}")
-        self._say(f"    outliers: {self._outliers(found, ledger)}")
+        if found.verdict is not None:
+            self._wrap(f"    shift: {found.verdict_message}", indent=11)
+        self._wrap(f"    drift: {drift}", indent=11)
+        self._wrap(f"    outliers: {self._outliers(found, ledger)}", indent=14)
         if found.other:
-            self._say(f"    other findings: {', '.join(found.other)}")
+            self._wrap(f"    other findings: {', '.join(found.other)}", indent=8)
 
     def _outliers(self, found: Findings, ledger: WindowLedger) -> str:
         if not found.outlier_ids and not found.outlier_window:
@@ -204,53 +240,81 @@ class Watcher:
                 continue
             self.alerts_seen[alert["id"]] = state
             if state == "open":
-                message = _first_sentence(str(alert.get("message") or ""))
-                self._say(
-                    f"  ALERT opened [{alert.get('severity')}] {alert.get('check')}: {message}"
+                message = str(alert.get("message") or "")
+                self._wrap(
+                    f"  ALERT opened [{alert.get('severity')}] {alert.get('check')}: {message}",
+                    indent=4,
                 )
             else:
                 self._say(f"  ALERT {state}: {alert.get('check')}")
 
     def print_summary(self, windows: Mapping[int, Mapping[str, Any]]) -> None:
+        """The scenario's windows, one row each; the drift column wraps within WIDTH, and lists
+        the shifted features and the joint checks first, then as many others as fit."""
         self._say("")
         self._say("After the late labels joined:")
-        header = (
-            f"{'window':<17}  {'phase':<15}  {'rows':>4}  {'labelled':>8}  {'accuracy':>8}  "
-            f"{'outliers':>8}  drift"
+        # A window's start is enough (each lasts until the next one's); the drift gets the rest.
+        prefix = (
+            f"{'start':<8}  {'phase':<15}  {'rows':>4}  {'labels':>6}  {'accuracy':>8}  "
+            f"{'outliers':>8}  {'shift':<15}  "
         )
-        self._say(header)
-        self._say("-" * (len(header) + 40))
+        room = WIDTH - len(prefix)
+        table = [prefix + "drift"]
         for number in range(self.schedule.windows):
             ledger = self.ledger[number]
             window = windows.get(number)
             if window is None:
-                self._say(f"{'(no window)':<17}  {ledger.phase.name:<15}")
+                start = _clock_of(self.schedule.start(number))
+                table.append(f"{start:<8}  {ledger.phase.name:<15}  (no window)")
                 continue
             found = Findings.of(window)
             rows, labelled = window["rows"], window["labelled"]
-            span = f"{_clock(window['start'])}-{_clock(window['end'])}"
             accuracy = f"{found.accuracy:.3f}" if found.accuracy is not None else "-"
             coverage = f"{labelled / rows:.0%}" if rows else "-"
             shifted = set(ledger.phase.shift)
-            drift = ", ".join(f"{f}{'*' if f in shifted else ''}" for f in found.drifted)
-            drift = ", ".join(filter(None, [drift, *found.joint])) or "-"
+            drift = [f"{f}*" for f in found.drifted if f in shifted] + list(found.joint)
+            drift += [f for f in found.drifted if f not in shifted]
             injected = set(ledger.outlier_ids)
             outliers = f"{len(found.outlier_ids)}"
             if injected:
                 outliers += f" ({len(injected & set(found.outlier_ids))}*)"
-            self._say(
-                f"{span:<17}  {ledger.phase.name:<15}  {rows:>4}  {coverage:>8}  "
-                f"{accuracy:>8}  {outliers:>8}  {drift}"
+            first, *rest = fit_lines(drift, room, SUMMARY_DRIFT_LINES)
+            table.append(
+                f"{_clock(window['start']):<8}  {ledger.phase.name:<15}  {rows:>4}  {coverage:>6}  "
+                f"{accuracy:>8}  {outliers:>8}  {found.verdict or '-':<15}  {first}"
             )
+            table += [" " * len(prefix) + line for line in rest]
+        self._say(table[0])
+        self._say("-" * max(len(line) for line in table))
+        for line in table[1:]:
+            self._say(line)
         self._say("(* = a feature the demo shifted, or rows it injected as outliers)")
+
+    def _wrap(self, text: str, indent: int) -> None:
+        """A line wrapped within WIDTH, its continuation lines indented by ``indent``."""
+        for line in textwrap.wrap(text, WIDTH, subsequent_indent=" " * indent) or [""]:
+            self._say(line)
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
+        self._said_at = time.monotonic()
 
 
 def _clock(iso: str) -> str:
     return datetime.fromisoformat(iso).strftime("%H:%M:%S")
 
 
-def _first_sentence(text: str, limit: int = 110) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _clock_of(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S")
+
+
+def fit_lines(items: Sequence[str], width: int, lines: int) -> list[str]:
+    """``items`` joined with commas and wrapped within ``width`` on at most ``lines`` lines: the
+    first ones, then "+N more" for those that do not fit."""
+    for keep in range(len(items), -1, -1):
+        hidden = len(items) - keep
+        shown = [*items[:keep], *([f"+{hidden} more"] if hidden else [])]
+        wrapped = textwrap.wrap(", ".join(shown), width)
+        if len(wrapped) <= lines:
+            return wrapped or ["-"]
+    return [f"{len(items)} items"[:width]]

@@ -140,6 +140,26 @@ def test_the_label_shift_shows_in_the_predicted_classes(run: DemoRun) -> None:
         assert "prediction_drift" in Findings.of(window).joint, window["results"]
 
 
+def test_each_phase_gets_its_shift_verdict(run: DemoRun) -> None:
+    verdicts = {
+        phase: {Findings.of(w).verdict for _, w in phase_windows(run, phase)}
+        for phase in (CLEAN, COVARIATE, LABEL_SHIFT)
+    }
+    assert verdicts == {
+        CLEAN: {"none"},
+        COVARIATE: {"covariate_shift"},
+        LABEL_SHIFT: {"label_shift"},
+    }, verdicts
+    # The label shift is one finding: the features it moved are grouped under it, not listed
+    # as drifted features the demo never touched.
+    for _, window in phase_windows(run, LABEL_SHIFT):
+        assert Findings.of(window).drifted == (), Findings.of(window).drifted
+        assert window["shift"]["message"].startswith("label shift: class `2` 27% -> ")
+    lines = run.stdout.splitlines()
+    assert sum(line.strip().startswith("shift: label shift: class `2`") for line in lines) == 2
+    assert any(line.strip().startswith("shift: covariate shift: `alcohol`") for line in lines)
+
+
 def test_injected_outliers_are_flagged_by_prediction_id(run: DemoRun) -> None:
     for entry, window in phase_windows(run, COVARIATE):
         found = Findings.of(window)
@@ -169,6 +189,31 @@ def test_the_terminal_shows_each_window_and_the_urls(run: DemoRun) -> None:
     assert any("ALERT opened [warning] performance" in line for line in lines)
     assert any(line.startswith("Dashboard:") for line in lines)
     assert run.seconds < DEMO_TIMEOUT_S
+
+
+def test_every_line_fits_100_columns_and_no_alert_is_cut(run: DemoRun) -> None:
+    lines = run.stdout.splitlines()
+    too_wide = [line for line in lines if len(line) > 100]
+    assert too_wide == [], too_wide
+    # Each alert's message is printed whole, wrapped onto lines indented by four.
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.startswith("  ALERT opened"):
+            blocks.append([line])
+        elif blocks and blocks[-1] and line.startswith("    ") and not line.startswith("     "):
+            blocks[-1].append(line)
+        elif blocks:
+            blocks.append([])  # the block ended
+    blocks = [b for b in blocks if b]
+    assert len(blocks) >= 5 and any(len(b) > 1 for b in blocks), blocks
+    assert not any(b[-1].endswith("...") for b in blocks), blocks
+    at = lines.index("After the late labels joined:") + 1
+    end = next(i for i in range(at, len(lines)) if lines[i].startswith("(* ="))
+    table = lines[at:end]
+    assert set(table[1]) == {"-"} and len(table[1]) == max(len(line) for line in table)
+    # The covariate shift's rows name the shifted features and the joint checks, in full.
+    shift = " ".join(line for line in table if "covariate shift" in line or line.startswith(" "))
+    assert all(name in shift for name in ("alcohol*", "hue*", "multivariate_drift"))
 
 
 def test_the_terminal_names_the_shifted_features(run: DemoRun) -> None:

@@ -40,8 +40,9 @@ def window(window_id: int, *rows: Result) -> WindowResults:
 
 def policy(table: dict[str, Any], where: str = "alerts") -> AlertPolicy:
     """An alert policy from its TOML table, as a model's settings validate it (without the
-    plug-in catalog: these tests' checks are made up)."""
+    plug-in catalog: these tests' checks are made up). One failing window opens an alert
+    unless ``table`` says otherwise: these tests are about what follows an opening."""
     try:
-        return AlertPolicy.model_validate(table)
+        return AlertPolicy.model_validate({"consecutive": 1, **table})
     except ValidationError as exc:
         raise ConfigError(describe(exc, where)) from None

@@ -18,7 +18,7 @@ HOUR = 3600
 @pytest.fixture
 def running(make_collector: Callable[..., RunningCollector]) -> tuple[RunningCollector, int]:
     """A collector with one open alert (put in by its own alert engine) and one resolved."""
-    collector = make_collector(FakeClock(T0))
+    collector = make_collector(FakeClock(T0), models={"credit": {"alerts": {"consecutive": 1}}})
     engine = collector.app.state.collector.alerts
     # Windows that ended just now, so that no alert of theirs is stale.
     for window_id, decision in ((1, "alert"), (2, "ok"), (3, "alert")):

@@ -60,6 +60,7 @@ async def wait_for(receiver: WebhookReceiver, count: int, path: str) -> list[dic
 
 async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: WebhookReceiver) -> None:
     policy = AlertPolicy(
+        consecutive=1,
         webhooks=(
             Webhook(url=receiver.url("/generic")),
             Webhook(url=receiver.url("/slack"), format="slack"),
@@ -130,7 +131,9 @@ async def test_generic_and_slack_payloads_reach_their_webhooks(receiver: Webhook
 
 async def test_retries_server_errors_then_delivers(receiver: WebhookReceiver) -> None:
     receiver.plans["/flaky"] = [500, 503, 429]
-    policy = AlertPolicy(webhooks=(Webhook(url=receiver.url("/flaky")),), retry=FAST_RETRY)
+    policy = AlertPolicy(
+        consecutive=1, webhooks=(Webhook(url=receiver.url("/flaky")),), retry=FAST_RETRY
+    )
     async with AlertDispatcher() as dispatcher:
         dispatcher.submit(make_event(1), policy)
         assert await dispatcher.drain(20)
@@ -146,7 +149,9 @@ async def test_an_http_date_retry_after_is_honoured(receiver: WebhookReceiver) -
     receiver.plans["/later"] = [503]
     receiver.retry_after["/later"] = email.utils.formatdate(when, usegmt=True)
     retry = RetryPolicy(attempts=2, backoff_seconds=0.01, max_backoff_seconds=30.0)
-    policy = AlertPolicy(webhooks=(Webhook(url=receiver.url("/later")),), retry=retry)
+    policy = AlertPolicy(
+        consecutive=1, webhooks=(Webhook(url=receiver.url("/later")),), retry=retry
+    )
     async with AlertDispatcher() as dispatcher:
         dispatcher.submit(make_event(1), policy)
         assert await dispatcher.drain(20)
@@ -165,7 +170,7 @@ async def test_retries_of_deliveries_that_failed_together_are_spread(
         receiver.plans[path] = [503]
     retry = RetryPolicy(attempts=2, backoff_seconds=0.4, max_backoff_seconds=30.0)
     webhooks = tuple(Webhook(url=receiver.url(path)) for path in paths)
-    policy = AlertPolicy(webhooks=webhooks, retry=retry)
+    policy = AlertPolicy(consecutive=1, webhooks=webhooks, retry=retry)
     async with AlertDispatcher(concurrency=len(paths)) as dispatcher:
         dispatcher.submit(make_event(1), policy)
         assert await dispatcher.drain(20)
@@ -187,6 +192,7 @@ async def test_gives_up_after_its_retries_or_on_a_final_answer(
     receiver.plans["/gone"] = [404]
     retry = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
     policy = AlertPolicy(
+        consecutive=1,
         webhooks=(Webhook(url=receiver.url("/down")), Webhook(url=receiver.url("/gone"))),
         retry=retry,
     )
@@ -204,7 +210,9 @@ async def test_a_hanging_receiver_never_blocks_the_caller(receiver: WebhookRecei
     receiver.hang.add("/hang")
     retry = RetryPolicy(attempts=2, backoff_seconds=0.01, max_backoff_seconds=0.05)
     policy = AlertPolicy(
-        webhooks=(Webhook(url=receiver.url("/hang"), timeout_seconds=0.5),), retry=retry
+        consecutive=1,
+        webhooks=(Webhook(url=receiver.url("/hang"), timeout_seconds=0.5),),
+        retry=retry,
     )
     results = window(1, *(row(f"ks{i}", "alert", "f") for i in range(4)))
     async with AlertDispatcher(concurrency=4) as dispatcher:
@@ -223,7 +231,9 @@ async def test_a_hanging_receiver_never_blocks_the_caller(receiver: WebhookRecei
 
 async def test_a_closed_port_never_blocks_the_caller(dead_url: str) -> None:
     retry = RetryPolicy(attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
-    policy = AlertPolicy(webhooks=(Webhook(url=dead_url, timeout_seconds=2.0),), retry=retry)
+    policy = AlertPolicy(
+        consecutive=1, webhooks=(Webhook(url=dead_url, timeout_seconds=2.0),), retry=retry
+    )
     async with AlertDispatcher() as dispatcher:
         started = time.perf_counter()
         for alert_id in range(10):
@@ -239,6 +249,7 @@ async def test_a_full_queue_drops_the_oldest_and_counts(
 ) -> None:
     receiver.hang.add("/slow")
     policy = AlertPolicy(
+        consecutive=1,
         webhooks=(Webhook(url=receiver.url("/slow"), timeout_seconds=30.0),),
         retry=RetryPolicy(attempts=1),
     )
@@ -262,6 +273,7 @@ async def test_shutdown_gives_the_queue_a_deadline_then_counts_what_is_left(
 ) -> None:
     receiver.hang.add("/slow")
     policy = AlertPolicy(
+        consecutive=1,
         webhooks=(Webhook(url=receiver.url("/slow"), timeout_seconds=30.0),),
         retry=RetryPolicy(attempts=1),
     )
@@ -278,7 +290,9 @@ async def test_shutdown_gives_the_queue_a_deadline_then_counts_what_is_left(
 async def test_min_severity_filters_webhooks_but_not_the_log(
     receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    policy = AlertPolicy(min_severity="critical", webhooks=(Webhook(url=receiver.url("/hook")),))
+    policy = AlertPolicy(
+        consecutive=1, min_severity="critical", webhooks=(Webhook(url=receiver.url("/hook")),)
+    )
     async with AlertDispatcher() as dispatcher:
         dispatcher.submit(make_event(1, "warning"), policy)
         assert dispatcher.stats.queued == 0
@@ -295,6 +309,7 @@ async def test_logs_one_line_per_event_without_secrets_or_data(
     caplog.set_level(logging.DEBUG)
     receiver.plans["/broken/TOKEN456"] = [500, 500]
     policy = AlertPolicy(
+        consecutive=1,
         webhooks=(
             Webhook(url=receiver.url("/services/T0/B0/TOKEN123?token=QSECRET"), format="slack"),
             Webhook(url=receiver.url("/broken/TOKEN456")),

@@ -69,6 +69,21 @@ def test_opens_after_n_consecutive_failures_not_before() -> None:
     assert alert.to_json()["evidence"][2]["window_start"] == "1970-01-01T00:03:00.000Z"
 
 
+def test_by_default_two_failing_windows_open_an_alert_and_a_critical_one_opens_at_once() -> None:
+    store = MemoryAlertStore()
+    default = AlertPolicy.model_validate({"critical": {"error_rate": {"above": 0.3}}})
+    engine = AlertEngine(store, default, clock=lambda: 1000.0)
+    assert engine.process(MODEL, VERSION, window(1, row("ks", "alert", "income"))) == []
+    events = engine.process(MODEL, VERSION, window(2, row("ks", "alert", "income")))
+    assert kinds(events) == ["opened"]
+    assert [e.window_id for e in events[0].alert.evidence] == [1, 2]
+    # Past the critical threshold a single window is enough; under it, it waits like the rest.
+    assert engine.process(MODEL, VERSION, window(3, row("error_rate", "alert", score=0.2))) == []
+    events = engine.process(MODEL, "2", window(3, row("error_rate", "alert", score=0.5)))
+    assert kinds(events) == ["opened"]
+    assert (events[0].alert.severity, events[0].alert.version) == ("critical", "2")
+
+
 def test_a_pass_breaks_the_run() -> None:
     engine, store = make_engine(consecutive=2)
     for window_id, decision in enumerate(["alert", "ok", "alert"], start=1):
@@ -146,13 +161,16 @@ def test_a_declared_severity_or_a_configured_critical_threshold_makes_it_critica
         MODEL, VERSION, window(4, row("mmd", "alert", score=0.1, severity="critical"))
     )
     assert events[0].alert.severity == "critical"
-    # The worst severity among the windows that open an alert is the alert's.
+    # A declared critical severity does not wait for the run either, and later failures of
+    # lower severity do not step it down.
     engine, store = make_engine(consecutive=2)
     critical = row("ks", "alert", severity="critical", message="ks is critical")
-    engine.process(MODEL, VERSION, window(1, critical))
-    events = engine.process(MODEL, VERSION, window(2, row("ks", "alert")))
-    assert events[0].alert.severity == "critical"
-    assert events[0].alert.message == "ks is critical"
+    events = engine.process(MODEL, VERSION, window(1, critical))
+    assert [(e.kind, e.alert.severity, e.alert.message) for e in events] == [
+        ("opened", "critical", "ks is critical")
+    ]
+    assert engine.process(MODEL, VERSION, window(2, row("ks", "alert"))) == []
+    assert only_alert(store).severity == "critical"
 
 
 class CountingStore(MemoryAlertStore):
@@ -279,7 +297,8 @@ def test_the_worst_row_of_a_check_in_a_window_counts() -> None:
 def test_a_broken_sink_does_not_lose_the_alert() -> None:
     sink = RecordingSink(fail=True)
     store = MemoryAlertStore()
-    events = AlertEngine(store, sink=sink).process(MODEL, VERSION, window(1, row("ks", "alert")))
+    engine = AlertEngine(store, AlertPolicy(consecutive=1), sink=sink)
+    events = engine.process(MODEL, VERSION, window(1, row("ks", "alert")))
     assert kinds(events) == kinds(sink.events) == ["opened"]
     assert only_alert(store).state == "open"
 

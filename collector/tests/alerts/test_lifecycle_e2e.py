@@ -70,6 +70,7 @@ def test_one_drift_alert_acknowledged_silenced_and_resolved_as_stale(
         "allowed_lateness": 5,
         "reference": {"policy": "none"},
         "alerts": {
+            "consecutive": 1,
             # The drift check's own row and its features' (as the default, every check, has).
             "checks": ["univariate_drift", "univariate_drift:*"],
             "repeat_after": "30s",

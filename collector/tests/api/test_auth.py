@@ -268,6 +268,7 @@ SCOPES = {
     ("/v1/models", "get"): "read",
     ("/v1/models/{model}/windows", "get"): "read",
     ("/v1/models/{model}/windows/{window_id}", "get"): "read",
+    ("/v1/models/{model}/versions/{version}/feature-history", "get"): "read",
     ("/v1/models/{model}/alerts", "get"): "read",
     ("/v1/models/{model}/metrics", "get"): "read",
     ("/v1/models/{model}/config", "get"): "read",

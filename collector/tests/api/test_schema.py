@@ -334,6 +334,10 @@ def test_every_route_answers_as_its_schema_says(served, make_sender) -> None:
     api.call("GET", detail, 400, window_id="abc", **model)
     api.call("GET", detail, 404, window_id=999, **model)
     api.call("GET", windows, 400, params={"start": "yesterday"}, **model)
+    history = "/v1/models/{model}/versions/{version}/feature-history"
+    column = api.call("GET", history, 200, params={"feature": "x0"}, **reference).json()
+    assert column["windows"][0]["column"]["kind"] == "numeric"
+    api.call("GET", history, 400, params={"feature": "x0", "limit": 0}, **reference)
 
     alerts = "/v1/models/{model}/alerts"
     opened = wait_for(

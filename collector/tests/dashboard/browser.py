@@ -3,6 +3,7 @@ DevTools protocol (websockets comes with uvicorn[standard]) for tests that type 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -105,6 +106,29 @@ class Page:
                 return None
 
         return wait_for(attempt, timeout, expression, 0.1)
+
+    def resize(self, width: int, height: int) -> None:
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+
+    def screenshot(self, path: Path, *, full_page: bool = True) -> Path:
+        """A PNG of the page (all of it, or the viewport) written to ``path``."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            params["captureBeyondViewport"] = True
+            size = self.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+            )
+            params["clip"] = {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}
+        data = self.call("Page.captureScreenshot", **params)["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
 
     def text(self, selector: str) -> str:
         found = self.evaluate(

@@ -39,14 +39,17 @@ def start_collector(db: Path, **overrides: Any) -> RunningCollector:
         "window": 60,
         "allowed_lateness": 0,
         "detectors": {"performance": {"min_labels": 10**6}, "outliers": {"enabled": False}},
+        "alerts": {"consecutive": 1},
     }
     config = load_config(
         None,
-        db=f"sqlite:///{db}",
-        tick_seconds=0.05,
-        checkpoint_interval_seconds=0.2,
-        models={MODEL: settings},
-        **overrides,
+        **{
+            "db": f"sqlite:///{db}",
+            "tick_seconds": 0.05,
+            "checkpoint_interval_seconds": 0.2,
+            "models": {MODEL: settings},
+            **overrides,
+        },
     )
     return start_running_collector(config, clock)
 
@@ -132,6 +135,105 @@ def filled(
         yield collector, fill(collector)
     finally:
         collector.stop()
+
+
+# The drift scenario: long windows, so that the time ranges choose among them.
+DRIFT_WINDOW = 600
+DRIFT_WINDOWS = 8
+DRIFTED_FROM = 6  # x0 moves by one sd from this window on; x1 and color do not
+DRIFT_REQUESTS = 8
+DRIFT_ROWS = 40
+ARTIFACTS = Path(__file__).resolve().parents[3] / ".artifacts" / "dashboard"
+
+
+def drift_frames(
+    rng: np.random.Generator, rows: int, shift: float
+) -> tuple[Frame, Frame, list[str]]:
+    """Inputs, outputs and the predicted classes (x1's sign: x0's drift leaves them be)."""
+    x = rng.normal(size=(rows, 2))
+    x[:, 0] += shift
+    color = rng.choice(["red", "green", "blue"], size=rows)
+    inputs = Frame(rows, (numeric("x", x, names=["x0", "x1"]), categorical("color", color)))
+    predicted = ["yes" if v > 0 else "no" for v in x[:, 1]]
+    outputs = Frame(rows, (categorical("prediction", predicted, role="output"),))
+    return inputs, outputs, predicted
+
+
+def fill_drifted(collector: RunningCollector) -> list[dict[str, Any]]:
+    """Eight ten-minute windows, x0 drifting in the last two, every row labelled (a tenth
+    wrongly); all evaluated. Returns the windows as the API lists them."""
+    rng = np.random.default_rng(23)
+    sender = SpanSender(collector.url)
+    with collector.client() as client:
+        base = f"/v1/models/{MODEL}/versions/1/reference"
+        upload = client.post(f"{base}/uploads", json={"task": "classification"}).json()
+        inputs, outputs, _ = drift_frames(rng, 2000, 0.0)
+        part = client.put(
+            f"{base}/uploads/{upload['upload_id']}/parts/0",
+            content=encode_frame(Frame(2000, (*inputs.columns, *outputs.columns))),
+            headers={"content-type": FRAME_TYPE},
+        )
+        assert part.status_code == 200, part.text
+        assert client.post(f"{base}/uploads/{upload['upload_id']}/commit").status_code == 200
+        for window in range(DRIFT_WINDOWS):
+            shift = 1.0 if window >= DRIFTED_FROM else 0.0
+            # The clock follows the traffic: a span hours ahead of it would be refused.
+            collector.clock.advance_to(T0 + window * DRIFT_WINDOW)
+            for i in range(DRIFT_REQUESTS):
+                inputs, outputs, predicted = drift_frames(rng, DRIFT_ROWS, shift)
+                ids = [f"d{window}-{i}-{j}" for j in range(DRIFT_ROWS)]
+                start = T0 + window * DRIFT_WINDOW + i * 30
+                sender.send(MODEL, "1", int(start * 1e9), inputs, ids, outputs)
+                labels = [
+                    {"prediction_id": p, "label": y if j % 10 else "maybe"}
+                    for j, (p, y) in enumerate(zip(ids, predicted, strict=True))
+                ]
+                response = client.post("/v1/labels", json={"model": MODEL, "labels": labels})
+                assert response.status_code == 200, response.text
+        sender.close()
+        expected = DRIFT_WINDOWS * DRIFT_REQUESTS * DRIFT_ROWS
+
+        def listed() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = client.get(f"/v1/models/{MODEL}/windows").json()[
+                "windows"
+            ]
+            return found
+
+        wait_for(lambda: sum(w["rows"] for w in listed()) == expected, 60, "all rows stored")
+        collector.clock.advance_to(T0 + DRIFT_WINDOWS * DRIFT_WINDOW + 1)
+        return wait_for(
+            lambda: (found := listed()) and all(w["evaluated_at"] for w in found) and found,
+            60,
+            "the windows evaluated",
+        )
+
+
+@pytest.fixture(scope="module")
+def drifted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningCollector, list[Any]]]:
+    """One collector with the drift scenario, shared by a module's read-only tests."""
+    db = tmp_path_factory.mktemp("drifted") / "collector.db"
+    config = load_config(
+        None,
+        db=f"sqlite:///{db}",
+        tick_seconds=0.05,
+        checkpoint_interval_seconds=0.2,
+        models={MODEL: {"window": DRIFT_WINDOW, "allowed_lateness": 0}},
+    )
+    collector = start_running_collector(config, FakeClock(T0))
+    try:
+        yield collector, fill_drifted(collector)
+    finally:
+        collector.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where the browser tests save their screenshots (gitignored); printed once."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    print(f"\ndashboard screenshots: {ARTIFACTS}")
+    return ARTIFACTS
 
 
 @pytest.fixture

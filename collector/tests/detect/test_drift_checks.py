@@ -35,7 +35,13 @@ COLOR_SHARES = (0.5, 0.4, 0.1)
 WINDOW = 60
 ROWS = 600
 BATCH = 50
-CHECKS = ("univariate_drift", "multivariate_drift", "prediction_drift", "outliers")
+CHECKS = (
+    "univariate_drift",
+    "multivariate_drift",
+    "correlation_drift",
+    "prediction_drift",
+    "outliers",
+)
 INJECTED = 8
 
 
@@ -183,7 +189,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
 
 def test_clean_windows_raise_no_drift(scenario: Scenario) -> None:
     for results in scenario.results[:2]:
-        for detector in ("univariate_drift", "multivariate_drift", "prediction_drift"):
+        for detector in (
+            "univariate_drift",
+            "multivariate_drift",
+            "correlation_drift",
+            "prediction_drift",
+        ):
             assert summary(results, detector)["decision"] == "ok", summary(results, detector)
         assert drifted(results) == set()
         # One row per reference feature (the columns uploaded), each tested.
@@ -222,6 +233,15 @@ def test_a_correlation_change_is_caught_jointly_only(scenario: Scenario) -> None
     joint = summary(results, "multivariate_drift")
     assert joint["decision"] == "alert", joint
     assert joint["p_value"] < 0.05 and joint["details"]["method"] == "mmd"
+    # The correlation check names the pair, with both correlations.
+    pair = summary(results, "correlation_drift")
+    assert pair["decision"] == "alert", pair
+    assert pair["details"]["pairs"] == len(FEATURES) * (len(FEATURES) - 1) // 2
+    (moved,) = [r for r in results if r["detector"] == "correlation_drift" and r["feature"]]
+    assert moved["feature"] == "alcohol ~ acidity" and moved["decision"] == "alert"
+    assert abs(moved["details"]["reference_correlation"]) < 0.15
+    assert moved["details"]["window_correlation"] > 0.8
+    assert "alcohol ~ acidity" in pair["message"]
 
 
 def test_injected_outliers_are_flagged_by_prediction_id(scenario: Scenario) -> None:

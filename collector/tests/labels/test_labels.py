@@ -53,6 +53,7 @@ def test_labels_join_early_late_twice_and_after_close(make_collector, make_sende
             "joined": 0,
             "pending": 10,
             "replaced": 0,
+            "warnings": [],  # a model with settings is known before its first prediction
         }
         for start_ns, inputs, ids, outputs in batches:
             sender.send("churn", "2", start_ns, inputs, ids, outputs)
@@ -67,6 +68,7 @@ def test_labels_join_early_late_twice_and_after_close(make_collector, make_sende
             "joined": 100,
             "pending": 0,
             "replaced": 0,
+            "warnings": [],  # a model with settings is known before its first prediction
         }
         # Twice: last write wins and is counted, coverage does not grow.
         flipped = next(iter(later))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import httpx
 import numpy as np
 
 from inferwatch.cli import main
+from inferwatch.collector.server.cli import cannot_listen
 from inferwatch_testkit import free_port
 from inferwatch_testkit.collector import SpanSender, mixed_frames
 
@@ -62,7 +64,7 @@ def test_collector_command_serves_otlp_and_the_api(tmp_path, capsys):
         assert [m["model"] for m in models] == ["credit"]
         assert main(["report", "--model", "credit", "--endpoint", url]) == 0
         table = capsys.readouterr().out.splitlines()
-        assert table[0] == "Model credit: latest 1 windows"
+        assert table[0].startswith("Model credit: latest 1 window of 1 h on ")
         # version, rows, labelled; the window's end shows its date too when it ends on the next day
         assert re.search(r"\s3\s+4\s+0\s", table[4]), table[4]
     finally:
@@ -75,3 +77,39 @@ def test_collector_command_serves_otlp_and_the_api(tmp_path, capsys):
 def test_collector_command_rejects_a_bad_database_url(capsys):
     assert main(["collector", "--db", "mysql://nope"]) == 2
     assert "db must be a sqlite:/// or postgresql:// URL" in capsys.readouterr().err
+
+
+def test_collector_command_on_a_port_in_use_says_so_and_leaves_no_database(tmp_path):
+    port = free_port()
+    db = tmp_path / "collector.db"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run(
+            [VENV_BIN / "inferwatch", "collector", "--port", str(port), "--db", f"sqlite:///{db}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.endswith(
+        f"inferwatch: error: cannot listen on 127.0.0.1:{port}: the port is in use (another "
+        "collector or program listens there); stop it, or choose another port with --port\n"
+    ), done.stderr
+    assert "Traceback" not in done.stderr and "Errno" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no database file, no -wal or -shm
+
+
+def test_a_free_port_and_one_in_time_wait_can_be_listened_on():
+    port = free_port()
+    assert cannot_listen("127.0.0.1", port) is None
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+        client.close()
+    assert cannot_listen("127.0.0.1", port) is None
+    assert "cannot listen on 203.0.113.7:" in (cannot_listen("203.0.113.7", port) or "")

@@ -47,7 +47,7 @@ LATE_FAILURES = [
     (
         {"alerts": {"checks": ["ks:*"]}},
         "models.m.alerts.checks: 'ks:*' names no check: there is no check 'ks'; the checks are "
-        "data_quality, error_rate",
+        "correlation_drift, data_quality, error_rate",
     ),
     (
         {"alerts": {"critical": {"acuracy": {"below": 0.8}}}},

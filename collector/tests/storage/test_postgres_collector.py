@@ -70,6 +70,7 @@ def test_a_collector_process_on_postgresql(postgres: TemporaryDatabase, tmp_path
                 "joined": 170,
                 "pending": 0,
                 "replaced": 0,
+                "warnings": [],
             }
 
             def evaluated() -> list[dict[str, Any]] | None:

@@ -4,7 +4,7 @@ states, evaluation marks, queries and the history thresholds read."""
 from __future__ import annotations
 
 from inferwatch.collector.storage import Storage
-from inferwatch.collector.window.store import PastScore, StoredBatch
+from inferwatch.collector.window.store import EvaluatedWindow, PastScore, StoredBatch
 
 from .conftest import Backend
 from .helpers import MINUTE_MS, batch, result, window
@@ -194,3 +194,18 @@ def test_past_scores_are_the_latest_windows_scored_rows_newest_first(storage: St
     ]
     assert storage.windows.past_scores("m", "1", "error_rate", 10 * MINUTE_MS, 9) == []
     assert storage.windows.past_scores("m", "2", "ks", 10 * MINUTE_MS, 9) == []
+
+
+def test_latest_evaluated_is_each_versions_newest_closed_window(storage: Storage) -> None:
+    keys = [window(0), window(1), window(2), window(0, version="2"), window(5, model="n")]
+    outcome = storage.windows.ingest(
+        [batch(bytes([k]), key, ["x"] * (k + 1)) for k, key in enumerate(keys)], 0
+    )
+    ids = [s.window_id for s in outcome.stored if s is not None]
+    # m/1: windows 0 and 1 closed, 2 still open; m/2 closed; n/1 evaluated but not closed.
+    for wid in (ids[1], ids[0], ids[3]):
+        storage.windows.save_evaluation(wid, [result("ok", 0.1)], {}, 7, close=True)
+    storage.windows.save_evaluation(ids[4], [], {}, 7, close=False)
+
+    latest = storage.windows.latest_evaluated()
+    assert latest == [EvaluatedWindow("m", "1", ids[1], 7), EvaluatedWindow("m", "2", ids[3], 7)]

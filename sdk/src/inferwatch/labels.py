@@ -6,6 +6,7 @@ arrive days later from a process that never called ``inferwatch.init``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ LabelsInput: TypeAlias = Mapping[str, Label] | Iterable[tuple[str, Label]]
 MAX_BATCH_SIZE = 10_000
 DEFAULT_BATCH_SIZE = 5_000
 _COUNTS = ("accepted", "joined", "pending", "replaced")
+# What of the collector's warnings a report keeps: a few sentences of bounded length.
+MAX_WARNINGS = 10
+MAX_WARNING_CHARS = 1_000
+
+logger = logging.getLogger("inferwatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,8 @@ class LabelsReport:
     """What the collector did with the labels, summed over the requests that carried them.
 
     ``pending`` labels wait for their prediction; ``replaced`` ones overwrote an earlier label.
+    ``warnings`` are the collector's sentences about labels it took but that may not be what was
+    meant, such as labels for a model it does not know (also logged, once a call).
     """
 
     accepted: int = 0
@@ -39,6 +47,8 @@ class LabelsReport:
     pending: int = 0
     replaced: int = 0
     requests: int = 0
+    # What the collector warned about (a model it does not know), each sentence once.
+    warnings: tuple[str, ...] = ()
 
     def __add__(self, other: LabelsReport) -> LabelsReport:
         return LabelsReport(
@@ -47,6 +57,7 @@ class LabelsReport:
             self.pending + other.pending,
             self.replaced + other.replaced,
             self.requests + other.requests,
+            tuple(dict.fromkeys((*self.warnings, *other.warnings))),
         )
 
 
@@ -102,6 +113,7 @@ def log_labels(
         for batch, request in upload.requests(client):
             response = retry.send(client, request, upload.attempts(batch, report))
             report += upload.counts(response, batch)
+    _log_warnings(report)
     return report
 
 
@@ -127,6 +139,7 @@ async def alog_labels(
         for batch, request in upload.requests(client):
             response = await retry.asend(client, request, upload.attempts(batch, report))
             report += upload.counts(response, batch)
+    _log_warnings(report)
     return report
 
 
@@ -192,13 +205,25 @@ class _LabelsUpload:
                     f"without the counts {', '.join(_COUNTS)}: {body!r:.200}"
                 )
             counts[name] = value
-        return LabelsReport(**counts, requests=1)
+        # A collector before warnings sends none; anything but a list of sentences is ignored.
+        found = body.get("warnings")
+        warnings = (
+            [w[:MAX_WARNING_CHARS] for w in found if isinstance(w, str)]
+            if isinstance(found, list)
+            else []
+        )
+        return LabelsReport(**counts, requests=1, warnings=tuple(warnings[:MAX_WARNINGS]))
 
     def _describe(self, batch: int) -> str:
         first = batch * self.batch_size
         last = min(first + self.batch_size, len(self.records)) - 1
         accepted = f", after {batch} accepted batch{'es' if batch > 1 else ''}" if batch else ""
         return f"labels batch {batch + 1} of {self.batches} (labels {first} to {last}{accepted})"
+
+
+def _log_warnings(report: LabelsReport) -> None:
+    for warning in report.warnings:
+        logger.warning("inferwatch: the collector warned about these labels: %s", warning)
 
 
 def label_records(labels: LabelsInput) -> list[dict[str, Any]]:

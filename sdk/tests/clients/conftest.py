@@ -66,7 +66,8 @@ class FakeCollector:
         self.committed: dict[tuple[str, str], list[bytes]] = {}
         # Every part received, decoded, by part number.
         self.parts: dict[int, Frame] = {}
-        # What GET .../windows and .../alerts answer for the model "credit" (others are 404).
+        # What GET .../windows and .../alerts answer for the model "credit" (others are 404);
+        # GET /v1/models lists credit with version 3 and those of the windows.
         self.windows: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.api_key: str | None = None
@@ -82,7 +83,8 @@ class FakeCollector:
         times: int = 1,
     ) -> None:
         """Answer the next ``times`` requests to ``route`` ("labels", "start", "part", "commit",
-        "windows" or "alerts") with ``status`` and a JSON ``body``, after ``delay`` seconds."""
+        "windows", "alerts" or "models") with ``status`` and a JSON ``body``, after ``delay``
+        seconds."""
         answer = Answer(status, body, headers or {}, delay)
         self.scripts[route].extend([answer] * times)
 
@@ -181,6 +183,11 @@ class FakeCollector:
     def _alerts(self, request: Request, body: bytes) -> Response:
         return JSONResponse({"alerts": self.alerts})
 
+    def _models(self, request: Request, body: bytes) -> Response:
+        versions = sorted({str(w["version"]) for w in self.windows} | {"3"})
+        summaries = [{"version": v, "windows": 1, "rows": 1, "labelled": 0} for v in versions]
+        return JSONResponse({"models": [{"model": "credit", "versions": summaries}]})
+
     def app(self) -> Starlette:
         def route(path: str, name: str, method: str) -> Route:
             async def endpoint(request: Request) -> Response:
@@ -196,6 +203,7 @@ class FakeCollector:
                 route(REFERENCE + "/{upload_id}/commit", "commit", "POST"),
                 route("/v1/models/{model}/windows", "windows", "GET"),
                 route("/v1/models/{model}/alerts", "alerts", "GET"),
+                route("/v1/models", "models", "GET"),
             ]
         )
 

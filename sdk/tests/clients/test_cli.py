@@ -4,6 +4,7 @@ collector (conftest.py); ``inferwatch collector`` is tested with the collector."
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,12 +75,14 @@ def test_report_shows_the_latest_windows_and_open_alerts(collector, capsys):
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
+    # Windows of one length on one day: the title says so, and the table shows their starts.
+    assert lines[0] == "Model credit: latest 3 windows of 1 h on 2026-11-26"
     header = next(i for i, line in enumerate(lines) if line.startswith("start"))
     table = lines[header + 2 : header + 5]
     assert [row.split()[:3] for row in table] == [
-        ["2026-11-26", "11:00:00", "12:00:00"],
-        ["2026-11-26", "12:00:00", "13:00:00"],
-        ["2026-11-26", "13:00:00", "14:00:00"],
+        ["11:00:00", "3", "1,000"],
+        ["12:00:00", "3", "2,000"],
+        ["13:00:00", "3", "3,000"],
     ]
     assert "3,000" in table[2] and "3.0%" in table[2] and table[2].endswith("psi(age)")
     assert "12.3" in table[1] and table[1].endswith("-")
@@ -87,14 +90,38 @@ def test_report_shows_the_latest_windows_and_open_alerts(collector, capsys):
     assert "psi(age): age drifted: PSI 0.31 > 0.2" in out
     assert "Open alerts (1):" in out and "[warning] psi (version 3)" in out
     assert "gone" not in out
+    assert [r.query for r in collector.of("windows")] == [{"last": "3"}]
+    assert [r.query for r in collector.of("alerts")] == [{"state": "open"}]
+    assert collector.of("models") == []  # windows were found: the model is known
 
 
 def test_report_passes_the_version_and_handles_no_data(collector, capsys):
-    argv = ["report", "--model", "credit", "--version", "7", "--endpoint", collector.url]
+    argv = ["report", "--model", "credit", "--version", "3", "--endpoint", collector.url]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "No windows yet." in out and "No open alerts." in out
-    assert [r.query for r in collector.of("windows")] == [{"version": "7"}]
+    assert [r.query for r in collector.of("windows")] == [{"version": "3", "last": "10"}]
+    assert [r.query for r in collector.of("alerts")] == [{"version": "3", "state": "open"}]
+
+
+def test_report_of_a_version_the_model_lacks_exits_2(collector, capsys):
+    argv = ["report", "--model", "credit", "--version", "7", "--endpoint", collector.url]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "inferwatch: error: model 'credit' has no version '7' (it has versions '3')\n"
+
+
+def test_report_keeps_only_the_versions_alerts_from_an_older_collector(collector, capsys):
+    """A collector that ignores ?version= on alerts: the report filters them itself."""
+    collector.windows = [window(1, version="2"), window(2)]
+    collector.alerts = [
+        {"check": "psi", "version": "2", "state": "open", "message": "of two"},
+        {"check": "psi", "version": "3", "state": "open", "message": "of three"},
+    ]
+    argv = ["report", "--model", "credit", "--version", "2", "--endpoint", collector.url]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "of two" in out and "of three" not in out
 
 
 def test_report_says_what_the_collector_answered(collector, capsys):
@@ -106,6 +133,70 @@ def test_report_says_what_the_collector_answered(collector, capsys):
 def test_report_against_a_dead_port_is_a_clear_error(closed_port_url, capsys):
     assert main(["report", "--model", "m", "--endpoint", closed_port_url]) == 1
     assert "cannot reach the collector at http://127.0.0.1:" in capsys.readouterr().err
+
+
+def test_report_refuses_more_windows_than_the_collector_lists(collector, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--model", "credit", "--last", "10001", "--endpoint", collector.url])
+    assert exited.value.code == 2
+    assert "from 1 to 10,000" in capsys.readouterr().err
+
+
+FEATURES = [f"feature_{n:02d}" for n in range(30)]
+
+
+def drifting(n: int, features: list[str], **fields: object) -> dict[str, object]:
+    results = [result("univariate_drift", None, "alert", "30 features drifted")]
+    results += [result("univariate_drift", f, "alert", f"{f} drifted") for f in features]
+    results += [result("outliers", None, "warning", "12 outliers")]
+    return window(n, results=results, **fields)
+
+
+@pytest.mark.parametrize("columns", [100, 160])
+def test_report_fits_the_terminal_abbreviating_the_findings(
+    collector, capsys, monkeypatch, columns
+):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    collector.windows = [
+        drifting(1, FEATURES, version="2024-05-01-release-candidate-7"),
+        drifting(2, FEATURES[:2]),
+        window(3, results=[result("univariate_drift", "age", "alert", "x " * 200)]),
+    ]
+    collector.alerts = [
+        {"check": "univariate_drift", "version": "3", "state": "open", "message": "y " * 300}
+    ]
+    assert main(["report", "--model", "credit", "--endpoint", collector.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    at = next(i for i, line in enumerate(lines) if line.startswith("start"))
+    table = lines[at : lines.index("", at)]
+    assert len(table[1]) == max(len(line) for line in table)
+    rows = table[2:]
+    assert "2024-05-01.." in rows[0]  # a long version is cut to 12 characters
+    if columns == 160:  # room for each check's first feature
+        assert rows[0].endswith("  univariate_drift(feature_00, +29), outliers")
+        assert rows[1].endswith("  univariate_drift(feature_00, feature_01), outliers")
+    else:  # each check with its count of features, else its name alone
+        assert rows[0].endswith("  univariate_drift, outliers")
+        assert rows[1].endswith("  univariate_drift(2), outliers")
+    assert rows[2].endswith("  univariate_drift(age)")
+    # The full findings of the latest window and every alert are wrapped, not cut.
+    text = " ".join(lines)
+    assert text.count("x") == 200 and text.count("y") == 300
+
+
+def test_report_json_is_the_apis_windows_and_open_alerts(collector, capsys):
+    collector.windows = [window(2), window(1)]
+    collector.alerts = [{"check": "psi", "version": "3", "state": "open", "message": "m"}]
+    argv = ["report", "--model", "credit", "--json", "--last", "1", "--endpoint", collector.url]
+    assert main(argv) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body == {
+        "model": "credit",
+        "version": None,
+        "windows": [window(2)],
+        "open_alerts": collector.alerts,
+    }
 
 
 def upload(collector, path: Path, *extra: str) -> int:

@@ -1,7 +1,9 @@
-"""An OTLP/HTTP traces receiver for tests: a real server on 127.0.0.1 that keeps every span.
+"""An OTLP/HTTP receiver for tests: a real server on 127.0.0.1 that keeps every span and every
+metric point.
 
 It keeps everyone's spans (inferwatch's and others', such as BentoML's request spans), decoded
-with opentelemetry-proto, with the headers and size of the request that carried them.
+with opentelemetry-proto, with the headers and size of the request that carried them; and the
+points of each metrics export request (``/v1/metrics``), decoded the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -58,9 +64,26 @@ class ReceivedSpan:
         return decode_frame(self.attributes[contract.ATTR_OUTPUT_FRAME])
 
 
+@dataclass(frozen=True)
+class ReceivedPoint:
+    """One number data point of a gauge or a sum."""
+
+    metric: str
+    kind: str  # "gauge" or "sum"
+    unit: str
+    attributes: dict[str, Any]
+    value: float
+    time_ns: int
+    # For a sum: monotonic, and cumulative (AGGREGATION_TEMPORALITY_CUMULATIVE) or delta.
+    monotonic: bool = False
+    cumulative: bool = False
+    resource: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class OTLPReceiver:
-    """Spans received so far; ``url`` is the base URL (spans go to ``url + '/v1/traces'``)."""
+    """Spans and metric points received so far; ``url`` is the base URL (spans go to
+    ``url + '/v1/traces'``, metrics to ``url + '/v1/metrics'``)."""
 
     url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
@@ -69,6 +92,8 @@ class OTLPReceiver:
     # The decompressed protobuf body of each export request, to search for what must not be
     # in it (a redacted feature's value).
     payloads: list[bytes] = field(default_factory=list)
+    # The points of each metrics export request, in the order they came.
+    metric_exports: list[list[ReceivedPoint]] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: RunningServer | None = None
 
@@ -85,11 +110,37 @@ class OTLPReceiver:
             self.payloads.append(payload)
             self._changed.notify_all()
 
+    def add_metrics(self, points: list[ReceivedPoint]) -> None:
+        with self._changed:
+            self.metric_exports.append(points)
+            self._changed.notify_all()
+
     def clear(self) -> None:
         with self._changed:
             self.spans.clear()
             self.bodies.clear()
             self.payloads.clear()
+            self.metric_exports.clear()
+
+    def wait_for_export(
+        self, predicate: Callable[[list[ReceivedPoint]], bool], timeout: float = 30.0
+    ) -> list[ReceivedPoint]:
+        """The first metrics export request (oldest first) whose points match ``predicate``;
+        AssertionError at the deadline."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            seen = 0
+            while True:
+                for points in self.metric_exports[seen:]:
+                    if predicate(points):
+                        return points
+                seen = len(self.metric_exports)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no matching metrics export within {timeout} s ({seen} received)"
+                    )
+                self._changed.wait(remaining)
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[ReceivedSpan]:
         """Every span received, once there are at least ``count`` (fewer at the deadline)."""
@@ -150,8 +201,12 @@ def start_otlp_receiver(port: int = 0) -> OTLPReceiver:
     return receiver
 
 
+METRICS_PATH = "/v1/metrics"
+
+
 def receiver_app(receiver: OTLPReceiver) -> Starlette:
-    """The receiver's ASGI app: POST /v1/traces, protobuf only (what the SDK sends)."""
+    """The receiver's ASGI app: POST /v1/traces and /v1/metrics, protobuf only (what the SDK
+    sends)."""
 
     async def traces(request: Request) -> Response:
         body = await request.body()
@@ -164,7 +219,52 @@ def receiver_app(receiver: OTLPReceiver) -> Starlette:
         receiver.add(decode(body, headers), headers, size, body)
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
 
-    return Starlette(routes=[Route(contract.TRACES_PATH, traces, methods=["POST"])])
+    async def metrics(request: Request) -> Response:
+        body = await request.body()
+        if request.headers.get("content-type") != PROTOBUF:
+            return Response("only protobuf is accepted here", status_code=415)
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        receiver.add_metrics(decode_metrics(body))
+        return Response(ExportMetricsServiceResponse().SerializeToString(), media_type=PROTOBUF)
+
+    return Starlette(
+        routes=[
+            Route(contract.TRACES_PATH, traces, methods=["POST"]),
+            Route(METRICS_PATH, metrics, methods=["POST"]),
+        ]
+    )
+
+
+def decode_metrics(body: bytes) -> list[ReceivedPoint]:
+    """The gauge and sum points of an uncompressed protobuf ExportMetricsServiceRequest."""
+    request = ExportMetricsServiceRequest.FromString(body)
+    out = []
+    for resource_metrics in request.resource_metrics:
+        resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind not in ("gauge", "sum"):
+                    continue
+                data = getattr(metric, kind)
+                for point in data.data_points:
+                    number = point.WhichOneof("value")
+                    out.append(
+                        ReceivedPoint(
+                            metric=metric.name,
+                            kind=kind,
+                            unit=metric.unit,
+                            attributes={a.key: _value(a.value) for a in point.attributes},
+                            value=float(getattr(point, number)),
+                            time_ns=point.time_unix_nano,
+                            monotonic=kind == "sum" and data.is_monotonic,
+                            # AGGREGATION_TEMPORALITY_CUMULATIVE
+                            cumulative=kind == "sum" and data.aggregation_temporality == 2,
+                            resource=resource,
+                        )
+                    )
+    return out
 
 
 def decode(body: bytes, headers: dict[str, str] | None = None) -> list[ReceivedSpan]:

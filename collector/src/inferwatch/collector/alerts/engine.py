@@ -11,12 +11,13 @@ Per (model, version) and check, each evaluated window's decision (the worst of i
 - neutral: ``not_enough_data`` and ``error`` neither open nor resolve, nor break a run of
   failures.
 
-An alert opens once the last ``consecutive`` decisive windows all failed, with the worst severity
-among them; while it is open, later failures only update it (one open alert per check), a
-critical failure escalates a warning, and the first pass resolves it. Windows are ordered by
-start time, so a re-evaluated window (late data or labels) takes its place in the history:
-the same results again change nothing, and different ones are judged as if they had come in
-order. Every change is saved in one store transaction, then handed to the sink.
+An alert opens once the last ``consecutive`` decisive windows all failed (default 2), or at once
+on a critical failure, with the worst severity among them; while it is open, later failures only
+update it (one open alert per check), a critical failure escalates a warning, and the first
+pass resolves it. Windows are ordered by start time, so a re-evaluated window (late data or
+labels) takes its place in the history: the same results again change nothing, and different
+ones are judged as if they had come in order. Every change is saved in one store transaction,
+then handed to the sink.
 
 Outside windows: a version without traffic for the policy's ``stale_after`` has its open alerts
 resolved as stale (``sweep``); an alert can be acknowledged (no more reminders) or silenced until
@@ -242,7 +243,9 @@ def _step(
     result = observation.evidence.result
     streak = history.trailing_failures()
     if alert is None:
-        if len(streak) < policy.consecutive:
+        # A user's critical threshold is not a statistical guess: it does not wait for a run.
+        critical = bool(streak) and streak[-1].severity is Severity.CRITICAL
+        if not streak or (len(streak) < policy.consecutive and not critical):
             return None
         opening = streak[-policy.consecutive :]
         worst = _worst(opening)

@@ -53,6 +53,39 @@ class ErrorBody(BaseModel):
 # Windows
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Latency(BaseModel):
+    """A window's request latency in milliseconds (null without requests)."""
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    max_ms: float | None = None
+
+    @classmethod
+    def of(cls, summary: object) -> Latency | None:
+        """From a window's stored latency summary; None for one that is missing or not numbers
+        (what a database holds never fails a read)."""
+        if not isinstance(summary, dict):
+            return None
+        return cls(**{key: _number(summary.get(key)) for key in cls.model_fields})
+
+
+class MainMetric(BaseModel):
+    """The one performance figure a list of windows shows."""
+
+    name: str = Field(
+        description="The first metric of the model's performance.metrics that applies to its "
+        "task; without them accuracy for a classifier, mae for a regressor."
+    )
+    value: float | None = Field(
+        description="Null while no labelled row is scored, or where the metric is undefined."
+    )
+    scored: int = Field(description="Labelled rows with a prediction: what it is computed on.")
+
+
 class WindowCounts(BaseModel):
     """What every view of a window shows: its span, traffic and labels."""
 
@@ -86,20 +119,79 @@ class WindowCounts(BaseModel):
 
 
 class Window(WindowCounts):
-    """A window with its check results (empty until it is evaluated)."""
+    """A window with its check results (empty until it is evaluated), latency and main metric."""
 
     model: str
     evaluated_at: OptionalTime
     results: list[Result]
+    latency: Latency | None = Field(description="Null until the window is evaluated.")
+    main_metric: MainMetric | None = Field(description="Null until the window is evaluated.")
 
     @classmethod
-    def from_record(cls, record: WindowRecord, **more: Any) -> Self:
+    def from_record(
+        cls, record: WindowRecord, *, main_metric: MainMetric | None = None, **more: Any
+    ) -> Self:
         return super().from_record(
             record,
             model=record.model,
             evaluated_at=record.evaluated_ms,
             results=record.results or [],
+            latency=Latency.of((record.details or {}).get("latency")),
+            main_metric=main_metric,
             **more,
+        )
+
+
+class ClassPrior(BaseModel):
+    """One class's prior in the reference and as BBSE estimates it in the window."""
+
+    label: str
+    reference: float = Field(description="The class's share of the reference's labels.")
+    estimated: float = Field(description="Its estimated share of the window's rows.")
+    ci_low: float
+    ci_high: float
+    weight: float = Field(description="w(y) = estimated / reference: the importance weight.")
+
+
+class ShiftVerdict(BaseModel):
+    """The window's ``shift_verdict`` result, read out."""
+
+    verdict: Literal["label_shift", "covariate_shift", "both", "none"]
+    decision: str = Field(description="The result's decision after the model's correction.")
+    message: str = Field(description="The verdict and its evidence in one sentence.")
+    p_value: float | None = Field(description="Of any shift: priors or features (Bonferroni).")
+    priors_p_value: float | None = Field(
+        description="The test of unchanged priors (chi-squared on the predicted classes)."
+    )
+    priors: list[ClassPrior]
+    explained: list[str] = Field(description="Drifted features the class mix explains.")
+    covariate_shift: list[str] = Field(description="Features drifted beyond the class mix.")
+
+    @classmethod
+    def of(cls, results: list[Result]) -> ShiftVerdict | None:
+        row = next(
+            (r for r in results if r.detector == "shift_verdict" and r.feature is None), None
+        )
+        verdict = None if row is None else row.details.get("verdict")
+        if row is None or verdict is None:
+            return None
+        estimate = row.details.get("priors") or {}
+        columns = ("classes", "reference_priors", "priors", "ci_low", "ci_high", "weights")
+        priors = [
+            ClassPrior(label=label, reference=q, estimated=p, ci_low=low, ci_high=high, weight=w)
+            for label, q, p, low, high, w in zip(
+                *(estimate.get(c) or [] for c in columns), strict=False
+            )
+        ]
+        return cls(
+            verdict=verdict,
+            decision=row.decision.value,
+            message=row.message,
+            p_value=row.p_value,
+            priors_p_value=estimate.get("p_value"),
+            priors=priors,
+            explained=list(row.details.get("explained") or []),
+            covariate_shift=list(row.details.get("covariate_shift") or []),
         )
 
 
@@ -109,10 +201,69 @@ class WindowDetail(Window):
         "label delay; the running state while the window is not evaluated yet; null when the "
         "window has no state here."
     )
+    shift: ShiftVerdict | None = Field(
+        default=None,
+        description="The shift verdict (label shift, covariate shift, both or none) with the "
+        "estimated class priors; null when the check did not give one (no reference with "
+        "predictions and labels, not a classifier, not evaluated yet).",
+    )
 
 
 class WindowList(BaseModel):
     windows: list[Window] = Field(description="Oldest first; at most 10,000.")
+
+
+class ColumnStats(BaseModel):
+    """One column's summary in one window, without its bins: what a feature's history plots."""
+
+    role: str = Field(description="feature, output or label.")
+    kind: Literal["numeric", "categorical"]
+    count: int = Field(description="Values seen (finite numbers; categories, other included).")
+    missing: int = Field(description="Missing values (NaN, None) and, for numbers, infinities.")
+    mean: float | None = Field(default=None, description="Numbers only.")
+    sd: float | None = Field(
+        default=None, description="Numbers only: the sample standard deviation."
+    )
+    min: float | None = None
+    max: float | None = None
+    categories: int | None = Field(
+        default=None,
+        description="Categorical only: distinct categories (an estimate past 256 others).",
+    )
+    unseen: int | None = Field(
+        default=None,
+        description="Categorical only: values of categories the reference does not have.",
+    )
+
+
+class FeatureWindow(BaseModel):
+    """One window of a feature's history."""
+
+    id: int
+    start: Time
+    end: Time
+    closed: bool
+    rows: int
+    evaluated_at: OptionalTime
+    results: list[Result] = Field(
+        description="The window's result rows for this column (every check that has one: "
+        "univariate_drift, prediction_drift, schema, ...); empty until it is evaluated."
+    )
+    column: ColumnStats | None = Field(
+        description="The column's summary in the window; null until the window is evaluated "
+        "or when the window has no such column."
+    )
+
+
+class FeatureHistory(BaseModel):
+    model: str
+    version: str
+    feature: str
+    windows: list[FeatureWindow] = Field(description="Oldest first; at most `limit`.")
+    truncated: bool = Field(
+        description="More windows matched than `limit`: the oldest `limit` are listed; ask "
+        "again with a later `start`."
+    )
 
 
 # Performance
@@ -340,6 +491,10 @@ class LabelOutcome(BaseModel):
     joined: int = Field(description="Labels that met their prediction.")
     pending: int = Field(description="Labels waiting for their prediction.")
     replaced: int = Field(description="Ids labelled before (last write wins).")
+    warnings: list[str] = Field(
+        description="Sentences about labels that were accepted but may not be what was meant "
+        "(a model the collector does not know); empty when there is nothing to say."
+    )
 
 
 # References

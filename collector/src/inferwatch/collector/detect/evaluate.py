@@ -4,7 +4,8 @@ Each check returns ``Result`` rows, whatever it measures; a check whose ``thresh
 of levels has its rows re-decided by them (``detect.levels``). A check that fails yields one
 ``error`` result saying why; the others still run. The statistical checks' failures are then
 corrected together at the model's ``false_alarm_rate`` (``detectors.family``), so that a
-healthy model's window has a finding at that rate, not at one alpha per check.
+healthy model's window has a finding at that rate, not at one alpha per check. Last, the
+per-feature drift a label-shift verdict explains is grouped under it (``shift_verdict``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from inferwatch.collector.detect.check import CheckSpec
 from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors.family import correct_across_checks
 from inferwatch.collector.detectors.result import Result
+from inferwatch.collector.detectors.shift_verdict import group_under_verdict
 from inferwatch.collector.reference.profile import Profile
 from inferwatch.collector.settings import ModelConfig
 
@@ -49,4 +51,6 @@ def evaluate_window(
         except Exception as exc:
             logger.exception("check %s failed on a window of %s", spec.name, window.model)
             results.append(Result.error(spec.name, f"the check failed: {exc!r}"))
-    return correct_across_checks(results, config.false_alarm_rate)
+    # The drift a label shift explains is grouped under its verdict once the verdict has
+    # survived the correction: one label shift, not one finding per feature it moved.
+    return group_under_verdict(correct_across_checks(results, config.false_alarm_rate))

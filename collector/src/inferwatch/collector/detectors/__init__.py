@@ -12,7 +12,9 @@ from inferwatch.collector.detectors.base import (
     create,
     registered,
 )
+from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.dataset import Dataset, as_dataset
+from inferwatch.collector.detectors.label_shift import LabelShift, PriorEstimate
 from inferwatch.collector.detectors.metrics import (
     ClassificationStats,
     Metric,
@@ -42,6 +44,7 @@ from inferwatch.collector.detectors.result import (
     RowOutputs,
     Severity,
 )
+from inferwatch.collector.detectors.shift_verdict import ShiftVerdict, group_under_verdict
 from inferwatch.collector.detectors.suite import DetectorSuite, default_suite
 from inferwatch.collector.detectors.thresholds import (
     Threshold,
@@ -54,6 +57,7 @@ from inferwatch.collector.detectors.univariate import UnivariateDrift, reference
 __all__ = [
     "ClassificationStats",
     "ClassifierDrift",
+    "CorrelationDrift",
     "Dataset",
     "Decision",
     "DetectionResult",
@@ -62,6 +66,7 @@ __all__ = [
     "Encoder",
     "FeatureResult",
     "LabelDrift",
+    "LabelShift",
     "MMDDrift",
     "MahalanobisScorer",
     "Metric",
@@ -70,6 +75,7 @@ __all__ = [
     "OutlierDetector",
     "PerformanceCheck",
     "PredictionDrift",
+    "PriorEstimate",
     "ReconstructionDrift",
     "Reduction",
     "RegressionStats",
@@ -78,6 +84,7 @@ __all__ = [
     "RowOutputs",
     "RowThreshold",
     "Severity",
+    "ShiftVerdict",
     "Threshold",
     "UnivariateDrift",
     "Whitening",
@@ -85,6 +92,7 @@ __all__ = [
     "calibrate_on_reference",
     "create",
     "default_suite",
+    "group_under_verdict",
     "learn_from_history",
     "reference_counts",
     "registered",

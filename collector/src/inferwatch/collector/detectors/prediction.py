@@ -76,8 +76,8 @@ class PredictionDrift(Detector):
         correction: stats.Correction = "bonferroni",
         min_samples: Count = 100,
         min_psi: NonNegative = 0.1,
-        min_wasserstein_sd: NonNegative = 0.1,
-        min_total_variation: Share = 0.1,
+        min_wasserstein_sd: NonNegative = 0.05,
+        min_total_variation: Share = 0.05,
     ) -> None:
         self.kind = kind
         self.classes = classes

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from inferwatch.collector.detectors.base import Detector
+from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.dataset import as_dataset
 from inferwatch.collector.detectors.family import correct_across_checks
 from inferwatch.collector.detectors.multivariate import MMDDrift
@@ -50,11 +51,13 @@ class DetectorSuite:
 
 
 def default_suite(random_state: int = 0) -> DetectorSuite:
-    """Per-feature drift, joint (MMD) drift and outliers (residuals), default settings."""
+    """Per-feature drift, joint (MMD) drift, correlation drift and outliers (residuals), default
+    settings: the collector's default checks on the features."""
     return DetectorSuite(
         [
             UnivariateDrift(random_state=random_state),
             MMDDrift(random_state=random_state),
+            CorrelationDrift(random_state=random_state),
             OutlierDetector(random_state=random_state),
         ]
     )

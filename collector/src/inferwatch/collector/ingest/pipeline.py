@@ -68,8 +68,6 @@ class IngestMetrics(Protocol):
     @property
     def labels(self) -> Counter: ...
     @property
-    def windows_open(self) -> Gauge: ...
-    @property
     def quarantined(self) -> Gauge: ...
 
 
@@ -236,7 +234,6 @@ class IngestPipeline:
             # Ingest goes on: the batches are durable, and a bug here must not stop the
             # collector from acknowledging others.
             logger.exception("folding %d stored batches into window state failed", len(batches))
-        self._metrics.windows_open.set(len(self._book))
 
     def _take_group(self) -> list[_Waiting]:
         group = [self._queue.popleft()]

@@ -14,7 +14,9 @@ from inferwatch.collector.plugins import Registry
 from inferwatch.collector.receive.http import ReceiverStats
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.keeper import WindowKeeper
+from inferwatch.collector.runtime.model_figures import ModelFigures
 from inferwatch.collector.runtime.model_settings import ModelSettings
+from inferwatch.collector.runtime.otlp_metrics import MetricsPush
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
 from inferwatch.collector.settings import CollectorConfig
 from inferwatch.collector.storage import Storage, open_storage
@@ -36,6 +38,10 @@ class Collector:
     pipeline: IngestPipeline
     keeper: WindowKeeper
     metrics: CollectorMetrics
+    # The per-model figures /metrics and the OpenTelemetry export show.
+    figures: ModelFigures
+    # Started and stopped by the app's lifespan; None without [collector] metrics_endpoint.
+    push: MetricsPush | None
     receiver_stats: ReceiverStats
     alerts: AlertEngine
     # Started and closed by the app's lifespan, on its event loop.
@@ -57,7 +63,13 @@ class Collector:
         alerts = AlertEngine(
             storage.alerts, lambda model: settings(model).alerts, dispatcher, clock
         )
-        metrics = CollectorMetrics(receiver_stats, dispatcher)
+        figures = ModelFigures(storage, config)
+        push = None
+        if config.metrics_endpoint is not None:
+            push = MetricsPush(
+                figures, config.metrics_endpoint, config.metrics_interval, config.instance_id
+            )
+        metrics = CollectorMetrics(receiver_stats, dispatcher, book, figures)
         fitted = FittedCache()
         pipeline = IngestPipeline(
             storage.windows, book, references, config, settings, metrics, state_lock, clock
@@ -92,8 +104,23 @@ class Collector:
             pipeline,
             keeper,
             metrics,
+            figures,
+            push,
             receiver_stats,
             alerts,
             dispatcher,
             clock,
         )
+
+    def knows_model(self, model: str) -> bool:
+        """Whether ``model`` has windows here or settings of its own (a table in the file, or
+        changes put through the API). Blocking: call it off the event loop."""
+        if model in self.config.models or self.storage.windows.find(model, limit=1):
+            return True
+        return model in self.storage.settings.model_configs()
+
+    def known_models(self) -> list[str]:
+        """Every model with windows or settings of its own, sorted. Blocking."""
+        with_windows = {v.model for v in self.storage.windows.versions()}
+        configured = {*self.config.models, *self.storage.settings.model_configs()}
+        return sorted(with_windows | configured)

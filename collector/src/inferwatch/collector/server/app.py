@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from inferwatch.collector.api import alert_actions, bodies, labels, query, references, traces
 from inferwatch.collector.api import config as config_routes
-from inferwatch.collector.api.common import collector
+from inferwatch.collector.api.common import Caller, authenticate, collector
 from inferwatch.collector.api.errors import install_error_handlers
 from inferwatch.collector.api.openapi import TITLE, VERSION, openapi_document
 from inferwatch.collector.dashboard import dashboard_assets, index
@@ -44,12 +44,17 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
         await runtime.dispatcher.start()
         await runtime.pipeline.start()
         keeper = asyncio.create_task(runtime.keeper.run(), name="inferwatch-windows")
+        if runtime.push is not None:
+            runtime.push.start()
         try:
             yield
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+            if runtime.push is not None:
+                # A last export, before storage closes.
+                await asyncio.to_thread(runtime.push.stop)
             await runtime.pipeline.stop()
             # Alerts are stored already; this gives queued webhooks a few seconds.
             await runtime.dispatcher.aclose()
@@ -108,4 +113,14 @@ async def healthz(request: Request) -> bodies.Health:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(collector(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    """The collector's own series for anyone; the per-model series (model, feature and check
+    names, scores) only for whom the /v1 routes would show them: everyone when the collector
+    has no keys, otherwise a key with the read scope, for its models (docs/metrics.md)."""
+    runtime = collector(request)
+    may_see: Callable[[str], bool] | None = None
+    if not runtime.config.access_keys:
+        may_see = Caller(None).may_touch
+    elif "authorization" in request.headers:
+        may_see = authenticate(request, "read").may_touch
+    body = await asyncio.to_thread(runtime.metrics.render, may_see)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,7 @@ hash a key is configured as (docs/security.md)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import socket
 import sys
@@ -14,6 +15,8 @@ from inferwatch.cli.common import fail
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # The collector has no API keys and is asked to listen beyond loopback.
 EXIT_UNPROTECTED = 4
+# The host and port cannot be listened on (the port is in use, say).
+EXIT_CANNOT_LISTEN = 5
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -85,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             message = f"no authentication (loopback only): listening on {config.host}"
             _say(args.log_level, "info", message)
+    # Before the database is opened: a collector that cannot listen leaves no file behind.
+    refused = cannot_listen(config.host, config.port)
+    if refused is not None:
+        return fail(refused, EXIT_CANNOT_LISTEN)
     try:
         app = create_app(config)  # opens the database
     except ConfigError as exc:
@@ -93,6 +100,37 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"cannot open the collector's database: {exc}")
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level)
     return 0
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on ``host``:``port``, None when it can.
+
+    Binds (and closes) a socket on every address the host names, as asyncio's create_server
+    then does, with the same options: SO_REUSEADDR (a port some closed connection still holds
+    in TIME_WAIT is free; one another socket listens on is not) and IPV6_V6ONLY.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as exc:
+        return f"cannot listen on {where}: the host does not resolve ({exc})"
+    for family, kind, proto, _, address in dict.fromkeys(found):
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {where}: the port is in use (another collector or "
+                    "program listens there); stop it, or choose another port with --port"
+                )
+            return f"cannot listen on {where}: {exc.strerror or exc}"
+    return None
 
 
 def is_loopback(host: str) -> bool:

@@ -4,6 +4,7 @@ In the collector's TOML::
 
     [models.credit.alerts]
     consecutive = 2                    # failing windows in a row before an alert opens
+                                       # (the default; a critical failure opens at once)
     checks = ["error_rate", "univariate_drift:*"]   # omit for every check; "univariate_drift:*"
                                        # is each feature's row of univariate_drift (a check's
                                        # rows make one alert, its features' as findings)
@@ -225,8 +226,10 @@ class SilenceRule(Table):
 class AlertPolicy(Table):
     """How one model's check results become alerts, and where they are delivered."""
 
-    # Failing windows in a row (windows without enough data do not break a run) to open one.
-    consecutive: Count = 1
+    # Failing windows in a row (windows without enough data do not break a run) to open one;
+    # a failure past a critical threshold opens at once. Two keeps a healthy model's false
+    # alerts about one in 2,000 windows at the cost of one window's delay (docs/alerts.md).
+    consecutive: Count = 2
     # Check names or "check:*" patterns that alert; None means every check.
     checks: tuple[str, ...] | None = None
     # By check name or "check:*" pattern; the exact name wins.

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
@@ -117,6 +117,17 @@ class CollectorConfig(Table):
     # How often the background task closes due windows and re-evaluates changed ones.
     tick_seconds: Interval = 1.0
     max_labels_per_request: Count = 10_000
+    # The per-model series of /metrics and of the OpenTelemetry export (docs/metrics.md) are
+    # bounded: the models with the latest traffic, per model its versions with the latest
+    # traffic, per version this many features (failing ones first, then by name).
+    metrics_max_models: Annotated[Int, within(1)] = 1_000
+    metrics_max_versions: Annotated[Int, within(1)] = 3
+    metrics_max_features: Annotated[Int, within(1)] = 50
+    # Where the per-model figures are pushed over OTLP/HTTP (e.g.
+    # http://otel-collector:4318/v1/metrics); none: not pushed. A URL without a path gets
+    # /v1/metrics. Headers come from OTEL_EXPORTER_OTLP_METRICS_HEADERS, as for any OTel SDK.
+    metrics_endpoint: str | None = None
+    metrics_interval: Interval = 60.0
     limits: IngestLimits = IngestLimits()
     # Modules whose checks, detectors, metrics and notifiers join those of the installed
     # distributions' entry points (docs/architecture.md).
@@ -156,6 +167,20 @@ class CollectorConfig(Table):
                 raise ValueError(
                     f"must be an http(s) URL such as https://collector.example.com, got {url!r}"
                 )
+        return url
+
+    @field_validator("metrics_endpoint")
+    @classmethod
+    def _metrics_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"must be an http(s) URL such as http://otel-collector:4318/v1/metrics, got {url!r}"
+            )
+        if parts.path in ("", "/"):
+            return urlunsplit(parts._replace(path="/v1/metrics"))
         return url
 
     def model(self, name: str) -> ModelConfig:

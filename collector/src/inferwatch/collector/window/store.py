@@ -110,6 +110,16 @@ class VersionWindows:
 
 
 @dataclass(frozen=True, slots=True)
+class EvaluatedWindow:
+    """A closed window and when it was last evaluated: whether what was read of it is current."""
+
+    model: str
+    version: str
+    id: int
+    evaluated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class PastScore:
     """One scored result row of an earlier window, as thresholds learnt from history read it."""
 
@@ -170,8 +180,10 @@ class WindowStore(Protocol):
         closed: bool | None = None,
         needs_eval: bool | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[WindowRecord]:
-        """Windows overlapping [start_ms, end_ms), oldest first (by start, then id)."""
+        """Windows overlapping [start_ms, end_ms), oldest first (by start, then id); with
+        ``newest``, ``limit`` keeps the latest of them rather than the earliest."""
         ...
 
     def mark_for_evaluation(self, window_ids: set[int]) -> None: ...
@@ -191,6 +203,12 @@ class WindowStore(Protocol):
 
     def versions(self) -> list[VersionWindows]:
         """Every model version that has windows, by model then version."""
+        ...
+
+    def latest_evaluated(self) -> list[EvaluatedWindow]:
+        """Each model version's newest closed window (latest start, then id), by model then
+        version: what the metrics exporters show (they ``get`` the windows they have not read
+        at that ``evaluated_ms``)."""
         ...
 
     def past_scores(

@@ -2,14 +2,27 @@
 // Plain DOM and inline SVG, no dependencies, no build step: the browser loads these modules.
 
 import { chart } from "./charts.js";
+import { findingChips } from "./checks.js";
 import { windowDetail } from "./detail.js";
-import { badge, clickable, h, isFinding, resultKind } from "./dom.js";
-import { DASH, fmtAgo, fmtInt, fmtMs, fmtNum, fmtPct, fmtTime, isNum } from "./format.js";
+import { badge, clickable, h, isFinding } from "./dom.js";
+import { featureList, featureView } from "./features.js";
+import { fmtAgo, fmtInt, fmtMs, fmtPct, fmtScore, fmtTime, isNum } from "./format.js";
 
 const REFRESH_MS = 5000;
 const KEY_STORAGE = "inferwatch.apiKey";
-const SHOWN_CHOICES = [50, 200, 1000];
 const RESOLVED_ALERTS_SHOWN = 20;
+// Time ranges, counted back from the end of the version's newest window.
+const RANGES = [
+  ["1h", "last hour", 3600],
+  ["6h", "last 6 hours", 6 * 3600],
+  ["24h", "last 24 hours", 86400],
+  ["7d", "last 7 days", 7 * 86400],
+  ["30d", "last 30 days", 30 * 86400],
+  ["all", "all windows", null],
+];
+// The charts draw at most the newest this many windows of the range.
+const CHART_WINDOWS = 1000;
+const TABLE_PAGE = 25;
 
 const state = {
   models: null,
@@ -23,14 +36,21 @@ const state = {
   reference: undefined, // undefined: not asked yet; null: the version has none
   referenceFor: null,
   detail: null,
-  shown: 200,
+  range: "all",
+  feature: null, // {name, role}
+  featureHistory: null,
+  featureHistoryFor: null,
+  pickId: null, // the window drawn against the reference in the feature view
+  pick: null, // {id, detail}
+  featureSort: { key: "drift", descending: false },
+  tableShown: TABLE_PAGE,
+  scrollTo: null, // "window" or "feature": where a link or a click points, once it is drawn
   paused: false,
   busy: false,
   again: false,
   error: null,
   needsKey: false,
   updatedAt: null,
-  scrollToDetail: false,
   showResolved: false,
   actionError: null,
 };
@@ -122,9 +142,12 @@ async function load() {
   if (state.model === null) return;
   const model = state.model;
   const version = state.version;
-  const versionQuery = version === null ? "" : `?version=${enc(version)}`;
+  const query = new URLSearchParams();
+  if (version !== null) query.set("version", version);
+  const start = rangeStart();
+  if (start !== null) query.set("start", start);
   const [windows, metrics, alerts] = await Promise.all([
-    api(`${modelPath(model)}/windows${versionQuery}`),
+    api(`${modelPath(model)}/windows?${query}`),
     api(`${modelPath(model)}/metrics`),
     api(`${modelPath(model)}/alerts`),
   ]);
@@ -132,7 +155,44 @@ async function load() {
   state.metrics = metrics;
   state.alerts = alerts.alerts;
   await loadReference(model, version);
-  await loadDetail(model);
+  await Promise.all([loadDetail(model), loadFeature(model, version)]);
+}
+
+// The start of the chosen range (ISO), or null for every window.
+function rangeStart() {
+  const range = RANGES.find(([key]) => key === state.range);
+  if (!range || range[2] === null || state.version === null || !state.models) return null;
+  const entry = state.models.find((m) => m.model === state.model);
+  const version = entry && entry.versions.find((v) => v.version === state.version);
+  if (!version || !version.last) return null;
+  return new Date(new Date(version.last).getTime() - range[2] * 1000).toISOString();
+}
+
+async function loadFeature(model, version) {
+  if (state.feature === null || version === null) {
+    state.featureHistory = null;
+    state.pick = null;
+    return;
+  }
+  const query = new URLSearchParams({ feature: state.feature.name, role: state.feature.role });
+  const start = rangeStart();
+  if (start !== null) query.set("start", start);
+  const key = JSON.stringify([model, version, state.feature, start]);
+  if (state.featureHistoryFor !== key) state.featureHistory = null;
+  state.featureHistory = await api(`${modelPath(model)}/versions/${enc(version)}/feature-history?${query}`);
+  state.featureHistoryFor = key;
+  // The window drawn against the reference: the one picked, else the selected one, else the
+  // newest with a summary of the column.
+  const listed = state.featureHistory.windows.filter((w) => w.column);
+  const wanted = [state.pickId, state.windowId].find((id) => id !== null && listed.some((w) => w.id === id));
+  const id = wanted !== undefined ? wanted : listed.length ? listed[listed.length - 1].id : null;
+  if (id === null) {
+    state.pick = null;
+  } else if (state.detail && state.detail.id === id) {
+    state.pick = { id, detail: state.detail };
+  } else if (!state.pick || state.pick.id !== id || !state.pick.detail.evaluated_at) {
+    state.pick = { id, detail: await api(`${modelPath(model)}/windows/${id}`) };
+  }
 }
 
 async function loadReference(model, version) {
@@ -170,12 +230,16 @@ function chooseSelection() {
     select(null, null, null);
     return;
   }
-  if (entry.model !== state.model) state.windowId = null;
+  if (entry.model !== state.model) {
+    state.windowId = null;
+    state.feature = null;
+  }
   const versions = entry.versions;
   let version = versions.find((v) => v.version === state.version);
   if (!version && versions.length) {
     version = versions.reduce((a, b) => ((b.last || "") > (a.last || "") ? b : a));
     state.windowId = null;
+    state.feature = null;
   }
   state.model = entry.model;
   state.version = version ? version.version : null;
@@ -187,6 +251,10 @@ function select(model, version, windowId) {
     state.metrics = null;
     state.alerts = [];
     state.detail = null;
+    state.feature = null;
+    state.featureHistory = null;
+    state.pick = null;
+    state.pickId = null;
   }
   state.model = model;
   state.version = version;
@@ -197,7 +265,16 @@ function select(model, version, windowId) {
 
 function selectAndLoad(model, version, windowId) {
   select(model, version, windowId);
-  state.scrollToDetail = windowId !== null;
+  state.scrollTo = windowId !== null ? "window" : null;
+  render();
+  refresh();
+}
+
+function openFeature(name, role) {
+  state.feature = name === null ? null : { name, role: role || "feature" };
+  state.pickId = null;
+  state.scrollTo = name === null ? null : "feature";
+  writeHash();
   render();
   refresh();
 }
@@ -206,17 +283,29 @@ function writeHash() {
   const params = new URLSearchParams();
   if (state.model !== null) params.set("model", state.model);
   if (state.version !== null) params.set("version", state.version);
+  if (state.range !== "all") params.set("range", state.range);
+  if (state.feature !== null) {
+    params.set("feature", state.feature.name);
+    if (state.feature.role !== "feature") params.set("role", state.feature.role);
+  }
   if (state.windowId !== null) params.set("window", String(state.windowId));
   const hash = `#${params}`;
   if (location.hash !== hash) history.replaceState(null, "", hash);
 }
 
+// The selection from the URL; a link that names a window or a feature opens there.
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const windowId = params.get("window");
+  const feature = params.get("feature");
+  const role = params.get("role");
+  const range = params.get("range");
   state.model = params.get("model");
   state.version = params.get("version");
   state.windowId = windowId && /^\d+$/.test(windowId) ? Number(windowId) : null;
+  state.feature = feature ? { name: feature, role: ["output", "label"].includes(role) ? role : "feature" } : null;
+  state.range = RANGES.some(([key]) => key === range) ? range : "all";
+  state.scrollTo = state.feature !== null ? "feature" : state.windowId !== null ? "window" : null;
 }
 
 
@@ -237,7 +326,12 @@ function render() {
     state.actionError,
     state.detail,
     state.reference ? state.reference.created_at : null,
-    state.shown,
+    state.range,
+    state.feature,
+    state.featureHistory,
+    state.pick ? [state.pick.id, state.pick.detail.evaluated_at] : null,
+    state.featureSort,
+    state.tableShown,
     // Relative times ("3 min ago") move on even when the data does not.
     Math.floor(Date.now() / 60000),
   ]);
@@ -245,11 +339,21 @@ function render() {
   drawn = picture;
   document.getElementById("models").replaceChildren(...sidebar());
   document.getElementById("main").replaceChildren(...mainView());
-  if (state.scrollToDetail && state.detail) {
-    state.scrollToDetail = false;
-    const detail = document.getElementById("window-detail");
-    if (detail) detail.scrollIntoView({ behavior: "smooth", block: "start" });
-  }
+  scrollToTarget();
+}
+
+// Once what a link or a click points at is drawn, bring it to the top of the page (once: the
+// refreshes after that leave the reader where they scrolled).
+function scrollToTarget() {
+  const target =
+    state.scrollTo === "window" && state.detail
+      ? document.getElementById("window-detail")
+      : state.scrollTo === "feature" && state.featureHistory
+        ? document.getElementById("feature-view")
+        : null;
+  if (!target) return;
+  state.scrollTo = null;
+  target.scrollIntoView({ block: "start" });
 }
 
 function renderChrome() {
@@ -341,23 +445,64 @@ function mainView() {
       h(
         "section",
         { class: "card empty" },
-        h("p", {}, `No windows for ${state.model} yet.`),
-        h(
-          "p",
-          { class: "muted" },
-          "Windows appear as soon as the collector receives a prediction for this model.",
-        ),
+        state.range !== "all"
+          ? h("p", {}, `No windows for ${state.model} in this range: choose a longer one.`)
+          : [
+              h("p", {}, `No windows for ${state.model} yet.`),
+              h(
+                "p",
+                { class: "muted" },
+                "Windows appear as soon as the collector receives a prediction for this model.",
+              ),
+            ],
       ),
     );
     return parts;
   }
-  const shown = rows.slice(-state.shown);
-  parts.push(alertsPanel(), charts(shown), windowsTable(shown, rows.length));
+  const drawn = rows.slice(-CHART_WINDOWS);
+  parts.push(alertsPanel(), charts(drawn, rows.length), featuresPanel(rows));
+  if (state.feature) parts.push(featurePanel());
+  parts.push(windowsTable(rows));
   if (state.detail) {
     const close = () => selectAndLoad(state.model, state.version, null);
-    parts.push(windowDetail(state.detail, referenceColumns(), close));
+    parts.push(windowDetail(state.detail, referenceColumns(), close, openFeature));
   }
   return parts;
+}
+
+function featuresPanel(rows) {
+  const evaluated = rows.filter((r) => r.evaluated_at);
+  const focus = evaluated.find((r) => r.id === state.windowId) || evaluated[evaluated.length - 1] || null;
+  return featureList({
+    rows,
+    focus,
+    sort: state.featureSort,
+    selected: state.feature,
+    onSort: (key) => {
+      const same = state.featureSort.key === key;
+      state.featureSort = { key, descending: same ? !state.featureSort.descending : false };
+      render();
+    },
+    onOpen: openFeature,
+  });
+}
+
+function featurePanel() {
+  const ref = state.reference && state.reference.summary ? state.reference.summary.columns : [];
+  const reference = ref.find((c) => c.name === state.feature.name && c.role === state.feature.role) || null;
+  return featureView({
+    feature: state.feature,
+    history: state.featureHistory,
+    pick: state.pick,
+    reference,
+    selectedId: state.windowId,
+    onPick: (id) => {
+      state.pickId = id;
+      refresh();
+    },
+    onSelect: (id) => selectAndLoad(state.model, state.version, id),
+    onClose: () => openFeature(null),
+  });
 }
 
 function emptyState() {
@@ -424,21 +569,26 @@ function modelHeader(entry, rows) {
     ["windows", fmtInt(version ? version.windows : rows.length)],
     ["rows", fmtInt(version ? version.rows : null)],
     ["labelled", fmtInt(version ? version.labelled : null)],
-    isNum(lifetime.accuracy) ? ["lifetime accuracy", fmtNum(lifetime.accuracy)] : null,
-    isNum(lifetime.mae) ? ["lifetime MAE", fmtNum(lifetime.mae)] : null,
+    isNum(lifetime.accuracy) ? ["lifetime accuracy", fmtScore(lifetime.accuracy)] : null,
+    isNum(lifetime.mae) ? ["lifetime MAE", fmtScore(lifetime.mae)] : null,
     ["open alerts", String(open.length)],
-    ["windows with findings", String(rows.filter((r) => r.findings.length).length)],
+    ["windows with findings in range", fmtInt(rows.filter((r) => r.findings.length).length)],
   ].filter(Boolean);
   return h(
     "section",
     { class: "model-header" },
     h(
-      "h1",
-      {},
-      h("span", { class: "model-heading" }, state.model),
-      state.version !== null
-        ? h("span", { class: "muted version-heading" }, ` v${state.version}`)
-        : null,
+      "div",
+      { class: "heading-row" },
+      h(
+        "h1",
+        {},
+        h("span", { class: "model-heading" }, state.model),
+        state.version !== null
+          ? h("span", { class: "muted version-heading" }, ` v${state.version}`)
+          : null,
+      ),
+      rangeChooser(),
     ),
     h(
       "dl",
@@ -450,21 +600,27 @@ function modelHeader(entry, rows) {
 
 // ---------------------------------------------------------------- charts
 
-function charts(rows) {
+function charts(rows, total) {
   const pick = { selectedId: state.windowId, onSelect: (id) => selectAndLoad(state.model, state.version, id) };
   const perf = performanceKind(rows);
-  const perfResult = latestResult(rows, "performance");
-  const errorResult = latestResult(rows, "error_rate");
+  const perfResult = latestResult(rows, (r) => r.detector === "performance" && (r.details || {}).metric === perf);
+  const errorResult = latestResult(rows, (r) => r.detector === "error_rate");
   const list = [
     chart("Rows per window", rows, [{ values: rows.map((r) => r.rows), cls: "s-rows" }], {
-      bars: true,
       ...pick,
+      name: "rows",
+      bars: true,
+      kind: "count",
       format: fmtInt,
     }),
     chart("Error rate", rows, [{ values: rows.map((r) => r.error_rate), cls: "s-error" }], {
       ...pick,
+      name: "error_rate",
+      kind: "pct",
       format: fmtPct,
+      max: 1,
       threshold: errorResult ? errorResult.threshold : null,
+      thresholdLabel: errorResult && isNum(errorResult.threshold) ? `max ${fmtPct(errorResult.threshold)}` : null,
     }),
   ];
   if (rows.some((r) => r.latency && isNum(r.latency.p50_ms))) {
@@ -476,13 +632,15 @@ function charts(rows) {
           { name: "p50", values: rows.map((r) => r.latency && r.latency.p50_ms), cls: "s-p50" },
           { name: "p95", values: rows.map((r) => r.latency && r.latency.p95_ms), cls: "s-p95" },
         ],
-        { format: fmtMs },
+        { ...pick, name: "latency", kind: "ms", format: fmtMs },
       ),
     );
   }
   list.push(
     chart("Label coverage", rows, [{ values: rows.map((r) => r.label_coverage), cls: "s-cov" }], {
       ...pick,
+      name: "label_coverage",
+      kind: "pct",
       format: fmtPct,
       max: 1,
     }),
@@ -492,9 +650,12 @@ function charts(rows) {
       [{ values: rows.map((r) => r.performance[perf]), cls: "s-perf" }],
       {
         ...pick,
-        format: fmtNum,
+        name: perf,
+        kind: "score",
+        format: fmtScore,
         max: perf === "accuracy" ? 1 : null,
         threshold: perfResult ? perfResult.threshold : null,
+        thresholdLabel: perfResult && isNum(perfResult.threshold) ? `warning ${fmtScore(perfResult.threshold)}` : null,
         empty: "no labelled windows yet",
       },
     ),
@@ -509,6 +670,7 @@ function charts(rows) {
       h(
         "span",
         { class: "legend muted" },
+        total > rows.length ? `the newest ${fmtInt(rows.length)} of ${fmtInt(total)} windows in range; ` : "",
         h("span", { class: "swatch swatch-finding" }),
         "window with findings",
         h("span", { class: "swatch swatch-selected" }),
@@ -519,20 +681,44 @@ function charts(rows) {
   );
 }
 
-function latestResult(rows, detector) {
+function latestResult(rows, wanted) {
   for (let i = rows.length - 1; i >= 0; i--) {
-    const found = (rows[i].results || []).find((r) => r.detector === detector);
+    const found = (rows[i].results || []).find((r) => wanted(r) && isNum(r.threshold));
     if (found) return found;
   }
   return null;
 }
 
+function rangeChooser() {
+  return h(
+    "label",
+    { class: "range" },
+    "Range ",
+    h(
+      "select",
+      {
+        id: "range",
+        "aria-label": "time range",
+        onchange: (event) => {
+          state.range = event.target.value;
+          state.tableShown = TABLE_PAGE;
+          writeHash();
+          refresh();
+        },
+      },
+      RANGES.map(([key, text]) => h("option", { value: key, selected: key === state.range }, text)),
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- windows table
 
-function windowsTable(rows, total) {
+function windowsTable(rows) {
   const perf = performanceKind(rows);
   const newestFirst = [...rows].reverse();
-  const body = newestFirst.map((r) => {
+  // The selected window is always listed, however far back it is.
+  const shown = newestFirst.filter((r, i) => i < state.tableShown || r.id === state.windowId);
+  const body = shown.map((r) => {
     const classes = ["window-row"];
     if (r.findings.length) classes.push("has-findings");
     if (r.id === state.windowId) classes.push("selected");
@@ -550,66 +736,71 @@ function windowsTable(rows, total) {
       h("td", { class: "num" }, fmtMs(lat.p50_ms)),
       h("td", { class: "num" }, fmtMs(lat.p95_ms)),
       h("td", { class: "num" }, fmtPct(r.label_coverage)),
-      h("td", { class: "num" }, fmtNum(r.performance[perf])),
+      h("td", { class: "num" }, fmtScore(r.performance[perf])),
       h(
         "td",
         { class: "findings" },
         r.findings.length
-          ? r.findings.map((f) =>
-              badge(f.feature ? `${f.detector}: ${f.feature}` : f.detector, resultKind(f)),
-            )
+          ? findingChips(r.findings)
           : r.evaluated_at
             ? h("span", { class: "muted" }, "none")
             : h("span", { class: "muted" }, "not evaluated"),
       ),
     );
   });
-  const choices = h(
-    "select",
-    {
-      "aria-label": "windows shown",
-      onchange: (event) => {
-        state.shown = Number(event.target.value);
-        render();
-      },
-    },
-    SHOWN_CHOICES.map((c) => h("option", { value: c, selected: c === state.shown }, `last ${c}`)),
-  );
+  const hidden = newestFirst.length - shown.length;
+  const more =
+    hidden > 0
+      ? h(
+          "div",
+          { class: "table-more" },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "show-more",
+              onclick: () => {
+                state.tableShown += TABLE_PAGE * 4;
+                render();
+              },
+            },
+            `Show ${fmtInt(Math.min(hidden, TABLE_PAGE * 4))} more`,
+          ),
+          h("span", { class: "muted" }, ` ${fmtInt(hidden)} older windows not listed`),
+        )
+      : null;
   return h(
     "section",
-    { class: "card windows" },
+    { class: "card windows", id: "windows" },
     h(
       "div",
       { class: "section-head" },
       h("h2", {}, "Windows"),
-      h("span", { class: "muted" }, `${rows.length} of ${total} shown, newest first `, choices),
+      h("span", { class: "muted" }, `${fmtInt(shown.length)} of ${fmtInt(rows.length)} in range, newest first`),
     ),
     h(
-      "div",
-      { class: "table-scroll" },
+      "table",
+      { class: "table" },
       h(
-        "table",
-        { class: "table" },
+        "thead",
+        {},
         h(
-          "thead",
+          "tr",
           {},
-          h(
-            "tr",
-            {},
-            h("th", {}, "Start"),
-            h("th", { class: "num" }, "Requests"),
-            h("th", { class: "num" }, "Rows"),
-            h("th", { class: "num" }, "Errors"),
-            h("th", { class: "num" }, "p50"),
-            h("th", { class: "num" }, "p95"),
-            h("th", { class: "num" }, "Labelled"),
-            h("th", { class: "num" }, perf === "accuracy" ? "Accuracy" : "MAE"),
-            h("th", {}, "Findings"),
-          ),
+          h("th", {}, "Start"),
+          h("th", { class: "num" }, "Requests"),
+          h("th", { class: "num" }, "Rows"),
+          h("th", { class: "num" }, "Errors"),
+          h("th", { class: "num" }, "p50"),
+          h("th", { class: "num" }, "p95"),
+          h("th", { class: "num" }, "Labelled"),
+          h("th", { class: "num" }, perf === "accuracy" ? "Accuracy" : "MAE"),
+          h("th", {}, "Findings (per check)"),
         ),
-        h("tbody", {}, body),
       ),
+      h("tbody", {}, body),
     ),
+    more,
   );
 }
 
@@ -793,7 +984,6 @@ function setUpControls() {
   document.getElementById("refresh-now").addEventListener("click", () => refresh());
   window.addEventListener("hashchange", () => {
     readHash();
-    state.scrollToDetail = state.windowId !== null;
     refresh();
   });
   setInterval(() => {

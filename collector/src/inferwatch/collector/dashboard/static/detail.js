@@ -1,13 +1,14 @@
 // One window: its facts, every check result (failures first) and its column summaries.
 
+import { distribution, shares } from "./bins.js";
 import { miniBars } from "./charts.js";
+import { readingText, scoreName, scoreText } from "./checks.js";
 import { badge, h, resultBadge, resultKind, resultRank } from "./dom.js";
-import { DASH, fmtInt, fmtMs, fmtNum, fmtP, fmtPct, fmtTime, isNum } from "./format.js";
+import { DASH, fmtInt, fmtMs, fmtP, fmtPct, fmtScore, fmtSeconds, fmtTime, isNum } from "./format.js";
 
-const MAX_CATEGORIES_DRAWN = 12;
-
-/** references: the version's reference columns by "role/name"; onClose(): hide the detail. */
-export function windowDetail(detail, references, onClose) {
+/** references: the version's reference columns by "role/name"; onClose(): hide the detail;
+ * onFeature(name, role): open a column's view. */
+export function windowDetail(detail, references, onClose, onFeature) {
   const summary = detail.summary || {};
   const latency = summary.latency || {};
   const perf = summary.performance || {};
@@ -24,9 +25,9 @@ export function windowDetail(detail, references, onClose) {
     ["errors", `${fmtInt(summary.errors)} (${fmtPct(detail.error_rate)})${errorsByType ? `: ${errorsByType}` : ""}`],
     ["latency p50 / p95 / p99 / max", [latency.p50_ms, latency.p95_ms, latency.p99_ms, latency.max_ms].map(fmtMs).join(" / ")],
     ["labelled", `${fmtInt(detail.labelled)} (${fmtPct(detail.label_coverage)})`],
-    isNum(perf.accuracy) ? ["accuracy", `${fmtNum(perf.accuracy)} on ${fmtInt(perf.scored)}`] : null,
-    isNum(perf.mae) ? ["MAE / RMSE", `${fmtNum(perf.mae)} / ${fmtNum(perf.rmse)}`] : null,
-    isNum(delay.p50) ? ["label delay p50 / p95 / max", [delay.p50, delay.p95, delay.max].map((s) => `${fmtNum(s)} s`).join(" / ")] : null,
+    isNum(perf.accuracy) ? ["accuracy", `${fmtScore(perf.accuracy)} on ${fmtInt(perf.scored)} rows`] : null,
+    isNum(perf.mae) ? ["MAE / RMSE", `${fmtScore(perf.mae)} / ${fmtScore(perf.rmse)}`] : null,
+    isNum(delay.p50) ? ["label delay p50 / p95 / max", [delay.p50, delay.p95, delay.max].map(fmtSeconds).join(" / ")] : null,
     ["batches with issues", `${fmtInt(summary.batches_with_issues)}${issues ? `: ${issues}` : ""}`],
     ["reference", summary.reference === true ? "yes" : summary.reference === false ? "none yet" : DASH],
     ["evaluated", detail.evaluated_at ? fmtTime(detail.evaluated_at) : "not yet (running state)"],
@@ -55,7 +56,7 @@ export function windowDetail(detail, references, onClose) {
     resultsTable(detail.results || []),
     schemaNotes(summary.columns),
     h("h3", {}, "Feature summaries"),
-    columnsTable(summary.columns, references),
+    columnsTable(summary.columns, references, onFeature),
   );
 }
 
@@ -79,8 +80,8 @@ function resultsTable(results) {
         h(
           "tr",
           {},
-          ["Decision", "Detector", "Feature", "Score", "p-value", "Threshold", "Message"].map((t) =>
-            h("th", { class: ["Score", "p-value", "Threshold"].includes(t) ? "num" : null }, t),
+          ["Decision", "Check", "Column", "Against its threshold", "Score", "p-value", "Message"].map((t) =>
+            h("th", { class: ["Score", "p-value"].includes(t) ? "num" : null }, t),
           ),
         ),
       ),
@@ -90,13 +91,13 @@ function resultsTable(results) {
         sorted.map((r) =>
           h(
             "tr",
-            { class: `result result-${resultKind(r)}` },
+            { class: `result result-${resultKind(r)}`, "data-check": r.detector, "data-feature": r.feature },
             h("td", {}, resultBadge(r)),
             h("td", {}, r.detector),
             h("td", {}, r.feature === null ? h("span", { class: "muted" }, "(window)") : r.feature),
-            h("td", { class: "num" }, fmtNum(r.score)),
+            h("td", { class: "reading" }, readingText(r)),
+            h("td", { class: "num", title: scoreName(r) }, isNum(r.score) ? `${scoreName(r)} ${scoreText(r)}` : DASH),
             h("td", { class: "num" }, fmtP(r.p_value)),
-            h("td", { class: "num" }, fmtNum(r.threshold)),
             h("td", { class: "message" }, r.message),
           ),
         ),
@@ -122,7 +123,7 @@ function schemaNotes(columns) {
   );
 }
 
-function columnsTable(columns, references) {
+function columnsTable(columns, references, onFeature) {
   const list = (columns && columns.columns) || [];
   if (list.length === 0) return h("p", { class: "muted" }, "No column summaries in this window.");
   return h(
@@ -154,13 +155,19 @@ function columnsTable(columns, references) {
           ),
         ),
       ),
-      h("tbody", {}, list.map((c) => columnRow(c, references.get(`${c.role}/${c.name}`)))),
+      h("tbody", {}, list.map((c) => columnRow(c, references.get(`${c.role}/${c.name}`), onFeature))),
     ),
   );
 }
 
-function columnRow(column, reference) {
-  const name = h("td", {}, h("span", { class: "column-name" }, column.name), " ", h("span", { class: "tag" }, `${column.role}, ${column.kind}`));
+function columnRow(column, reference, onFeature) {
+  const name = h(
+    "td",
+    {},
+    h("button", { type: "button", class: "link column-name", title: "open this column's history", onclick: () => onFeature(column.name, column.role) }, column.name),
+    " ",
+    h("span", { class: "tag" }, `${column.role}, ${column.kind}`),
+  );
   if (column.kind === "numeric") {
     const sd = column.count > 1 && isNum(column.m2) ? Math.sqrt(column.m2 / (column.count - 1)) : null;
     const missing = (column.missing || 0) + (column.non_finite || 0);
@@ -170,10 +177,10 @@ function columnRow(column, reference) {
       name,
       h("td", { class: "num" }, fmtInt(column.count)),
       h("td", { class: "num", title: column.non_finite ? `${column.non_finite} not finite` : null }, fmtInt(missing)),
-      h("td", { class: "num" }, isNum(column.mean) ? `${fmtNum(column.mean)} \u00b1 ${fmtNum(sd)}` : DASH),
-      h("td", { class: "num" }, fmtNum(column.min)),
-      h("td", { class: "num" }, fmtNum(column.max)),
-      h("td", {}, numericBins(column, reference)),
+      h("td", { class: "num" }, isNum(column.mean) ? `${fmtScore(column.mean)} \u00b1 ${fmtScore(sd)}` : DASH),
+      h("td", { class: "num" }, fmtScore(column.min)),
+      h("td", { class: "num" }, fmtScore(column.max)),
+      h("td", {}, bars(column, reference)),
     );
   }
   const counts = column.counts || {};
@@ -192,49 +199,12 @@ function columnRow(column, reference) {
       `${fmtInt(categories)} categories${top ? `, most: ${top[0]} (${fmtPct(top[1] / seen)})` : ""}`,
       column.unseen ? `, ${fmtInt(column.unseen)} rows of unseen categories` : "",
     ),
-    h("td", {}, categoryBars(column, reference)),
+    h("td", {}, bars(column, reference)),
   );
 }
 
-function proportions(counts) {
-  const total = counts.reduce((a, b) => a + b, 0);
-  return counts.map((c) => (total ? c / total : 0));
-}
-
-function sameCuts(a, b) {
-  return a && b && a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function numericBins(column, reference) {
-  if (!column.bin_counts) return h("span", { class: "muted" }, "no bins (no reference when the window opened)");
-  const ref = reference && sameCuts(reference.cuts, column.cuts) ? reference.bin_counts : null;
-  const cuts = column.cuts || [];
-  const labels = column.bin_counts.map((_, i) => {
-    const low = i === 0 ? "-\u221e" : fmtNum(cuts[i - 1]);
-    const high = i === cuts.length ? "\u221e" : fmtNum(cuts[i]);
-    return `(${low}, ${high}]`;
-  });
-  return miniBars(labels, proportions(column.bin_counts), ref ? proportions(ref) : null);
-}
-
-function categoryBars(column, reference) {
-  const here = column.counts || {};
-  const there = (reference && reference.counts) || {};
-  const names = [...new Set([...Object.keys(there), ...Object.keys(here)])].sort(
-    (a, b) => (there[b] || 0) - (there[a] || 0) || (here[b] || 0) - (here[a] || 0),
-  );
-  const drawnNames = names.slice(0, MAX_CATEGORIES_DRAWN);
-  // Categories past the drawn ones, and those the summary itself lumped together.
-  const rest = (counts, other) =>
-    names.slice(MAX_CATEGORIES_DRAWN).reduce((a, n) => a + (counts[n] || 0), other || 0);
-  const restHere = rest(here, column.other);
-  const restThere = reference ? rest(there, reference.other) : 0;
-  const withRest = restHere > 0 || restThere > 0;
-  const values = (counts, restCount) => [
-    ...drawnNames.map((n) => counts[n] || 0),
-    ...(withRest ? [restCount] : []),
-  ];
-  const labels = [...drawnNames, ...(withRest ? ["(other)"] : [])];
-  const ref = reference ? proportions(values(there, restThere)) : null;
-  return miniBars(labels, proportions(values(here, restHere)), ref);
+function bars(column, reference) {
+  const drawn = distribution(column, reference);
+  if (drawn === null) return h("span", { class: "muted" }, "no bins (no reference when the window opened)");
+  return miniBars(drawn.labels, shares(drawn.window), drawn.reference ? shares(drawn.reference) : null);
 }

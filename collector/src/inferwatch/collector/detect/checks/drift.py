@@ -10,6 +10,8 @@ detectors' parameters, with the detectors' own defaults:
   with unseen categories). Corrected across features, gated by effect size.
 - ``multivariate_drift``: MMD permutation test (or a classifier two-sample test) on the row
   samples, reduced by PCA when the encoded rows are wide.
+- ``correlation_drift``: each pair of numeric features' correlation (normal scores, Fisher's z)
+  against the reference's, corrected over the pairs, gated by the size of the change.
 - ``prediction_drift``: the same per-column tests on the model's output columns. In a
   classification task, an output column of whole numbers (a predicted class index or label) is
   a class column: chi-squared on the row samples' class counts, as the library tests integer
@@ -40,6 +42,7 @@ from inferwatch.collector.detectors import (
     UnivariateDrift,
 )
 from inferwatch.collector.detectors import stats as detector_stats
+from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.metrics import ClassificationStats
 from inferwatch.collector.detectors.params import (
     AtLeastTwo,
@@ -102,6 +105,20 @@ class MultivariateSettings(CheckSettings):
         if self.method == "mmd":
             return MMDDrift(**params)
         return ClassifierDrift(null=self.null, **params)
+
+
+class CorrelationSettings(CheckSettings):
+    """``correlation_drift``: ``CorrelationDrift``'s parameters."""
+
+    threshold: ThresholdTable | None = None
+    alpha: Rate = default_of(CorrelationDrift, "alpha")
+    min_change: Share = default_of(CorrelationDrift, "min_change")
+    min_samples: AtLeastTwo = default_of(CorrelationDrift, "min_samples")
+    max_features: AtLeastTwo = default_of(CorrelationDrift, "max_features")
+    random_state: Seed = default_of(CorrelationDrift, "random_state")
+
+    def detector(self) -> CorrelationDrift:
+        return CorrelationDrift(**self.detector_settings())
 
 
 class LabelDriftSettings(CheckSettings):
@@ -399,6 +416,61 @@ def multivariate_drift(
             },
         )
     ]
+
+
+# -- correlation -------------------------------------------------------------------------------
+
+
+@check("correlation_drift", CorrelationSettings)
+def correlation_drift(
+    profile: Profile | None, window: WindowView, settings: CorrelationSettings
+) -> list[Result]:
+    """How pairs of numeric features move together: a summary row, then one row per pair whose
+    correlation changed (``feature`` is ``"a ~ b"``)."""
+    name = "correlation_drift"
+    if profile is None:
+        return no_reference(name, window.model, window.version)
+    columns = Columns.of(profile, "feature")
+    if not columns:
+        return not_enough_data(name, _MISSING["feature"])
+    try:
+        detector = window.fitted.get(
+            name,
+            window.model,
+            window.version,
+            profile,
+            settings,
+            lambda: settings.detector().fit(columns.rows(profile.reservoir)),
+        )
+    except ValueError as exc:
+        # Fewer than two numeric features, or too few reference rows: nothing to pair.
+        return not_enough_data(name, str(exc))
+    sample = columns.rows(window.state.reservoir)
+    found = detector.run(sample)
+    extra = {"sampled_rows": sample.rows, "window_rows": window.state.rows}
+    summary = Result(
+        detector=name,
+        score=found.score,
+        p_value=found.p_value,
+        threshold=found.threshold,
+        decision=found.decision,
+        message=found.message,
+        details={**dict(found.details), **extra},
+    )
+    pairs = [
+        Result(
+            detector=name,
+            feature=pair.feature,
+            score=pair.statistic,
+            p_value=pair.adjusted_p_value,
+            threshold=pair.threshold,
+            decision=pair.decision,
+            message=pair.message,
+            details={"test": pair.test, "raw_p_value": pair.p_value, **dict(pair.details)},
+        )
+        for pair in found.features
+    ]
+    return [summary, *pairs]
 
 
 # -- labels ------------------------------------------------------------------------------------

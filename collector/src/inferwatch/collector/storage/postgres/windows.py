@@ -32,6 +32,7 @@ from inferwatch.collector.storage.postgres.prediction_index import (
 )
 from inferwatch.collector.storage.sqlite.database import dedupe_key
 from inferwatch.collector.window.store import (
+    EvaluatedWindow,
     IncomingBatch,
     IngestOutcome,
     PastScore,
@@ -289,6 +290,7 @@ class PostgresWindowStore:
         closed: bool | None = None,
         needs_eval: bool | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[WindowRecord]:
         where: list[str] = []
         params: list[Any] = []
@@ -307,13 +309,14 @@ class PostgresWindowStore:
         query = f"SELECT {_WINDOW_COLUMNS} FROM windows"
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY start_ms, id"
+        query += " ORDER BY start_ms DESC, id DESC" if newest else " ORDER BY start_ms, id"
         if limit is not None:
             query += " LIMIT %s"
             params.append(int(limit))
         with self._db.reader() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [_window(row) for row in rows]
+        found = [_window(row) for row in rows]
+        return found[::-1] if newest else found
 
     def mark_for_evaluation(self, window_ids: set[int]) -> None:
         if not window_ids:
@@ -357,6 +360,15 @@ class PostgresWindowStore:
                 "ORDER BY model, version"
             ).fetchall()
         return [VersionWindows(*row) for row in rows]
+
+    def latest_evaluated(self) -> list[EvaluatedWindow]:
+        # Closing is an evaluation (save_evaluation): a closed window has its results.
+        with self._db.reader() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (model, version) model, version, id, evaluated_ms "
+                "FROM windows WHERE closed ORDER BY model, version, start_ms DESC, id DESC"
+            ).fetchall()
+        return [EvaluatedWindow(*row) for row in rows]
 
     def past_scores(
         self, model: str, version: str, detector: str, before_ms: int, windows: int

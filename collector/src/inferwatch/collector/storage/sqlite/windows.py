@@ -23,6 +23,7 @@ from inferwatch.collector.storage.sqlite.prediction_index import (
     stored_ids,
 )
 from inferwatch.collector.window.store import (
+    EvaluatedWindow,
     IncomingBatch,
     IngestOutcome,
     PastScore,
@@ -209,6 +210,7 @@ class SQLiteWindowStore:
         closed: bool | None = None,
         needs_eval: bool | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[WindowRecord]:
         where: list[str] = []
         params: list[Any] = []
@@ -227,10 +229,11 @@ class SQLiteWindowStore:
         sql = f"SELECT {_WINDOW_COLUMNS} FROM windows"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_ms, id"
+        sql += " ORDER BY start_ms DESC, id DESC" if newest else " ORDER BY start_ms, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_window(row) for row in self._db.reader().execute(sql, params)]
+        found = [_window(row) for row in self._db.reader().execute(sql, params)]
+        return found[::-1] if newest else found
 
     def mark_for_evaluation(self, window_ids: set[int]) -> None:
         with self._db.transaction() as db:
@@ -269,6 +272,16 @@ class SQLiteWindowStore:
             "MAX(end_ms) FROM windows GROUP BY model, version ORDER BY model, version"
         )
         return [VersionWindows(*row) for row in rows]
+
+    def latest_evaluated(self) -> list[EvaluatedWindow]:
+        # Closing is an evaluation (save_evaluation): a closed window has its results.
+        rows = self._db.reader().execute(
+            "SELECT model, version, id, evaluated_ms FROM windows WHERE id IN (SELECT id FROM "
+            "(SELECT id, ROW_NUMBER() OVER (PARTITION BY model, version ORDER BY start_ms DESC, "
+            "id DESC) AS newest FROM windows WHERE closed = 1) WHERE newest = 1) "
+            "ORDER BY model, version"
+        )
+        return [EvaluatedWindow(*row) for row in rows]
 
     def past_scores(
         self, model: str, version: str, detector: str, before_ms: int, windows: int
