@@ -22,6 +22,7 @@ ORDER = [
     "receive",
     "summaries",
     "collector",
+    "postgres",
     "metrics",
     "labels",
     "detectors",
