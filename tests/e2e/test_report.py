@@ -37,7 +37,11 @@ ROWS = 5
 # Each span's duration in ms: the window's request latencies.
 DURATIONS = [10.0 * (i + 1) for i in range(SPANS)]
 MODELS = {
-    "credit": {"window": WINDOW, "allowed_lateness": 0, "alerts": {"checks": ["error_rate"]}},
+    "credit": {
+        "window": WINDOW,
+        "allowed_lateness": 0,
+        "alerts": {"checks": ["error_rate"], "consecutive": 1},
+    },
     "prices": {"window": WINDOW, "allowed_lateness": 0},
     "churn": {
         "window": WINDOW,

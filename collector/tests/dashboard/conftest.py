@@ -43,11 +43,13 @@ def start_collector(db: Path, **overrides: Any) -> RunningCollector:
     }
     config = load_config(
         None,
-        db=f"sqlite:///{db}",
-        tick_seconds=0.05,
-        checkpoint_interval_seconds=0.2,
-        models={MODEL: settings},
-        **overrides,
+        **{
+            "db": f"sqlite:///{db}",
+            "tick_seconds": 0.05,
+            "checkpoint_interval_seconds": 0.2,
+            "models": {MODEL: settings},
+            **overrides,
+        },
     )
     return start_running_collector(config, clock)
 

@@ -110,9 +110,7 @@ def test_the_other_drift_checks_hold_on_clean_digits(
     for detector in ("univariate_drift", "multivariate_drift", "correlation_drift", "outliers"):
         assert row(clean, detector)["decision"] == "ok", row(clean, detector)
     # Pixels that are nearly always blank are not paired (their correlations' null is not normal).
-    correlation = row(clean, "correlation_drift")
-    assert correlation["details"]["features_paired"] < 64
-    assert correlation["details"]["features_tied"] == 64 - correlation["details"]["features_paired"]
+    assert row(clean, "correlation_drift")["details"]["features_paired"] < 64
 
 
 def test_settings_default_to_the_detectors() -> None:

@@ -86,26 +86,10 @@ def test_too_little_to_pair_is_said() -> None:
     assert CorrelationDrift().fit(constant).features_ == NAMES[1:]
 
 
-def test_features_nearly_always_one_value_are_not_paired(
-    digits: tuple[np.ndarray, np.ndarray],
-) -> None:
-    x, _ = digits
-    rng = np.random.default_rng(8)
-    # A feature 95% zero is left out; one 85% zero is paired.
-    data = draw(rng, 2_000)
-    data.numeric[:, 0] = np.where(rng.random(2_000) < 0.95, 0.0, data.numeric[:, 0])
-    data.numeric[:, 1] = np.where(rng.random(2_000) < 0.85, 0.0, data.numeric[:, 1])
-    detector = CorrelationDrift().fit(data)
-    assert detector.features_ == NAMES[1:] and detector.tied_features_ == 1
-    assert CorrelationDrift(max_tied_share=0.99).fit(data).features_ == NAMES
-    # Digits: with every varying pixel paired (most blank in nearly every image) clean windows
-    # fail nearly always; with the gate about at alpha. Fresh splits of 797 / 1,000 images.
-    alarms = {0.9: 0, 0.999: 0}
-    for _ in range(30):
-        order = rng.permutation(len(x))
-        reference, window = x[order[:797]], x[order[797:]]
-        for share in alarms:
-            found = CorrelationDrift(max_tied_share=share).fit(reference).run(window)
-            alarms[share] += found.decision == "alert"
-    assert alarms[0.9] <= 5  # 5% expected: 1.5 of 30
-    assert alarms[0.999] >= 20
+def test_a_rarely_varying_feature_is_not_paired() -> None:
+    rng = np.random.default_rng(5)
+    reference = draw(rng, 2_000)
+    # Lit in 2% of the rows: its correlations rest on a few rows and would fail clean windows.
+    reference.numeric[:, 0] = np.where(rng.random(2_000) < 0.02, 16.0, 0.0)
+    detector = CorrelationDrift().fit(reference)
+    assert detector.features_ == NAMES[1:]

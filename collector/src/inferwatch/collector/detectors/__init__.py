@@ -12,14 +12,19 @@ from inferwatch.collector.detectors.base import (
     create,
     registered,
 )
+from inferwatch.collector.detectors.calibration import Calibration, Calibrator, calibrate
 from inferwatch.collector.detectors.correlation import CorrelationDrift
 from inferwatch.collector.detectors.dataset import Dataset, as_dataset
+from inferwatch.collector.detectors.error_estimation import DLE
+from inferwatch.collector.detectors.estimated_performance import CBPE
+from inferwatch.collector.detectors.estimates import Estimate, Estimated
 from inferwatch.collector.detectors.label_shift import LabelShift, PriorEstimate
 from inferwatch.collector.detectors.metrics import (
     ClassificationStats,
     Metric,
     PerformanceCheck,
     RegressionStats,
+    confusion_metrics,
 )
 from inferwatch.collector.detectors.multivariate import ClassifierDrift, MMDDrift
 from inferwatch.collector.detectors.outliers import (
@@ -55,6 +60,10 @@ from inferwatch.collector.detectors.thresholds import (
 from inferwatch.collector.detectors.univariate import UnivariateDrift, reference_counts
 
 __all__ = [
+    "CBPE",
+    "DLE",
+    "Calibration",
+    "Calibrator",
     "ClassificationStats",
     "ClassifierDrift",
     "CorrelationDrift",
@@ -64,6 +73,8 @@ __all__ = [
     "Detector",
     "DetectorSuite",
     "Encoder",
+    "Estimate",
+    "Estimated",
     "FeatureResult",
     "LabelDrift",
     "LabelShift",
@@ -89,7 +100,9 @@ __all__ = [
     "UnivariateDrift",
     "Whitening",
     "as_dataset",
+    "calibrate",
     "calibrate_on_reference",
+    "confusion_metrics",
     "create",
     "default_suite",
     "group_under_verdict",

@@ -31,20 +31,17 @@ from scipy.special import ndtr, ndtri
 from inferwatch.collector.detectors import stats
 from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import as_dataset
-from inferwatch.collector.detectors.params import (
-    AtLeastTwo,
-    Count,
-    PositiveShare,
-    Rate,
-    Seed,
-    Share,
-)
+from inferwatch.collector.detectors.params import AtLeastTwo, Count, Rate, Seed, Share
 from inferwatch.collector.detectors.result import Decision, DetectionResult, FeatureResult
 
 # Pairs named in a message; the features hold every failing one.
 MESSAGE_PAIRS = 3
 # Correlations this close to +-1 are clipped before Fisher's z (atanh(1) is infinite).
 MAX_ABS_CORRELATION = 0.999
+# A feature is paired only if at least this share of the reference's rows is off its most
+# common value: a pixel lit in 2 of 250 rows gives a correlation of 1 with its neighbour and a
+# variance estimate of nothing (every clean window of digits "drifted" without this rule).
+MIN_VARYING_SHARE = 0.1
 
 
 class CorrelationDrift(Detector):
@@ -59,12 +56,6 @@ class CorrelationDrift(Detector):
         the cost (pairs grow with the square of the features); wider inputs are better served by
         ``reconstruction_drift``.
     max_reference_rows: at most this many reference rows are used (a uniform sample).
-    max_tied_share: a feature whose most common value holds more than this share of the
-        reference's values (a pixel that is nearly always blank, a rare flag) is not paired.
-        Its correlations rest on the few rows off that value, so their null is far from normal
-        in the tails a correction over many pairs reads: on digits (64 pixels, 2,016 pairs,
-        797-row references, 1,000-row windows) every clean window failed with all pixels paired,
-        2 of 30 with the 48 pixels this gate keeps.
     """
 
     name = "correlation_drift"
@@ -76,7 +67,6 @@ class CorrelationDrift(Detector):
         min_samples: AtLeastTwo = 100,
         max_features: AtLeastTwo = 100,
         max_reference_rows: Count = 20_000,
-        max_tied_share: PositiveShare = 0.9,
         random_state: Seed = 0,
     ) -> None:
         self.alpha = alpha
@@ -84,29 +74,27 @@ class CorrelationDrift(Detector):
         self.min_samples = min_samples
         self.max_features = max_features
         self.max_reference_rows = max_reference_rows
-        self.max_tied_share = max_tied_share
         self.random_state = random_state
         self.features_: tuple[str, ...] | None = None
         self.sorted_: np.ndarray | None = None
         self.correlation_: np.ndarray | None = None
         self.variance_: np.ndarray | None = None
         self.reference_rows_: int = 0
-        self.tied_features_: int = 0
 
     def fit(self, reference: Any, *, feature_names: Sequence[str] | None = None) -> Self:
         self._validate_params()
         data = as_dataset(reference, feature_names=feature_names, what="reference")
         # A feature (nearly) constant in the reference has no correlation to compare with.
-        tied = _most_common_shares(data.numeric)
-        paired = (tied <= self.max_tied_share) & (tied < 1.0)
-        varying = np.flatnonzero(paired)[: self.max_features]
+        varying = [
+            j
+            for j in range(data.numeric.shape[1])
+            if _varying_share(data.numeric[:, j]) >= MIN_VARYING_SHARE
+        ][: self.max_features]
         names = tuple(data.numeric_names[int(j)] for j in varying)
         if len(names) < 2:
             raise ValueError(
-                f"the reference has {len(names)} numeric feature(s) whose most common value "
-                f"holds at most {self.max_tied_share:.0%} of the rows; correlation drift needs 2+"
+                f"the reference has {len(names)} numeric feature(s); correlation drift needs 2+"
             )
-        self.tied_features_ = int(np.count_nonzero(~paired))
         matrix = _complete_rows(data.numeric[:, varying])
         rng = np.random.default_rng(self.random_state)
         if matrix.shape[0] > self.max_reference_rows:
@@ -196,7 +184,6 @@ class CorrelationDrift(Detector):
                 "min_change": self.min_change,
                 "pairs": pairs,
                 "features_paired": len(self.features_),
-                "features_tied": self.tied_features_,
                 "reference_rows_used": self.reference_rows_,
                 "window_rows_used": rows,
             },
@@ -249,17 +236,13 @@ class CorrelationDrift(Detector):
         )
 
 
-def _most_common_shares(matrix: np.ndarray) -> np.ndarray:
-    """Per column, the share of its finite values held by its most common value (1 for a
-    column with none)."""
-    shares = np.ones(matrix.shape[1])
-    for j in range(matrix.shape[1]):
-        values = matrix[:, j]
-        values = np.sort(values[np.isfinite(values)])
-        if values.size:
-            starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1], True])
-            shares[j] = np.diff(starts).max() / values.size
-    return shares
+def _varying_share(column: np.ndarray) -> float:
+    """The share of the finite values that differ from the most common one."""
+    finite = column[np.isfinite(column)]
+    if finite.size == 0:
+        return 0.0
+    _, counts = np.unique(finite, return_counts=True)
+    return 1.0 - float(counts.max()) / finite.size
 
 
 def _complete_rows(matrix: np.ndarray) -> np.ndarray:

@@ -111,28 +111,13 @@ class ClassificationStats:
         return self
 
     def metrics(self) -> dict[str, float | None]:
-        cm = self.confusion.astype(np.float64)
-        n = cm.sum()
-        if n == 0:
+        if self.labelled == 0:
             return {}
-        support, predicted, hits = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
-        present = (support + predicted) > 0  # sklearn averages over labels seen on either side
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = np.where(predicted > 0, hits / predicted, 0.0)
-            recall = np.where(support > 0, hits / support, 0.0)
-            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
-        weights = support / n
         out: dict[str, float | None] = {
-            "accuracy": float(hits.sum() / n),
-            "precision_macro": float(precision[present].mean()),
-            "recall_macro": float(recall[present].mean()),
-            "f1_macro": float(f1[present].mean()),
-            "precision_weighted": float((precision * weights).sum()),
-            "recall_weighted": float((recall * weights).sum()),
-            "f1_weighted": float((f1 * weights).sum()),
-            "log_loss": self.log_loss_sum / self.scored if self.scored else None,
-            "roc_auc": self._roc_auc(),
+            name: float(value) for name, value in confusion_metrics(self.confusion).items()
         }
+        out["log_loss"] = self.log_loss_sum / self.scored if self.scored else None
+        out["roc_auc"] = self._roc_auc()
         return out
 
     def _roc_auc(self) -> float | None:
@@ -176,6 +161,36 @@ class ClassificationStats:
         if used.size:
             stats.histograms[:, :, used] = np.asarray(data["histograms"], dtype=np.int64)
         return stats
+
+
+def confusion_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, precision, recall and F1 (macro and weighted) of confusion matrices
+    ``[..., true, predicted]`` (counts, or expected counts), one value per leading index.
+
+    As sklearn: macro averages run over the classes seen in labels or predictions (for
+    expected counts, classes expected on at least half a row), a class never predicted has
+    precision 0 and one never true recall 0.
+    """
+    cm = np.asarray(confusion, dtype=np.float64)
+    n = cm.sum(axis=(-2, -1))
+    support, predicted = cm.sum(axis=-1), cm.sum(axis=-2)
+    hits = np.diagonal(cm, axis1=-2, axis2=-1)
+    present = (support + predicted) >= 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        recall = np.where(support > 0, hits / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
+        weights = support / n[..., None]
+        seen = present.sum(axis=-1)
+        return {
+            "accuracy": hits.sum(axis=-1) / n,
+            "precision_macro": (precision * present).sum(axis=-1) / seen,
+            "recall_macro": (recall * present).sum(axis=-1) / seen,
+            "f1_macro": (f1 * present).sum(axis=-1) / seen,
+            "precision_weighted": (precision * weights).sum(axis=-1),
+            "recall_weighted": (recall * weights).sum(axis=-1),
+            "f1_weighted": (f1 * weights).sum(axis=-1),
+        }
 
 
 class RegressionStats:

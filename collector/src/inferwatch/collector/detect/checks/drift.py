@@ -53,7 +53,6 @@ from inferwatch.collector.detectors.params import (
     AtLeastTwo,
     Count,
     NonNegative,
-    PositiveShare,
     Rate,
     Seed,
     Share,
@@ -122,7 +121,6 @@ class CorrelationSettings(CheckSettings):
     min_change: Share = default_of(CorrelationDrift, "min_change")
     min_samples: AtLeastTwo = default_of(CorrelationDrift, "min_samples")
     max_features: AtLeastTwo = default_of(CorrelationDrift, "max_features")
-    max_tied_share: PositiveShare = default_of(CorrelationDrift, "max_tied_share")
     random_state: Seed = default_of(CorrelationDrift, "random_state")
 
     def detector(self) -> CorrelationDrift:
