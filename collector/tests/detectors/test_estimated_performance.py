@@ -138,6 +138,27 @@ def test_the_expected_confusion_matrix_sums_the_calibrated_probabilities() -> No
     assert np.abs(expected - realized).max() < 60
 
 
+def test_label_shift_weights_move_the_expected_confusion_as_bayes_rule_does() -> None:
+    ref_proba, ref_y, proba, _ = _scenario(3, False, seed=5)
+    cbpe = CBPE(calibration="none").fit(ref_proba, ref_y)
+    window = proba[:WINDOW]
+    same = cbpe.estimate(window, class_weights={"0": 1.0, "1": 1.0, "2": 1.0})
+    np.testing.assert_allclose(
+        same.details["confusion"]["expected"],
+        cbpe.estimate(window).details["confusion"]["expected"],
+    )
+    weights = np.array([0.5, 1.0, 3.0])
+    moved = cbpe.estimate(window, class_weights={"0": 0.5, "1": 1.0, "2": 3.0})
+    posterior = window * weights / (window * weights).sum(axis=1, keepdims=True)
+    by_hand = np.zeros((3, 3))
+    for row, predicted in zip(posterior, window.argmax(axis=1), strict=True):
+        by_hand[:, predicted] += row
+    np.testing.assert_allclose(moved.details["confusion"]["expected"], by_hand)
+    assert moved.details["class_weights"] == weights.tolist()
+    with pytest.raises(ValueError, match="class_weights"):
+        cbpe.estimate(window, class_weights={"0": -1.0})
+
+
 def test_a_covariate_shift_that_lowers_confidence_is_followed() -> None:
     """Windows drawn from the rows the model is least sure of: accuracy drops well below the
     reference's, and the estimate follows it."""

@@ -93,6 +93,8 @@ def test_estimates_before_labels_then_realized_beside_them(make_collector, make_
         assert {r["details"]["metric"] for r in rows} == {"accuracy", "f1_macro", "roc_auc"}
         assert all("estimated" in r["message"] for r in rows)
         assert all(r["details"]["estimated"] for r in rows)
+        # The class mix is the reference's: nothing to re-weight.
+        assert not any("re-weighted" in r["message"] for r in rows)
 
         post_labels(client, "churn", dict(zip(ids, labels.tolist(), strict=True)))
         detail = wait_for(
@@ -170,3 +172,65 @@ def test_a_regressor_is_estimated_and_a_reference_without_labels_says_why(
         assert "no labels" in untrusted["reasons"][0]
         (row,) = [r for r in bare["results"] if r["detector"] == "estimated_performance"]
         assert row["decision"] == "not_enough_data" and row["score"] is None
+
+
+def _three_classes(
+    rng: np.random.Generator, rows: int, priors: list[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian classes and the Bayes posterior under equal priors (the model's probabilities:
+    calibrated on a balanced reference, not on a window whose class mix moved)."""
+    means = 0.7 * np.array([[-1.2, 0.0], [0.0, 1.2], [1.2, 0.0]])
+    y = rng.choice(3, rows, p=priors)
+    x = means[y] + rng.normal(size=(rows, 2))
+    likelihood = np.exp(-0.5 * ((x[:, None, :] - means[None]) ** 2).sum(axis=2))
+    proba = likelihood / likelihood.sum(axis=1, keepdims=True)
+    return x, proba, np.array(["a", "b", "c"])[y]
+
+
+def test_a_label_shift_reweights_the_estimate_by_the_estimated_priors(
+    make_collector, make_sender
+) -> None:
+    clock = FakeClock(T0)
+    model = {"window": 60, "allowed_lateness": 0}
+    collector = make_collector(clock, models={"mix": model})
+    rng = np.random.default_rng(21)
+    x, proba, labels = _three_classes(rng, 6000, [1 / 3, 1 / 3, 1 / 3])
+    classes = ["a", "b", "c"]
+    inferwatch.set_reference(
+        "mix",
+        "1",
+        {"x0": x[:, 0], "x1": x[:, 1]},
+        predictions=proba,
+        labels=labels,
+        task="classification",
+        classes=classes,
+        endpoint=collector.url,
+    )
+    x, proba, labels = _three_classes(rng, 1000, [0.05, 0.05, 0.9])
+    ids = [f"m{j}" for j in range(1000)]
+    sender = make_sender(collector.url)
+    for part in range(5):
+        rows = slice(part * 200, (part + 1) * 200)
+        inputs = Frame(200, (numeric("x", x[rows], names=["x0", "x1"]),))
+        outputs = capture_outputs(proba[rows], rows=200, task="classification", classes=classes)
+        assert outputs.frame is not None
+        sender.send("mix", "1", int((T0 + 1 + part) * 1e9), inputs, ids[rows], outputs.frame)
+    sender.flush()
+    realized = accuracy_score(labels, np.array(classes)[proba.argmax(axis=1)])
+    with collector.client() as client:
+        wait_for(lambda: total_rows(client, "mix") == 1000, what="rows")
+        clock.advance_to(T0 + 61)
+        detail = wait_for(
+            lambda: (d := detail_of(client, "mix"))["closed"] and d["summary"] and d,
+            timeout=60,
+            what="the window to close",
+        )
+    rows = [r for r in detail["results"] if r["detector"] == "estimated_performance"]
+    accuracy = next(r for r in rows if r["details"]["metric"] == "accuracy")
+    assert "re-weighted for the label shift" in accuracy["message"], accuracy["message"]
+    shift = accuracy["details"]["estimate"]["label_shift"]
+    # BBSE's priors: class c near its 90%, and the weights that moved the probabilities.
+    assert shift["classes"] == classes and shift["priors"][2] > 0.75
+    assert shift["weights"][2] > 2.0 > 0.5 > shift["weights"][0]
+    estimate = detail["summary"]["estimated_performance"]["metrics"]["accuracy"]["value"]
+    assert abs(estimate - realized) < 0.03

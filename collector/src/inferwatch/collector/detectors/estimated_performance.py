@@ -265,16 +265,32 @@ class CBPE(Detector):
         self,
         window: np.ndarray | Sequence[Any],
         predictions: np.ndarray | Sequence[Any] | None = None,
+        class_weights: Mapping[str, float] | None = None,
     ) -> Estimate:
         """The window's estimated metrics with their bands, the expected confusion matrix,
-        and whether they can be trusted (``reasons`` when not)."""
+        and whether they can be trusted (``reasons`` when not).
+
+        ``class_weights``: w(y) = p_window(y) / p_reference(y) by class (BBSE's, for a label
+        shift), others 1. Under a label shift p(x | y) stays and the classes' mix moves, so the
+        reference's calibrated p(y | x) no longer holds; w(y) p(y | x), renormalised, does.
+        """
         with threadpool_limits(self.n_threads):
-            return self._estimate(window, predictions)
+            return self._estimate(window, predictions, class_weights)
+
+    def _weights(self, class_weights: Mapping[str, float] | None) -> np.ndarray | None:
+        if class_weights is None:
+            return None
+        assert self.classes_ is not None
+        weights = np.array([float(class_weights.get(c, 1.0)) for c in self.classes_])
+        if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+            raise ValueError(f"class_weights must be finite and non-negative, got {weights}")
+        return weights
 
     def _estimate(
         self,
         window: np.ndarray | Sequence[Any],
         predictions: np.ndarray | Sequence[Any] | None,
+        class_weights: Mapping[str, float] | None = None,
     ) -> Estimate:
         if self.unusable_ is None:
             self._check_fitted("calibration_", "classes_", "support_", "range_")
@@ -302,13 +318,14 @@ class CBPE(Detector):
                 f"rows in their bin, or outside its range; at most {self.max_unsupported:.0%} "
                 "more may): the calibration would be extrapolated"
             )
-        proba = self.calibration_.apply(scores)
+        weights = self._weights(class_weights)
+        proba = _reweighted(self.calibration_.apply(scores), weights)
         expected = proba.T @ np.eye(k)[predicted]  # [true, predicted]
         point: dict[str, float | None] = {
             n: float(v) for n, v in confusion_metrics(expected).items()
         }
         point["roc_auc"] = _expected_auc(scores, proba)
-        draws = self._draws(scores, predicted)
+        draws = self._draws(scores, predicted, weights)
         low, high = (1 - self.confidence) / 2, 1 - (1 - self.confidence) / 2
         metrics = {}
         for name in names:
@@ -329,6 +346,7 @@ class CBPE(Detector):
             {
                 "calibration": self.calibration_.method,
                 "unsupported_share": unsupported,
+                "class_weights": None if weights is None else weights.tolist(),
                 "confusion": {"classes": list(self.classes_), "expected": expected.tolist()},
             },
         )
@@ -349,11 +367,13 @@ class CBPE(Detector):
         assert self.reference_thin_ is not None
         return max(float(self._thin(scores).mean()) - self.reference_thin_, 0.0)
 
-    def _draws(self, scores: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    def _draws(
+        self, scores: np.ndarray, predicted: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Each metric over ``n_samples`` label draws from the calibrated probabilities."""
         assert self.calibration_ is not None
         k, n, total = scores.shape[1], scores.shape[0], self.n_samples
-        refits = self.calibration_.apply_bootstrap(scores)  # (B, n, k)
+        refits = _reweighted(self.calibration_.apply_bootstrap(scores), weights)  # (B, n, k)
         cumulative = np.cumsum(refits, axis=2)
         rng = np.random.default_rng(self.random_state)
         labels = np.empty((total, n), dtype=np.int32)
@@ -379,8 +399,9 @@ class CBPE(Detector):
         self,
         window: np.ndarray | Sequence[Any],
         predictions: np.ndarray | Sequence[Any] | None = None,
+        class_weights: Mapping[str, float] | None = None,
     ) -> DetectionResult:
-        estimate = self.estimate(window, predictions)
+        estimate = self.estimate(window, predictions, class_weights)
         reference = self.reference_metrics()
         thresholds = {
             name: (self.thresholds or {}).get(name)
@@ -388,6 +409,15 @@ class CBPE(Detector):
             for name in self._metric_names()
         }
         return estimate_result(self.name, estimate, thresholds, reference)
+
+
+def _reweighted(proba: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``proba`` (classes on the last axis) times w(y), renormalised per row."""
+    if weights is None:
+        return proba
+    moved = proba * weights
+    total = moved.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, moved / np.where(total > 0, total, 1.0), proba)
 
 
 def _scores(data: np.ndarray | Sequence[Any], what: str) -> np.ndarray:

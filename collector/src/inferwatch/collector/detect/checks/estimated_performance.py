@@ -26,6 +26,7 @@ a window outside the reference) is ``not_enough_data`` saying why, with no numbe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Self
 
 import numpy as np
@@ -37,6 +38,7 @@ from inferwatch.collector.detect.view import WindowView
 from inferwatch.collector.detectors.calibration import Choice
 from inferwatch.collector.detectors.error_estimation import DLE, DLE_METRICS
 from inferwatch.collector.detectors.estimated_performance import CBPE, CBPE_METRICS
+from inferwatch.collector.detectors.label_shift import LabelShift, PriorEstimate, prior_moves
 from inferwatch.collector.detectors.metrics import PerformanceCheck
 from inferwatch.collector.detectors.params import (
     Count,
@@ -188,9 +190,67 @@ def _classification(
         predictions = _predictions(window.state.reservoir)
         if predictions is not None and not set(predictions.tolist()) <= set(cbpe.classes_):
             predictions = None  # not the classes' names: the highest score is the prediction
-        return cbpe.run(scores, predictions)
+        shift = _label_shift(profile, window, cbpe, scores, predictions)
+        if shift is None:
+            return cbpe.run(scores, predictions)
+        found = cbpe.run(scores, predictions, {c: shift.weight_of(c) for c in shift.classes})
+        moves = prior_moves(shift)
+        return replace(
+            found,
+            message=f"{found.message} (re-weighted for the label shift: {moves})",
+            details={**dict(found.details), "label_shift": {**shift.to_dict(), "moves": moves}},
+        )
     # An unusable reference: run says why without reading the window.
     return cbpe.run(np.zeros((0, 2)))
+
+
+def _label_shift(
+    profile: Profile,
+    window: WindowView,
+    cbpe: CBPE,
+    scores: np.ndarray,
+    predictions: np.ndarray | None,
+) -> PriorEstimate | None:
+    """BBSE's estimate of the window's class priors when they moved (a label shift), else None.
+
+    Under a label shift the reference's calibrated p(y | x) no longer holds, w(y) p(y | x) does;
+    the weights come from the reference's confusion (its predictions and labels) and the
+    window's predicted classes, as the shift verdict estimates them.
+    """
+    assert cbpe.classes_ is not None
+    classes = cbpe.classes_
+
+    def fit() -> LabelShift | None:
+        ref_classes, ref_scores = _probabilities(profile.reservoir)
+        labels = _labels(profile.reservoir)
+        if ref_classes is None or ref_scores is None or labels is None:
+            return None
+        position = {c: j for j, c in enumerate(ref_classes)}
+        if any(c not in position for c in classes):
+            return None
+        ref_predicted = _predictions(profile.reservoir)
+        if ref_predicted is None or not set(ref_predicted.tolist()) <= set(classes):
+            order = ref_scores[:, [position[c] for c in classes]]
+            ref_predicted = np.array(classes, dtype=object)[order.argmax(axis=1)]
+        try:
+            return LabelShift().fit(ref_predicted, labels)
+        except ValueError:
+            return None
+
+    detector = window.fitted.get(
+        f"{NAME}:label_shift", window.model, window.version, profile, {}, fit
+    )
+    if detector is None:
+        return None
+    predicted = (
+        predictions
+        if predictions is not None
+        else np.array(classes, dtype=object)[scores.argmax(axis=1)]
+    )
+    estimate = detector.estimate(predicted)
+    if not isinstance(estimate, PriorEstimate) or not detector.shifted(estimate):
+        return None
+    return estimate
 
 
 def _regression(
@@ -323,6 +383,8 @@ def _results(
             **common,
         }
         decision, severity, message = feature.decision, feature.severity, feature.message
+        if "label_shift" in estimate:
+            message += f" (re-weighted for the label shift: {estimate['label_shift']['moves']})"
         if handed_over and feature.decision.decisive:
             decision, severity = Decision.OK, None
             shown = realized.get(feature.feature)
