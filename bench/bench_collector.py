@@ -5,27 +5,37 @@ features (one numeric block), a numeric output and 100 unique prediction ids (UU
 the SDK makes them), posted by 4 client threads over loopback to ``inferwatch collector`` (one
 uvicorn worker, SQLite in WAL mode with synchronous=FULL: every acknowledged request is
 fsynced). The server under test is pinned to one core and the clients to the others, so the
-clients' work does not count against it. Baselines, same run: a bare protobuf decode of the
-same request bodies in one thread (``ExportTraceServiceRequest.FromString``, what the issue's
-ratio is taken to), and the receiver alone over HTTP with a sink that drops the batches (what
-decoding and HTTP cost). RSS of the collector process is read from /proc after each million
+clients' work does not count against it. Baselines, same run: a bare Starlette endpoint on
+uvicorn that only parses the same bodies (``ExportTraceServiceRequest.FromString``) and answers
+200, what the issue's ratio is taken to (issue 15: goal 0.25x); a bare protobuf decode in one
+thread; and the receiver alone over HTTP with a sink that drops the batches (what decoding and
+HTTP cost). ``--before REV`` also runs the collector of that commit (``git archive`` of its
+``sdk/src`` and ``collector/src`` ahead of the editable installs) on the same stream, and
+``--phoenix`` Arize Phoenix (bench-only venv, telemetry off, its own temporary SQLite) on the same
+spans with the frames as base64 strings (Phoenix cannot store bytes attributes), counting the
+spans it actually stored. RSS of the collector process is read from /proc after each million
 rows. Labels: POST /v1/labels with 10,000 labels a request, for ingested ids (joined) and for
 unknown ids (pending).
 
-Usage: python bench/bench_collector.py [--rows 3000000]
+Usage: python bench/bench_collector.py [--rows 3000000] [--before REV] [--phoenix]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +50,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from inferwatch import contract
 from inferwatch.frame import Frame, encode_frame, numeric
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import peer_env, peer_python
+from run import machine
+
 ROWS_PER_SPAN = 100
 FEATURES = 20
 SPANS_PER_REQUEST = 10
@@ -50,7 +64,9 @@ SERVER_CORE = 1
 LABELS_PER_REQUEST = 10_000
 # The prediction ids' timestamp: a fixed time, so that ids are the same in every run.
 _ID_EPOCH_MS = 1_767_225_600_000
-RESULT = Path(__file__).resolve().parent / "results" / "collector.md"
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "collector.md"
+PHOENIX = "arize-phoenix==20.26.0"
 
 _NULL_SERVER = """
 import sys, uvicorn
@@ -60,10 +76,29 @@ from inferwatch.collector.receive.http import traces_endpoint
 
 class Drop:
     async def submit(self, batches):
-        return None
+        return []
 
 app = Starlette(routes=[Route("/v1/traces", traces_endpoint(Drop()), methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+_BARE_SERVER = """
+import sys, uvicorn
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest, ExportTraceServiceResponse)
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+ANSWER = ExportTraceServiceResponse().SerializeToString()
+
+async def parse(request):
+    ExportTraceServiceRequest.FromString(await request.body())
+    return Response(ANSWER, media_type="application/x-protobuf")
+
+app = Starlette(routes=[Route("/v1/traces", parse, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
 
@@ -73,7 +108,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def template() -> ExportTraceServiceRequest:
+def template(base64_frames: bool = False) -> ExportTraceServiceRequest:
+    """The request of SPANS_PER_REQUEST spans; ``base64_frames`` sends each frame as the base64
+    text of its bytes (what Phoenix can store) instead of a bytes attribute."""
+
+    def frame(value: Frame) -> bytes | str:
+        data = encode_frame(value)
+        return base64.b64encode(data).decode() if base64_frames else data
+
     rng = np.random.default_rng(0)
     memory = InMemorySpanExporter()
     provider = TracerProvider()
@@ -92,8 +134,8 @@ def template() -> ExportTraceServiceRequest:
                 contract.ATTR_MODEL_VERSION: "1",
                 contract.ATTR_TASK: "regression",
                 contract.ATTR_PREDICTION_IDS: [""] * ROWS_PER_SPAN,
-                contract.ATTR_INPUT_FRAME: encode_frame(inputs),
-                contract.ATTR_OUTPUT_FRAME: encode_frame(outputs),
+                contract.ATTR_INPUT_FRAME: frame(inputs),
+                contract.ATTR_OUTPUT_FRAME: frame(outputs),
             },
         )
         span.end(end_time=now + 2_000_000)
@@ -109,14 +151,17 @@ class Requests:
     making a body costs the clients a few numpy calls, leaving the CPU to the collector.
     """
 
-    def __init__(self) -> None:
-        request = template()
+    def __init__(self, base64_frames: bool = False) -> None:
+        request = template(base64_frames)
         spans = request.resource_spans[0].scope_spans[0].spans
         # Distinct markers, then found in the serialized bytes to learn where each value lies.
         span_marks = [b"\xfe\xfd\xfc\xfb\xfa\xf9\xf8" + bytes([k]) for k in range(len(spans))]
+        trace_marks = [b"\xee\xed\xec\xeb\xea\xe9\xe8\xe7" * 2 for _ in range(len(spans))]
+        trace_marks = [mark[:-1] + bytes([k]) for k, mark in enumerate(trace_marks)]
         id_marks: list[str] = []
         for k, span in enumerate(spans):
             span.span_id = span_marks[k]
+            span.trace_id = trace_marks[k]
             for attribute in span.attributes:
                 if attribute.key == contract.ATTR_PREDICTION_IDS:
                     for j, value in enumerate(attribute.value.array_value.values):
@@ -124,6 +169,7 @@ class Requests:
                         id_marks.append(value.string_value)
         self._template = request.SerializeToString()
         self._span_at = _positions(self._template, span_marks, 8)
+        self._trace_at = _positions(self._template, trace_marks, 16)
         self._ids_at = _positions(self._template, [m.encode() for m in id_marks], 36)
 
     def body(self, number: int) -> bytes:
@@ -133,6 +179,8 @@ class Requests:
         view[self._span_at] = np.frombuffer(serials.astype(">u8").tobytes(), np.uint8).reshape(
             -1, 8
         )
+        # A trace a span, as the SDK makes them: the serial in the trace id's last 8 bytes.
+        view[self._trace_at[:, 8:]] = view[self._span_at]
         view[self._ids_at] = id_text(serials)
         return bytes(data)
 
@@ -199,14 +247,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not start")
 
 
-def ingest(url: str, first: int, count: int, on_progress: object = None) -> float:
+def ingest(url: str, first: int, count: int, base64_frames: bool = False) -> float:
     """Post requests first .. first+count-1 from CLIENTS threads; returns seconds taken."""
     next_number = [first]
     lock = threading.Lock()
     done = [0]
 
     def client() -> None:
-        requests = Requests()
+        requests = Requests(base64_frames)
         with httpx.Client(base_url=url, timeout=60) as http:
             while True:
                 with lock:
@@ -256,129 +304,255 @@ def _on_server_core() -> None:
     os.sched_setaffinity(0, {SERVER_CORE})
 
 
+def sources_at(rev: str, folder: Path) -> Path:
+    """The SDK's and the collector's source at commit ``rev``, extracted into ``folder``."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", "--format=tar", rev, "sdk/src", "collector/src"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def server_rate(script: str, requests: int = 200) -> tuple[float, float]:
+    """Rows/s and CPU time a row of a server script (taking a port) fed ``requests`` bodies."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", script, str(port)], preexec_fn=_on_server_core)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", server)
+        cpu_before = cpu_seconds(server.pid)
+        seconds = ingest(f"http://127.0.0.1:{port}", 0, requests)
+        cpu = (cpu_seconds(server.pid) - cpu_before) / (requests * ROWS_PER_REQUEST)
+    finally:
+        server.terminate()
+        server.wait()
+    return requests * ROWS_PER_REQUEST / seconds, cpu
+
+
+@dataclass
+class CollectorRun:
+    rates: list[float]
+    cpu: list[float]
+    rss: list[tuple[int, float]]
+    db_mb: float
+    wal_mb: float
+    label_rates: dict[str, float]
+
+
+def run_collector(folder: Path, millions: int, source: Path | None, labels: bool) -> CollectorRun:
+    """This checkout's collector (or the one under ``source``) fed ``millions`` million rows."""
+    env = dict(os.environ)
+    if source is not None:
+        paths = [str(source / "sdk" / "src"), str(source / "collector" / "src")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, env.get("PYTHONPATH")]))
+    per_million = 1_000_000 // ROWS_PER_REQUEST
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    folder.mkdir()
+    command = [sys.executable, "-m", "inferwatch", "collector", "--db"]
+    command += [f"sqlite:///{folder}/bench.db", "--port", str(port), "--log-level", "warning"]
+    collector = subprocess.Popen(command, env=env, preexec_fn=_on_server_core)
+    try:
+        wait_ready(url, collector)
+        rates: list[float] = []
+        cpu: list[float] = []
+        rss: list[tuple[int, float]] = [(0, rss_mb(collector.pid))]
+        for m in range(millions):
+            cpu_before = cpu_seconds(collector.pid)
+            seconds = ingest(url, m * per_million, per_million)
+            rates.append(1_000_000 / seconds)
+            cpu.append((cpu_seconds(collector.pid) - cpu_before) / 1_000_000)
+            rss.append(((m + 1) * 1_000_000, rss_mb(collector.pid)))
+            print(
+                f"{'before' if source else 'this'}: {m + 1}M rows: {rates[-1]:,.0f} rows/s, "
+                f"{cpu[-1] * 1e6:.2f} us CPU a row, RSS {rss[-1][1]:.0f} MB",
+                flush=True,
+            )
+        files = {f.name: f.stat().st_size / 2**20 for f in folder.iterdir()}
+        wal_mb = files.pop("bench.db-wal", 0.0)
+        db_mb = sum(files.values())
+        label_rates = label_rate(url) if labels else {}
+    finally:
+        collector.terminate()
+        collector.wait()
+    return CollectorRun(rates, cpu, rss, db_mb, wal_mb, label_rates)
+
+
+def label_rate(url: str) -> dict[str, float]:
+    label_rates = {}
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for kind in ("joined", "pending"):
+            timings = []
+            for r in range(10):
+                labels = [
+                    {
+                        "prediction_id": prediction_id(r * 10 + s // 1000, (s // 100) % 10, s % 100)
+                        if kind == "joined"
+                        else f"unknown-{r}-{s}",
+                        "label": float(s % 7),
+                    }
+                    for s in range(LABELS_PER_REQUEST)
+                ]
+                sent = time.perf_counter()
+                response = http.post("/v1/labels", json={"model": "bench", "labels": labels})
+                timings.append(time.perf_counter() - sent)
+                counts = response.json()
+                assert counts[kind] == LABELS_PER_REQUEST, counts
+            label_rates[kind] = LABELS_PER_REQUEST / statistics.median(timings)
+    return label_rates
+
+
+def phoenix_rate(folder: Path, requests: int) -> tuple[float, int, str]:
+    """Rows/s Phoenix stored (spans counted in its SQLite file), the spans stored, and what was
+    run (or why not)."""
+    python = peer_python("phoenix", [PHOENIX])
+    if python is None:
+        return 0.0, 0, f"{PHOENIX} could not be installed"
+    folder.mkdir()
+    port = free_port()
+    database = folder / "phoenix.db"
+    env = {
+        **peer_env(),
+        "PHOENIX_WORKING_DIR": str(folder),
+        "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{database}",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(free_port()),
+        "PHOENIX_HOST": "127.0.0.1",
+    }
+    server = subprocess.Popen(
+        [str(python), "-m", "phoenix.server.main", "serve"],
+        env=env,
+        preexec_fn=_on_server_core,
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "phoenix.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                tail = (folder / "phoenix.log").read_text()[-2000:]
+                return 0.0, 0, f"Phoenix exited with {server.returncode}: {tail}"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                return 0.0, 0, "Phoenix did not start in 180 s"
+            time.sleep(0.5)
+        started = time.perf_counter()
+        ingest(url, 0, requests, base64_frames=True)
+        sent = requests * SPANS_PER_REQUEST
+        # Phoenix answers 200 before storing: wait until the spans are in its database, or
+        # until the count stops growing for 30 s.
+        stored, changed = 0, time.perf_counter()
+        while stored < sent and time.perf_counter() - changed < 30:
+            time.sleep(0.2)
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+                count = db.execute("SELECT count(*) FROM spans").fetchone()[0]
+            if count != stored:
+                stored, changed = count, time.perf_counter()
+        seconds = changed - started
+    finally:
+        server.terminate()
+        server.wait(30)
+    return stored * ROWS_PER_SPAN / seconds, stored, PHOENIX
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=3_000_000, help="rows to ingest (millions)")
+    parser.add_argument("--before", help="a commit whose collector is measured in the same run")
+    parser.add_argument("--phoenix", action="store_true", help="measure Arize Phoenix too")
+    parser.add_argument("--phoenix-requests", type=int, default=100)
+    parser.add_argument("--no-labels", action="store_true", help="skip the label join")
     args = parser.parse_args()
     started = datetime.now(UTC)
     load = os.getloadavg()[0]
     millions = max(1, args.rows // 1_000_000)
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {SERVER_CORE})
-    per_million = 1_000_000 // ROWS_PER_REQUEST
 
     bare = bare_decode_rate()
-    # Baseline: the receiver alone, dropping batches, 200k rows.
-    port = free_port()
-    null = subprocess.Popen(
-        [sys.executable, "-c", _NULL_SERVER, str(port)], preexec_fn=_on_server_core
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", null)
-        cpu_before = cpu_seconds(null.pid)
-        baseline_s = ingest(f"http://127.0.0.1:{port}", 0, 200)
-        baseline_cpu = (cpu_seconds(null.pid) - cpu_before) / (200 * ROWS_PER_REQUEST)
-    finally:
-        null.terminate()
-        null.wait()
-    baseline = 200 * ROWS_PER_REQUEST / baseline_s
+    bare_http, bare_cpu = server_rate(_BARE_SERVER)
+    print(f"bare parse endpoint: {bare_http:,.0f} rows/s, {bare_cpu * 1e6:.2f} us a row")
+    baseline, baseline_cpu = server_rate(_NULL_SERVER)
+    print(f"receiver alone: {baseline:,.0f} rows/s, {baseline_cpu * 1e6:.2f} us a row")
 
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        db = f"sqlite:///{tmp}/bench.db"
-        collector = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "inferwatch",
-                "collector",
-                "--db",
-                db,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            preexec_fn=_on_server_core,
-        )
-        try:
-            wait_ready(url, collector)
-            rates: list[float] = []
-            cpu: list[float] = []
-            rss: list[tuple[int, float]] = [(0, rss_mb(collector.pid))]
-            for m in range(millions):
-                cpu_before = cpu_seconds(collector.pid)
-                seconds = ingest(url, m * per_million, per_million)
-                rates.append(1_000_000 / seconds)
-                cpu.append((cpu_seconds(collector.pid) - cpu_before) / 1_000_000)
-                rss.append(((m + 1) * 1_000_000, rss_mb(collector.pid)))
-                print(
-                    f"{m + 1}M rows: {rates[-1]:,.0f} rows/s, RSS {rss[-1][1]:.0f} MB", flush=True
-                )
-            files = {f.name: f.stat().st_size / 2**20 for f in Path(tmp).iterdir()}
-            wal_mb = files.pop("bench.db-wal", 0.0)
-            db_mb = sum(files.values())
+        before = None
+        if args.before:
+            source = sources_at(args.before, Path(tmp) / "before-source")
+            before = run_collector(Path(tmp) / "before", millions, source, labels=False)
+        run = run_collector(Path(tmp) / "this", millions, None, labels=not args.no_labels)
+        phoenix = None
+        if args.phoenix:
+            phoenix = phoenix_rate(Path(tmp) / "phoenix", args.phoenix_requests)
 
-            label_rates = {}
-            with httpx.Client(base_url=url, timeout=120) as http:
-                for kind in ("joined", "pending"):
-                    timings = []
-                    for r in range(10):
-                        labels = [
-                            {
-                                "prediction_id": prediction_id(
-                                    r * 10 + s // 1000, (s // 100) % 10, s % 100
-                                )
-                                if kind == "joined"
-                                else f"unknown-{r}-{s}",
-                                "label": float(s % 7),
-                            }
-                            for s in range(LABELS_PER_REQUEST)
-                        ]
-                        sent = time.perf_counter()
-                        response = http.post(
-                            "/v1/labels", json={"model": "bench", "labels": labels}
-                        )
-                        timings.append(time.perf_counter() - sent)
-                        counts = response.json()
-                        assert counts[kind] == LABELS_PER_REQUEST, counts
-                    label_rates[kind] = LABELS_PER_REQUEST / statistics.median(timings)
-        finally:
-            collector.terminate()
-            collector.wait()
-
-    median_rate = statistics.median(rates)
-    median_cpu = statistics.median(cpu)
-    after_first = [mb for n, mb in rss if n >= 1_000_000]
+    median_rate = statistics.median(run.rates)
+    median_cpu = statistics.median(run.cpu)
+    after_first = [mb for n, mb in run.rss if n >= 1_000_000]
     lines = [
         "## collector",
         "",
         f"Ingest: OTLP/HTTP protobuf, {SPANS_PER_REQUEST} spans x {ROWS_PER_SPAN} rows x "
         f"{FEATURES} float features a request, UUIDv7 prediction ids; {CLIENTS} client threads "
         f"on one core of this 2-core machine, the collector (one uvicorn worker) pinned to the "
-        "other; SQLite WAL synchronous=FULL (each group commit fsynced).",
+        'other; SQLite WAL synchronous=FULL (each group commit fsynced; `durability = "full"`).',
         "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC, {millions}M rows, load average {load:.2f} at the "
-        "start.",
+        f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}, {millions}M rows, load average "
+        f"{load:.2f} at the start.",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| bare protobuf decode, one thread (baseline) | {bare:,.0f} rows/s |",
-        f"| receiver alone over HTTP, batches dropped | {baseline:,.0f} rows/s |",
+        f"| bare protobuf decode, one thread | {bare:,.0f} rows/s |",
+        f"| bare Starlette endpoint that only parses the protobuf (baseline) | "
+        f"{bare_http:,.0f} rows/s, {bare_cpu * 1e6:.2f} us CPU a row |",
+        f"| receiver alone over HTTP, batches dropped | {baseline:,.0f} rows/s, "
+        f"{baseline_cpu * 1e6:.2f} us CPU a row |",
         f"| collector end to end, median per million rows | {median_rate:,.0f} rows/s |",
-        f"| ratio to bare protobuf decode | {median_rate / bare:.3f} |",
+        f"| ratio to the bare parse endpoint, rows/s | {median_rate / bare_http:.3f}x |",
+        f"| ratio to the bare parse endpoint, CPU a row (rows one core can take; goal 0.25x) "
+        f"| {bare_cpu / median_cpu:.3f}x |",
         f"| ratio to receiver alone | {median_rate / baseline:.2f} |",
-        f"| receiver alone, CPU time a row | {baseline_cpu * 1e6:.1f} us |",
-        f"| collector, CPU time a row (median per million) | {median_cpu * 1e6:.1f} us |",
-        *(f"| million {i + 1} | {r:,.0f} rows/s |" for i, r in enumerate(rates)),
-        *(f"| RSS after {n / 1e6:.0f}M rows | {mb:.0f} MB |" for n, mb in rss),
+        f"| collector, CPU time a row (median per million) | {median_cpu * 1e6:.2f} us |",
+        *(f"| million {i + 1} | {r:,.0f} rows/s |" for i, r in enumerate(run.rates)),
+        *(f"| RSS after {n / 1e6:.0f}M rows | {mb:.0f} MB |" for n, mb in run.rss),
         f"| largest RSS from 1M to {millions}M rows, over RSS at 1M | "
         f"{(max(after_first) / after_first[0] - 1) * 100:+.0f}% |",
-        f"| database file (and WAL) after {millions}M rows | {db_mb:.0f} MB ({wal_mb:.0f} MB) |",
-        f"| labels joined (10,000 a request, median) | {label_rates['joined']:,.0f} labels/s |",
-        f"| labels pending (unknown ids) | {label_rates['pending']:,.0f} labels/s |",
-        "",
+        f"| database file (and WAL) after {millions}M rows | {run.db_mb:.0f} MB "
+        f"({run.wal_mb:.0f} MB) |",
     ]
+    if run.label_rates:
+        lines += [
+            f"| labels joined (10,000 a request, median) | "
+            f"{run.label_rates['joined']:,.0f} labels/s |",
+            f"| labels pending (unknown ids) | {run.label_rates['pending']:,.0f} labels/s |",
+        ]
+    if before is not None:
+        before_rate = statistics.median(before.rates)
+        lines += [
+            f"| collector of {args.before}, same stream, median | {before_rate:,.0f} rows/s "
+            f"({before_rate / bare_http:.3f}x the bare parse endpoint) |",
+            f"| collector of {args.before}, CPU time a row | "
+            f"{statistics.median(before.cpu) * 1e6:.2f} us "
+            f"({bare_cpu / statistics.median(before.cpu):.3f}x the bare parse endpoint's) |",
+            f"| this collector over that of {args.before} | {median_rate / before_rate:.2f}x |",
+        ]
+    if phoenix is not None:
+        phoenix_rows, phoenix_spans, what = phoenix
+        if phoenix_rows:
+            lines.append(
+                f"| {what}, the same spans with base64 frames, stored | {phoenix_rows:,.0f} rows/s "
+                f"({phoenix_spans:,} of {args.phoenix_requests * SPANS_PER_REQUEST:,} spans "
+                f"stored; inferwatch {median_rate / phoenix_rows:.1f}x) |"
+            )
+        else:
+            lines.append(f"| Arize Phoenix | not measured: {what} |")
+    lines.append("")
     if millions < 10:
         lines.append(
             f"Measured up to {millions}M rows (not 10M) to keep the run short on this machine."

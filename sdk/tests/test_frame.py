@@ -9,7 +9,15 @@ import struct
 import numpy as np
 import pytest
 
-from inferwatch.frame import Frame, FrameError, categorical, decode_frame, encode_frame, numeric
+from inferwatch.frame import (
+    Frame,
+    FrameError,
+    FrameLimits,
+    categorical,
+    decode_frame,
+    encode_frame,
+    numeric,
+)
 
 # encode_frame(SAMPLE) as SDKs already deployed send it (docs/span-contract.md).
 DEPLOYED = bytes.fromhex(
@@ -53,6 +61,30 @@ def test_bytes_that_are_not_a_frame_say_what_they_are() -> None:
     for data, message in cases.items():
         with pytest.raises(FrameError, match=message):
             decode_frame(data)
+
+
+def _error_of(data: bytes, limits: FrameLimits) -> str:
+    with pytest.raises(FrameError) as raised:
+        decode_frame(data, limits=limits)
+    return str(raised.value)
+
+
+def test_a_header_seen_before_still_has_its_data_checked() -> None:
+    # decode_frame keeps the layout of headers it found valid: the data behind a known header
+    # must be refused as a fresh decode would refuse it, message for message.
+    header_end = 8 + struct.unpack_from("<I", DEPLOYED, 4)[0]
+    codes = DEPLOYED.index(bytes.fromhex("00000000ffffffff01000000"))
+    bad_code = DEPLOYED[:codes] + struct.pack("<i", 7) + DEPLOYED[codes + 4 :]
+    damaged = [DEPLOYED[:end] for end in range(header_end, len(DEPLOYED))]
+    damaged += [DEPLOYED + bytes(8), bad_code]
+    for number, data in enumerate(damaged):
+        # A limits object of its own: its first decode is a fresh one.
+        limits = FrameLimits(text_chars=1000 + number)
+        fresh = _error_of(data, limits)
+        decoded = decode_frame(DEPLOYED, limits=limits)
+        assert encode_frame(decoded) == DEPLOYED
+        assert _error_of(data, limits) == fresh
+        assert encode_frame(decode_frame(DEPLOYED, limits=limits)) == DEPLOYED
 
 
 def test_every_truncation_and_damage_is_a_frame_error() -> None:

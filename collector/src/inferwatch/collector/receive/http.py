@@ -48,9 +48,11 @@ from inferwatch.collector.settings.limits import DEFAULT_LIMITS, IngestLimits
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 DEFAULT_MAX_INFLIGHT_BYTES = 256 * 2**20
 # Bodies above this are decoded in a worker thread so that one big (or wide) request does not
-# stall the event loop (health checks, other requests); below it, decoding takes well under a
-# millisecond and the thread hop would cost more than it saves.
-_INLINE_DECODE_BYTES = 64 * 2**10
+# stall the event loop (health checks, other requests) for long; below it, decoding takes a few
+# milliseconds at most, and the hop to a thread and back (which gains nothing under the GIL)
+# cost more CPU a request than the decoding of a 10-span request itself under load
+# (bench/notes/collector.md, issue 15).
+_INLINE_DECODE_BYTES = 2**20
 # How long a client should wait when the sink fails for a reason other than Overloaded.
 _RETRY_AFTER_FAILURE_S = 5
 # At most this many per-span messages go into partial_success.error_message.
