@@ -425,22 +425,47 @@ def multivariate_drift(
     if not sample.rows:
         return not_enough_data(name, "the window has no rows to compare")
     found = detector.run(sample)
-    return [
-        Result(
-            detector=name,
-            score=found.score,
-            p_value=found.p_value,
-            threshold=found.threshold,
-            decision=found.decision,
-            message=found.message,
-            details={
-                **dict(found.details),
-                "method": settings.method,
-                "sampled_rows": sample.rows,
-                "window_rows": window.state.rows,
-            },
+    return [_summary_row(name, found, method=settings.method, **_sampled(sample, window))]
+
+
+def _fitted_on_reference(
+    name: str,
+    profile: Profile,
+    window: WindowView,
+    settings: CheckSettings,
+    make: Callable[[], Detector],
+    columns: Columns,
+) -> Detector | list[Result]:
+    """The check's detector fitted on the reference's rows (once: the window's cache), or the
+    not_enough_data row saying why the reference cannot fit it."""
+    try:
+        return window.fitted.get(
+            name,
+            window.model,
+            window.version,
+            profile,
+            settings,
+            lambda: make().fit(columns.rows(profile.reservoir)),
         )
-    ]
+    except ValueError as exc:
+        return not_enough_data(name, str(exc))
+
+
+def _sampled(sample: Dataset, window: WindowView) -> dict[str, int]:
+    return {"sampled_rows": sample.rows, "window_rows": window.state.rows}
+
+
+def _summary_row(name: str, found: DetectionResult, **details: Any) -> Result:
+    """A detector's window result as the check's own row."""
+    return Result(
+        detector=name,
+        score=found.score,
+        p_value=found.p_value,
+        threshold=found.threshold,
+        decision=found.decision,
+        message=found.message,
+        details={**dict(found.details), **details},
+    )
 
 
 # -- correlation -------------------------------------------------------------------------------
@@ -458,30 +483,13 @@ def correlation_drift(
     columns = Columns.of(profile, "feature")
     if not columns:
         return not_enough_data(name, _MISSING["feature"])
-    try:
-        detector = window.fitted.get(
-            name,
-            window.model,
-            window.version,
-            profile,
-            settings,
-            lambda: settings.detector().fit(columns.rows(profile.reservoir)),
-        )
-    except ValueError as exc:
-        # Fewer than two numeric features, or too few reference rows: nothing to pair.
-        return not_enough_data(name, str(exc))
+    # Fewer than two numeric features, or too few reference rows, leave nothing to pair.
+    detector = _fitted_on_reference(name, profile, window, settings, settings.detector, columns)
+    if isinstance(detector, list):
+        return detector
     sample = columns.rows(window.state.reservoir)
     found = detector.run(sample)
-    extra = {"sampled_rows": sample.rows, "window_rows": window.state.rows}
-    summary = Result(
-        detector=name,
-        score=found.score,
-        p_value=found.p_value,
-        threshold=found.threshold,
-        decision=found.decision,
-        message=found.message,
-        details={**dict(found.details), **extra},
-    )
+    summary = _summary_row(name, found, **_sampled(sample, window))
     pairs = [
         Result(
             detector=name,
@@ -521,35 +529,12 @@ def reconstruction_drift(
             features=len(numeric),
         )
     columns = Columns("feature", numeric, ())
-    try:
-        detector = window.fitted.get(
-            name,
-            window.model,
-            window.version,
-            profile,
-            settings,
-            lambda: settings.detector().fit(columns.rows(profile.reservoir)),
-        )
-    except ValueError as exc:
-        # Too few reference rows to fit the PCA on one half and compare the other.
-        return not_enough_data(name, str(exc))
+    # Too few reference rows fail to fit the PCA on one half and compare the other.
+    detector = _fitted_on_reference(name, profile, window, settings, settings.detector, columns)
+    if isinstance(detector, list):
+        return detector
     sample = columns.rows(window.state.reservoir)
-    found = detector.run(sample)
-    return [
-        Result(
-            detector=name,
-            score=found.score,
-            p_value=found.p_value,
-            threshold=found.threshold,
-            decision=found.decision,
-            message=found.message,
-            details={
-                **dict(found.details),
-                "sampled_rows": sample.rows,
-                "window_rows": window.state.rows,
-            },
-        )
-    ]
+    return [_summary_row(name, detector.run(sample), **_sampled(sample, window))]
 
 
 # -- labels ------------------------------------------------------------------------------------
