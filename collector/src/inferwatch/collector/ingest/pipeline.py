@@ -36,6 +36,7 @@ from inferwatch.collector.window.state import FoldFailed, WindowBook, window_key
 from inferwatch.collector.window.store import (
     IncomingBatch,
     IngestOutcome,
+    Quarantine,
     StorageUnavailable,
     WindowStore,
 )
@@ -120,6 +121,8 @@ class IngestPipeline:
         self._committed: tuple[list[PredictionBatch], IngestOutcome] | None = None
         # Replay: the last journaled batch given to the references.
         self._observed_seq = 0
+        # What replays set aside, read once the journal is replayed.
+        self.quarantine = Quarantine()
 
     async def start(self) -> None:
         """Replay the journal a crash left behind, then start taking batches."""
@@ -364,7 +367,9 @@ class IngestPipeline:
                     self._quarantine(failed.seq, failed.window_id, failed.cause)
                 careful = True
                 continue
-            self._metrics.quarantined.set(self._windows.quarantined())
+            # Batches are quarantined only here, on start: what /healthz shows until the next.
+            self.quarantine = self._windows.quarantined()
+            self._metrics.quarantined.set(self.quarantine.batches)
             return replayed
 
     def _replay_pass(self, careful: bool) -> int:
