@@ -121,7 +121,7 @@ class IngestPipeline:
         self._committed: tuple[list[PredictionBatch], IngestOutcome] | None = None
         # Replay: the last journaled batch given to the references.
         self._observed_seq = 0
-        # What replays set aside, read once the journal is replayed.
+        # The batches set aside as unfoldable (on a start, or when a fold failed): /healthz.
         self.quarantine = Quarantine()
 
     async def start(self) -> None:
@@ -336,16 +336,50 @@ class IngestPipeline:
             for batch, entry in zip(batches, outcome.stored, strict=True)
             if entry is not None
         ]
+        left_out: set[int] = set()
         try:
             if stored:
                 self._book.apply(stored)
         except FoldFailed as failed:
-            # The other windows are folded; these batches are durable but miss from their
-            # window's summary.
+            # The other windows are folded; each failed one is folded again from its last
+            # checkpoint without the batches that fail on their own.
+            upto = max(seq for _, seq, _ in stored)
             for window_id, exc in failed.failures.items():
-                logger.error("folding batches into window %d failed", window_id, exc_info=exc)
-        for _, _, batch in stored:
-            self._references.observe(batch)
+                logger.warning(
+                    "folding batches into window %d failed (%s); folding it again batch by batch",
+                    window_id,
+                    type(exc).__name__,
+                )
+                left_out |= self._refold(window_id, upto)
+        for _, seq, batch in stored:
+            if seq not in left_out:
+                self._references.observe(batch)
+
+    def _refold(self, window_id: int, upto_seq: int) -> set[int]:
+        """Fold a window whose fold failed again from its journal, up to ``upto_seq`` (later
+        batches belong to a group not folded yet); quarantine the batches that cannot be
+        folded, as a replay does. Returns their seqs."""
+        journal: list[tuple[int, PredictionBatch]] = []
+        left_out: dict[int, Exception] = {}
+        try:
+            for stored in self._windows.pending_batches():
+                if stored.window_id != window_id or stored.seq > upto_seq:
+                    continue
+                try:
+                    journal.append((stored.seq, decode_batch(stored.payload)))
+                except Exception as exc:
+                    left_out[stored.seq] = exc
+            left_out |= self._book.refold(window_id, journal)
+            for seq, cause in left_out.items():
+                self._quarantine(seq, window_id, cause)
+            self.quarantine = self._windows.quarantined()
+            self._metrics.quarantined.set(self.quarantine.batches)
+        except Exception as exc:
+            # The window's state is its checkpoint's until its next batch; the batches are
+            # durable, and a start replays what the journal still holds. The kind of failure
+            # only: its message may quote a value.
+            logger.error("folding window %d again failed (%s)", window_id, type(exc).__name__)
+        return set(left_out)
 
     def _replay(self) -> int:
         """Fold the journal a crash left into window state, then checkpoint it.
@@ -367,7 +401,6 @@ class IngestPipeline:
                     self._quarantine(failed.seq, failed.window_id, failed.cause)
                 careful = True
                 continue
-            # Batches are quarantined only here, on start: what /healthz shows until the next.
             self.quarantine = self._windows.quarantined()
             self._metrics.quarantined.set(self.quarantine.batches)
             return replayed
@@ -411,6 +444,7 @@ class IngestPipeline:
         return len(chunk)
 
     def _quarantine(self, seq: int, window_id: int, cause: Exception) -> None:
+        """Set a journaled batch aside (on a start, or after a failed fold)."""
         # The log names the batch and the kind of failure, never a value from the batch; the
         # message, which may quote one, is kept only with the batch in the database.
         logger.error(
