@@ -25,10 +25,12 @@ with real collector processes on 127.0.0.1 and bounded in time:
 - ``disk``: the database on a tmpfs that fills, every write route, then room again (~2 min;
   needs root for ``mount``, skipped otherwise);
 - ``overload``: sender processes flooding the collector, with default and tight limits (~3 min);
-- ``soak``: 3 minutes of 4 monitored worker processes with labels.
+- ``soak``: 3 minutes of 4 monitored worker processes with labels;
+- ``wide``: a window of 100,000 columns checkpointed, the stored form of the release before
+  against this one's, and /healthz of a real collector holding such a window (~2 min).
 
 Usage: python bench/bench_faults.py [--outages 60,150] [--rate 500] [--normal 10] [--after 10]
-       [--scenarios outages,kill,disk,overload,soak] [--soak-seconds 180]
+       [--scenarios outages,kill,disk,overload,soak,wide] [--soak-seconds 180]
 (``make bench`` runs the defaults; ``--outages 10 --soak-seconds 30`` for a short check.)
 """
 
@@ -48,7 +50,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from faults import disk_full, kill, overload, soak
+from faults import disk_full, kill, overload, soak, wide
 from faults.process import START_TIMEOUT_S, Collector
 
 import inferwatch
@@ -289,7 +291,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=500.0, help="calls a second")
     parser.add_argument("--normal", type=float, default=10.0, help="seconds up before each")
     parser.add_argument("--after", type=float, default=10.0, help="seconds up after each")
-    parser.add_argument("--scenarios", default="outages,kill,disk,overload,soak")
+    parser.add_argument("--scenarios", default="outages,kill,disk,overload,soak,wide")
     parser.add_argument("--kill-rounds", type=int, default=3)
     parser.add_argument("--overload-seconds", type=float, default=60.0)
     parser.add_argument("--soak-seconds", type=float, default=180.0)
@@ -324,6 +326,8 @@ def main() -> int:
         sections.append(overload.table(runs))
     if "soak" in scenarios:
         sections.append(soak.table(scenario("soak", soak.run, seconds=args.soak_seconds)))
+    if "wide" in scenarios:
+        sections.append(wide.table(scenario("wide", wide.run)))
     text = "\n".join(sections)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
