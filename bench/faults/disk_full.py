@@ -1,7 +1,9 @@
-"""Disk full: the collector's database on a tmpfs of a few MiB that a filler file fills while a
-monitored service sends. Every write route (spans, labels, reference upload and part, settings)
-must answer 503 with Retry-After while it is full, never 500; once the filler is deleted each
-route is taken again, and every row answered 200 (the SDK's and the direct requests') is stored.
+"""Disk full: the collector's database on a tmpfs of 32 MiB that a filler file fills while a
+monitored service sends (a smaller one, 8 MiB, fills again with the collector's own data within
+the run once the filler is gone). Every write route (spans, labels, reference upload and
+part, settings) must answer 503 with Retry-After while it is full, never 500; once the filler is
+deleted each route is taken again, and every row answered 200 (the SDK's and the direct
+requests') is stored.
 
 Needs root (mount); the tmpfs is unmounted whatever happens."""
 
@@ -60,7 +62,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def run(folder: Path, rate: float = 100.0, full_for: float = 20.0, mib: int = 8) -> dict[str, Any]:
+def run(folder: Path, rate: float = 100.0, full_for: float = 20.0, mib: int = 32) -> dict[str, Any]:
     with tmpfs(folder / "disk", mib) as disk:
         return _run(folder, disk, rate, full_for, mib)
 
@@ -183,6 +185,9 @@ def table(result: dict[str, Any]) -> str:
         f"The first span write refused came {result['refused_after']:.1f} s after the disk "
         f"filled; /healthz answered {result['healthz_full']} while full; collector RSS then "
         f"{result['rss_full']:.0f} MiB; Retry-After values: {', '.join(result['retry_after'])} s.",
+        "",
+        "Once there is room, the SDK's flush at the end "
+        f"{'finished' if service['flushed'] else '**did not finish**'}.",
         "",
         "| route | answers while full (status: count) | no 500 | taken again after space "
         "returned (s) |",

@@ -65,6 +65,7 @@ def summed(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "calls": sum(r["calls"] for r in reports),
         "errors": sum(r["errors"] for r in reports),
         "p99_ms": max(r["p99_ms"] for r in reports),
+        "flushed": all(r["flushed"] for r in reports),
         "stats": stats,
         "labels": labels,
     }

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import resource
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import httpx
 
 from inferwatch import contract
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
-from inferwatch_testkit import wait_for
+from inferwatch_testkit import free_port, wait_for
 from inferwatch_testkit.collector import T0, start_collector_process, total_rows
 
 from .test_storage_failures import frame_part
@@ -103,3 +106,60 @@ def test_every_write_route_answers_503_while_the_disk_is_full_then_recovers(
             assert client.get("/v1/models/iso/config").json()["window"] == 120
     finally:
         collector.kill()
+
+
+def test_a_collector_stopped_on_a_full_disk_says_so_and_loses_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    # No checkpoint before the stop: the spans are in the journal only.
+    config = tmp_path / "collector.toml"
+    config.write_text("[collector]\ncheckpoint_interval_seconds = 3600\n")
+    port = free_port()
+    # Its output to a pipe, which a file size limit does not stop.
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inferwatch",
+            "collector",
+            "--db",
+            db,
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: healthy(url), timeout=120, what="the collector")
+        assert httpx.post(f"{url}/v1/traces", json=otlp_spans(3), timeout=30).status_code == 200
+        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (0, hard))
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = output.decode(errors="replace")
+    # Its last checkpoint could not be written: it says so, and shuts down the rest.
+    assert "the last checkpoint failed" in text and "the next start replays" in text, text
+    assert "Application shutdown failed" not in text, text
+    again = start_collector_process(db, None, tmp_path / "collector.log", ready_timeout=120)
+    try:
+        with httpx.Client(base_url=again.url, timeout=30) as client:
+            (window,) = client.get("/v1/models/iso/windows").json()["windows"]
+            detail = client.get(f"/v1/models/iso/windows/{window['id']}").json()
+        assert (detail["summary"]["requests"], detail["summary"]["rows"]) == (1, 3)
+    finally:
+        again.kill()
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

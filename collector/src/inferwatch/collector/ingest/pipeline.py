@@ -140,7 +140,16 @@ class IngestPipeline:
         if self._worker is not None:
             await self._worker
             self._worker = None
-        await self.checkpoint()
+        try:
+            await self.checkpoint()
+        except Exception as exc:
+            # A full disk, say: the batches stay in the journal, which the next start replays;
+            # the rest of the shutdown (webhooks, storage) goes on.
+            logger.error(
+                "the last checkpoint failed (%s); the journal keeps its batches and the next "
+                "start replays them",
+                type(exc).__name__,
+            )
 
     async def submit(self, batches: Sequence[PredictionBatch]) -> list[str]:
         if not batches:
