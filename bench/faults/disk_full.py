@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import itertools
 import os
 import subprocess
 import time
@@ -76,6 +77,7 @@ def _run(folder: Path, disk: Path, rate: float, full_for: float, mib: int) -> di
     client = httpx.Client(base_url=collector.url, timeout=60)
     answers: dict[str, Counter[int]] = {name: Counter() for name in ROUTES}
     accepted_rows = 0
+    last_setting = None
     try:
         upload = client.post(f"{REFERENCE}/uploads").json()["upload_id"]
         routes = _routes(client, direct, upload)
@@ -102,6 +104,8 @@ def _run(folder: Path, disk: Path, rate: float, full_for: float, mib: int) -> di
                     retry_after.add(response.headers.get("Retry-After", "missing"))
                 elif response.status_code == 200 and name == "spans":
                     accepted_rows += direct.rows
+                if response.status_code == 200 and name == "settings":
+                    last_setting = response.json()["allowed_lateness"]
             time.sleep(0.5)
         rss_full = collector.rss_mib()
         healthz_full = client.get("/healthz").status_code
@@ -115,6 +119,8 @@ def _run(folder: Path, disk: Path, rate: float, full_for: float, mib: int) -> di
                     recovered[name] = time.monotonic() - freed
                     if name == "spans":
                         accepted_rows += direct.rows
+                    if name == "settings":
+                        last_setting = response.json()["allowed_lateness"]
                     break
                 if time.monotonic() - freed > 120:
                     recovered[name] = float("nan")
@@ -124,7 +130,7 @@ def _run(folder: Path, disk: Path, rate: float, full_for: float, mib: int) -> di
         reports = services.stop()
         time.sleep(2.0)
         stored = collector.stored_rows(MODEL)
-        window = client.get(f"/v1/models/{MODEL}/config").json()["window"]
+        setting = client.get(f"/v1/models/{MODEL}/config").json()["allowed_lateness"]
     finally:
         client.close()
         collector.stop()
@@ -143,7 +149,8 @@ def _run(folder: Path, disk: Path, rate: float, full_for: float, mib: int) -> di
         "service": service,
         "accepted_direct_rows": accepted_rows,
         "stored": stored,
-        "window_after": window,
+        "setting_after": setting,
+        "setting_last_accepted": last_setting,
     }
 
 
@@ -151,6 +158,7 @@ def _routes(
     client: httpx.Client, spans: Requests, upload: str
 ) -> dict[str, Callable[[], httpx.Response]]:
     rng = np.random.default_rng(3)
+    lateness = itertools.count(60)
     part = encode_frame(Frame(100, (numeric("x", rng.normal(size=(100, 10))),)))
     labels = {"model": MODEL, "labels": [{"prediction_id": "direct-1", "label": 1.0}]}
     return {
@@ -162,7 +170,10 @@ def _routes(
             content=part,
             headers={"content-type": FRAME_TYPE},
         ),
-        "settings": lambda: client.put(f"/v1/models/{MODEL}/config", json={"window": 120}),
+        # A new value each time, so that the one read at the end tells which write was kept.
+        "settings": lambda: client.put(
+            f"/v1/models/{MODEL}/config", json={"allowed_lateness": next(lateness)}
+        ),
     }
 
 
@@ -187,7 +198,12 @@ def table(result: dict[str, Any]) -> str:
         f"{result['rss_full']:.0f} MiB; Retry-After values: {', '.join(result['retry_after'])} s.",
         "",
         "Once there is room, the SDK's flush at the end "
-        f"{'finished' if service['flushed'] else '**did not finish**'}.",
+        f"{'finished' if service['flushed'] else '**did not finish**'}. Settings: each PUT "
+        "changes `allowed_lateness`; the value read at the end is "
+        f"{result['setting_after']} s, the last answered 200 "
+        f"{result['setting_last_accepted']} s "
+        f"({'met' if result['setting_after'] == result['setting_last_accepted'] else '**missed**'}"
+        ").",
         "",
         "| route | answers while full (status: count) | no 500 | taken again after space "
         "returned (s) |",
