@@ -82,6 +82,15 @@ def test_a_summary_stored_by_the_release_before_reads_as_it_did(empty: bool) -> 
     assert WindowSummary.from_bytes(old.to_bytes()).to_dict() == summary.to_dict()
 
 
+def test_summaries_without_numeric_columns_round_trip() -> None:
+    empty = WindowSummary()
+    assert WindowSummary.from_bytes(empty.to_bytes()).to_dict() == empty.to_dict()
+    labels_only = WindowSummary()
+    labels_only.update(Frame(3, (categorical("c", ["a", "b", "a"]),)))
+    restored = WindowSummary.from_bytes(labels_only.to_bytes())
+    assert restored.to_dict() == labels_only.to_dict()
+
+
 def test_arrays_that_do_not_fit_are_corrupt_never_misread() -> None:
     parts = list(WINDOW_SUMMARY.decode(summary_of_everything().to_bytes()).parts)
     lengths = np.frombuffer(zlib.decompress(parts[2]), "<u4").copy()
