@@ -26,7 +26,7 @@ BENCH = Path(__file__).resolve().parent.parent
 # A second run with tight limits shows the refusals the defaults need far more senders for.
 CONFIGS = {
     "defaults": None,
-    "tight": "[collector]\nmax_queue_rows = 20000\nmax_inflight_bytes = 16777216\n",
+    "tight": "[collector]\nmax_queue_rows = 20000\nmax_inflight_bytes = 4194304\n",
 }
 
 
@@ -120,7 +120,7 @@ def table(results: list[dict[str, Any]]) -> str:
         f"threads post requests of {first['spans']} spans x {first['rows']} rows x 10 features "
         f"(OTLP/JSON) back to back for {first['seconds']:g} s, ignoring Retry-After, while a "
         "worker process calls an `@inferwatch.monitor` function 100 times a second through "
-        "the SDK. `tight`: `max_queue_rows = 20000`, `max_inflight_bytes = 16 MiB`. Goals: "
+        "the SDK. `tight`: `max_queue_rows = 20000`, `max_inflight_bytes = 4 MiB`. Goals: "
         "no 500, bounded RSS, 0 caller errors, rows stored = rows answered 200.",
         "",
         "| limits | answers (status: count) | request p50 / p99 (ms) "
