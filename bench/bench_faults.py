@@ -18,8 +18,20 @@ starts it again on the same port and runs ``--after`` seconds more. Reported per
 - the SDK's counters at the end of the run (after ``inferwatch.shutdown``): recorded =
   exported + dropped + failed, and the rows the collector stored.
 
+Then the scenarios of ``bench/faults/`` (each module's docstring says what it measures), each
+with real collector processes on 127.0.0.1 and bounded in time:
+
+- ``kill``: SIGKILL mid-stream, rounds of kill and restart on the same database (~3 min);
+- ``disk``: the database on a tmpfs that fills, every write route, then room again (~2 min;
+  needs root for ``mount``, skipped otherwise);
+- ``overload``: sender processes flooding the collector, with default and tight limits (~3 min);
+- ``soak``: 3 minutes of 4 monitored worker processes with labels;
+- ``wide``: a window of 100,000 columns checkpointed, the stored form of the release before
+  against this one's, and /healthz of a real collector holding such a window (~2 min).
+
 Usage: python bench/bench_faults.py [--outages 60,150] [--rate 500] [--normal 10] [--after 10]
-(``make bench`` runs the defaults; ``--outages 10`` for a short check.)
+       [--scenarios outages,kill,disk,overload,soak,wide] [--soak-seconds 180]
+(``make bench`` runs the defaults; ``--outages 10 --soak-seconds 30`` for a short check.)
 """
 
 from __future__ import annotations
@@ -27,21 +39,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from faults.process import START_TIMEOUT_S, Collector
 
 import inferwatch
-from inferwatch_testkit import free_port, wait_for
+from inferwatch_testkit import wait_for
 
 RESULT = Path(__file__).resolve().parent / "results" / "faults.md"
 FEATURES = 10
@@ -50,7 +62,6 @@ GOAL_ERRORS = 0
 GOAL_P99_MS = 1.0
 GOAL_RESUME_S = 2.0
 WINDOW_AFTER_RETURN_S = 5.0
-START_TIMEOUT_S = 300.0
 
 
 def rss_mib() -> float:
@@ -58,43 +69,6 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-class Collector:
-    """A collector process on a fixed port, stopped and started again like a real deployment."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db = f"sqlite:///{folder / 'collector.db'}"
-        self.log = (folder / "collector.log").open("ab")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = [sys.executable, "-m", "inferwatch", "collector", "--db", self.db]
-        args += ["--port", str(self.port), "--log-level", "warning"]
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(60)
-            self.process = None
-
-    def stored_rows(self, model: str) -> int:
-        response = httpx.get(f"{self.url}/v1/models/{model}/windows", timeout=30)
-        response.raise_for_status()
-        return sum(int(w["rows"]) for w in response.json()["windows"])
 
 
 @dataclass
@@ -300,22 +274,65 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scenario(name: str, run: Callable[..., dict[str, Any]], **options: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
+        print(f"{name} ...", flush=True)
+        started = time.monotonic()
+        result = run(Path(folder), **options)
+        print({k: v for k, v in result.items() if k != "rss"}, flush=True)
+        print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
+        return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outages", default="60,150", help="outage lengths in seconds")
     parser.add_argument("--rate", type=float, default=500.0, help="calls a second")
     parser.add_argument("--normal", type=float, default=10.0, help="seconds up before each")
     parser.add_argument("--after", type=float, default=10.0, help="seconds up after each")
+    parser.add_argument("--scenarios", default="outages,kill,disk,overload,soak,wide")
+    parser.add_argument("--kill-rounds", type=int, default=3)
+    parser.add_argument("--overload-seconds", type=float, default=60.0)
+    parser.add_argument("--soak-seconds", type=float, default=180.0)
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
-    outages = [float(o) for o in args.outages.split(",") if o]
-    results = []
-    for outage in outages:
-        with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
-            print(f"outage of {outage:g} s ...", flush=True)
-            results.append(run_outage(outage, args, Path(folder)))
-            print(results[-1], flush=True)
-    text = table(results, args)
+    scenarios = args.scenarios.split(",")
+    sections = []
+    if "outages" in scenarios:
+        outages = [float(o) for o in args.outages.split(",") if o]
+        results = []
+        for outage in outages:
+            with tempfile.TemporaryDirectory(prefix="bench-faults-") as folder:
+                print(f"outage of {outage:g} s ...", flush=True)
+                results.append(run_outage(outage, args, Path(folder)))
+                print(results[-1], flush=True)
+        sections.append(table(results, args))
+    # Imported once the outages are measured: the scenarios import the collector, whose
+    # modules would add to this process's RSS, which the outages measure.
+    from faults import disk_full, kill, overload, soak, wide
+
+    sections.append(
+        "## Faults: kill, full disk, overload, soak, wide windows "
+        "(`bench/bench_faults.py`, `bench/faults/`)\n"
+    )
+    if "kill" in scenarios:
+        sections.append(kill.table(scenario("kill", kill.run, rounds=args.kill_rounds)))
+    if "disk" in scenarios:
+        if os.geteuid() == 0:
+            sections.append(disk_full.table(scenario("disk full", disk_full.run)))
+        else:
+            sections.append("### Disk full\n\nNot run: mounting a tmpfs needs root.\n")
+    if "overload" in scenarios:
+        runs = [
+            scenario(f"overload ({name})", overload.run, config=name, seconds=args.overload_seconds)
+            for name in overload.CONFIGS
+        ]
+        sections.append(overload.table(runs))
+    if "soak" in scenarios:
+        sections.append(soak.table(scenario("soak", soak.run, seconds=args.soak_seconds)))
+    if "wide" in scenarios:
+        sections.append(wide.table(scenario("wide", wide.run)))
+    text = "\n".join(sections)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)

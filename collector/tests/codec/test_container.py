@@ -134,8 +134,11 @@ def test_a_newer_version_is_refused_with_a_message(name: str) -> None:
 
 
 def test_envelope_faults_are_named() -> None:
-    blob = WINDOW_SUMMARY.encode(b"payload")
+    # A window summary of format version 2, which had one part (version 3 has ten).
+    blob = struct.pack("<4sHHQ", b"IWSM", 2, 1, 7) + b"payload"
+    assert WINDOW_SUMMARY.decode(blob).parts == (memoryview(b"payload"),)
     faults = {
+        blob[:4] + b"\x03\x00" + blob[6:]: "1 parts where a window summary has 10",
         blob[:4] + b"\x00\x00" + blob[6:]: "corrupt window summary: format version 0",
         blob[:6] + b"\x02\x00" + blob[8:]: "2 parts where a window summary has 1",
         blob + b"!": "1 bytes after its last part",

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def test_a_journal_that_cannot_be_replayed_is_quarantined_and_the_collector_star
     sender.flush()
     with collector.client() as client:
         wait_for(lambda: total_rows(client, "m") == 40, what="40 rows stored")
+        health = client.get("/healthz").json()
     collector.stop()
+    assert (health["quarantined_batches"], health["oldest_quarantined_at"]) == (0, None)
 
     # As a crash would leave them: journaled batches after the checkpoint. One that this
     # release decodes but cannot fold (its frames disagree on their rows), one that is not a
@@ -84,17 +87,27 @@ def test_a_journal_that_cannot_be_replayed_is_quarantined_and_the_collector_star
     conn.commit()
     conn.close()
 
+    oldest = []
     for _ in range(2):  # and again, from the checkpoint the first start made
+        before_ms = time.time() * 1000
         with caplog.at_level(logging.INFO):
             restarted = make_collector(models={"m": {"window": 86400}})
         with restarted.client() as client:
             (window,) = windows(client, "m")
             detail = client.get(f"/v1/models/m/windows/{window['id']}").json()
             metrics = client.get("/metrics").text
+            health = client.get("/healthz").json()
         restarted.stop()
         # The four spans and the good batch after the bad ones, each counted once.
         assert (detail["summary"]["requests"], detail["summary"]["rows"]) == (5, 50)
         assert "inferwatch_journal_quarantined_batches 2.0" in metrics
+        assert health["quarantined_batches"] == 2
+        oldest.append(health["oldest_quarantined_at"])
+        if len(oldest) == 1:
+            quarantined_ms = datetime.fromisoformat(oldest[0]).timestamp() * 1000
+            assert before_ms - 1 <= quarantined_ms <= time.time() * 1000 + 1
+    # The second start quarantined nothing new: the oldest is still the first start's.
+    assert oldest[0] == oldest[1] and oldest[0].endswith("Z")
     conn = sqlite3.connect(path)
     reasons = [r for (r,) in conn.execute("SELECT reason FROM quarantined_batches ORDER BY seq")]
     assert conn.execute("SELECT COUNT(*) FROM raw_batches").fetchone() == (0,)

@@ -567,6 +567,11 @@ class ConfigChange(ModelConfig):
 class Health(BaseModel):
     status: Literal["ok"]
     open_windows: int
+    # Journaled batches set aside on a start because they could not be folded into window
+    # state (docs/collector.md, "Crash recovery"), and when the oldest was; kept in the
+    # database's quarantined_batches table.
+    quarantined_batches: int
+    oldest_quarantined_at: OptionalTime
 
 
 # Bodies the API reads itself (size caps, 415, its own validation), so FastAPI does not see them:

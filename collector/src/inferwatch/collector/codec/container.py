@@ -103,6 +103,8 @@ class ContainerKind:
     version: int
     parts: int
     legacy: tuple[LegacyLayout, ...] = ()
+    # (version, parts) of earlier versions of the envelope that had another number of parts.
+    older_parts: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.signature) != _SIGNATURE_SIZE or not self.signature.startswith(_FAMILY):
@@ -159,8 +161,9 @@ class ContainerKind:
             )
         if version < 1:
             raise self.corrupt("format version 0")
-        if count != self.parts:
-            raise self.corrupt(f"{count} parts where {self.a_name} has {self.parts}")
+        expected = dict(self.older_parts).get(version, self.parts)
+        if count != expected:
+            raise self.corrupt(f"{count} parts where {self.a_name} has {expected}")
         try:
             parts, offset = _prefixed(view, _HEAD.size, count, _LENGTH)
         except ValueError as exc:
@@ -289,9 +292,11 @@ WINDOW_STATE = ContainerKind(
 WINDOW_SUMMARY = ContainerKind(
     "window summary",
     b"IWSM",
-    version=2,
-    parts=1,  # zlib-compressed JSON
+    version=3,
+    # JSON, then the numeric columns as arrays (window.summaries, WindowSummary.to_bytes)
+    parts=10,
     legacy=(LegacyLayout(b"IWS1", 1, rest=True, looks_right=_zlib_stream),),
+    older_parts=((2, 1),),  # version 2: zlib-compressed JSON
 )
 RESERVOIR = ContainerKind(
     "reservoir",

@@ -36,6 +36,7 @@ from inferwatch.collector.window.state import FoldFailed, WindowBook, window_key
 from inferwatch.collector.window.store import (
     IncomingBatch,
     IngestOutcome,
+    Quarantine,
     StorageUnavailable,
     WindowStore,
 )
@@ -120,6 +121,8 @@ class IngestPipeline:
         self._committed: tuple[list[PredictionBatch], IngestOutcome] | None = None
         # Replay: the last journaled batch given to the references.
         self._observed_seq = 0
+        # The batches set aside as unfoldable (on a start, or when a fold failed): /healthz.
+        self.quarantine = Quarantine()
 
     async def start(self) -> None:
         """Replay the journal a crash left behind, then start taking batches."""
@@ -137,7 +140,16 @@ class IngestPipeline:
         if self._worker is not None:
             await self._worker
             self._worker = None
-        await self.checkpoint()
+        try:
+            await self.checkpoint()
+        except Exception as exc:
+            # A full disk, say: the batches stay in the journal, which the next start replays;
+            # the rest of the shutdown (webhooks, storage) goes on.
+            logger.error(
+                "the last checkpoint failed (%s); the journal keeps its batches and the next "
+                "start replays them",
+                type(exc).__name__,
+            )
 
     async def submit(self, batches: Sequence[PredictionBatch]) -> list[str]:
         if not batches:
@@ -333,16 +345,50 @@ class IngestPipeline:
             for batch, entry in zip(batches, outcome.stored, strict=True)
             if entry is not None
         ]
+        left_out: set[int] = set()
         try:
             if stored:
                 self._book.apply(stored)
         except FoldFailed as failed:
-            # The other windows are folded; these batches are durable but miss from their
-            # window's summary.
+            # The other windows are folded; each failed one is folded again from its last
+            # checkpoint without the batches that fail on their own.
+            upto = max(seq for _, seq, _ in stored)
             for window_id, exc in failed.failures.items():
-                logger.error("folding batches into window %d failed", window_id, exc_info=exc)
-        for _, _, batch in stored:
-            self._references.observe(batch)
+                logger.warning(
+                    "folding batches into window %d failed (%s); folding it again batch by batch",
+                    window_id,
+                    type(exc).__name__,
+                )
+                left_out |= self._refold(window_id, upto)
+        for _, seq, batch in stored:
+            if seq not in left_out:
+                self._references.observe(batch)
+
+    def _refold(self, window_id: int, upto_seq: int) -> set[int]:
+        """Fold a window whose fold failed again from its journal, up to ``upto_seq`` (later
+        batches belong to a group not folded yet); quarantine the batches that cannot be
+        folded, as a replay does. Returns their seqs."""
+        journal: list[tuple[int, PredictionBatch]] = []
+        left_out: dict[int, Exception] = {}
+        try:
+            for stored in self._windows.pending_batches():
+                if stored.window_id != window_id or stored.seq > upto_seq:
+                    continue
+                try:
+                    journal.append((stored.seq, decode_batch(stored.payload)))
+                except Exception as exc:
+                    left_out[stored.seq] = exc
+            left_out |= self._book.refold(window_id, journal)
+            for seq, cause in left_out.items():
+                self._quarantine(seq, window_id, cause)
+            self.quarantine = self._windows.quarantined()
+            self._metrics.quarantined.set(self.quarantine.batches)
+        except Exception as exc:
+            # The window's state is its checkpoint's until its next batch; the batches are
+            # durable, and a start replays what the journal still holds. The kind of failure
+            # only: its message may quote a value.
+            logger.error("folding window %d again failed (%s)", window_id, type(exc).__name__)
+        return set(left_out)
 
     def _replay(self) -> int:
         """Fold the journal a crash left into window state, then checkpoint it.
@@ -364,7 +410,8 @@ class IngestPipeline:
                     self._quarantine(failed.seq, failed.window_id, failed.cause)
                 careful = True
                 continue
-            self._metrics.quarantined.set(self._windows.quarantined())
+            self.quarantine = self._windows.quarantined()
+            self._metrics.quarantined.set(self.quarantine.batches)
             return replayed
 
     def _replay_pass(self, careful: bool) -> int:
@@ -406,6 +453,7 @@ class IngestPipeline:
         return len(chunk)
 
     def _quarantine(self, seq: int, window_id: int, cause: Exception) -> None:
+        """Set a journaled batch aside (on a start, or after a failed fold)."""
         # The log names the batch and the kind of failure, never a value from the batch; the
         # message, which may quote one, is kept only with the batch in the database.
         logger.error(

@@ -109,7 +109,14 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
 
 
 async def healthz(request: Request) -> bodies.Health:
-    return bodies.Health(status="ok", open_windows=len(collector(request).book))
+    runtime = collector(request)
+    quarantine = runtime.pipeline.quarantine
+    return bodies.Health(
+        status="ok",
+        open_windows=len(runtime.book),
+        quarantined_batches=quarantine.batches,
+        oldest_quarantined_at=quarantine.oldest_ms,
+    )
 
 
 async def metrics(request: Request) -> Response:

@@ -191,7 +191,8 @@ class WindowBook:
 
         A window whose batches fail to fold does not stop the others: once every window is
         folded, FoldFailed names those that failed, and the batches count as applied all the
-        same (they are durable, and folding them again would fail again).
+        same (they are durable; ``refold`` builds a failed window's state again without the
+        batches that cannot be folded).
         """
         by_window: dict[int, list[PredictionBatch]] = {}
         for window_id, _, batch in stored:
@@ -206,6 +207,39 @@ class WindowBook:
         self.applied_seq = max([self.applied_seq, *(seq for _, seq, _ in stored)])
         if failed:
             raise FoldFailed(failed)
+
+    def refold(
+        self, window_id: int, journal: Sequence[tuple[int, PredictionBatch]]
+    ) -> dict[int, Exception]:
+        """Build a window's state again after a failed fold left it half-updated: its last
+        checkpointed state, then ``journal`` (its stored batches since, as (seq, batch), in
+        order) one at a time, leaving out each batch that fails to fold on its own. Returns
+        the left-out batches' failures by seq.
+
+        Should a batch that folds on its own still fail in the window, the state is dropped
+        (the next batch reloads the checkpoint) and the failure raised: half-counted state is
+        never kept.
+        """
+        self._states.pop(window_id, None)
+        self._dirty.discard(window_id)
+        if not journal:
+            return {}
+        _, first = journal[0]
+        state = self._state(window_id, first.model, first.version)
+        left_out: dict[int, Exception] = {}
+        for seq, batch in journal:
+            try:
+                self.try_alone(batch)
+            except Exception as exc:
+                left_out[seq] = exc
+                continue
+            try:
+                state.add([batch])
+            except Exception:
+                self._states.pop(window_id, None)
+                raise
+        self._dirty.add(window_id)
+        return left_out
 
     def try_alone(self, batch: PredictionBatch) -> None:
         """Fold ``batch`` into an empty state of its window's kind and drop it: raises what

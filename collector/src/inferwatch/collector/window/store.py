@@ -131,6 +131,15 @@ class PastScore:
     check_decision: str | None
 
 
+@dataclass(frozen=True)
+class Quarantine:
+    """The journaled batches set aside as unfoldable: how many, and when the oldest was (ms
+    since the epoch; None when there is none)."""
+
+    batches: int = 0
+    oldest_ms: int | None = None
+
+
 class WindowStore(Protocol):
     """Ingest and windows. Implementations must be thread-safe."""
 
@@ -155,8 +164,8 @@ class WindowStore(Protocol):
         with ``reason`` (which names no raw value)."""
         ...
 
-    def quarantined(self) -> int:
-        """How many batches were quarantined."""
+    def quarantined(self) -> Quarantine:
+        """How many batches were quarantined, and when the oldest was."""
         ...
 
     def states(self, window_id: int) -> dict[str, bytes]:

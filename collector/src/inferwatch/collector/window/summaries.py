@@ -16,6 +16,7 @@ import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -188,6 +189,38 @@ class NumericSummary:
     def exponent(self) -> int:
         """The binary exponent of the units the moments are kept in (``moment_exponent``)."""
         return 0 if self.min is None or self.max is None else moment_exponent(self.min, self.max)
+
+    @property
+    def m2_units(self) -> float:
+        """The sum of squared deviations in units of ``4 ** exponent``, as it is kept."""
+        return self._m2
+
+    @classmethod
+    def restore(
+        cls,
+        cuts: np.ndarray | None,
+        count: int,
+        missing: int,
+        non_finite: int,
+        mean: float,
+        m2_units: float,
+        low: float | None,
+        high: float | None,
+        bin_counts: np.ndarray | None,
+    ) -> NumericSummary:
+        """A summary from its stored values, ``cuts`` already validated (``validate_cuts``) and
+        ``bin_counts`` one longer: no checks, since a window of 100,000 columns reads them all."""
+        summary = cls.__new__(cls)
+        summary.cuts = cuts
+        summary.count = count
+        summary.missing = missing
+        summary.non_finite = non_finite
+        summary.mean = mean
+        summary._m2 = m2_units
+        summary.min = low
+        summary.max = high
+        summary.bin_counts = bin_counts
+        return summary
 
     @property
     def m2(self) -> float:
@@ -832,24 +865,71 @@ class WindowSummary:
                 )
             else:
                 categorical[(role, name)] = summary.reference or ()
-        window = cls(SummaryLayout(numeric, categorical), max_categories=data["max_categories"])
+        return cls.restore(
+            SummaryLayout(numeric, categorical),
+            data["max_categories"],
+            columns,
+            rows=int(data["rows"]),
+            batches=int(data["batches"]),
+            type_mismatch=_from_key_counts(data["type_mismatch"]),
+            absent=_from_key_counts(data["absent"]),
+            new=_from_key_counts(data["new"]),
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        layout: SummaryLayout,
+        max_categories: int,
+        columns: dict[ColumnKey, Summary],
+        *,
+        rows: int,
+        batches: int,
+        type_mismatch: dict[ColumnKey, int],
+        absent: dict[ColumnKey, int],
+        new: dict[ColumnKey, int],
+    ) -> WindowSummary:
+        """A summary from its stored parts (``from_dict``, the stored form): ``columns`` hold
+        the layout's, so they are not built from it first."""
+        window = cls.__new__(cls)
+        window.layout = layout
+        window.max_categories = max_categories
+        window._plans = {}
         window._columns = columns
-        window.rows = int(data["rows"])
-        window.batches = int(data["batches"])
-        window.type_mismatch = _from_key_counts(data["type_mismatch"])
-        window.absent = _from_key_counts(data["absent"])
-        window.new = _from_key_counts(data["new"])
+        window.rows = rows
+        window.batches = batches
+        window.type_mismatch = type_mismatch
+        window.absent = absent
+        window.new = new
         return window
 
     def to_bytes(self) -> bytes:
-        """The stored form (codec.WINDOW_SUMMARY): ``to_dict()`` as zlib-compressed JSON."""
-        payload = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
-        return WINDOW_SUMMARY.encode(zlib.compress(payload.encode(), 6))
+        """The stored form (codec.WINDOW_SUMMARY, format version 3): the numeric columns as
+        arrays, the rest as JSON, in ten parts.
+
+        Version 2 kept ``to_dict()`` as zlib-compressed JSON: for a window of 100,000 binned
+        columns, 60 MB of JSON and about 9 s to write, 6 s to read, mostly in single calls
+        (``json.dumps``, ``json.loads``, ``zlib`` at level 6) that held the GIL or the state
+        lock throughout, so that each checkpoint of such a window stalled the collector
+        (bench/notes/faults.md). The parts: 0. JSON: the summary's counts (rows, batches, type
+        mismatches, absent and new columns), the roles part 3 names, each categorical column's
+        ``to_dict()`` with its position among the columns; then, each zlib-compressed at level
+        1: 1. the numeric columns' names end to end (UTF-8), 2. their lengths (uint32), 3. each
+        one's role (uint8), 4. flags (uint8: 1 in the layout, 2 binned); 5. count, missing,
+        non-finite (int64, 3 x N); 6. mean, ``m2_units``, min, max (float64, 4 x N; min and max
+        NaN without finite values); 7. each binned column's number of cuts (uint32), 8. the
+        cuts end to end (float64), 9. the bin counts end to end (int64).
+        """
+        return _encode_v3(self)
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview) -> WindowSummary:
         """Read ``to_bytes()`` of this or an earlier release; ContainerError if it is not one."""
-        (compressed,) = WINDOW_SUMMARY.decode(data).parts
+        decoded = WINDOW_SUMMARY.decode(data)
+        if decoded.version >= 3:
+            with WINDOW_SUMMARY.reading():
+                return _decode_v3(decoded.parts)
+        (compressed,) = decoded.parts
         try:
             payload = zlib.decompress(compressed)
         except zlib.error as exc:
@@ -902,3 +982,211 @@ def _key_counts(counts: Mapping[ColumnKey, int]) -> list[list[Any]]:
 
 def _from_key_counts(rows: Iterable[Sequence[Any]]) -> dict[ColumnKey, int]:
     return {(role, name): int(count) for role, name, count in rows}
+
+
+_V3_LENGTH = np.dtype("<u4")
+_V3_BYTE = np.dtype("u1")
+_INT = np.dtype("<i8")
+_FLOAT = np.dtype("<f8")
+_IN_LAYOUT = 1
+_BINNED = 2
+
+
+def _encode_v3(summary: WindowSummary) -> bytes:
+    """Format version 3 (see ``WindowSummary.to_bytes``)."""
+    columns = summary.columns
+    numeric: list[tuple[ColumnKey, NumericSummary]] = []
+    categorical: list[dict[str, Any]] = []
+    for position, (key, column) in enumerate(columns.items()):
+        if isinstance(column, NumericSummary):
+            numeric.append((key, column))
+        else:
+            entry = {
+                "at": position,
+                "role": key[0],
+                "name": key[1],
+                "layout": key in summary.layout,
+            }
+            categorical.append({**entry, **column.to_dict()})
+    roles = sorted({role for (role, _), _ in numeric})
+    role_index = {role: index for index, role in enumerate(roles)}
+    names = [name for (_, name), _ in numeric]
+    flags = np.fromiter(
+        (
+            (_IN_LAYOUT if key in summary.layout else 0) | (_BINNED if s.cuts is not None else 0)
+            for key, s in numeric
+        ),
+        np.uint8,
+        len(numeric),
+    )
+    counts = np.array(
+        [[s.count for _, s in numeric], [s.missing for _, s in numeric],
+         [s.non_finite for _, s in numeric]],
+        dtype=_INT,
+    ).reshape(3, len(numeric))  # fmt: skip
+    nan = math.nan
+    moments = np.array(
+        [[s.mean for _, s in numeric], [s.m2_units for _, s in numeric],
+         [nan if s.min is None else s.min for _, s in numeric],
+         [nan if s.max is None else s.max for _, s in numeric]],
+        dtype=_FLOAT,
+    ).reshape(4, len(numeric))  # fmt: skip
+    binned = [
+        (s.cuts, s.bin_counts)
+        for _, s in numeric
+        if s.cuts is not None and s.bin_counts is not None
+    ]
+    header = {
+        "rows": summary.rows,
+        "batches": summary.batches,
+        "max_categories": summary.max_categories,
+        "type_mismatch": _key_counts(summary.type_mismatch),
+        "absent": _key_counts(summary.absent),
+        "new": _key_counts(summary.new),
+        "roles": roles,
+        "categorical": categorical,
+    }
+    arrays = (
+        # surrogatepass: names from OTLP JSON may hold lone surrogates, which must round-trip.
+        "".join(names).encode("utf-8", "surrogatepass"),
+        np.fromiter(map(len, names), _V3_LENGTH, len(names)).tobytes(),
+        np.fromiter((role_index[r] for (r, _), _ in numeric), np.uint8, len(numeric)).tobytes(),
+        flags.tobytes(),
+        counts.tobytes(),
+        moments.tobytes(),
+        np.fromiter((cuts.size for cuts, _ in binned), _V3_LENGTH, len(binned)).tobytes(),
+        _joined([cuts for cuts, _ in binned], _FLOAT),
+        _joined([bins for _, bins in binned], _INT),
+    )
+    return WINDOW_SUMMARY.encode(
+        json.dumps(header, separators=(",", ":"), allow_nan=False).encode(),
+        # zlib's fastest level, which runs without the GIL: bin counts of a window are mostly
+        # zeros, and a window of 100,000 binned columns takes 4 MB rather than 38.
+        *(zlib.compress(part, 1) for part in arrays),
+    )
+
+
+def _decode_v3(parts: tuple[memoryview, ...]) -> WindowSummary:
+    """The summary of version 3's ``parts``; raises ValueError (or KeyError, TypeError) where
+    they do not hold one, which the caller reports as a corrupt blob."""
+    header = json.loads(bytes(parts[0]))
+    text_part, lengths_part, roles_part, flags_part, *rest = map(_inflated, parts[1:])
+    counts_part, moments_part, cut_sizes_part, cuts_part, bins_part = rest
+    text = bytes(text_part).decode("utf-8", "surrogatepass")
+    lengths = _array(lengths_part, _V3_LENGTH)
+    n = lengths.size
+    ends = list(accumulate(lengths.tolist()))
+    if (ends[-1] if ends else 0) != len(text):
+        raise ValueError("the name lengths do not add up to the names")
+    names = [text[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+    roles = [str(role) for role in header["roles"]]
+    role_of = _array(roles_part, _V3_BYTE, n).tolist()
+    flags = _array(flags_part, _V3_BYTE, n)
+    counts = _array(counts_part, _INT, 3 * n).reshape(3, n)
+    moments = _array(moments_part, _FLOAT, 4 * n).reshape(4, n)
+    binned = (flags & _BINNED).astype(bool)
+    cut_sizes = _array(cut_sizes_part, _V3_LENGTH, int(binned.sum()))
+    cuts = _array(cuts_part, _FLOAT, int(cut_sizes.sum()))
+    bins = _array(bins_part, _INT, int(cut_sizes.sum()) + cut_sizes.size)
+    _check_cuts(cuts, cut_sizes)
+    if (counts < 0).any() or not np.isfinite(moments[:2]).all():
+        raise ValueError("a numeric column holds a negative count or a non-finite moment")
+    has_values = counts[0] > 0
+    if np.isnan(moments[2:, has_values]).any():
+        raise ValueError("a numeric column with values has no min or max")
+    cut_ends = np.cumsum(cut_sizes).tolist()
+    cut_starts = [0, *cut_ends[:-1]]
+    ordered: dict[int, tuple[ColumnKey, Summary]] = {}
+    for entry in header["categorical"]:
+        key: ColumnKey = (entry["role"], entry["name"])
+        ordered[int(entry["at"])] = (key, CategoricalSummary.from_dict(entry))
+    columns: dict[ColumnKey, Summary] = {}
+    in_layout: list[ColumnKey] = []
+    values = zip(
+        names, role_of, flags.tolist(), binned.tolist(), *counts.tolist(), *moments.tolist(),
+        strict=True,
+    )  # fmt: skip
+    next_cut = 0
+    position = 0
+    for name, role, flag, has_bins, count, missing, non_finite, mean, m2, low, high in values:
+        while position in ordered:
+            key, categorical = ordered.pop(position)
+            columns[key] = categorical
+            position += 1
+        column_cuts = column_bins = None
+        if has_bins:
+            start, end = cut_starts[next_cut], cut_ends[next_cut]
+            column_cuts = cuts[start:end]
+            column_bins = bins[start + next_cut : end + next_cut + 1].copy()
+            next_cut += 1
+        key = (roles[role], name)
+        columns[key] = NumericSummary.restore(
+            column_cuts, count, missing, non_finite, mean, m2,
+            None if count == 0 else low, None if count == 0 else high, column_bins,
+        )  # fmt: skip
+        if flag & _IN_LAYOUT:
+            in_layout.append(key)
+        position += 1
+    for at in sorted(ordered):
+        key, categorical = ordered.pop(at)
+        columns[key] = categorical
+    if len(columns) != n + len(header["categorical"]):
+        raise ValueError("two columns have the same role and name")
+    for entry in header["categorical"]:
+        if entry["layout"]:
+            in_layout.append((entry["role"], entry["name"]))
+    layout = _layout(columns, in_layout)
+    return WindowSummary.restore(
+        layout,
+        int(header["max_categories"]),
+        columns,
+        rows=int(header["rows"]),
+        batches=int(header["batches"]),
+        type_mismatch=_from_key_counts(header["type_mismatch"]),
+        absent=_from_key_counts(header["absent"]),
+        new=_from_key_counts(header["new"]),
+    )
+
+
+def _layout(columns: dict[ColumnKey, Summary], keys: list[ColumnKey]) -> SummaryLayout:
+    numeric: dict[ColumnKey, np.ndarray] = {}
+    categorical: dict[ColumnKey, tuple[str, ...]] = {}
+    for key in keys:
+        summary = columns[key]
+        if isinstance(summary, NumericSummary):
+            numeric[key] = summary.cuts if summary.cuts is not None else np.empty(0, np.float64)
+        else:
+            categorical[key] = summary.reference or ()
+    return SummaryLayout(numeric, categorical)
+
+
+def _array(part: memoryview, dtype: np.dtype[Any], size: int | None = None) -> np.ndarray:
+    if len(part) % dtype.itemsize:
+        raise ValueError(f"a part of {len(part)} bytes is not an array of {dtype}")
+    array = np.frombuffer(part, dtype)
+    if size is not None and array.size != size:
+        raise ValueError(f"{array.size} values where {size} are due")
+    return array
+
+
+def _inflated(part: memoryview) -> memoryview:
+    try:
+        return memoryview(zlib.decompress(part))
+    except zlib.error as exc:
+        raise ValueError(f"a part does not inflate ({exc})") from None
+
+
+def _joined(arrays: list[Any], dtype: np.dtype[Any]) -> bytes:
+    return np.concatenate(arrays).astype(dtype, copy=False).tobytes() if arrays else b""
+
+
+def _check_cuts(cuts: np.ndarray, sizes: np.ndarray) -> None:
+    """What ``validate_cuts`` asks of each column's cuts, for all of them at once."""
+    if not np.isfinite(cuts).all():
+        raise ValueError("bin cuts must be finite")
+    rising = np.diff(cuts) > 0
+    # Differences across two columns' cuts may go either way.
+    boundaries = np.cumsum(sizes)[:-1] - 1
+    rising[boundaries[(boundaries >= 0) & (boundaries < rising.size)]] = True
+    if not rising.all():
+        raise ValueError("bin cuts must be strictly increasing")

@@ -27,6 +27,7 @@ from inferwatch.collector.window.store import (
     IncomingBatch,
     IngestOutcome,
     PastScore,
+    Quarantine,
     StoredBatch,
     VersionWindows,
     WindowKey,
@@ -162,9 +163,13 @@ class SQLiteWindowStore:
             )
             db.execute("DELETE FROM raw_batches WHERE seq = ?", (seq,))
 
-    def quarantined(self) -> int:
-        (count,) = self._db.reader().execute("SELECT COUNT(*) FROM quarantined_batches").fetchone()
-        return int(count)
+    def quarantined(self) -> Quarantine:
+        count, oldest = (
+            self._db.reader()
+            .execute("SELECT COUNT(*), MIN(quarantined_ms) FROM quarantined_batches")
+            .fetchone()
+        )
+        return Quarantine(int(count), None if oldest is None else int(oldest))
 
     def states(self, window_id: int) -> dict[str, bytes]:
         rows = self._db.reader().execute(
