@@ -325,10 +325,12 @@ def _integral_on_grid(
 ) -> np.ndarray:
     """G(i / n_w) for i = 0..n_w, a row per column: the integral of its reference's quantile
     function."""
-    scaled = np.arange(n_w + 1) * n_r  # u * n_r * n_w, exact in integers
+    # Samples of one size (the usual case) share their grid of knots: one row, broadcast.
+    sizes = n_r[:1] if np.all(n_r == n_r[0]) else n_r
+    scaled = np.arange(n_w + 1) * sizes  # u * n_r * n_w, exact in integers
     k = scaled // n_w
     frac = (scaled - k * n_w) / n_w
-    k_safe = np.minimum(k, n_r - 1)
+    k_safe = np.minimum(k, sizes - 1)
     return (reference.prefix[prefix_start + k] + frac * reference.values[start + k_safe]) / n_r
 
 
