@@ -8,8 +8,9 @@ the BentoML service with inferwatch's middleware, uploads the training data as t
 then replays traffic through the service's HTTP API: clean windows, a covariate shift with a few
 injected outliers, then a label shift. Labels follow a few seconds later (with the ids from the
 X-Prediction-Ids header). As each window closes it prints what the collector found, read from
-its query API. At the end the collector (and the service) keep running until Ctrl-C; ``--once``
-stops them and exits instead.
+its query API: the accuracy estimated from the predicted probabilities before the labels, the
+realized one as they land, the shift verdict, drift and outliers. At the end the collector (and
+the service) keep running until Ctrl-C; ``--once`` stops them and exits instead.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from demo_processes import (
 from demo_replay import Replay, Schedule
 from demo_traffic import SCENARIO, SEED, Traffic
 from demo_watch import WIDTH, Watcher
-from wine import FEATURES, MODEL_NAME, MODEL_VERSION, train, training_data
+from wine import CLASSES, FEATURES, MODEL_NAME, MODEL_VERSION, train, training_data
 
 import inferwatch
 
@@ -60,6 +61,7 @@ ALERT_CHECKS = [
     "label_drift",
     "outliers",
     "shift_verdict",
+    "estimated_performance",
 ]
 
 
@@ -76,7 +78,9 @@ class Timing:
 
     @classmethod
     def for_run(cls, fast: bool, window: float | None) -> Timing:
-        base = cls(3.0, 1.5, 30, 10, 1.5) if fast else cls(10.0, 2.0, 30, 10, 4.0)
+        # Labels land a window after the window has closed (2 windows + lateness): its line
+        # shows the accuracy estimated from the probabilities alone, then the realized one.
+        base = cls(3.0, 1.5, 30, 10, 7.5) if fast else cls(10.0, 2.0, 30, 10, 22.0)
         if window is None:
             return base
         scale = window / base.window
@@ -218,19 +222,22 @@ def upload_reference(collector_url: str) -> None:
     print("Training the wine classifier and uploading its training data as the reference...")
     features, labels = training_data()
     model = train()
+    # The probabilities with the labels: the collector calibrates them on the reference and
+    # estimates each window's accuracy from the service's probabilities before its labels.
     report = inferwatch.set_reference(
         MODEL_NAME,
         MODEL_VERSION,
         features,
-        predictions=model.predict(features),
+        predictions=model.predict_proba(features),
         labels=labels,
         feature_names=FEATURES,
         task="classification",
+        classes=CLASSES,
         endpoint=collector_url,
     )
     print(
-        f"Uploaded the reference: the {report.rows} training wines with their labels and "
-        f"predictions ({len(report.features)} features)."
+        f"Uploaded the reference: {report.rows} training wines with labels and predicted "
+        f"probabilities ({len(report.features)} features)."
     )
 
 

@@ -150,7 +150,8 @@ class Replay:
                 continue
             ledger.rows += len(ids)
             ledger.ids.extend(ids)
-            ledger.predictions.update(zip(ids, map(int, response.json()), strict=True))
+            answer = response.json()["prediction"]
+            ledger.predictions.update(zip(ids, map(int, answer), strict=True))
             ledger.outlier_ids.extend(i for i, hit in zip(ids, batch.outlier, strict=True) if hit)
             chosen = self._rng.random(len(ids)) < self.label_share
             labels = {

@@ -53,6 +53,9 @@ class Findings:
     # The shift verdict (label_shift, covariate_shift, both, none) and its sentence.
     verdict: str | None = None
     verdict_message: str | None = None
+    # Accuracy estimated from the predicted probabilities (None: not estimated, and why).
+    estimate: Estimate | None = None
+    estimate_missing: str | None = None
 
     @classmethod
     def of(cls, window: Mapping[str, Any]) -> Findings:
@@ -77,8 +80,10 @@ class Findings:
                     joint.append(detector)
             else:
                 other.append(f"{detector}({feature})" if feature else detector)
-        performance = (window.get("summary") or {}).get("performance") or {}
+        summary = window.get("summary") or {}
+        performance = summary.get("performance") or {}
         shift = window.get("shift") or {}
+        estimate, missing = Estimate.of(summary.get("estimated_performance"))
         return cls(
             tuple(sorted(set(drifted))),
             tuple(sorted(set(joint))),
@@ -89,7 +94,38 @@ class Findings:
             performance.get("labelled"),
             shift.get("verdict"),
             shift.get("message"),
+            estimate,
+            missing,
         )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A window's accuracy as the collector estimated it without labels (CBPE), with its band."""
+
+    value: float
+    lower: float
+    upper: float
+    confidence: float
+
+    @classmethod
+    def of(cls, estimated: Mapping[str, Any] | None) -> tuple[Estimate | None, str | None]:
+        """The estimate of a window detail's ``estimated_performance``, or why there is none."""
+        if not estimated:
+            return None, "the estimated_performance check is off"
+        accuracy = (estimated.get("metrics") or {}).get("accuracy")
+        if not estimated.get("trusted") or not accuracy:
+            reasons = "; ".join(estimated.get("reasons") or []) or "not trusted"
+            return None, reasons
+        return cls(
+            accuracy["value"], accuracy["lower"], accuracy["upper"], estimated["confidence"]
+        ), None
+
+    def text(self) -> str:
+        return f"~{self.value:.3f} est"
+
+    def band(self) -> str:
+        return f"{self.confidence:.0%} band {self.lower:.3f}-{self.upper:.3f}"
 
 
 def flagged_ids(row: Mapping[str, Any]) -> list[str]:
@@ -120,6 +156,8 @@ class Watcher:
         self.ledger = ledger
         self.out = out
         self.printed: dict[int, int] = {}  # scenario window number -> collector window id
+        # Windows whose realized accuracy (all their labels in) has been printed.
+        self.realized: set[int] = set()
         self.alerts_seen: dict[int, str] = {}  # alert id -> state
         self.progress_every = progress_every
         # When a line was last printed: a quiet wait says what it waits for every few seconds.
@@ -152,12 +190,14 @@ class Watcher:
         """Print windows as they close, and alerts as they change, until every window is shown."""
         since = time.monotonic()
         while len(self.printed) < self.schedule.windows and not (done and done()):
-            for number, window in sorted((await self.windows()).items()):
+            listed = await self.windows()
+            for number, window in sorted(listed.items()):
                 if number in self.printed or not window["closed"] or not window["evaluated_at"]:
                     continue
                 self.printed[number] = window["id"]
                 self.print_window(number, await self.window(window["id"]))
                 since = time.monotonic()
+            self.print_realized(listed)
             await self.print_alerts()
             waiting = next((n for n in range(self.schedule.windows) if n not in self.printed), None)
             if waiting is not None:
@@ -179,6 +219,7 @@ class Watcher:
         deadline = since + timeout
         while time.monotonic() < deadline:
             windows = await self.windows()
+            self.print_realized(windows)
             if all(self._settled(n, windows.get(n)) for n in range(self.schedule.windows)):
                 return True
             self._progress("the late labels to join and be evaluated", since)
@@ -205,11 +246,21 @@ class Watcher:
         rows = window["rows"]
         labelled = found.labelled if found.labelled is not None else window["labelled"]
         coverage = f"{labelled / rows:.0%}" if rows else "-"
-        accuracy = f"{found.accuracy:.3f}" if found.accuracy is not None else "-"
+        if found.accuracy is not None:
+            accuracy = f"{found.accuracy:.3f}"
+        else:
+            accuracy = found.estimate.text() if found.estimate else "-"
         self._say(
             f"window {start}-{end}  {ledger.phase.name:<15} {rows:>4} rows  "
             f"labelled {labelled:>3} ({coverage:>4})  accuracy {accuracy}"
         )
+        if found.estimate is not None:
+            when = "before any label" if not labelled else f"from all {rows} rows"
+            self._say(
+                f"    estimate: accuracy {found.estimate.text()} ({found.estimate.band()}), {when}"
+            )
+        else:
+            self._wrap(f"    estimate: none: {found.estimate_missing}", indent=8)
         shifted = set(ledger.phase.shift)
         drift = ", ".join(f"{f}{'*' if f in shifted else ''}" for f in found.drifted) or "none"
         if found.joint:
@@ -220,6 +271,32 @@ class Watcher:
         self._wrap(f"    outliers: {self._outliers(found, ledger)}", indent=14)
         if found.other:
             self._wrap(f"    other findings: {', '.join(found.other)}", indent=8)
+
+    def print_realized(self, windows: Mapping[int, Mapping[str, Any]]) -> None:
+        """Once all of a printed window's labels are in and evaluated: its realized accuracy
+        beside the estimate made before them (the windows list's main metric has both)."""
+        for number, window in sorted(windows.items()):
+            ledger = self.ledger[number]
+            if number not in self.printed or number in self.realized or not ledger.labels:
+                continue
+            if ledger.labels_sent < len(ledger.labels) or not self._settled(number, window):
+                continue
+            main = window.get("main_metric") or {}
+            if main.get("value") is None:
+                continue
+            self.realized.add(number)
+            estimated = main.get("estimated")
+            before = (
+                f", estimated ~{estimated['value']:.3f} before them"
+                if estimated
+                else " (no estimate before them)"
+            )
+            start, end = _clock(window["start"]), _clock(window["end"])
+            self._wrap(
+                f"  labels in for {start}-{end}: {main.get('name')} {main['value']:.3f} "
+                f"realized on {main.get('scored')} rows{before}",
+                indent=4,
+            )
 
     def _outliers(self, found: Findings, ledger: WindowLedger) -> str:
         if not found.outlier_ids and not found.outlier_window:
@@ -255,8 +332,8 @@ class Watcher:
         self._say("After the late labels joined:")
         # A window's start is enough (each lasts until the next one's); the drift gets the rest.
         prefix = (
-            f"{'start':<8}  {'phase':<15}  {'rows':>4}  {'labels':>6}  {'accuracy':>8}  "
-            f"{'outliers':>8}  {'shift':<15}  "
+            f"{'start':<8}  {'phase':<15}  {'labels':>6}  {'accuracy':>8}  {'estimate':>8}  "
+            f"{'outliers':>8}  {'shift':<9}  "
         )
         room = WIDTH - len(prefix)
         table = [prefix + "drift"]
@@ -270,6 +347,9 @@ class Watcher:
             found = Findings.of(window)
             rows, labelled = window["rows"], window["labelled"]
             accuracy = f"{found.accuracy:.3f}" if found.accuracy is not None else "-"
+            estimate = f"~{found.estimate.value:.3f}" if found.estimate else "none"
+            # label_shift -> label, covariate_shift -> covariate: the drift gets the room.
+            verdict = (found.verdict or "-").removesuffix("_shift")
             coverage = f"{labelled / rows:.0%}" if rows else "-"
             shifted = set(ledger.phase.shift)
             drift = [f"{f}*" for f in found.drifted if f in shifted] + list(found.joint)
@@ -280,8 +360,8 @@ class Watcher:
                 outliers += f" ({len(injected & set(found.outlier_ids))}*)"
             first, *rest = fit_lines(drift, room, SUMMARY_DRIFT_LINES)
             table.append(
-                f"{_clock(window['start']):<8}  {ledger.phase.name:<15}  {rows:>4}  {coverage:>6}  "
-                f"{accuracy:>8}  {outliers:>8}  {found.verdict or '-':<15}  {first}"
+                f"{_clock(window['start']):<8}  {ledger.phase.name:<15}  {coverage:>6}  "
+                f"{accuracy:>8}  {estimate:>8}  {outliers:>8}  {verdict:<9}  {first}"
             )
             table += [" " * len(prefix) + line for line in rest]
         self._say(table[0])
@@ -289,6 +369,11 @@ class Watcher:
         for line in table[1:]:
             self._say(line)
         self._say("(* = a feature the demo shifted, or rows it injected as outliers)")
+        self._wrap(
+            "(estimate = the accuracy estimated from the probabilities before the labels; none "
+            "where the window's scores lie where the reference has too few rows to calibrate)",
+            indent=1,
+        )
 
     def _wrap(self, text: str, indent: int) -> None:
         """A line wrapped within WIDTH, its continuation lines indented by ``indent``."""

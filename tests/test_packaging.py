@@ -68,7 +68,7 @@ def test_the_sdk_needs_only_its_light_dependencies(wheels: dict[str, Path]) -> N
     assert base == {
         "opentelemetry-api",
         "opentelemetry-sdk",
-        "opentelemetry-exporter-otlp-proto-http",
+        "opentelemetry-proto",
         "httpx",
         "numpy",
     }

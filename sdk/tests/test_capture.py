@@ -86,6 +86,55 @@ def test_list_of_dicts_with_the_same_keys_is_one_block() -> None:
     np.testing.assert_array_equal(frame.columns[0].values, [[i, i * 0.5] for i in range(5)])
 
 
+class RowMapping(dict):  # type: ignore[type-arg]
+    """A row that is not exactly a dict: always captured by the general, row-by-row path."""
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("rows", "exclude"),
+    [
+        ([{"a": 0.5 * i, "b": -1.25 * i, "c": 3.0} for i in range(50)], None),
+        ([{"a": i, "b": 2 * i} for i in range(5)], None),  # ints only
+        ([{"a": True, "b": False}, {"a": False, "b": True}], None),  # bools only
+        ([{"a": 1, "b": 2.5, "c": True}, {"a": 2.5, "b": 7, "c": False}], None),
+        ([{"a": 1.0, "b": None}, {"a": None, "b": 2.0}], None),  # missing values
+        ([{"a": None}, {"a": None}], None),  # a column of missing values only
+        ([{"a": NAN, "b": 1.0}, {"a": 2.0, "b": NAN}], None),
+        ([{"a": np.float64(1.5), "b": np.float32(2.5), "c": np.int64(3)}] * 3, None),
+        ([{"a": 1.0, "b": 2.0}, {"b": 3.0, "a": 4.0}], None),  # keys in another order
+        ([{"a": 1.0, "b": 2.0}, {"a": 3.0, "c": 4.0}], None),  # same length, other keys
+        ([{"a": 1.0, "b": 2.0}, {"a": 3.0}], None),  # a key missing
+        ([{"a": 1.0, "b": "x"}, {"a": 3.0, "b": "y"}], None),  # strings
+        ([{"a": 1.0, "b": "2.5"}, {"a": 3.0, "b": 4.0}], None),  # a number in a string
+        ([{"a": 1.0, "b": [1.0, 2.0]}, {"a": 3.0, "b": [3.0, 4.0]}], None),  # sequences
+        ([{"a": [1.0, 2.0], "b": [3.0, 4.0]}] * 2, None),  # sequences only
+        ([{"a": 2**70, "b": 1.0}] * 2, None),  # an integer beyond int64
+        ([{"a": 1.0, "b": complex(1, 2)}] * 2, None),
+        ([{"a": 1.0, "b": np.int32(2)}] * 2, None),  # other numpy scalars
+        ([{"a": 1.0, "": 2.0}] * 2, None),  # an empty name
+        ([{1: 1.0, 2: 2.0}] * 2, None),  # names that are not strings
+        ([{"id": "r1", "a": 1.0, "b": 2.0}, {"id": "r2", "a": 3.0, "b": 4.0}], "id"),
+        ([{"id": "r1", "a": 1.0}, {"a": 3.0, "b": 4.0}], "id"),  # the id field missing
+        ([{"id": "r1"}, {"id": "r2"}], "id"),  # nothing but ids
+        ([{"a": 1.0, "b": 2.0}] * 3, "id"),  # no id field at all
+    ],
+)
+def test_list_of_dicts_the_fast_path_makes_the_general_paths_frame(
+    rows: list[dict[object, object]], exclude: str | None
+) -> None:
+    fast = capture_inputs(rows, exclude=exclude)
+    general = capture_inputs([RowMapping(row) for row in rows], exclude=exclude)
+    assert fast.problems == general.problems
+    if general.frame is None:
+        assert fast.frame is None
+    else:
+        assert fast.frame is not None
+        assert encode_frame(fast.frame) == encode_frame(general.frame)
+
+
 def test_mixed_numbers_and_strings_become_categorical() -> None:
     frame = roundtrip(capture_inputs([{"zip": 75001}, {"zip": "2A004"}, {"zip": None}]))
     assert values(frame) == {"zip": ["75001", "2A004", None]}

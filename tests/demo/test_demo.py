@@ -160,6 +160,35 @@ def test_each_phase_gets_its_shift_verdict(run: DemoRun) -> None:
     assert any(line.strip().startswith("shift: covariate shift: `alcohol`") for line in lines)
 
 
+def test_accuracy_is_estimated_before_the_labels_and_close_to_the_realized(run: DemoRun) -> None:
+    """The service's probabilities give each window an estimated accuracy before its labels
+    (which land a window after it closed); the covariate shift moves the scores where the
+    178-wine reference has too few to calibrate, and the estimate is withheld, saying why."""
+    for phase in (CLEAN, LABEL_SHIFT):
+        for _, window in phase_windows(run, phase):
+            found = Findings.of(window)
+            assert found.estimate is not None, found.estimate_missing
+            assert found.estimate.lower <= found.estimate.value <= found.estimate.upper
+            assert found.accuracy is not None
+            assert abs(found.estimate.value - found.accuracy) < 0.02
+            assert window["main_metric"]["estimated"]["value"] == found.estimate.value
+    for _, window in phase_windows(run, COVARIATE):
+        found = Findings.of(window)
+        assert found.estimate is None
+        assert found.estimate_missing and "barely holds" in found.estimate_missing
+    lines = run.stdout.splitlines()
+    window_lines = [line for line in lines if WINDOW_LINE.match(line)]
+    # Printed as each window closed, before its labels: the estimate, marked, and no labels.
+    estimated = [line for line in window_lines if re.search(r"accuracy ~\d\.\d{3} est$", line)]
+    assert len(estimated) >= 4, window_lines
+    assert all("labelled   0 (  0%)" in line for line in estimated)
+    assert sum(line.strip().startswith("estimate: none: ") for line in lines) == 2
+    # Then, as the labels land, the realized accuracy beside the estimate made before them.
+    landed = [line for line in lines if line.startswith("  labels in for ")]
+    assert len(landed) == 7, landed
+    assert sum("estimated ~" in line and "before them" in line for line in landed) == 5
+
+
 def test_injected_outliers_are_flagged_by_prediction_id(run: DemoRun) -> None:
     for entry, window in phase_windows(run, COVARIATE):
         found = Findings.of(window)

@@ -97,7 +97,11 @@ def test_bentoml_service_answers_with_prediction_ids_the_collector_joins(
             service.url + "/classify", json={"input_data": rows.tolist()}, timeout=30
         )
         assert response.status_code == 200, response.text
-        assert response.json() == train().predict(rows).tolist()
+        model = train()
+        assert response.json() == {
+            "prediction": model.predict(rows).tolist(),
+            "proba": model.predict_proba(rows).tolist(),
+        }
         ids = response.headers["x-prediction-ids"].split(",")
         assert len(ids) == 3
         truth = dict(zip(ids, labels[[0, 70, 140]].tolist(), strict=True))

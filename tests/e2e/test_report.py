@@ -188,13 +188,19 @@ def test_the_windows_list_carries_latency_and_the_main_metric(collector, capsys)
         assert window["latency"]["p50_ms"] == pytest.approx(expected_p50, rel=0.01)
         assert window["latency"]["p95_ms"] == pytest.approx(expected_p95, rel=0.01)
         assert window["latency"]["max_ms"] == pytest.approx(max(DURATIONS))
-    assert first["main_metric"] == {"name": "accuracy", "value": None, "scored": 0}
+    assert first["main_metric"] == {
+        "name": "accuracy",
+        "value": None,
+        "scored": 0,
+        "estimated": None,
+    }
     accuracy = accuracy_score(sent.truth["credit/2"], sent.predicted["credit/2"])
     assert accuracy == 0.75
     assert second["main_metric"] == {
         "name": "accuracy",
         "value": pytest.approx(accuracy),
         "scored": SPANS * ROWS,
+        "estimated": None,
     }
     assert [a["check"] for a in body["open_alerts"]] == ["error_rate"]
 

@@ -24,12 +24,15 @@ ALPHA = "\N{GREEK SMALL LETTER ALPHA}"
 
 
 # The page's formats (format.js), written again here to check what it shows. JavaScript rounds
-# the exact value of a double half up (toFixed, Intl), Python's format half to even: Decimal.
+# half up, Python's format half to even: Decimal. toFixed rounds the double's exact value,
+# Intl.NumberFormat (fmtScore) its shortest decimal text (0.82875, exactly 0.828749999...,
+# is 0.8287 to toFixed and 0.8288 to Intl).
 
 
-def fixed(x: float, decimals: int) -> str:
+def fixed(x: float, decimals: int, *, shortest: bool = False) -> str:
     step = Decimal(1).scaleb(-decimals)
-    return f"{Decimal(x).quantize(step, rounding=ROUND_HALF_UP):,}"
+    exact = Decimal(repr(x)) if shortest else Decimal(x)
+    return f"{exact.quantize(step, rounding=ROUND_HALF_UP):,}"
 
 
 def fmt_p(p: float) -> str:
@@ -43,7 +46,7 @@ def fmt_score(x: float) -> str:
     if x == 0:
         return "0"
     digits = 3 - math.floor(math.log10(abs(x)))
-    return fixed(x, max(digits, 0))
+    return fixed(x, max(digits, 0), shortest=True)
 
 
 def fmt_pct(x: float) -> str:

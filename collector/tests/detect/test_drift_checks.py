@@ -200,6 +200,10 @@ def test_clean_windows_raise_no_drift(scenario: Scenario) -> None:
         # One row per reference feature (the columns uploaded), each tested.
         features = {r["feature"] for r in results if r["detector"] == "univariate_drift"}
         assert features == {*FEATURES, "color", None}
+    # Five numeric features: too narrow for the reconstruction test, which says so.
+    wide = summary(scenario.results[0], "reconstruction_drift")
+    assert wide["decision"] == "not_enough_data" and "wide inputs" in wide["message"]
+    assert wide["details"] == {"features": len(FEATURES)}
     label = summary(scenario.results[0], "label_drift")
     assert label["decision"] == "ok", label
     assert label["details"]["n_window"] == 300

@@ -10,11 +10,15 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 import inferwatch
+from inferwatch.capture import capture_outputs
 from inferwatch.frame import Frame, categorical, numeric
 from inferwatch_testkit.collector import T0, SpanSender
 
 WINE = "wine"
 CHURN = "churn"
+# A classifier whose reference has probabilities and labels: its performance is estimated.
+CREDIT = "credit"
+CLASSES = ["no", "yes"]
 FEATURES = ("alcohol", "acidity", "sugar", "density", "ph")
 WINDOW = 60
 ROWS = 400
@@ -99,3 +103,43 @@ def get(client: httpx.Client, path: str, **params: str) -> Any:
     response = client.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def scored(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, a calibrated classifier's probabilities of no and yes, and labels drawn from
+    them."""
+    x = rng.normal(size=(rows, 2))
+    yes = 1 / (1 + np.exp(-(1.5 * x[:, 0] - x[:, 1])))
+    labels = np.where(rng.random(rows) < yes, "yes", "no")
+    return x, np.column_stack([1 - yes, yes]), labels
+
+
+def upload_scored_reference(url: str, rng: np.random.Generator) -> None:
+    x, proba, labels = scored(rng, 3000)
+    inferwatch.set_reference(
+        CREDIT,
+        "1",
+        {"x0": x[:, 0], "x1": x[:, 1]},
+        predictions=proba,
+        labels=labels,
+        task="classification",
+        classes=CLASSES,
+        endpoint=url,
+    )
+
+
+def send_scored_window(
+    sender: SpanSender, number: int, x: np.ndarray, proba: np.ndarray, prefix: str
+) -> list[str]:
+    """Rows with their probabilities, in batches of 50 inside window ``number``."""
+    ids = [f"{prefix}-{i}" for i in range(len(x))]
+    for batch, start in enumerate(range(0, len(ids), BATCH)):
+        rows = slice(start, start + BATCH)
+        inputs = Frame(BATCH, (numeric("x", x[rows], names=["x0", "x1"]),))
+        outputs = capture_outputs(
+            proba[rows], rows=BATCH, task="classification", classes=CLASSES
+        ).frame
+        assert outputs is not None
+        when = T0 + number * WINDOW + 1 + batch * 0.5
+        sender.send(CREDIT, "1", int(when * 1e9), inputs, ids[start : start + BATCH], outputs)
+    return ids

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from inferwatch.collector.storage import Storage
+from inferwatch.collector.storage.postgres import open_postgres
 from inferwatch.collector.storage.sqlite import open_sqlite
+from inferwatch_testkit.postgres import TemporaryDatabase
 
 
 class Backend:
@@ -22,6 +24,9 @@ class Backend:
         self._opened: list[Storage] = []
 
     def open(self) -> Storage:
+        """The database opened again, as a restarted collector opens it: the previous
+        collector (any storage opened before) is gone."""
+        self.close()
         storage = self._opener()
         self._opened.append(storage)
         return storage
@@ -34,18 +39,30 @@ class Backend:
     def close(self) -> None:
         for storage in self._opened:
             storage.close()
+        self._opened.clear()
 
 
-def _sqlite(tmp_path: Path) -> Backend:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return Backend("sqlite", lambda: open_sqlite(tmp_path / "contract.db"))
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
+def _postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    # One database for the run (the session's ``postgres`` fixture), a new schema per test:
+    # creating a schema costs far less than creating a database.
+    database: TemporaryDatabase = request.getfixturevalue("postgres")
+    url = database.new_schema()
+    return Backend("postgresql", lambda: open_postgres(url))
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Backend]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = BACKENDS[request.param](tmp_path)
+    made = BACKENDS[request.param](request, tmp_path)
     yield made
     made.close()
 

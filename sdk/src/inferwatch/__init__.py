@@ -69,7 +69,7 @@ def init(
     max_export_batch: int = 512,
     export_timeout: float = 10.0,
     flush_interval: float = 1.0,
-    compression: Compression = "gzip",
+    compression: Compression = "none",
     retry_backoff: float = 0.25,
     max_retry_delay: float = 0.5,
     redact: Mapping[str, Mapping[str, Literal["drop", "hash"]]] | None = None,
@@ -88,7 +88,9 @@ def init(
       reached new spans are dropped and counted (``stats().spans_dropped_queue_full``).
     - ``max_export_batch``: spans per export request; ``flush_interval``: seconds between
       exports; ``export_timeout``: seconds one export attempt may take; ``compression``:
-      ``"gzip"`` or ``"none"``.
+      ``"none"`` (the default: packed float frames barely compress, and gzip would cost more
+      CPU than the rest of the export) or ``"gzip"``, for a link where bytes cost more than CPU
+      (docs/span-contract.md, "Compression").
     - ``retry_backoff`` / ``max_retry_delay``: a batch the collector did not take (down,
       restarting, overloaded) is kept and sent again after ``retry_backoff`` seconds, doubling
       up to ``max_retry_delay``: export resumes within about ``max_retry_delay`` of the

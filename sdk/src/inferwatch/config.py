@@ -37,7 +37,7 @@ class Settings:
     max_export_batch: int = 512
     export_timeout: float = 10.0
     flush_interval: float = 1.0
-    compression: Compression = "gzip"
+    compression: Compression = "none"
     retry_backoff: float = 0.25
     max_retry_delay: float = 0.5
     # Per model: features dropped or hashed before anything leaves the process (see

@@ -6,8 +6,9 @@ skips both: the frame header of the previous call is reused and only the values 
 Both paths give the same bytes (tests/sdk/test_encoder.py checks it).
 
 A batch given as a list of row dicts is the costly case: turning 1,000 rows of 20 Python values
-into columns takes ~3 ms. Its inputs are encoded later, by the export thread, from a copy of
-the rows taken during the call (~0.2 ms): the rows may be changed once the call has returned.
+into columns takes ~0.6 ms when they are numbers under the same keys (more for mixed rows). Its
+inputs are encoded later, by the export thread, from a copy of the rows taken during the call
+(~0.1 ms): the rows may be changed once the call has returned.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""inferwatch's own OpenTelemetry pipeline: tracer provider, sampler, export queue, exporter.
+"""inferwatch's own export pipeline: sampler, export queue, span encoder and sender.
 
 It is separate from any pipeline the application has (BentoML, for one, samples 0% by default):
-the global provider is never read nor set. Spans go to ``{endpoint}/v1/traces`` over OTLP/HTTP
-(inferwatch.otlp_http, not the OpenTelemetry exporter, whose retries block the export thread
-and log every failed attempt). The export thread (inferwatch.export_queue) builds each call's
-span and exports it.
+the global tracer provider is never read nor set. Spans go to ``{endpoint}/v1/traces`` over
+OTLP/HTTP (inferwatch.otlp_http, not the OpenTelemetry exporter, whose retries block the export
+thread and log every failed attempt). The export thread (inferwatch.export_queue) writes each
+call's span straight into the request's protobuf bytes (inferwatch.otlp_spans) and sends them.
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ import os
 import random
 import threading
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from inferwatch import contract, diagnostics
 from inferwatch.config import Settings
 from inferwatch.export_queue import ExportQueue, PendingSpan
-from inferwatch.otlp_http import ExporterSender, OTLPHTTPSender, SpanSender
+from inferwatch.otlp_http import OTLPHTTPSender, SpanSender
+from inferwatch.otlp_spans import SpanEncoder
 from inferwatch.retry import RetryPolicy
 
 
@@ -33,8 +29,7 @@ class CallSampler:
 
     Not parent-based on purpose: the application's span may be unsampled (BentoML's default)
     and must not switch monitoring off. Not trace-id based either: calls sharing one trace
-    (a batch job) are sampled independently. The tracer provider then samples every span it
-    is asked for: an unsampled call never becomes one.
+    (a batch job) are sampled independently. An unsampled call never becomes a span.
     """
 
     def __init__(self, rate: float) -> None:
@@ -46,45 +41,21 @@ class CallSampler:
         return rate >= 1.0 or (rate > 0.0 and self._random.random() < rate)
 
 
-class _Collector(SpanProcessor):
-    """The provider's only processor: hands the spans the export thread ends back to it."""
-
-    def __init__(self) -> None:
-        self.ended: list[ReadableSpan] = []
-
-    def on_start(self, span: object, parent_context: Context | None = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.ended.append(span)
-
-
 class Pipeline:
-    """One configuration of inferwatch's tracer provider, export queue and exporter."""
+    """One configuration of inferwatch's export queue, span encoder and sender.
 
-    def __init__(self, settings: Settings, exporter: SpanExporter | None = None) -> None:
+    ``sender`` replaces the OTLP/HTTP sender of the settings (tests and benchmarks).
+    """
+
+    def __init__(self, settings: Settings, sender: SpanSender | None = None) -> None:
         self.settings = settings
         self.sampler = CallSampler(settings.sample_rate)
-        sender: SpanSender = (
-            _otlp_sender(settings) if exporter is None else ExporterSender(exporter)
-        )
-        self._collector = _Collector()
-        self.provider = TracerProvider(
-            sampler=ALWAYS_ON,
-            resource=Resource.create({"service.name": settings.service_name}),
-            # Our attributes must arrive whole whatever OTEL_*_LIMIT the application sets.
-            span_limits=SpanLimits(
-                max_span_attributes=64,
-                max_attribute_length=SpanLimits.UNSET,
-                max_span_attribute_length=SpanLimits.UNSET,
-            ),
-            shutdown_on_exit=False,
-        )
-        self.provider.add_span_processor(self._collector)
-        self.tracer: Tracer = self.provider.get_tracer(contract.INSTRUMENTATION_SCOPE)
+        # The resource the OpenTelemetry SDK would give the spans ($OTEL_RESOURCE_ATTRIBUTES
+        # included), encoded once.
+        self._encoder = SpanEncoder(Resource.create({"service.name": settings.service_name}))
         self.queue = ExportQueue(
-            sender,
-            self._build,
+            sender if sender is not None else _otlp_sender(settings),
+            self._encode,
             max_queue_spans=settings.max_queue_spans,
             max_queue_bytes=settings.max_queue_bytes,
             max_export_batch=settings.max_export_batch,
@@ -101,34 +72,20 @@ class Pipeline:
     def shutdown(self, timeout: float) -> bool:
         return self.queue.shutdown(timeout)
 
-    def _build(self, batch: list[PendingSpan]) -> tuple[list[ReadableSpan], int]:
-        """The spans of a batch of calls, and how many calls could not be built (run by the
-        export thread, the only one ending spans on this provider)."""
-        unbuilt = 0
+    def _encode(self, batch: list[PendingSpan]) -> tuple[list[bytes] | None, int]:
+        """The export request of a batch of calls (None if no span could be encoded), and how
+        many calls could not be (run by the export thread only)."""
+        encoder = self._encoder
+        spans: list[list[bytes]] = []
         for pending in batch:
             try:
                 if pending.complete is not None:
                     pending.complete(pending.attributes)
-                span = self.tracer.start_span(
-                    contract.SPAN_NAME,
-                    context=pending.parent,
-                    kind=SpanKind.INTERNAL,
-                    attributes=pending.attributes,
-                    start_time=pending.start_ns,
-                )
-                if pending.error is not None:
-                    kind, message = pending.error
-                    span.set_status(Status(StatusCode.ERROR, kind))
-                    span.add_event(
-                        "exception", {"exception.type": kind, "exception.message": message}
-                    )
-                span.end(end_time=pending.end_ns)
+                spans.append(encoder.span(pending))
             except Exception as exc:
-                unbuilt += 1
                 model = str(pending.attributes.get(contract.ATTR_MODEL_NAME))
                 diagnostics.monitoring_error(model, "building the span", exc)
-        spans, self._collector.ended = self._collector.ended, []
-        return spans, unbuilt
+        return (encoder.request(spans) if spans else None), len(batch) - len(spans)
 
 
 def _otlp_sender(settings: Settings) -> OTLPHTTPSender:
@@ -170,10 +127,11 @@ def _start_inherited() -> Pipeline | None:
         return _pipeline
 
 
-def start(settings: Settings, exporter: SpanExporter | None = None) -> Pipeline:
-    """Replace the running pipeline (shut down within ``timeout``) by one for ``settings``."""
+def start(settings: Settings, sender: SpanSender | None = None) -> Pipeline:
+    """Replace the running pipeline (shut down within ``timeout``) by one for ``settings``;
+    ``sender`` replaces its OTLP/HTTP sender (tests and benchmarks)."""
     global _pipeline, _inherited
-    pipeline = Pipeline(settings, exporter)
+    pipeline = Pipeline(settings, sender)
     with _pipeline_lock:
         old, _pipeline, _inherited = _pipeline, pipeline, None
     if old is not None:

@@ -1,8 +1,8 @@
 """ExportQueue: monitored calls waiting to be exported, and the one thread that exports them.
 
 A recorded call is queued as a PendingSpan (its attributes already encoded), so that the
-model's thread pays for capture and encoding only: building the OpenTelemetry span and
-exporting it happen here, off the call's path. The queue is bounded by count and by bytes; a
+model's thread pays for capture and encoding only: writing the span into an export request and
+sending it happen here, off the call's path. The queue is bounded by count and by bytes; a
 full queue drops and counts. ``flush`` and ``shutdown`` signal the thread and wait at most
 their timeout, never exporting in the caller's thread: the SDK's BatchSpanProcessor does, and
 blocks 15-30 s when the collector is down (opentelemetry-python #4555, #4568).
@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from inferwatch import contract, diagnostics
@@ -79,15 +78,16 @@ class PendingSpan:
 
 class ExportQueue:
     """Calls waiting to become spans, bounded by count and bytes, and the thread that exports
-    them: it builds each batch's spans (``build``) and hands them to ``sender``.
+    them: it encodes each batch into one export request (``encode``) and hands it to ``sender``.
 
-    ``build`` returns the spans it could build and the number of calls it could not.
+    ``encode`` returns the request, as chunks of bytes (None when no span of the batch could be
+    encoded), and the number of calls it could not encode.
     """
 
     def __init__(
         self,
         sender: SpanSender,
-        build: Callable[[list[PendingSpan]], tuple[list[ReadableSpan], int]],
+        encode: Callable[[list[PendingSpan]], tuple[list[bytes] | None, int]],
         *,
         max_queue_spans: int,
         max_queue_bytes: int,
@@ -96,7 +96,7 @@ class ExportQueue:
         retry: RetryPolicy,
     ) -> None:
         self._sender = sender
-        self._build = build
+        self._encode = encode
         self._max_spans = max_queue_spans
         self._max_bytes = max_queue_bytes
         # Export early once a request's worth of bytes (or half the queue) is waiting.
@@ -229,24 +229,25 @@ class ExportQueue:
         return batch
 
     def _export(self, batch: list[PendingSpan]) -> None:
-        """Build, encode and send one batch; every call in it is settled (or the queue closed
+        """Encode and send one batch; every call in it is settled (or the queue closed
         meanwhile, which counted them)."""
         try:
-            spans, unbuilt = self._build(batch)
-        except Exception as exc:  # build reports its own failures; the worker must not die
-            diagnostics.monitoring_error(_ANY_MODEL, "building spans", exc)
-            spans, unbuilt = [], len(batch)
+            request, unbuilt = self._encode(batch)
+        except Exception as exc:  # encode reports its own failures; the worker must not die
+            diagnostics.monitoring_error(_ANY_MODEL, "encoding spans", exc)
+            request, unbuilt = None, len(batch)
         if unbuilt and not self._settle(unbuilt, "spans_failed"):
             return
-        if not spans:
+        spans = len(batch) - unbuilt
+        if request is None or not spans:
             return
         try:
-            attempt = self._sender.prepare(spans)
-        except Exception as exc:  # encoding must not fail, but the worker must not die
-            diagnostics.monitoring_error(_ANY_MODEL, "encoding spans", exc)
-            self._settle(len(spans), "spans_failed")
+            attempt = self._sender.prepare(request)
+        except Exception as exc:  # compressing must not fail, but the worker must not die
+            diagnostics.monitoring_error(_ANY_MODEL, "compressing spans", exc)
+            self._settle(spans, "spans_failed")
             return
-        self._deliver(attempt, len(spans))
+        self._deliver(attempt, spans)
 
     def _deliver(self, attempt: Attempt, spans: int) -> None:
         """Try until the collector takes or refuses the batch, or the queue stops."""

@@ -1,7 +1,8 @@
 """One OTLP/HTTP export request per batch of spans, and what the collector's answer means.
 
-The export thread (inferwatch.export_queue) owns retrying. A sender prepares a batch once
-(encoded and compressed: retries must not cost the model's threads the GIL again and again);
+The export thread (inferwatch.export_queue) owns retrying. A sender prepares a batch's request
+once (compressed if so configured: retries must not cost the model's threads the GIL again and
+again);
 each call of what it prepared makes one attempt and says whether the spans were taken
 (``Delivered``, with the count a partial success rejected), refused for good (``Refused``) or
 may be sent again (``Retry``). It never sleeps and never logs: the OpenTelemetry exporter
@@ -13,23 +14,22 @@ server's log for as long as the collector is down; inferwatch counts those in
 from __future__ import annotations
 
 import functools
-import gzip
 import socket
 import urllib.parse
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 from google.protobuf.message import DecodeError
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from inferwatch.retry import RETRYABLE_STATUS, parse_retry_after
 
 PROTOBUF = "application/x-protobuf"
+# zlib's window with a gzip header and trailer (Content-Encoding: gzip).
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
 # A probe waits this long at most for a connection (a collector that is up accepts at once).
 _PROBE_TIMEOUT = 2.0
 
@@ -67,7 +67,10 @@ Attempt = Callable[[], Outcome]
 
 
 class SpanSender(Protocol):
-    def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt: ...
+    def prepare(self, request: list[bytes]) -> Attempt:
+        """What sends ``request`` (an ExportTraceServiceRequest's protobuf bytes, in chunks)
+        once a call."""
+        ...
 
     def reachable(self) -> bool:
         """Whether the collector accepts connections again: a probe far cheaper than an
@@ -97,15 +100,19 @@ class OTLPHTTPSender:
         self._address = (parts.hostname or "127.0.0.1", parts.port or default_port)
         self._probe_timeout = min(timeout, _PROBE_TIMEOUT)
 
-    def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt:
-        body = encode_spans(spans).SerializePartialToString()
+    def prepare(self, request: list[bytes]) -> Attempt:
         if self._gzip:
-            body = gzip.compress(body, compresslevel=6)
-        return functools.partial(self._post, body)
+            # Off by default: frames of packed floats barely compress (4% of a 1,000 x 20
+            # batch) and gzip would cost several times the rest of the export (bench/notes/sdk.md).
+            compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS)
+            request = [*map(compressor.compress, request), compressor.flush()]
+        # The chunks are written one after the other, never joined into one copy.
+        length = {"Content-Length": str(sum(map(len, request)))}
+        return functools.partial(self._post, request, length)
 
-    def _post(self, body: bytes) -> Outcome:
+    def _post(self, body: list[bytes], length: dict[str, str]) -> Outcome:
         try:
-            response = self._client.post(self.url, content=body)
+            response = self._client.post(self.url, content=body, headers=length)
         except httpx.TransportError as exc:
             # Refused, reset, timed out: the collector is down or restarting.
             return Retry(type(exc).__name__, answered=False)
@@ -135,25 +142,3 @@ def _rejected_spans(response: httpx.Response) -> int:
     except DecodeError:
         return 0
     return max(int(answer.partial_success.rejected_spans), 0)
-
-
-class ExporterSender:
-    """Any OpenTelemetry SpanExporter as a sender (benchmarks pass a no-op one): a failure
-    is taken as worth retrying, since a SpanExporter does not say why it failed."""
-
-    def __init__(self, exporter: SpanExporter) -> None:
-        self._exporter = exporter
-
-    def prepare(self, spans: Sequence[ReadableSpan]) -> Attempt:
-        return functools.partial(self._export, spans)
-
-    def _export(self, spans: Sequence[ReadableSpan]) -> Outcome:
-        if self._exporter.export(spans) is SpanExportResult.SUCCESS:
-            return Delivered()
-        return Retry("the exporter failed")
-
-    def reachable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._exporter.shutdown()

@@ -37,6 +37,8 @@ EXIT_UNKNOWN_MODEL = 2
 MIN_FINDINGS_WIDTH = 12
 # The longest a version is shown in the table (longer ones end in "..").
 MAX_VERSION_WIDTH = 12
+# Before a metric's value: estimated without labels, not measured.
+ESTIMATE_MARK = "~"
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -218,6 +220,12 @@ def render_report(report: Report, width: int = DEFAULT_WIDTH) -> str:
     lines = [title, ""]
     if report.windows:
         lines += _window_table(report.windows, width, with_end=not length, day=day)
+        if _shows_an_estimate(report.windows):
+            note = (
+                f"{ESTIMATE_MARK}... est: estimated from the predictions before their labels "
+                "arrive (docs/detectors.md, estimated_performance); --json has its band"
+            )
+            lines += ["", *_wrapped(note, width)]
         latest = [r for r in _results(report.windows[-1]) if _is_finding(r)]
         if latest:
             lines += ["", "Findings in the latest window:"]
@@ -316,10 +324,27 @@ def _metric_header(windows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _metric_cell(main: object, *, named: bool) -> str:
+    """The realized value; before labels give one, the estimate, marked (``~0.912 est``)."""
     if not isinstance(main, Mapping):
         return "-"
     value = _metric_value(_float(main.get("value")))
+    if value == "-" and (estimated := _estimated(main)) is not None:
+        value = f"{ESTIMATE_MARK}{_metric_value(estimated)} est"
     return f"{main.get('name')} {value}" if named and value != "-" else value
+
+
+def _estimated(main: Mapping[str, Any]) -> float | None:
+    estimated = main.get("estimated")
+    return _float(estimated.get("value")) if isinstance(estimated, Mapping) else None
+
+
+def _shows_an_estimate(windows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(
+        isinstance(m := w.get("main_metric"), Mapping)
+        and _float(m.get("value")) is None
+        and _estimated(m) is not None
+        for w in windows
+    )
 
 
 def _metric_value(value: float | None) -> str:

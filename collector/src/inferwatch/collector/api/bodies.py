@@ -73,6 +73,16 @@ class Latency(BaseModel):
         return cls(**{key: _number(summary.get(key)) for key in cls.model_fields})
 
 
+class EstimatedMetric(BaseModel):
+    """A metric estimated without labels, with its band."""
+
+    value: float
+    lower: float | None = Field(description="Lower end of the band.")
+    upper: float | None = Field(description="Upper end of the band.")
+    confidence: float | None = Field(description="The band's confidence (0.95 by default).")
+    method: str | None = Field(description="cbpe (a classifier) or dle (a regressor).")
+
+
 class MainMetric(BaseModel):
     """The one performance figure a list of windows shows."""
 
@@ -84,6 +94,12 @@ class MainMetric(BaseModel):
         description="Null while no labelled row is scored, or where the metric is undefined."
     )
     scored: int = Field(description="Labelled rows with a prediction: what it is computed on.")
+    estimated: EstimatedMetric | None = Field(
+        default=None,
+        description="The same metric estimated from the window's predictions before its labels "
+        "(the estimated_performance check); it stays beside value once labels land. Null when "
+        "the metric is not estimated or the estimate is not trusted.",
+    )
 
 
 class WindowCounts(BaseModel):

@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
+from inferwatch.collector.window.store import StorageUnavailable
+
 # Values quoted in a message are cut to this many characters: a hostile input is not echoed whole.
 _MAX_QUOTED = 80
 # Where FastAPI says a value came from; the message names the field alone.
@@ -152,6 +154,19 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     return error_response(500, f"the collector's database failed: {exc}")
 
 
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    """A database server that cannot be reached or refuses for now (PostgreSQL's backend)."""
+    logger.warning(
+        "storage failed for %s %s, answered 503: %s", request.method, _cut(request.url.path), exc
+    )
+    wait = RETRY_AFTER_STORAGE_S
+    return error_response(
+        503,
+        f"the collector could not store or read this now ({exc}); retry after {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """A fault of the collector's own; the traceback goes to the log (Starlette re-raises)."""
     return error_response(500, "the collector failed on this request; its log says why")
@@ -187,4 +202,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(sqlite3.Error, _storage_error)
+    app.add_exception_handler(StorageUnavailable, _storage_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -3,15 +3,17 @@
 One figure per window, so a list of 10,000 stays small: the first metric of the model's
 ``performance.metrics`` that applies to the window's task, or accuracy for a classifier and MAE
 for a regressor. Built-in metrics are read from the window's stored figures; a metric of the
-model's own is computed from the statistics the window kept, as ``/metrics`` does.
+model's own is computed from the statistics the window kept, as ``/metrics`` does. Beside it, the
+same metric as the ``estimated_performance`` check estimated it without labels, when it did.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from inferwatch.collector.api.bodies import MainMetric
+from inferwatch.collector.api.bodies import EstimatedMetric, MainMetric
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
 from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detectors.metrics import DEFAULT_METRICS, Metric, Task, evaluate, metric
@@ -26,8 +28,11 @@ class MainMetrics:
         settings = config.detectors.get(PERFORMANCE)
         self._settings = settings if isinstance(settings, PerformanceSettings) else None
 
-    def of(self, performance: Mapping[str, Any]) -> MainMetric | None:
-        """None for a window not evaluated yet (its performance is not stored)."""
+    def of(
+        self, performance: Mapping[str, Any], estimate: Mapping[str, Any] | None = None
+    ) -> MainMetric | None:
+        """None for a window not evaluated yet (its performance is not stored). ``estimate``:
+        the window details' ``estimated_performance``."""
         task = performance.get("task")
         if task not in BUILTIN_METRICS:
             return None
@@ -40,7 +45,9 @@ class MainMetrics:
         else:
             value = self._own(chosen, performance) if scored else None
         number = float(value) if isinstance(value, int | float) else None
-        return MainMetric(name=chosen.name, value=number, scored=scored)
+        return MainMetric(
+            name=chosen.name, value=number, scored=scored, estimated=_estimated(chosen, estimate)
+        )
 
     def _chosen(self, task: Task) -> Metric:
         if self._settings is not None:
@@ -58,3 +65,26 @@ class MainMetrics:
             return evaluate(stats, [chosen])[chosen.name]
         except Exception:  # the user's function may fail in any way; /metrics says why
             return None
+
+
+def _estimated(chosen: Metric, estimate: Mapping[str, Any] | None) -> EstimatedMetric | None:
+    if not isinstance(estimate, Mapping) or not estimate.get("trusted"):
+        return None
+    metrics = estimate.get("metrics")
+    figure = metrics.get(chosen.name) if isinstance(metrics, Mapping) else None
+    if not isinstance(figure, Mapping) or _number(figure.get("value")) is None:
+        return None
+    method = estimate.get("method")
+    return EstimatedMetric(
+        value=figure["value"],
+        lower=_number(figure.get("lower")),
+        upper=_number(figure.get("upper")),
+        confidence=_number(estimate.get("confidence")),
+        method=method if isinstance(method, str) else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)

@@ -23,6 +23,9 @@ from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.main_metric import MainMetrics
 from inferwatch.collector.api.openapi import refusals
 from inferwatch.collector.codec import json_safe
+from inferwatch.collector.detect.checks.estimated_performance import (
+    DETAILS_KEY as ESTIMATED_PERFORMANCE,
+)
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
 from inferwatch.collector.detect.checks.performance import PerformanceSettings
 from inferwatch.collector.detectors.metrics import Task, evaluate
@@ -106,13 +109,19 @@ async def list_windows(
 def _window_list(records: list[WindowRecord], main: MainMetrics) -> bodies.WindowList:
     return bodies.WindowList(
         windows=[
-            bodies.Window.from_record(r, main_metric=main.of(_performance(r))) for r in records
+            bodies.Window.from_record(r, main_metric=main.of(_performance(r), _estimate(r)))
+            for r in records
         ]
     )
 
 
 def _performance(record: WindowRecord) -> dict[str, Any]:
     return (record.details or {}).get("performance") or {}
+
+
+def _estimate(record: WindowRecord) -> dict[str, Any] | None:
+    estimate = (record.details or {}).get(ESTIMATED_PERFORMANCE)
+    return estimate if isinstance(estimate, dict) else None
 
 
 @router.get(
@@ -138,7 +147,9 @@ async def get_window(request: Request, model: str, window_id: WindowId) -> bodie
             state = await asyncio.to_thread(runtime.book.merged, window_id)
         summary = state.describe() if state is not None else None
     shift = bodies.ShiftVerdict.of(record.results or [])
-    main = await asyncio.to_thread(MainMetrics(runtime.settings(model)).of, _performance(record))
+    main = await asyncio.to_thread(
+        MainMetrics(runtime.settings(model)).of, _performance(record), _estimate(record)
+    )
     return bodies.WindowDetail.from_record(record, main_metric=main, summary=summary, shift=shift)
 
 

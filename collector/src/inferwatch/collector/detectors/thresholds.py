@@ -156,21 +156,6 @@ def bootstrap_null(
     return [score(pool[rng.integers(0, pool.shape[0], window_size)]) for _ in range(n_bootstrap)]
 
 
-def bootstrap_means(
-    values: np.ndarray, window_size: int, n_bootstrap: int = 1000, random_state: int = 0
-) -> np.ndarray:
-    """Means of ``n_bootstrap`` windows of ``window_size`` draws from ``values`` (the null)."""
-    rng = np.random.default_rng(random_state)
-    means = np.empty(n_bootstrap)
-    # In chunks so a 10,000-row window does not allocate n_bootstrap x 10,000 indices at once.
-    chunk = max(1, 2_000_000 // max(window_size, 1))
-    for start in range(0, n_bootstrap, chunk):
-        stop = min(start + chunk, n_bootstrap)
-        draws = values[rng.integers(0, values.size, (stop - start, window_size))]
-        means[start:stop] = draws.mean(axis=1)
-    return means
-
-
 def learn_from_history(
     past_scores: Sequence[float],
     *,

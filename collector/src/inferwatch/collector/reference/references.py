@@ -49,6 +49,12 @@ class References:
         with self._lock:
             return self._profiles.setdefault(key, profile)
 
+    def forget_missing(self) -> None:
+        """Look again for the references of versions that had none: another collector sharing
+        the database may have stored one since."""
+        with self._lock:
+            self._profiles = {k: p for k, p in self._profiles.items() if p is not None}
+
     def new_window(self, model: str, version: str) -> WindowSummary:
         """An empty summary for a new window of the version: over its reference's bins and
         categories, or without bins while it has no reference."""

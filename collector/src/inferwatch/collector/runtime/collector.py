@@ -89,6 +89,8 @@ class Collector:
             registry.checks_in_order(),
             fitted,
             clock,
+            leadership=storage.leadership,
+            refresh_settings=settings.refresh,
         )
         return cls(
             config,

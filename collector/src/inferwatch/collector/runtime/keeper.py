@@ -4,6 +4,11 @@ A window closes once its end plus the model's allowed lateness has passed; closi
 Late spans or labels for a closed window mark it, and the next tick evaluates it again, as does
 the model's performance ``max_label_delay`` passing for a window whose metrics waited for labels.
 Every evaluation's results then go to the alert engine, which opens and resolves alerts.
+
+Replicas sharing a database each checkpoint their own share of window state, and take the
+settings and references the others stored; only the leader (``storage.Leadership``) evaluates,
+alerts, sweeps and prunes, reading every replica's share of a window, checkpointed or still in
+its journal. Another replica takes the role on its next tick after the leader goes.
 """
 
 from __future__ import annotations
@@ -26,15 +31,18 @@ from inferwatch.collector.detect.evaluate import evaluate_window
 from inferwatch.collector.detect.fitted import FittedCache
 from inferwatch.collector.detect.view import DetectorStates, WindowView
 from inferwatch.collector.detectors.result import Result
+from inferwatch.collector.ingest.journal import decode_batch
 from inferwatch.collector.ingest.pipeline import IngestPipeline
 from inferwatch.collector.labels.join import labelled_pairs
 from inferwatch.collector.labels.scoring import window_performance
 from inferwatch.collector.labels.store import LabelStore
+from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
 from inferwatch.collector.settings import CollectorConfig, ModelConfig
+from inferwatch.collector.storage import Leadership, SoleCollector
 from inferwatch.collector.window.state import WindowBook, WindowState
-from inferwatch.collector.window.store import WindowRecord, WindowStore
+from inferwatch.collector.window.store import WindowParts, WindowRecord, WindowStore
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +68,9 @@ class WindowKeeper:
         checks: Sequence[CheckSpec[Any]],
         fitted: FittedCache,
         clock: Callable[[], float] = time.time,
+        *,
+        leadership: Leadership | None = None,
+        refresh_settings: Callable[[], None] = lambda: None,
     ) -> None:
         self._windows = windows
         self._labels = labels
@@ -75,6 +86,9 @@ class WindowKeeper:
         self._checks = checks
         self._fitted = fitted
         self._clock = clock
+        self._leadership = leadership or SoleCollector()
+        self._refresh_settings = refresh_settings
+        self._leads = False
         self._last_checkpoint = clock()
         self._last_prune = -float("inf")
         self._last_sweep = -float("inf")
@@ -93,10 +107,19 @@ class WindowKeeper:
     async def tick(self) -> None:
         """One round of housekeeping (tests call it directly with an injected clock)."""
         now = self._clock()
+        await asyncio.to_thread(self._refresh_settings)
+        await asyncio.to_thread(self._references.forget_missing)
+        leads = await asyncio.to_thread(self._leadership.holds)
+        if leads != self._leads:
+            # Marks of windows evaluated as leader say nothing once another replica evaluates.
+            self._closed_in_memory.clear()
+            self._leads = leads
         if now - self._last_checkpoint >= self._config.checkpoint_interval_seconds:
             await self._checkpoint()
             self._last_checkpoint = now
         await asyncio.to_thread(self._references.fit_due)
+        if not leads:
+            return
         now_ms = int(now * 1000)
         for record in await asyncio.to_thread(self._windows.find, closed=False):
             lateness_ms = self._config_for(record.model).allowed_lateness_seconds * 1000
@@ -116,11 +139,12 @@ class WindowKeeper:
     async def evaluate(self, record: WindowRecord, *, close: bool) -> None:
         async with self._state_lock:
             await self._pipeline.settle()
-            state = await asyncio.to_thread(self._book.merged, record.id)
-            # The marks this evaluation answers for: read once the settled spans are in the
-            # state and before the labels are read, so whatever lands later stays marked.
-            current = await asyncio.to_thread(self._windows.get, record.model, record.id)
-        marks = (current or record).needs_eval
+            # The marks this evaluation answers for: read with the stored parts, once the settled
+            # spans are in the state and before the labels are read, so whatever lands later
+            # (here or at another replica) stays marked.
+            parts = await asyncio.to_thread(self._windows.parts, record.id)
+            state = await asyncio.to_thread(self._whole, record.id, parts)
+        marks = parts.needs_eval
         try:
             await asyncio.to_thread(self._evaluate, record, state or WindowState(), close, marks)
         except Exception:
@@ -129,6 +153,21 @@ class WindowKeeper:
         self._metrics.evaluations.labels("close" if close else "late").inc()
         if close:
             self._closed_in_memory.add(record.id)
+
+    def _whole(self, window_id: int, parts: WindowParts) -> WindowState | None:
+        """The window's whole state: this collector's, and every other replica's share."""
+        others: list[PredictionBatch] = []
+        for payload in parts.journal:
+            try:
+                others.append(decode_batch(payload))
+            except Exception as exc:
+                # Its replica quarantines it when it replays its journal.
+                logger.warning(
+                    "a journaled batch of another replica in window %d cannot be read (%s)",
+                    window_id,
+                    type(exc).__name__,
+                )
+        return self._book.merged(window_id, parts.states, others)
 
     def _evaluate(self, record: WindowRecord, state: WindowState, close: bool, marks: int) -> None:
         config = self._config_for(record.model)
@@ -221,7 +260,9 @@ class WindowKeeper:
     async def _checkpoint(self) -> None:
         async with self._state_lock:
             await asyncio.to_thread(self._book.checkpoint)
-            self._book.evict(self._closed_in_memory)
+            # A replica that does not evaluate never learns which windows closed: it keeps no
+            # state past its checkpoint, reloading a window's when more of it comes.
+            self._book.evict(self._closed_in_memory if self._leads else None)
             self._closed_in_memory.clear()
 
     async def _reference_from_windows(self) -> None:
@@ -240,7 +281,10 @@ class WindowKeeper:
                 continue
             async with self._state_lock:
                 await self._pipeline.settle()
-                states = [await asyncio.to_thread(self._book.merged, w.id) for w in windows]
+                states = []
+                for w in windows:
+                    parts = await asyncio.to_thread(self._windows.parts, w.id)
+                    states.append(await asyncio.to_thread(self._whole, w.id, parts))
             samples = [s.reservoir.to_frame() for s in states if s is not None and s.rows]
             if samples:
                 await asyncio.to_thread(self._references.fit_from_samples, model, name, samples)

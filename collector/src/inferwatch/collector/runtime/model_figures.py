@@ -1,10 +1,10 @@
 """The per-model figures /metrics and the OpenTelemetry export show, read from storage when asked.
 
 Each model version is shown by its newest closed, evaluated window (drift scores and p-values per
-check and feature, the outlier rate, realized performance, label coverage and delay, rows and
-requests), by its lifetime row counts and by its open alerts. Nothing is kept between reads, so
-the figures are right after a restart, without traffic, across replicas sharing a database, and
-gone once a model's windows are.
+check and feature, the outlier rate, realized and estimated performance, label coverage and
+delay, rows and requests), by its lifetime row counts and by its open alerts. Nothing is kept
+between reads, so the figures are right after a restart, without traffic, across replicas sharing
+a database, and gone once a model's windows are.
 
 Cardinality is bounded by ``[collector] metrics_max_models``, ``metrics_max_versions`` and
 ``metrics_max_features`` (docs/metrics.md); ``inferwatch_model_features_omitted`` counts what the
@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from inferwatch.collector.codec import printable
+from inferwatch.collector.detect.checks.estimated_performance import (
+    DETAILS_KEY as ESTIMATED_PERFORMANCE,
+)
 from inferwatch.collector.detect.checks.performance import NAME as PERFORMANCE
 from inferwatch.collector.detectors.metrics import Task
 from inferwatch.collector.detectors.result import Result
@@ -29,8 +32,8 @@ from inferwatch.collector.storage import Storage
 from inferwatch.collector.window.store import EvaluatedWindow, VersionWindows, WindowRecord
 
 OUTLIERS = "outliers"
-# ``kind`` of a performance figure: computed from labels. Estimated performance (CBPE, DLE)
-# joins as kind="estimated" under the same metric names.
+# ``kind`` of a performance figure: computed from labels, or estimated without them (CBPE,
+# DLE) under the same metric names.
 REALIZED = "realized"
 ESTIMATED = "estimated"
 SEVERITIES = ("warning", "critical")
@@ -86,7 +89,7 @@ CHECK_SCORE = Family(
     "gauge",
     "A check's score in that window: the drift statistic of check=univariate_drift per feature, "
     "the outlier rate of check=outliers, ... (feature is empty for a check-level row; for "
-    "check=performance it is the metric).",
+    "check=performance and check=estimated_performance it is the metric).",
     _FEATURE,
 )
 CHECK_P_VALUE = Family(
@@ -134,6 +137,20 @@ PERFORMANCE_FIGURE = Family(
     'own); kind="realized" is computed from labels, kind="estimated" is estimated without them.',
     (*_VERSION, "metric", "kind"),
 )
+# The estimate's band, labelled as the estimate it bounds, so that the three pair one to one.
+PERFORMANCE_LOWER = Family(
+    "inferwatch_model_performance_lower",
+    "gauge",
+    'Lower end of the band of kind="estimated" performance (its confidence, 95% by default, is '
+    "the estimated_performance check's).",
+    (*_VERSION, "metric", "kind"),
+)
+PERFORMANCE_UPPER = Family(
+    "inferwatch_model_performance_upper",
+    "gauge",
+    'Upper end of the band of kind="estimated" performance.',
+    (*_VERSION, "metric", "kind"),
+)
 LABEL_COVERAGE = Family(
     "inferwatch_model_label_coverage_ratio",
     "gauge",
@@ -170,6 +187,8 @@ FAMILIES: tuple[Family, ...] = (
     OUTLIER_RATIO,
     OUTLIER_EXPECTED_RATIO,
     PERFORMANCE_FIGURE,
+    PERFORMANCE_LOWER,
+    PERFORMANCE_UPPER,
     LABEL_COVERAGE,
     LABEL_DELAY,
     ALERTS_OPEN,
@@ -283,6 +302,11 @@ class ModelFigures:
         results = record.results or []
         for metric, kind, value in performance_figures(performance, results):
             figures.add(PERFORMANCE_FIGURE, (*labels, metric, kind), value)
+        for metric, value, lower, upper in estimated_figures(details.get(ESTIMATED_PERFORMANCE)):
+            row = (*labels, metric, ESTIMATED)
+            figures.add(PERFORMANCE_FIGURE, row, value)
+            figures.add(PERFORMANCE_LOWER, row, lower)
+            figures.add(PERFORMANCE_UPPER, row, upper)
         kept, omitted = _kept_features(results, self._max_features)
         figures.add(FEATURES_OMITTED, labels, omitted)
         seen: set[tuple[str, str]] = set()
@@ -310,12 +334,9 @@ class ModelFigures:
 def performance_figures(
     performance: Mapping[str, Any], results: Iterable[Result]
 ) -> Iterator[tuple[str, str, float | None]]:
-    """(metric, kind, value) of a window: the built-in metrics its labels gave, then the
-    model's own metrics as the performance check computed them.
-
-    The place where estimated performance joins: its figures go out as (metric, ESTIMATED,
-    value) beside these.
-    """
+    """(metric, REALIZED, value) of a window: the built-in metrics its labels gave, then the
+    model's own metrics as the performance check computed them. The estimates beside them are
+    ``estimated_figures``'."""
     task: Task = "regression" if performance.get("task") == "regression" else "classification"
     named: set[str] = set()
     if performance.get("labelled"):
@@ -327,6 +348,23 @@ def performance_figures(
         if isinstance(own, str) and own not in named:
             named.add(own)
             yield own, REALIZED, _number(result.details.get("value"))
+
+
+def estimated_figures(estimate: Any) -> Iterator[tuple[str, float, float | None, float | None]]:
+    """(metric, value, lower, upper) of a window's estimated performance, as its details keep
+    it (``window_estimate``): none when the estimate is not trusted, and each metric's estimate
+    stays beside the realized value once labels land."""
+    if not isinstance(estimate, Mapping) or not estimate.get("trusted"):
+        return
+    metrics = estimate.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return
+    for metric, figure in metrics.items():
+        if not isinstance(metric, str) or not isinstance(figure, Mapping):
+            continue
+        value = _number(figure.get("value"))
+        if value is not None:
+            yield metric, value, _number(figure.get("lower")), _number(figure.get("upper"))
 
 
 def _kept_features(results: list[Result], cap: int) -> tuple[set[str], int]:
@@ -341,11 +379,12 @@ def _kept_features(results: list[Result], cap: int) -> tuple[set[str], int]:
 
 
 def _subject(result: Result) -> str:
-    """What a row is about: its feature, or the metric of a performance row, or '' for the
-    check as a whole."""
+    """What a row is about: its feature, or the metric of a performance or estimated_performance
+    row (one row per metric, none of them the check's own), or '' for the check as a whole."""
     if result.feature is not None:
         return result.feature
-    metric = result.details.get("metric") if result.detector == PERFORMANCE else None
+    per_metric = result.detector in (PERFORMANCE, ESTIMATED_PERFORMANCE)
+    metric = result.details.get("metric") if per_metric else None
     return metric if isinstance(metric, str) else ""
 
 

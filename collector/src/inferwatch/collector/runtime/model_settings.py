@@ -58,6 +58,15 @@ class ModelSettings:
             self._effective[model] = config
             return config
 
+    def refresh(self) -> None:
+        """Take the changes stored since (by another collector sharing the database)."""
+        with self._lock:
+            stored = self._store.model_configs()
+            for model in set(stored) | set(self._changes):
+                if stored.get(model) != self._changes.get(model):
+                    self._effective.pop(model, None)
+            self._changes = stored
+
     def _resolve(self, model: str) -> ModelConfig:
         changes = self._changes.get(model)
         if not changes:

@@ -4,13 +4,15 @@ Each stage owns the port it needs (ports and adapters): ``window.store.WindowSto
 windows), ``labels.store.LabelStore`` (labels and the prediction-id index),
 ``reference.store.ReferenceStore``, ``settings.store.SettingsStore`` (model settings and detector
 state) and ``alerts.store.AlertStore``. A backend implements the five on one database and hands
-them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL.
+them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL: ``sqlite``
+(one file) or ``postgres`` (one PostgreSQL database, which several replicas may share).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from inferwatch.collector.alerts.store import AlertStore
 from inferwatch.collector.labels.store import LabelStore
@@ -18,6 +20,28 @@ from inferwatch.collector.reference.store import ReferenceStore
 from inferwatch.collector.settings import CollectorConfig, ConfigError
 from inferwatch.collector.settings.store import SettingsStore
 from inferwatch.collector.window.store import WindowStore
+
+
+class Leadership(Protocol):
+    """Which of the collectors sharing a database evaluates windows, alerts, fits references
+    from windows and prunes: one at a time, so that no window is evaluated and no alert sent
+    twice."""
+
+    def holds(self) -> bool:
+        """Whether this collector has the role now, taking it if it is free (blocking I/O)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SoleCollector:
+    """The leadership of a database only one collector writes (a SQLite file): always held."""
+
+    def holds(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -31,8 +55,10 @@ class Storage:
     alerts: AlertStore
     # Releases the backend's connections.
     closer: Callable[[], None] = field(repr=False)
+    leadership: Leadership = field(default_factory=SoleCollector, repr=False)
 
     def close(self) -> None:
+        self.leadership.close()
         self.closer()
 
 
@@ -45,9 +71,14 @@ def open_storage(config: CollectorConfig) -> Storage:
         from inferwatch.collector.storage.sqlite import open_sqlite
 
         return open_sqlite(database.target, durability=config.durability)
-    raise ConfigError(
-        "the PostgreSQL backend is not available yet; use a sqlite:///path/to/file.db URL"
-    )
+    try:
+        from inferwatch.collector.storage.postgres import open_postgres
+    except ImportError as exc:
+        raise ConfigError(
+            f"a postgresql:// db needs the PostgreSQL driver ({exc.name} is missing): "
+            "pip install 'inferwatch-collector[postgres]'"
+        ) from None
+    return open_postgres(database.target, instance=config.instance_id, durability=config.durability)
 
 
-__all__ = ["Storage", "open_storage"]
+__all__ = ["Leadership", "SoleCollector", "Storage", "open_storage"]

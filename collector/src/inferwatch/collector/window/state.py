@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -229,15 +229,27 @@ class WindowBook:
             self._states[window_id] = state
         return state
 
-    def merged(self, window_id: int) -> WindowState | None:
-        """The whole window: this instance's state merged with other instances' stored parts."""
-        parts = self._store.states(window_id)
+    def merged(
+        self,
+        window_id: int,
+        stored: Mapping[str, bytes] | None = None,
+        others: Sequence[PredictionBatch] = (),
+    ) -> WindowState | None:
+        """The whole window: this instance's state merged with other instances' stored parts
+        (``stored``, read from the store when not given) and the batches of other instances
+        not yet in them (``others``)."""
+        parts = dict(self._store.states(window_id) if stored is None else stored)
         own = self._states.get(window_id)
         if own is not None:
             parts.pop(self._instance, None)
         states = [WindowState.from_bytes(data) for data in parts.values()]
         if own is not None:
             states.insert(0, WindowState.from_bytes(own.to_bytes()))
+        if others:
+            first = others[0]
+            rest = WindowState(summary=self._new_summary(first.model, first.version))
+            rest.add(others)
+            states.append(rest)
         if not states:
             return None
         whole = states[0]
@@ -251,9 +263,10 @@ class WindowBook:
         self._store.checkpoint(self._instance, states, self.applied_seq)
         self._dirty.clear()
 
-    def evict(self, window_ids: Iterable[int]) -> None:
-        """Forget clean states of windows that are closed (late data reloads them)."""
-        for wid in window_ids:
+    def evict(self, window_ids: Iterable[int] | None = None) -> None:
+        """Forget clean states of windows that are closed, or every clean state (``None``):
+        late data reloads them from their checkpoint."""
+        for wid in list(self._states) if window_ids is None else window_ids:
             if wid not in self._dirty:
                 self._states.pop(wid, None)
 

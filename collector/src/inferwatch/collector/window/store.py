@@ -84,6 +84,19 @@ class WindowRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowParts:
+    """What a database holds of one window's state, read at one moment."""
+
+    # Each instance's checkpointed state.
+    states: dict[str, bytes]
+    # Stored batches of other instances (replicas) not yet in their checkpointed states, in
+    # the order they were stored: folded in, they complete the window.
+    journal: list[bytes]
+    # The window's evaluation marks at that moment (0 for a window not stored).
+    needs_eval: int
+
+
+@dataclass(frozen=True, slots=True)
 class VersionWindows:
     """A model version's windows, counted."""
 
@@ -148,6 +161,11 @@ class WindowStore(Protocol):
 
     def states(self, window_id: int) -> dict[str, bytes]:
         """Each instance's partial state of a window."""
+        ...
+
+    def parts(self, window_id: int) -> WindowParts:
+        """Everything stored of a window's state, and its marks, as of one moment: what an
+        evaluation reads, so that a batch committed later (by any replica) stays marked."""
         ...
 
     def get(self, model: str, window_id: int) -> WindowRecord | None: ...

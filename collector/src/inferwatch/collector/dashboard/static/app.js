@@ -4,6 +4,7 @@
 import { chart } from "./charts.js";
 import { findingChips } from "./checks.js";
 import { windowDetail } from "./detail.js";
+import { metricCell, windowEstimate } from "./estimate.js";
 import { badge, clickable, h, isFinding } from "./dom.js";
 import { featureList, featureView } from "./features.js";
 import { fmtAgo, fmtInt, fmtMs, fmtPct, fmtScore, fmtTime, isNum } from "./format.js";
@@ -538,8 +539,8 @@ function emptyState() {
 }
 
 function performanceKind(rows) {
-  if (rows.some((r) => isNum(r.performance.accuracy))) return "accuracy";
-  if (rows.some((r) => isNum(r.performance.mae))) return "mae";
+  if (rows.some((r) => isNum(r.performance.accuracy) || windowEstimate(r.results, "accuracy"))) return "accuracy";
+  if (rows.some((r) => isNum(r.performance.mae) || windowEstimate(r.results, "mae"))) return "mae";
   const task = rows.map((r) => r.performance.task).find(Boolean);
   return task === "regression" ? "mae" : "accuracy";
 }
@@ -647,7 +648,7 @@ function charts(rows, total) {
     chart(
       perf === "accuracy" ? "Accuracy" : "MAE",
       rows,
-      [{ values: rows.map((r) => r.performance[perf]), cls: "s-perf" }],
+      performanceSeries(rows, perf),
       {
         ...pick,
         name: perf,
@@ -656,7 +657,7 @@ function charts(rows, total) {
         max: perf === "accuracy" ? 1 : null,
         threshold: perfResult ? perfResult.threshold : null,
         thresholdLabel: perfResult && isNum(perfResult.threshold) ? `warning ${fmtScore(perfResult.threshold)}` : null,
-        empty: "no labelled windows yet",
+        empty: "no labelled or estimated windows yet",
       },
     ),
   );
@@ -679,6 +680,21 @@ function charts(rows, total) {
     ),
     h("div", { class: "charts" }, list),
   );
+}
+
+/** The realized metric and, when the windows have one, its estimate with the band. */
+function performanceSeries(rows, perf) {
+  const realized = { name: "realized", values: rows.map((r) => r.performance[perf]), cls: "s-perf" };
+  const estimates = rows.map((r) => windowEstimate(r.results, perf));
+  if (!estimates.some(Boolean)) return [{ ...realized, name: undefined }];
+  const estimated = {
+    name: "estimated",
+    values: estimates.map((e) => (e ? e.value : null)),
+    lower: estimates.map((e) => (e ? e.lower : null)),
+    upper: estimates.map((e) => (e ? e.upper : null)),
+    cls: "s-est",
+  };
+  return [realized, estimated];
 }
 
 function latestResult(rows, wanted) {
@@ -736,7 +752,7 @@ function windowsTable(rows) {
       h("td", { class: "num" }, fmtMs(lat.p50_ms)),
       h("td", { class: "num" }, fmtMs(lat.p95_ms)),
       h("td", { class: "num" }, fmtPct(r.label_coverage)),
-      h("td", { class: "num" }, fmtScore(r.performance[perf])),
+      h("td", { class: "num metric" }, metricCell(r.performance[perf], windowEstimate(r.results, perf))),
       h(
         "td",
         { class: "findings" },

@@ -12,7 +12,8 @@ const LOG_FLOOR = 1e-12;
  * options: format (a value's text), kind (its axis: "count", "pct", "score", "ms", "p"),
  * log (log axis, for p-values), bars, max (the quantity's bound, e.g. 1 for a rate), threshold,
  * thresholdLabel, empty (text when there is no value), selectedId, onSelect(windowId), name
- * (data-chart attribute).
+ * (data-chart attribute). A series with lower and upper (one per window, like values) is
+ * drawn with its band shaded behind it.
  */
 export function chart(title, rows, series, options) {
   const W = 560;
@@ -26,7 +27,7 @@ export function chart(title, rows, series, options) {
   const n = rows.length;
   const step = plotW / Math.max(n, 1);
   const x = (i) => left + (i + 0.5) * step;
-  const values = series.flatMap((s) => s.values.filter(isNum));
+  const values = series.flatMap((s) => [...s.values, ...(s.lower || []), ...(s.upper || [])].filter(isNum));
   const threshold = isNum(options.threshold) ? options.threshold : null;
   const latest = series.map((s) => [s.name, [...s.values].reverse().find(isNum)]);
   const head = h(
@@ -81,6 +82,7 @@ export function chart(title, rows, series, options) {
     svg("text", { class: "axis axis-y", x: left - 6, y: y(v) + 4, "text-anchor": "end" }, axisFormat(v)),
   ]);
   const base = options.log ? top + plotH : y(Math.max(0, ticks[0]));
+  const bands = series.filter((s) => s.lower && s.upper).map((s) => bandShape(s, x, y, step));
   const shapes = series.map((s) => {
     if (options.bars) {
       const width = Math.min(Math.max(1, step * 0.7), 48);
@@ -133,7 +135,7 @@ export function chart(title, rows, series, options) {
         "title",
         {},
         `${fmtTime(r.start)}: ${series
-          .map((s) => `${s.name || title} ${isNum(s.values[i]) ? options.format(s.values[i]) : DASH}`)
+          .map((s) => `${s.name || title} ${isNum(s.values[i]) ? options.format(s.values[i]) : DASH}${bandOf(s, i, options.format)}`)
           .join(", ")}${r.findings && r.findings.length ? ` \u2014 ${r.findings.length} finding(s)` : ""}`,
       ),
     ),
@@ -143,6 +145,7 @@ export function chart(title, rows, series, options) {
     { class: "chart-svg", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title },
     marks,
     grid,
+    bands,
     shapes,
     limit,
     xLabels,
@@ -150,6 +153,33 @@ export function chart(title, rows, series, options) {
   );
   return figure(picture);
 }
+
+/** The band of a series: one shaded path per run of windows that have both ends (a lone
+ * window's band is a bar of its own width). */
+function bandShape(s, x, y, step) {
+  const runs = [];
+  let run = [];
+  s.values.forEach((_, i) => {
+    if (isNum(s.lower[i]) && isNum(s.upper[i])) {
+      run.push(i);
+    } else if (run.length) {
+      runs.push(run);
+      run = [];
+    }
+  });
+  if (run.length) runs.push(run);
+  return runs.map((r) => {
+    const pad = r.length === 1 ? step * 0.3 : 0;
+    const upper = r.map((i, k) => `${k ? "L" : "M"}${(x(i) - (k === 0 ? pad : 0)).toFixed(1)},${y(s.upper[i]).toFixed(1)}`);
+    if (pad) upper.push(`L${(x(r[0]) + pad).toFixed(1)},${y(s.upper[r[0]]).toFixed(1)}`);
+    const lower = [...r].reverse().map((i) => `L${(x(i) + (pad && i === r[0] ? pad : 0)).toFixed(1)},${y(s.lower[i]).toFixed(1)}`);
+    if (pad) lower.push(`L${(x(r[0]) - pad).toFixed(1)},${y(s.lower[r[0]]).toFixed(1)}`);
+    return svg("path", { class: `band-estimate ${s.cls}`, d: `${upper.join("")}${lower.join("")}Z` });
+  });
+}
+
+const bandOf = (s, i, format) =>
+  s.lower && isNum(s.lower[i]) && isNum(s.upper[i]) ? ` (${format(s.lower[i])}–${format(s.upper[i])})` : "";
 
 /**
  * A column of one window against the reference, as shares of their rows: bins (labels, one

@@ -7,7 +7,14 @@ import { h } from "./dom.js";
 import { DASH, fmtP, fmtPct, fmtScore, isNum } from "./format.js";
 
 // Checks whose threshold is the significance level their p-value is compared with.
-const P_TESTS = new Set(["univariate_drift", "prediction_drift", "label_drift", "multivariate_drift"]);
+const P_TESTS = new Set([
+  "univariate_drift",
+  "prediction_drift",
+  "label_drift",
+  "multivariate_drift",
+  "correlation_drift",
+  "reconstruction_drift",
+]);
 // Checks whose score is a share compared with a share: [direction that fails].
 const SHARES = { error_rate: "above", data_quality: "above", schema: "above", label_coverage: "below" };
 const LEVEL_WORDS = { static: "", reference: "calibrated ", history: "learned " };
@@ -24,6 +31,8 @@ export function scoreName(result) {
   if (details.test && TEST_NAMES[details.test]) return TEST_NAMES[details.test];
   if (result.detector === "multivariate_drift") return details.method === "classifier" ? "classifier AUC" : "MMD\u00b2";
   if (result.detector === "label_drift") return "\u03c7\u00b2";
+  if (result.detector === "correlation_drift") return "correlation change";
+  if (result.detector === "reconstruction_drift") return "mean reconstruction error";
   if (result.detector === "performance" && details.metric) return details.metric;
   if (result.detector === "outliers") return "rows flagged";
   if (result.detector === "error_rate") return "error rate";

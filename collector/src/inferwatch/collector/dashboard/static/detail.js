@@ -4,6 +4,7 @@ import { distribution, shares } from "./bins.js";
 import { miniBars } from "./charts.js";
 import { readingText, scoreName, scoreText } from "./checks.js";
 import { badge, h, resultBadge, resultKind, resultRank } from "./dom.js";
+import { estimateFacts, shiftFact } from "./estimate.js";
 import { DASH, fmtInt, fmtMs, fmtP, fmtPct, fmtScore, fmtSeconds, fmtTime, isNum } from "./format.js";
 
 /** references: the version's reference columns by "role/name"; onClose(): hide the detail;
@@ -27,6 +28,8 @@ export function windowDetail(detail, references, onClose, onFeature) {
     ["labelled", `${fmtInt(detail.labelled)} (${fmtPct(detail.label_coverage)})`],
     isNum(perf.accuracy) ? ["accuracy", `${fmtScore(perf.accuracy)} on ${fmtInt(perf.scored)} rows`] : null,
     isNum(perf.mae) ? ["MAE / RMSE", `${fmtScore(perf.mae)} / ${fmtScore(perf.rmse)}`] : null,
+    ...estimateFacts(summary),
+    shiftFact(detail.shift),
     isNum(delay.p50) ? ["label delay p50 / p95 / max", [delay.p50, delay.p95, delay.max].map(fmtSeconds).join(" / ")] : null,
     ["batches with issues", `${fmtInt(summary.batches_with_issues)}${issues ? `: ${issues}` : ""}`],
     ["reference", summary.reference === true ? "yes" : summary.reference === false ? "none yet" : DASH],

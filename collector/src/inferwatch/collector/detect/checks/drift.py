@@ -12,6 +12,10 @@ detectors' parameters, with the detectors' own defaults:
   samples, reduced by PCA when the encoded rows are wide.
 - ``correlation_drift``: each pair of numeric features' correlation (normal scores, Fisher's z)
   against the reference's, corrected over the pairs, gated by the size of the change.
+- ``reconstruction_drift``: on wide inputs (more than 50 numeric feature columns: images,
+  embeddings), the rows' mean PCA reconstruction error against the reference's held-out half;
+  catches noise and structure off the reference's main directions. Narrower inputs answer
+  ``not_enough_data`` saying so (``min_features`` lowers the bar).
 - ``prediction_drift``: the same per-column tests on the model's output columns. In a
   classification task, an output column of whole numbers (a predicted class index or label) is
   a class column: chi-squared on the row samples' class counts, as the library tests integer
@@ -39,6 +43,7 @@ from inferwatch.collector.detectors import (
     Detector,
     FeatureResult,
     MMDDrift,
+    ReconstructionDrift,
     UnivariateDrift,
 )
 from inferwatch.collector.detectors import stats as detector_stats
@@ -53,6 +58,7 @@ from inferwatch.collector.detectors.params import (
     Share,
     default_of,
 )
+from inferwatch.collector.detectors.reduction import AUTO_REDUCE_WIDTH
 from inferwatch.collector.detectors.result import Decision, Result
 from inferwatch.collector.labels.join import number_text
 from inferwatch.collector.labels.scoring import stored_stats
@@ -119,6 +125,25 @@ class CorrelationSettings(CheckSettings):
 
     def detector(self) -> CorrelationDrift:
         return CorrelationDrift(**self.detector_settings())
+
+
+class ReconstructionSettings(CheckSettings):
+    """``reconstruction_drift``: ``ReconstructionDrift``'s parameters, and how wide the inputs
+    must be for the check to run."""
+
+    threshold: ThresholdTable | None = None
+    # The numeric feature columns the reference needs: the test is for wide inputs (images,
+    # embeddings), where per-feature and kernel tests lose what lies off the main directions;
+    # on narrower ones the other drift checks see the same changes.
+    min_features: AtLeastTwo = AUTO_REDUCE_WIDTH + 1
+    n_components: Count | Rate = default_of(ReconstructionDrift, "n_components")
+    alpha: Rate = default_of(ReconstructionDrift, "alpha")
+    min_samples: AtLeastTwo = default_of(ReconstructionDrift, "min_samples")
+    random_state: Seed = default_of(ReconstructionDrift, "random_state")
+
+    def detector(self) -> ReconstructionDrift:
+        settings = self.model_dump(exclude={"enabled", "threshold", "min_features"})
+        return ReconstructionDrift(**settings)
 
 
 class LabelDriftSettings(CheckSettings):
@@ -471,6 +496,60 @@ def correlation_drift(
         for pair in found.features
     ]
     return [summary, *pairs]
+
+
+# -- reconstruction ----------------------------------------------------------------------------
+
+
+@check("reconstruction_drift", ReconstructionSettings)
+def reconstruction_drift(
+    profile: Profile | None, window: WindowView, settings: ReconstructionSettings
+) -> list[Result]:
+    """The rows' distance to the reference's principal subspace: one row, on wide numeric
+    inputs only."""
+    name = "reconstruction_drift"
+    if profile is None:
+        return no_reference(name, window.model, window.version)
+    numeric = Columns.of(profile, "feature").numeric
+    if len(numeric) < settings.min_features:
+        return not_enough_data(
+            name,
+            f"the reference has {len(numeric)} numeric feature columns; reconstruction drift "
+            f"runs on wide inputs, {settings.min_features} or more (images, embeddings), where "
+            "the other drift checks miss change off the main directions "
+            "(min_features lowers the bar)",
+            features=len(numeric),
+        )
+    columns = Columns("feature", numeric, ())
+    try:
+        detector = window.fitted.get(
+            name,
+            window.model,
+            window.version,
+            profile,
+            settings,
+            lambda: settings.detector().fit(columns.rows(profile.reservoir)),
+        )
+    except ValueError as exc:
+        # Too few reference rows to fit the PCA on one half and compare the other.
+        return not_enough_data(name, str(exc))
+    sample = columns.rows(window.state.reservoir)
+    found = detector.run(sample)
+    return [
+        Result(
+            detector=name,
+            score=found.score,
+            p_value=found.p_value,
+            threshold=found.threshold,
+            decision=found.decision,
+            message=found.message,
+            details={
+                **dict(found.details),
+                "sampled_rows": sample.rows,
+                "window_rows": window.state.rows,
+            },
+        )
+    ]
 
 
 # -- labels ------------------------------------------------------------------------------------

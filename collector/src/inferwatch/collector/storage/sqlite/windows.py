@@ -30,6 +30,7 @@ from inferwatch.collector.window.store import (
     StoredBatch,
     VersionWindows,
     WindowKey,
+    WindowParts,
     WindowRecord,
 )
 
@@ -170,6 +171,23 @@ class SQLiteWindowStore:
             "SELECT instance, state FROM window_states WHERE window_id = ?", (window_id,)
         )
         return {instance: bytes(state) for instance, state in rows}
+
+    def parts(self, window_id: int) -> WindowParts:
+        # One process writes a SQLite file: its journal is its own, folded into its memory.
+        db = self._db.reader()
+        db.execute("BEGIN")
+        try:
+            states = db.execute(
+                "SELECT instance, state FROM window_states WHERE window_id = ?", (window_id,)
+            ).fetchall()
+            marks = db.execute(
+                "SELECT needs_eval FROM windows WHERE id = ?", (window_id,)
+            ).fetchone()
+        finally:
+            db.execute("COMMIT")
+        return WindowParts(
+            {instance: bytes(state) for instance, state in states}, [], marks[0] if marks else 0
+        )
 
     def get(self, model: str, window_id: int) -> WindowRecord | None:
         row = (

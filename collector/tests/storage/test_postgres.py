@@ -1,0 +1,170 @@
+"""What is particular to the PostgreSQL backend: its schema version, the databases it refuses,
+texts PostgreSQL cannot hold as they are, a server that drops its connections, replicas
+migrating at once."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from inferwatch.collector.labels.join import labelled_pairs
+from inferwatch.collector.labels.store import LabelRecord
+from inferwatch.collector.settings import ConfigError
+from inferwatch.collector.storage import Storage
+from inferwatch.collector.storage.postgres import SCHEMA_VERSION, open_postgres
+from inferwatch.collector.window.store import StorageUnavailable
+from inferwatch_testkit import closed_port
+from inferwatch_testkit.postgres import TemporaryDatabase
+
+from .helpers import MINUTE_MS, batch, window
+
+
+def _partitions(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass('prediction_ids') ORDER BY 1"
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _version(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT version FROM inferwatch_schema").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_database_of_a_newer_release_is_refused_and_left_as_it_is(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    open_postgres(url).close()
+    assert _version(url) == SCHEMA_VERSION
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE inferwatch_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(ConfigError, match=f"storage schema {SCHEMA_VERSION + 1}.*newer"):
+        open_postgres(url)
+    assert _version(url) == SCHEMA_VERSION + 1
+
+
+def test_a_schema_holding_other_tables_is_refused(postgres: TemporaryDatabase) -> None:
+    url = postgres.new_schema()
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE somebody_elses (x integer)")
+    with pytest.raises(ConfigError, match="holds 1 tables but no inferwatch storage schema"):
+        open_postgres(url)
+
+
+def test_an_unreachable_server_is_a_config_error_that_hides_the_password() -> None:
+    port = closed_port().rsplit(":", 1)[1]
+    with pytest.raises(
+        ConfigError, match=f"cannot connect to the PostgreSQL .* 127.0.0.1:{port}"
+    ) as info:
+        open_postgres(f"postgresql://someone:s3cret@127.0.0.1:{port}/db")
+    assert "s3cret" not in str(info.value)
+
+
+def test_replicas_starting_together_migrate_once(postgres: TemporaryDatabase) -> None:
+    url = postgres.new_schema()
+    opened: list[Storage] = []
+    failures: list[BaseException] = []
+
+    def start(instance: str) -> None:
+        try:
+            opened.append(open_postgres(url, instance=instance))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(name,)) for name in "abc"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(opened) == 3
+    assert _version(url) == SCHEMA_VERSION
+    for storage in opened:
+        storage.close()
+
+
+def test_two_live_collectors_cannot_share_an_instance_id(postgres: TemporaryDatabase) -> None:
+    url = postgres.new_schema()
+    first = open_postgres(url, instance="a")
+    with pytest.raises(ConfigError, match="another collector runs with instance_id 'a'"):
+        open_postgres(url, instance="a")
+    open_postgres(url, instance="b").close()
+    first.close()
+    # Gone with its session: a restart takes it again.
+    open_postgres(url, instance="a").close()
+
+
+def test_one_collector_leads_and_another_takes_over_when_it_goes(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    a, b = open_postgres(url, instance="a"), open_postgres(url, instance="b")
+    assert a.leadership.holds() and not b.leadership.holds()
+    assert a.leadership.holds() and not b.leadership.holds()
+    a.close()
+    assert b.leadership.holds()
+    b.close()
+
+
+def test_texts_with_nul_and_the_escape_character_round_trip(postgres: TemporaryDatabase) -> None:
+    storage = open_postgres(postgres.new_schema())
+    model, text = "m\0odel", "a\0b\ufffe\x01c\ufffe\x02\ufffe"
+    (stored,) = storage.windows.ingest([batch(b"a", window(0, model=model), ["p\0"])], 0).stored
+    assert stored is not None
+    (record,) = storage.windows.find(model)
+    assert record.model == model and storage.windows.find("m") == []
+    outcome = storage.labels.apply(model, [LabelRecord("p\0", text, None)], 1_000)
+    assert outcome.joined == 1
+    (pair,) = labelled_pairs(storage.labels.for_window(stored.window_id))
+    assert pair.label_text == text
+    storage.settings.put_model_config(model, {"note": text})
+    assert storage.settings.model_configs() == {model: {"note": text}}
+    storage.close()
+
+
+def test_a_server_that_drops_the_connections_fails_writes_for_now_only(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    storage = open_postgres(url)
+    storage.windows.ingest([batch(b"a", window(0), ["a0"])], 0)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    # The pool's idle connection was cut: the write fails as retryable, storing nothing...
+    with pytest.raises(StorageUnavailable):
+        storage.windows.ingest([batch(b"b", window(0), ["b0"])], 0)
+    # ... and the next one, on a new connection, succeeds.
+    (again,) = storage.windows.ingest([batch(b"b", window(0), ["b0"])], 0).stored
+    assert again is not None
+    assert storage.windows.find("m")[0].requests == 2
+    storage.close()
+
+
+def test_a_day_dropped_by_the_prune_is_made_again_when_its_predictions_come(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    storage, other = open_postgres(url, instance="a"), open_postgres(url, instance="b")
+    storage.windows.ingest([batch(b"a", window(0), ["a0"])], 0)
+    storage.windows.ingest([batch(b"late", window(24 * 60 + 5), ["x0", "x1"])], 0)  # day 1
+    assert _partitions(url) == ["prediction_ids_d0", "prediction_ids_d1"]
+    # Another replica prunes day 0 whole (its table is dropped) and cuts into day 1.
+    cutoff = (24 * 60 + 3) * MINUTE_MS
+    assert other.labels.prune(cutoff_ms=cutoff).predictions_deleted == 1
+    assert _partitions(url) == ["prediction_ids_d1"]
+    assert other.labels.prune(cutoff_ms=2 * 24 * 60 * MINUTE_MS).predictions_deleted == 2
+    assert _partitions(url) == []
+    (again,) = storage.windows.ingest([batch(b"b", window(1), ["b0"])], 0).stored
+    assert again is not None
+    assert storage.labels.apply("m", [LabelRecord("b0", "yes", None)], 1_000).joined == 1
+    storage.close()
+    other.close()

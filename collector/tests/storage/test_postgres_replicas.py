@@ -1,0 +1,287 @@
+"""Two collector processes on one PostgreSQL database, traffic split between them, the leader
+killed and restarted mid-stream, against one SQLite collector fed the same data: the same
+windows, results, label joins and alerts, each alert's webhooks sent once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+
+from inferwatch.collector.storage.postgres.leadership import LEADER_LOCK
+from inferwatch_testkit import wait_for
+from inferwatch_testkit.collector import (
+    T0,
+    CollectorProcess,
+    SpanSender,
+    mixed_frames,
+    start_collector_process,
+    windows,
+)
+from inferwatch_testkit.postgres import TemporaryDatabase
+
+from .helpers import uuid7
+
+MODEL = "rep"
+WINDOWS = 6
+SPANS = 12  # error_rate needs at least 10 requests
+ROWS = 5
+FAILING = {2, 3}  # every span of these windows is an error
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """A stand-in for an ops endpoint: its URL, and each POST as (path, body)."""
+    received: list[tuple[str, dict[str, Any]]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            with lock:
+                received.append((self.path, body))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def config(tmp_path: Path, name: str, webhook: str, instance: str | None = None) -> Path:
+    path = tmp_path / f"{name}.toml"
+    collector = f'instance_id = "{instance}"\n' if instance else ""
+    path.write_text(
+        # Predictions kept for ever: the spans are of 2023, and the prune must not race the
+        # label joins differently in the two setups.
+        f"[collector]\ntick_seconds = 0.2\ncheckpoint_interval_seconds = 0.5\n"
+        f'prediction_retention_seconds = "36500d"\n{collector}'
+        f'[models.{MODEL}]\nwindow = 60\nallowed_lateness = 1\nreference = {{ policy = "none" }}\n'
+        # stale_after = 0: the spans are of 2023, which the stale sweep would call silent.
+        f'alerts = {{ checks = ["error_rate"], stale_after = 0, '
+        f'webhooks = [{{ url = "{webhook}" }}] }}\n'
+    )
+    return path
+
+
+class Traffic:
+    """The spans and labels of each window, made once, sent alike to both setups."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(17)
+        self.spans: list[list[tuple[int, Any, list[str], Any]]] = []
+        self.truth: list[dict[str, str]] = []
+        for k in range(WINDOWS):
+            spans, truth = [], {}
+            for s in range(SPANS):
+                inputs, outputs = mixed_frames(rng, ROWS)
+                start = T0 + 60 * k + s
+                ids = (
+                    [uuid7(int(start * 1000), r) for r in range(ROWS)]
+                    if s % 3
+                    else [f"w{k}-s{s}-{r}" for r in range(ROWS)]
+                )
+                truth.update({pid: str(rng.choice(["no", "yes"])) for pid in ids})
+                spans.append((int(start * 1e9), inputs, ids, outputs))
+            self.spans.append(spans)
+            self.truth.append(truth)
+
+
+def send_window(traffic: Traffic, k: int, targets: list[str]) -> None:
+    """Window ``k``: half its labels first (they wait), its spans split across ``targets``,
+    then the other labels, each label to another target than its prediction's."""
+    labels = list(traffic.truth[k].items())
+    early, late = labels[::2], labels[1::2]
+    post_labels(targets[-1], dict(early))
+    senders = [SpanSender(url) for url in targets]
+    for s, (start_ns, inputs, ids, outputs) in enumerate(traffic.spans[k]):
+        error = "boom" if k in FAILING else None
+        senders[s % len(senders)].send(MODEL, "1", start_ns, inputs, ids, outputs, error=error)
+    for sender in senders:
+        sender.close()
+    post_labels(targets[0], dict(late))
+
+
+def post_labels(url: str, labels: dict[str, str]) -> None:
+    body = {"model": MODEL, "labels": [{"prediction_id": k, "label": v} for k, v in labels.items()]}
+    response = httpx.post(f"{url}/v1/labels", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def settled(url: str, k: int) -> dict[str, Any] | None:
+    """Window ``k`` once evaluated with all its rows and labels, else None."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        # Sent in order, so window k is the k-th, once there.
+        found = windows(client, MODEL)
+        if len(found) <= k or not found[k]["closed"]:
+            return None
+        detail: dict[str, Any] = client.get(f"/v1/models/{MODEL}/windows/{found[k]['id']}").json()
+    summary = detail["summary"] or {}
+    done = (
+        summary.get("rows") == SPANS * ROWS
+        and (summary.get("performance") or {}).get("labelled") == SPANS * ROWS
+    )
+    return detail if done else None
+
+
+def leader_pid(url: str) -> int | None:
+    """The server process of the session holding the leader's lock of the schema."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+            "AND objid = hashtext(current_schema())::oid AND granted",
+            (LEADER_LOCK,),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def shown(detail: dict[str, Any]) -> tuple[Any, ...]:
+    """What two setups fed the same data must agree on about a window."""
+    results = sorted(
+        (r["detector"], r["feature"] or "", r["decision"], r["score"], r["threshold"])
+        for r in detail["results"]
+    )
+    performance = detail["summary"]["performance"]
+    return (
+        detail["start"],
+        detail["requests"],
+        detail["rows"],
+        detail["labelled"],
+        performance["labelled"],
+        performance.get("accuracy"),
+        results,
+    )
+
+
+def alert_events(received: list[tuple[str, dict[str, Any]]], path: str) -> list[tuple[Any, ...]]:
+    return [
+        (body["event"], body["alert"]["id"], body["alert"]["check"], body["window_id"])
+        for where, body in received
+        if where == path
+    ]
+
+
+def test_two_replicas_match_one_sqlite_collector(
+    postgres: TemporaryDatabase, tmp_path: Path
+) -> None:
+    traffic = Traffic()
+    url = postgres.new_schema()
+    log = tmp_path / "collectors.log"
+    with webhook_receiver() as (hooks, received):
+
+        def start(name: str, db: str, instance: str | None = None) -> CollectorProcess:
+            path = config(
+                tmp_path, name, f"{hooks}/{'sqlite' if instance is None else 'pg'}", instance
+            )
+            return start_collector_process(db, path, log, ready_timeout=120)
+
+        processes: list[CollectorProcess] = []
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                lone_future = pool.submit(start, "sqlite", f"sqlite:///{tmp_path / 'lone.db'}")
+                a = start("a", url, "a")
+                processes.append(a)
+                lone = lone_future.result()
+                processes.append(lone)
+            first_leader = wait_for(lambda: leader_pid(url), what="replica a to lead")
+            b = start("b", url, "b")
+            processes.append(b)
+
+            def both(k: int, replicas: list[str]) -> None:
+                send_window(traffic, k, replicas)
+                send_window(traffic, k, [lone.url])
+
+            def wait_settled(k: int, replica: str) -> None:
+                wait_for(lambda: settled(replica, k), timeout=120, what=f"window {k} on PG")
+                wait_for(lambda: settled(lone.url, k), timeout=120, what=f"window {k} alone")
+
+            both(0, [a.url, b.url])
+            wait_settled(0, a.url)
+            # A change made through one replica is what every replica runs by.
+            change = {"detectors": {"error_rate": {"threshold": 0.5}}}
+            for target in (b.url, lone.url):
+                put = httpx.put(f"{target}/v1/models/{MODEL}/config", json=change, timeout=30)
+                assert put.status_code == 200, put.text
+
+            def threshold_on_a() -> bool:
+                shown = httpx.get(f"{a.url}/v1/models/{MODEL}/config", timeout=30).json()
+                return bool(shown["detectors"]["error_rate"]["threshold"] == 0.5)
+
+            wait_for(threshold_on_a, what="replica a to take b's change")
+            both(1, [a.url, b.url])
+            wait_settled(1, b.url)
+
+            # The leader is killed: the other replica takes over and evaluates alone.
+            a.kill()
+            processes.remove(a)
+            wait_for(
+                lambda: (pid := leader_pid(url)) is not None and pid != first_leader,
+                what="replica b to take over",
+            )
+            both(2, [b.url])
+            wait_settled(2, b.url)
+            a = start("a", url, "a")
+            processes.append(a)
+            for k in range(3, WINDOWS):
+                both(k, [a.url, b.url])
+                wait_settled(k, a.url)
+
+            for k in range(WINDOWS):
+                pg, alone = settled(a.url, k), settled(lone.url, k)
+                assert pg is not None and alone is not None
+                assert shown(pg) == shown(alone), f"window {k}"
+                via_b = settled(b.url, k)
+                assert via_b is not None and shown(via_b) == shown(pg)
+
+            def alerts(target: str) -> list[tuple[Any, ...]]:
+                found = httpx.get(f"{target}/v1/models/{MODEL}/alerts", timeout=30).json()
+                return [
+                    (
+                        x["check"],
+                        x["state"],
+                        x["severity"],
+                        x["resolution"],
+                        [(e["window_start"], e["result"]["score"]) for e in x["evidence"]],
+                    )
+                    for x in found["alerts"]
+                ]
+
+            assert alerts(a.url) == alerts(b.url) == alerts(lone.url)
+            assert [x[:2] for x in alerts(lone.url)] == [("error_rate", "resolved")]
+            expected = [("opened", "error_rate"), ("resolved", "error_rate")]
+
+            def delivered(path: str) -> Callable[[], bool]:
+                return lambda: len(alert_events(received, path)) >= len(expected)
+
+            wait_for(delivered("/sqlite"), what="the lone collector's webhooks")
+            wait_for(delivered("/pg"), what="the replicas' webhooks")
+            pg_events, lone_events = (
+                alert_events(received, "/pg"),
+                alert_events(received, "/sqlite"),
+            )
+            # Once each, whichever replica evaluated.
+            assert [(e[0], e[2]) for e in pg_events] == expected
+            assert [(e[0], e[2]) for e in lone_events] == expected
+        finally:
+            for process in processes:
+                process.kill()
+    assert "Traceback" not in log.read_text()
