@@ -39,11 +39,14 @@ ONE_THREAD = {
     "NUMBA_NUM_THREADS": "1",
 }
 
-# Each peer's pinned install (base installs: no torch or tensorflow).
+# Each peer's pinned install, by venv name.
 REQUIREMENTS = {
     # nannyml imports statsmodels without requiring it.
     "nannyml": ["nannyml==0.13.1", "statsmodels"],
+    # alibi-detect's base install (TabularDrift is scipy only: no torch, no tensorflow) ...
     "alibi-detect": ["alibi-detect==0.13.0"],
+    # ... and with the CPU build of torch, which its MMDDrift and new-API detectors need.
+    "alibi": ["alibi-detect==0.13.0", "torch==2.13.0"],
     # evidently 0.7.23 imports a pandas helper that pandas 3 removed.
     "evidently": ["evidently==0.7.23", "pandas==2.3.3"],
 }
