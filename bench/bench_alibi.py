@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_detectors import OUTLIER_SCENARIOS, _moved_rows
-from peers import peer_python, run_peer
+from peers import REQUIREMENTS, peer_python, run_peer
 from scipy import stats
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import roc_auc_score
@@ -41,7 +41,7 @@ from inferwatch.collector.detectors import CorrelationDrift, MMDDrift, OutlierDe
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "alibi.md"
-REQUIREMENTS = ["alibi-detect==0.13.0", "torch==2.13.0"]
+ALIBI = REQUIREMENTS["alibi"]
 NUMERIC = 21
 
 
@@ -72,11 +72,11 @@ def main() -> int:
     quick = "--quick" in sys.argv
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    python = peer_python("alibi", REQUIREMENTS)
+    python = peer_python("alibi", ALIBI)
     if python is None:
         RESULTS.write_text(
             "## alibi-detect side by side\n\nNot run: the bench-only venv could not be made "
-            f"with {', '.join(REQUIREMENTS)} (see the bench's output).\n"
+            f"with {', '.join(ALIBI)} (see the bench's output).\n"
         )
         return 1
     x = load_breast_cancer().data

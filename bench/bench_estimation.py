@@ -37,12 +37,11 @@ from threadpoolctl import threadpool_limits
 from inferwatch.collector.detectors import CBPE, DLE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import peer_python, run_peer
+from peers import REQUIREMENTS, peer_python, run_peer
 from run import machine
 
 RESULTS = Path(__file__).resolve().parent / "results" / "estimation.md"
 PEER_SCRIPT = Path(__file__).resolve().parent / "peers_scripts" / "nannyml_estimation.py"
-NANNYML = ["nannyml==0.13.1", "statsmodels"]  # nannyml imports statsmodels without requiring it
 WINDOW = 1000
 Z95 = 1.959963984540054
 
@@ -278,7 +277,7 @@ def main(quick: bool) -> None:
     windows = 20 if quick else 100
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    python = peer_python("nannyml", NANNYML)
+    python = peer_python("nannyml", REQUIREMENTS["nannyml"])
     scenarios = [
         covariate(2, windows, seed=1),
         covariate(4, windows, seed=2),

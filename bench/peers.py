@@ -4,7 +4,8 @@ A peer is never a dependency of the project: ``peer_python("nannyml", ["nannyml=
 makes (once) ``bench/.venvs/nannyml`` with those requirements and returns its interpreter, or
 ``None`` with the reason printed when the registry or the build fails, so a benchmark can say what
 limited its comparison instead of stopping. ``run_peer`` runs a script in that interpreter with
-every peer's telemetry switched off and reads the one JSON document it prints.
+every peer's telemetry switched off and reads the one JSON document it prints. ``REQUIREMENTS``
+pins each peer once, so that the benchmarks sharing a peer share its venv.
 """
 
 from __future__ import annotations
@@ -28,6 +29,26 @@ TELEMETRY_OFF = {
     "PHOENIX_TELEMETRY_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "SCARF_ANALYTICS": "false",
+}
+
+# What timing on one core means for a peer: its BLAS and OpenMP pools held to one thread.
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+}
+
+# Each peer's pinned install, by venv name.
+REQUIREMENTS = {
+    # nannyml imports statsmodels without requiring it.
+    "nannyml": ["nannyml==0.13.1", "statsmodels"],
+    # alibi-detect's base install (TabularDrift is scipy only: no torch, no tensorflow) ...
+    "alibi-detect": ["alibi-detect==0.13.0"],
+    # ... and with the CPU build of torch, which its MMDDrift and new-API detectors need.
+    "alibi": ["alibi-detect==0.13.0", "torch==2.13.0"],
+    # evidently 0.7.23 imports a pandas helper that pandas 3 removed.
+    "evidently": ["evidently==0.7.23", "pandas==2.3.3"],
 }
 
 
@@ -58,11 +79,14 @@ def peer_python(name: str, requirements: list[str]) -> Path | None:
     return python
 
 
-def run_peer(python: Path, script: Path, *args: str, timeout: float = 3600) -> Any:
-    """Runs ``script`` under the peer's ``python`` and returns the JSON it prints last."""
+def run_peer(
+    python: Path, script: Path, *args: str, timeout: float = 3600, one_thread: bool = False
+) -> Any:
+    """Runs ``script`` under the peer's ``python`` and returns the JSON it prints last;
+    ``one_thread`` holds its thread pools to one thread (``ONE_THREAD``)."""
     done = subprocess.run(
         [str(python), str(script), *args],
-        env=peer_env(),
+        env={**peer_env(), **(ONE_THREAD if one_thread else {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from inferwatch.collector.detectors import UnivariateDrift, reference_counts
+from inferwatch.collector.detectors import UnivariateDrift, reference_counts, univariate
 from inferwatch.collector.detectors import stats as dstats
 
 
@@ -176,3 +176,101 @@ def test_parameters_are_validated_at_fit() -> None:
         UnivariateDrift(correction="hochberg").fit(np.zeros((200, 1)))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha must be between 0 and 1"):
         UnivariateDrift(alpha=5).fit(np.zeros((200, 1)))
+
+
+def _mixed_columns(rng: np.random.Generator) -> tuple[dict, dict]:
+    """Columns that take every branch of the one-pass test: continuous, tied with the reference
+    (integers), tied within the window (rounded), missing values in the window or in the
+    reference (so the columns differ in length), constant."""
+    reference = {
+        "normal": rng.normal(size=3000),
+        "integers": rng.integers(0, 5, 3000).astype(float),
+        "rounded": np.round(rng.normal(size=3000), 1),
+        "gaps": rng.exponential(size=3000),
+        "sparse_reference": np.where(rng.random(3000) < 0.2, np.nan, rng.normal(size=3000)),
+        "constant": np.ones(3000),
+    }
+    window = {
+        "normal": rng.normal(0.2, 1.1, size=600),
+        "integers": rng.integers(0, 6, 600).astype(float),
+        "rounded": np.round(rng.normal(size=600), 1),
+        "gaps": np.where(rng.random(600) < 0.3, np.nan, rng.exponential(size=600)),
+        "sparse_reference": rng.normal(size=600),
+        "constant": np.ones(600),
+    }
+    window["gaps"][:5] = np.inf
+    return reference, window
+
+
+def test_columns_tested_in_one_pass_match_scipy_column_by_column(
+    rng: np.random.Generator,
+) -> None:
+    reference, window = _mixed_columns(rng)
+    detector = UnivariateDrift(bins=10).fit(reference)
+    result = detector.run(window)
+    for name in reference:
+        r = reference[name][np.isfinite(reference[name])]
+        w = window[name][np.isfinite(window[name])]
+        found = result.feature(name)
+        assert (found.n_reference, found.n_window) == (r.size, w.size)
+        assert found.statistic == pytest.approx(stats.ks_2samp(r, w).statistic, abs=1e-12)
+        assert found.p_value == pytest.approx(
+            stats.ks_2samp(r, w, method="exact").pvalue, abs=0.015
+        )
+        sizes = found.effect_sizes
+        assert sizes["wasserstein"] == pytest.approx(
+            stats.wasserstein_distance(r, w), rel=1e-9, abs=1e-12
+        )
+        cuts = dstats.quantile_cuts(reference[name], 10)
+        r_bins, w_bins = dstats.bin_counts(r, cuts), dstats.bin_counts(w, cuts)
+        assert sizes["psi"] == dstats.psi(r_bins, w_bins)
+        assert sizes["js_distance"] == dstats.js_distance(r_bins, w_bins)
+        if r.std() > 0:
+            assert sizes["mean_shift_sd"] == pytest.approx((w.mean() - r.mean()) / r.std())
+            assert sizes["sd_ratio"] == pytest.approx(w.std() / r.std())
+    missing = np.mean(~np.isfinite(window["gaps"]))
+    assert result.feature("gaps").details["missing_share"] == pytest.approx(missing)
+
+
+def test_a_column_tested_with_others_gets_the_numbers_it_gets_alone(
+    rng: np.random.Generator,
+) -> None:
+    reference, window = _mixed_columns(rng)
+    together = UnivariateDrift().fit(reference).run(window)
+    for name in reference:
+        alone = UnivariateDrift().fit({name: reference[name]}).run({name: window[name]})
+        mine = together.feature(name)
+        assert mine.statistic == alone.features[0].statistic
+        assert mine.p_value == alone.features[0].p_value
+        np.testing.assert_equal(dict(mine.effect_sizes), dict(alone.features[0].effect_sizes))
+
+
+def test_bin_counts_of_sorted_values_equal_bin_counts(rng: np.random.Generator) -> None:
+    values = np.round(rng.normal(size=2000), 1)  # many values exactly on a cut
+    cuts = dstats.quantile_cuts(values, 10)
+    assert np.isin(cuts, values).all()
+    np.testing.assert_array_equal(
+        dstats.sorted_bin_counts(np.sort(values), cuts), dstats.bin_counts(values, cuts)
+    )
+
+
+def test_window_bins_given_for_rows_must_match_the_reference_bins(
+    rng: np.random.Generator,
+) -> None:
+    detector = UnivariateDrift(bins=10).fit({"x": rng.normal(size=1000)})
+    with pytest.raises(ValueError, match="feature 'x': the window has 3 bin counts"):
+        detector.run({"x": rng.normal(size=300)}, bins={"x": np.array([100, 100, 100])})
+
+
+def test_columns_split_into_several_passes_get_the_same_numbers(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = rng.normal(size=(2000, 6))
+    window = rng.normal(size=(500, 6))
+    detector = UnivariateDrift().fit(reference)
+    whole = detector.run(window)
+    monkeypatch.setattr(univariate, "TOGETHER_VALUES", 1200)  # two columns of 500 a pass
+    split = detector.run(window)
+    for a, b in zip(whole.features, split.features, strict=True):
+        assert (a.feature, a.statistic, a.p_value) == (b.feature, b.statistic, b.p_value)
+        assert a.effect_sizes == b.effect_sizes

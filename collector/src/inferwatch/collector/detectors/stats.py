@@ -1,13 +1,16 @@
 """Statistics shared by the detectors: corrections, distances on counts, fast two-sample tests.
 
 The two-sample KS statistic and the Wasserstein-1 distance are computed from a reference sorted
-once at fit time (scipy re-sorts the reference on every call); tests check both against
-``scipy.stats.ks_2samp`` and ``scipy.stats.wasserstein_distance``.
+once at fit time (scipy re-sorts the reference on every call), for all of a window's columns in
+one pass (``SortedColumns``, ``ks_and_wasserstein_columns``): per column only the binary search
+into its reference remains; tests check both against ``scipy.stats.ks_2samp`` and
+``scipy.stats.wasserstein_distance``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,18 +63,42 @@ def shares(counts: np.ndarray) -> np.ndarray:
 
 def psi(reference_counts: np.ndarray, window_counts: np.ndarray) -> float:
     """Population stability index over the same bins or categories."""
-    p = np.maximum(shares(np.asarray(reference_counts, dtype=np.float64)), PSI_FLOOR)
-    q = np.maximum(shares(np.asarray(window_counts, dtype=np.float64)), PSI_FLOOR)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return float(psi_rows(reference_counts, window_counts))
+
+
+def psi_rows(reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
+    """``psi`` of each pair of rows (bins along the last axis), in one pass."""
+    p = np.maximum(_row_shares(reference_counts), PSI_FLOOR)
+    q = np.maximum(_row_shares(window_counts), PSI_FLOOR)
+    return np.asarray(np.sum((q - p) * np.log(q / p), axis=-1))
+
+
+def _row_shares(counts: np.ndarray) -> np.ndarray:
+    """``shares`` along the last axis: zeros where a row counts nothing."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, counts / np.where(total > 0, total, 1.0), 0.0)
 
 
 def js_distance(reference_counts: np.ndarray, window_counts: np.ndarray) -> float:
     """Jensen-Shannon distance (base 2, so between 0 and 1)."""
+    return float(js_distance_rows(reference_counts, window_counts))
+
+
+def js_distance_rows(reference_counts: np.ndarray, window_counts: np.ndarray) -> np.ndarray:
+    """``js_distance`` of each pair of rows (bins along the last axis); 0 where either row
+    counts nothing."""
     p = np.asarray(reference_counts, dtype=np.float64)
     q = np.asarray(window_counts, dtype=np.float64)
-    if p.sum() == 0 or q.sum() == 0:
-        return 0.0
-    return float(jensenshannon(p, q, base=2))
+    if p.ndim == 1:
+        if p.sum() == 0 or q.sum() == 0:
+            return np.asarray(0.0)
+        return np.asarray(jensenshannon(p, q, base=2))
+    out = np.zeros(p.shape[0])
+    counted = (p.sum(axis=1) > 0) & (q.sum(axis=1) > 0)
+    if counted.any():
+        out[counted] = jensenshannon(p[counted], q[counted], axis=1, base=2)
+    return out
 
 
 def total_variation(reference_counts: np.ndarray, window_counts: np.ndarray) -> float:
@@ -147,6 +174,13 @@ def bin_counts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     return np.bincount(np.searchsorted(cuts, finite, side="right"), minlength=cuts.size + 1)
 
 
+def sorted_bin_counts(ordered: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """``bin_counts`` of finite values already sorted: where each cut falls among them (a value
+    belongs to bin k when k cuts are <= it, so bin k ends where the values reach cut k)."""
+    ends = np.concatenate(([0], np.searchsorted(ordered, cuts, side="left"), [ordered.size]))
+    return ends[1:] - ends[:-1]
+
+
 @dataclass(frozen=True)
 class SortedSample:
     """A numeric sample sorted once, with prefix sums for exact Wasserstein distances."""
@@ -164,69 +198,140 @@ class SortedSample:
         return int(self.values.size)
 
 
+@dataclass(frozen=True)
+class SortedColumns:
+    """Several sorted samples end to end, so that all of a window's columns are tested in one
+    pass: the same numpy calls over a (columns, rows) array rather than again for each column."""
+
+    samples: tuple[SortedSample, ...]
+    values: np.ndarray  # every sample's values, end to end
+    prefix: np.ndarray  # every sample's prefix sums, end to end (each one longer than its sample)
+    starts: np.ndarray  # where sample i begins in ``values`` (in ``prefix``: starts[i] + i)
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, samples: Sequence[SortedSample]) -> SortedColumns:
+        sizes = np.array([s.size for s in samples], dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        return cls(
+            tuple(samples),
+            np.concatenate([s.values for s in samples]) if samples else np.empty(0),
+            np.concatenate([s.prefix for s in samples]) if samples else np.empty(0),
+            starts,
+            sizes,
+        )
+
+
 def ks_and_wasserstein(reference: SortedSample, window: np.ndarray) -> tuple[float, float, float]:
-    """(KS D, KS p-value, Wasserstein-1) between the reference and a window's finite values.
+    """(KS D, KS p-value, Wasserstein-1) between the reference and a window's finite values
+    (``ks_and_wasserstein_columns`` for one column). ``window`` need not be sorted."""
+    d, p, w1 = ks_and_wasserstein_columns(
+        SortedColumns.of((reference,)), np.zeros(1, dtype=np.int64), np.sort(window)[None, :]
+    )
+    return float(d[0]), float(p[0]), float(w1[0])
+
+
+def ks_and_wasserstein_columns(
+    reference: SortedColumns, which: np.ndarray, windows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(KS D, KS p-value, Wasserstein-1) of each row of ``windows`` (sorted, finite, all of one
+    length) against the reference sample ``which[i]``; every sample and row must be non-empty.
 
     D equals ``ks_2samp``'s statistic exactly: the ECDF difference is checked on both sides of
     every window point, which covers every jump of either ECDF. The p-value is Smirnov's limit
     with Stephens' finite-sample correction, kolmogorov((sqrt(en) + 0.12 + 0.11/sqrt(en)) D):
     within 0.015 of ks_2samp's exact p-value for windows of 100+ rows, and far cheaper than
-    scipy's exact or ``kstwo`` computation. ``window`` need not be sorted.
+    scipy's exact or ``kstwo`` computation.
     """
-    w = np.sort(window)
-    r = reference.values
-    n_r, n_w = r.size, w.size
-    left = np.searchsorted(r, w, side="left")
-    right = left
+    w = windows
+    count, n_w = w.shape
+    n_r = reference.sizes[which][:, None]
+    start = reference.starts[which][:, None]
+    left = np.empty((count, n_w), dtype=np.intp)
+    for i, j in enumerate(which.tolist()):
+        left[i] = np.searchsorted(reference.samples[j].values, w[i], side="left")
+    # The reference's ECDF just before each window point (and at it, below, when they tie).
+    before = left / n_r
+    at = before
     # Ties with the reference (discrete data) need the right-continuous count too.
-    hit = left < n_r
-    if np.any(r[np.minimum(left, n_r - 1)][hit] == w[hit]):
-        right = np.searchsorted(r, w, side="right")
-    # The window's own ECDF just before and at each point, ties within the window included.
-    if np.any(w[1:] == w[:-1]):
-        w_left, w_right = np.searchsorted(w, w, side="left"), np.searchsorted(w, w, side="right")
-    else:
-        w_left, w_right = np.arange(n_w), np.arange(1, n_w + 1)
-    d = max(
-        float(np.max(np.abs(right / n_r - w_right / n_w))),
-        float(np.max(np.abs(left / n_r - w_left / n_w))),
-    )
-    en = n_r * n_w / (n_r + n_w)
-    root = math.sqrt(en)
-    p = float(np.clip(special.kolmogorov((root + 0.12 + 0.11 / root) * d), 0.0, 1.0))
-    return d, p, _wasserstein(reference, w, left)
+    gathered = reference.values[start + np.minimum(left, n_r - 1)]
+    tied = np.flatnonzero(np.any((gathered == w) & (left < n_r), axis=1))
+    if tied.size:
+        right = left.copy()
+        for i in tied.tolist():
+            right[i] = np.searchsorted(reference.samples[which[i]].values, w[i], side="right")
+        at = right / n_r
+    # The window's own ECDF just before and at each point: a and b unless the window repeats a
+    # value (then its ties counted).
+    a = np.arange(n_w) / n_w
+    b = np.arange(1, n_w + 1) / n_w
+    own_before, own_at = np.broadcast_to(a, w.shape), np.broadcast_to(b, w.shape)
+    repeats = np.flatnonzero(np.any(w[:, 1:] == w[:, :-1], axis=1))
+    if repeats.size:
+        w_left, w_right = np.empty(w.shape, np.intp), np.empty(w.shape, np.intp)
+        w_left[:], w_right[:] = np.arange(n_w), np.arange(1, n_w + 1)
+        for i in repeats.tolist():
+            w_left[i] = np.searchsorted(w[i], w[i], side="left")
+            w_right[i] = np.searchsorted(w[i], w[i], side="right")
+        own_before, own_at = w_left / n_w, w_right / n_w
+    d = np.maximum(np.max(np.abs(at - own_at), axis=1), np.max(np.abs(before - own_before), axis=1))
+    en = n_r[:, 0] * n_w / (n_r[:, 0] + n_w)
+    root = np.sqrt(en)
+    p = np.clip(special.kolmogorov((root + 0.12 + 0.11 / root) * d), 0.0, 1.0)
+    return d, p, _wasserstein(reference, which, w, left, before, a, b)
 
 
-def _wasserstein(reference: SortedSample, w: np.ndarray, left: np.ndarray) -> float:
-    """Exact W1 = integral over u of |Q_ref(u) - Q_win(u)|, from the reference's prefix sums.
+def _wasserstein(
+    reference: SortedColumns,
+    which: np.ndarray,
+    w: np.ndarray,
+    left: np.ndarray,
+    before: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> np.ndarray:
+    """Exact W1 = integral over u of |Q_ref(u) - Q_win(u)| of each row, from the reference's
+    prefix sums (``left``: each window value's count of smaller reference values, ``before``
+    the same as a share; ``a``, ``b``: i / n_w and (i + 1) / n_w).
 
     Q_win is constant (= w_i) on ((i-1)/n_w, i/n_w]; over such an interval the integral of
     |Q_ref - w_i| splits at c = F_ref(w_i-) where Q_ref crosses w_i; the integral of Q_ref is
     the piecewise linear G(u) with G(k/n_r) = prefix[k] / n_r.
     """
-    r, prefix = reference.values, reference.prefix
-    n_r, n_w = r.size, w.size
-    g_grid = _integral_on_grid(r, prefix, n_w)  # G(i / n_w), i = 0..n_w
-    g_a, g_b = g_grid[:-1], g_grid[1:]
-    a = np.arange(n_w) / n_w
-    b = np.arange(1, n_w + 1) / n_w
-    c = left / n_r
+    n_w = w.shape[1]
+    n_r = reference.sizes[which][:, None]
+    start = reference.starts[which][:, None]
+    prefix_start = start + which[:, None]
+    g_grid = _integral_on_grid(reference, start, prefix_start, n_r, n_w)  # G(i / n_w)
+    g_a, g_b = g_grid[:, :-1], g_grid[:, 1:]
     # G at the crossing is a knot of G, unless the crossing lies outside [a, b].
-    g_c = np.where(c <= a, g_a, np.where(c >= b, g_b, prefix[left] / n_r))
-    c = np.clip(c, a, b)
+    g_c = np.where(
+        before <= a,
+        g_a,
+        np.where(before >= b, g_b, reference.prefix[prefix_start + left] / n_r),
+    )
+    c = np.clip(before, a, b)
     below = w * (c - a) - (g_c - g_a)
     above = (g_b - g_c) - w * (b - c)
-    return float(np.sum(below + above))
+    return np.asarray(np.sum(below + above, axis=1))
 
 
-def _integral_on_grid(r: np.ndarray, prefix: np.ndarray, n_w: int) -> np.ndarray:
-    """G(i / n_w) for i = 0..n_w: the integral of the reference's quantile function."""
-    n_r = r.size
-    scaled = np.arange(n_w + 1) * n_r  # u * n_r * n_w, exact in integers
+def _integral_on_grid(
+    reference: SortedColumns,
+    start: np.ndarray,
+    prefix_start: np.ndarray,
+    n_r: np.ndarray,
+    n_w: int,
+) -> np.ndarray:
+    """G(i / n_w) for i = 0..n_w, a row per column: the integral of its reference's quantile
+    function."""
+    # Samples of one size (the usual case) share their grid of knots: one row, broadcast.
+    sizes = n_r[:1] if np.all(n_r == n_r[0]) else n_r
+    scaled = np.arange(n_w + 1) * sizes  # u * n_r * n_w, exact in integers
     k = scaled // n_w
     frac = (scaled - k * n_w) / n_w
-    k_safe = np.minimum(k, n_r - 1)
-    return (prefix[k] + frac * r[k_safe]) / n_r
+    k_safe = np.minimum(k, sizes - 1)
+    return (reference.prefix[prefix_start + k] + frac * reference.values[start + k_safe]) / n_r
 
 
 def format_p(p: float | None) -> str:

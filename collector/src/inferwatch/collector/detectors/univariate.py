@@ -35,6 +35,9 @@ from inferwatch.collector.detectors.result import Decision, DetectionResult, Fea
 from inferwatch.frame import CategoricalColumn
 
 Kind = Literal["numeric", "categorical", "binned"]
+# Columns tested together hold at most this many window values (each of the one-pass test's
+# temporaries is then at most 8 MiB, however wide the window).
+TOGETHER_VALUES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class UnivariateDrift(Detector):
         self.random_state = random_state
         self.numeric_: tuple[NumericReference, ...] | None = None
         self.categorical_: tuple[CategoricalReference, ...] | None = None
+        # The numeric features' row samples end to end, for testing a window in one pass.
+        self.samples_: stats.SortedColumns | None = None
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -166,8 +171,7 @@ class UnivariateDrift(Detector):
             categorical.append(
                 CategoricalReference(coded.name, counts_by_name, missing / max(coded.codes.size, 1))
             )
-        self.numeric_, self.categorical_ = tuple(numeric), tuple(categorical)
-        return self
+        return self._fitted(numeric, categorical)
 
     def fit_counts(
         self,
@@ -192,7 +196,13 @@ class UnivariateDrift(Detector):
         categorical = [
             CategoricalReference(name, dict(counts)) for name, counts in (categories or {}).items()
         ]
+        return self._fitted(numeric, categorical)
+
+    def _fitted(
+        self, numeric: list[NumericReference], categorical: list[CategoricalReference]
+    ) -> Self:
         self.numeric_, self.categorical_ = tuple(numeric), tuple(categorical)
+        self.samples_ = stats.SortedColumns.of([r.sample for r in numeric if r.sample is not None])
         return self
 
     # -- running ----------------------------------------------------------------------------
@@ -209,7 +219,7 @@ class UnivariateDrift(Detector):
         ``bins`` ({feature: counts over the reference's cuts}) and ``categories`` replace the
         counts taken from the rows when the window's exact counts are known.
         """
-        self._check_fitted("numeric_", "categorical_")
+        self._check_fitted("numeric_", "categorical_", "samples_")
         assert self.numeric_ is not None and self.categorical_ is not None
         data = align(
             as_dataset(window, what="window"),
@@ -218,15 +228,7 @@ class UnivariateDrift(Detector):
         )
         bins = bins or {}
         categories = categories or {}
-        tests = []
-        for j, ref in enumerate(self.numeric_):
-            column = data.numeric[:, j]
-            if ref.sample is None:
-                tests.append(
-                    self._binned(ref, bins.get(ref.name, stats.bin_counts(column, ref.cuts)))
-                )
-            else:
-                tests.append(self._numeric(ref, column, bins.get(ref.name)))
+        tests = self._numeric_tests(data.numeric, bins)
         for category_ref, coded in zip(self.categorical_, data.categorical, strict=True):
             counts = categories.get(category_ref.name) or _category_counts(coded)
             missing = int(np.count_nonzero(coded.codes < 0))
@@ -251,31 +253,134 @@ class UnivariateDrift(Detector):
         tests += [self._categorical(r, categories[r.name], 0) for r in self.categorical_]
         return self.summarize(tests)
 
-    # -- one feature ------------------------------------------------------------------------
+    # -- the features' tests ----------------------------------------------------------------
 
-    def _numeric(
-        self, ref: NumericReference, column: np.ndarray, counts: np.ndarray | None
-    ) -> FeatureTest:
+    def _numeric_tests(
+        self, matrix: np.ndarray, bins: Mapping[str, np.ndarray]
+    ) -> list[FeatureTest]:
+        """Every numeric feature's test on the window's columns (``matrix``, the reference's
+        order). Features fitted from counts alone are tested over their bins; the others by KS
+        and Wasserstein on their finite values, the columns with as many finite values tested
+        together (all of them, when nothing is missing)."""
+        assert self.numeric_ is not None and self.samples_ is not None
+        tests: list[FeatureTest | None] = [None] * len(self.numeric_)
+        finite = np.isfinite(matrix)
+        counts = finite.sum(axis=0).tolist()
+        together: dict[int, list[int]] = {}
+        sample_of: dict[int, int] = {}
+        for j, ref in enumerate(self.numeric_):
+            if ref.sample is None:
+                column = matrix[:, j]
+                tests[j] = self._binned(ref, bins.get(ref.name, stats.bin_counts(column, ref.cuts)))
+                continue
+            sample_of[j] = len(sample_of)
+            if counts[j] and ref.sample.size:
+                together.setdefault(counts[j], []).append(j)
+            else:
+                tests[j] = self._numeric_test(ref, counts[j], matrix.shape[0])
+        for n, same_count in together.items():
+            step = max(1, TOGETHER_VALUES // n)
+            for first in range(0, len(same_count), step):
+                columns = same_count[first : first + step]
+                which = np.array([sample_of[j] for j in columns], dtype=np.int64)
+                tested = self._tested_together(matrix, finite, columns, which, bins)
+                for j, test in zip(columns, tested, strict=True):
+                    tests[j] = test
+        return [t for t in tests if t is not None]
+
+    def _tested_together(
+        self,
+        matrix: np.ndarray,
+        finite: np.ndarray,
+        columns: list[int],
+        which: np.ndarray,
+        bins: Mapping[str, np.ndarray],
+    ) -> list[FeatureTest]:
+        """The tests of ``columns`` (of ``matrix``; their reference samples ``which`` in
+        ``samples_``), each with as many finite values in the window, in one pass."""
+        assert self.numeric_ is not None and self.samples_ is not None
+        rows = matrix.shape[0]
+        if finite[:, columns[0]].all():
+            values = np.ascontiguousarray(matrix[:, columns].T)
+        else:
+            values = np.stack([matrix[finite[:, j], j] for j in columns])
+        ordered = np.sort(values, axis=1)
+        d, p, w1 = stats.ks_and_wasserstein_columns(self.samples_, which, ordered)
+        refs = [self.numeric_[j] for j in columns]
+        window_bins = [
+            self._window_bins(ref, ordered[i], bins.get(ref.name)) for i, ref in enumerate(refs)
+        ]
+        psi, js = self._distances([ref.counts for ref in refs], window_bins)
+        tests = []
+        for ref, d_j, p_j, w1_j, mean, sd_j, psi_j, js_j in zip(
+            refs,
+            d.tolist(),
+            p.tolist(),
+            w1.tolist(),
+            values.mean(axis=1).tolist(),
+            values.std(axis=1).tolist(),
+            psi,
+            js,
+            strict=True,
+        ):
+            test = self._numeric_test(ref, values.shape[1], rows)
+            sd = ref.sd if ref.sd > 0 else float("nan")
+            test.statistic, test.p_value = d_j, p_j
+            test.effect_sizes = {
+                "psi": psi_j,
+                "js_distance": js_j,
+                "wasserstein": w1_j,
+                "wasserstein_sd": w1_j / sd if sd == sd else (0.0 if w1_j == 0 else float("inf")),
+                "mean_shift_sd": (mean - ref.mean) / sd,
+                "sd_ratio": sd_j / sd,
+            }
+            tests.append(test)
+        return tests
+
+    @staticmethod
+    def _numeric_test(ref: NumericReference, finite: int, rows: int) -> FeatureTest:
+        """A numeric feature's test before its numbers: what a window without values shows."""
         assert ref.sample is not None
-        finite = column[np.isfinite(column)]
-        test = FeatureTest(ref.name, "numeric", "ks", None, None, {}, ref.sample.size, finite.size)
-        test.details["missing_share"] = float(1 - finite.size / max(column.size, 1))
+        test = FeatureTest(ref.name, "numeric", "ks", None, None, {}, ref.sample.size, finite)
+        test.details["missing_share"] = float(1 - finite / max(rows, 1))
         test.details["reference_missing_share"] = ref.missing_share
-        if finite.size == 0 or ref.sample.size == 0:
-            return test
-        d, p, w1 = stats.ks_and_wasserstein(ref.sample, finite)
-        window_counts = stats.bin_counts(finite, ref.cuts) if counts is None else counts
-        sd = ref.sd if ref.sd > 0 else float("nan")
-        test.statistic, test.p_value = d, p
-        test.effect_sizes = {
-            "psi": stats.psi(ref.counts, window_counts),
-            "js_distance": stats.js_distance(ref.counts, window_counts),
-            "wasserstein": w1,
-            "wasserstein_sd": w1 / sd if sd == sd else (0.0 if w1 == 0 else float("inf")),
-            "mean_shift_sd": (float(finite.mean()) - ref.mean) / sd,
-            "sd_ratio": float(finite.std()) / sd,
-        }
         return test
+
+    @staticmethod
+    def _window_bins(
+        ref: NumericReference, ordered: np.ndarray, given: np.ndarray | None
+    ) -> np.ndarray:
+        """The window's counts over the reference's bins: ``given`` (exact counts) when known,
+        else counted on its sorted finite values."""
+        counts = stats.sorted_bin_counts(ordered, ref.cuts) if given is None else np.asarray(given)
+        if counts.shape != ref.counts.shape:
+            raise ValueError(
+                f"feature {ref.name!r}: the window has {counts.size} bin counts, the "
+                f"reference's bins need {ref.counts.size}"
+            )
+        return counts
+
+    @staticmethod
+    def _distances(
+        reference: list[np.ndarray], window: list[np.ndarray]
+    ) -> tuple[list[float], list[float]]:
+        """PSI and JS distance of each (reference, window) pair of bin counts, the pairs with
+        as many bins computed together."""
+        psi, js = [0.0] * len(reference), [0.0] * len(reference)
+        by_size: dict[int, list[int]] = {}
+        for i, counts in enumerate(reference):
+            by_size.setdefault(counts.size, []).append(i)
+        for pairs in by_size.values():
+            r = np.stack([reference[i] for i in pairs])
+            w = np.stack([window[i] for i in pairs])
+            for i, psi_i, js_i in zip(
+                pairs,
+                stats.psi_rows(r, w).tolist(),
+                stats.js_distance_rows(r, w).tolist(),
+                strict=True,
+            ):
+                psi[i], js[i] = psi_i, js_i
+        return psi, js
 
     def _binned(self, ref: NumericReference, counts: np.ndarray) -> FeatureTest:
         counts = np.asarray(counts, dtype=np.float64)
