@@ -36,6 +36,7 @@ from inferwatch.collector.window.store import (
     IncomingBatch,
     IngestOutcome,
     PastScore,
+    Quarantine,
     StoredBatch,
     VersionWindows,
     WindowKey,
@@ -238,11 +239,13 @@ class PostgresWindowStore:
             )
             conn.execute("DELETE FROM raw_batches WHERE seq = %s", (seq,))
 
-    def quarantined(self) -> int:
+    def quarantined(self) -> Quarantine:
         with self._db.reader() as conn:
-            row = conn.execute("SELECT COUNT(*) FROM quarantined_batches").fetchone()
+            row = conn.execute(
+                "SELECT COUNT(*), MIN(quarantined_ms) FROM quarantined_batches"
+            ).fetchone()
         assert row is not None
-        return int(row[0])
+        return Quarantine(int(row[0]), None if row[1] is None else int(row[1]))
 
     def states(self, window_id: int) -> dict[str, bytes]:
         with self._db.reader() as conn:
