@@ -32,7 +32,7 @@ cases of its group, and reports, a call:
 - wall-clock time, inflated whenever the shared machine is busy (in the JSON only).
 The exit status is 1 when (b)/(a) in whole-process CPU misses its goal.
 
-Usage: python bench/bench_sdk.py [--before REV]
+Usage: python bench/bench_sdk.py [--before REV] [--rounds N]
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ from sdk_peer_cases import (  # noqa: E402
     SINGLE_LOOP,
     Case,
     Timing,
+    median_timing,
     medians,
     nothing,
     predict_row,
@@ -230,6 +231,38 @@ def run_worker(endpoint: str, sdk_src: Path | None) -> dict[str, Any]:
     if sdk_src is not None:
         assert result["inferwatch"].startswith(str(sdk_src)), result["inferwatch"]
     return result
+
+
+def measure_versions(endpoint: str, before: str | None, rounds: int) -> dict[str, dict[str, Any]]:
+    """The worker cases of this checkout and, with ``before``, of that commit: ``rounds``
+    workers each, alternating, so that a change in the machine's load hits both; each timing
+    is the median over a version's workers."""
+    samples: dict[str, list[dict[str, Any]]] = {"this checkout": []}
+    with tempfile.TemporaryDirectory(prefix="bench-sdk-before-") as folder:
+        versions: list[tuple[str, Path | None]] = [("this checkout", None)]
+        if before:
+            rev = subprocess.run(
+                ["git", "-C", str(HERE.parent), "rev-parse", "--short", before],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            versions.append((f"before ({rev})", sdk_at(before, Path(folder))))
+        for _ in range(max(rounds, 1)):
+            for name, src in versions:
+                samples.setdefault(name, []).append(run_worker(endpoint, src))
+    return {name: median_of_workers(results) for name, results in samples.items()}
+
+
+def median_of_workers(results: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"inferwatch": results[0]["inferwatch"]}
+    for group, cases in results[0].items():
+        if group == "inferwatch":
+            continue
+        merged[group] = {
+            case: median_timing([result[group][case] for result in results]) for case in cases
+        }
+    return merged
 
 
 def sdk_at(rev: str, folder: Path) -> Path:
@@ -494,6 +527,12 @@ def load() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="a commit whose SDK is measured in the same run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="worker processes a version, alternating with --before's (medians over them)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -508,16 +547,7 @@ def main() -> int:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port)
-        runs: dict[str, dict[str, Any]] = {"this checkout": run_worker(endpoint, None)}
-        if args.before:
-            with tempfile.TemporaryDirectory(prefix="bench-sdk-before-") as folder:
-                rev = subprocess.run(
-                    ["git", "-C", str(HERE.parent), "rev-parse", "--short", args.before],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
-                runs[f"before ({rev})"] = run_worker(endpoint, sdk_at(args.before, Path(folder)))
+        runs = measure_versions(endpoint, args.before, args.rounds)
         peer_timings, peer_notes = peers()
         down_up = collector_down_vs_up(port)
     finally:
@@ -533,7 +563,8 @@ def main() -> int:
             "",
             f"{machine()}; {datetime.date.today().isoformat()}; load average {load_at_start} at "
             f"start, {load()} at the end ({minutes:.0f} min). Medians of interleaved repetitions "
-            f"(loops of {SINGLE_LOOP} single-row or {BATCH_LOOP} batch calls); every span over "
+            f"(loops of {SINGLE_LOOP} single-row or {BATCH_LOOP} batch calls), medians over "
+            f"{max(args.rounds, 1)} worker process(es) a version, alternating; every span over "
             "OTLP/HTTP to a receiver in a child process. Peers: " + "; ".join(peer_notes) + ".",
             "",
             *single_table(runs, peer_timings),

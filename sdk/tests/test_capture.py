@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,10 @@ class RowMapping(dict):  # type: ignore[type-arg]
 NAN = float("nan")
 
 
+class FloatSubclass(float):
+    """A float that marshal writes as something else (it takes exact built-in types only)."""
+
+
 @pytest.mark.parametrize(
     ("rows", "exclude"),
     [
@@ -115,6 +120,23 @@ NAN = float("nan")
         ([{"a": 1.0, "b": complex(1, 2)}] * 2, None),
         ([{"a": 1.0, "b": np.int32(2)}] * 2, None),  # other numpy scalars
         ([{"a": 1.0, "": 2.0}] * 2, None),  # an empty name
+        # What columns.float_block reads from marshal's bytes, and what it must leave alone.
+        ([{"a": -(2**31), "b": 2**31 - 1, "c": 0.25}] * 3, None),  # int32's ends
+        ([{"a": 2**31, "b": 1.0}] * 2, None),  # an int beyond 32 bits
+        ([{"a": 2**40, "b": -(2**62)}] * 2, None),  # ints within int64 only
+        ([{"a": 1.0, "b": 2}, {"a": 3, "b": 4.0}], None),  # kinds swap, rows of one length
+        ([{"a": 1, "b": 2.0}, {"a": 1.5, "b": 3.0}], None),  # an int column turns float
+        ([{"a": True, "b": 1.0}, {"a": 1, "b": 2.0}], None),  # a bool column turns int
+        ([{"a": 1.0, "b": 2.0}] * 3 + [{"a": None, "b": 1.0}], None),  # None in the last row
+        ([{"a": 1.0, "b": 2.0}] * 3 + [{"a": "x", "b": 1.0}], None),  # a string, last row
+        ([{"a": float("inf"), "b": -0.0, "c": float("-inf")}] * 2, None),
+        ([{"a": Decimal("1.5"), "b": 1.0}] * 2, None),  # marshal refuses it
+        ([{"a": 1.0, "b": 2.0}, {"a": Decimal("1.5"), "b": 1.0}], None),
+        ([{"a": FloatSubclass(1.5), "b": 1.0}] * 2, None),
+        ([{"a": np.array(1.5), "b": 1.0}] * 2, None),  # a 0-d array: a number
+        ([{"a": np.array([1.5]), "b": 1.0}] * 2, None),  # a 1-value array: a sequence
+        ([{"a": (1.0,), "b": 2.0}] * 2, None),  # a tuple value
+        ([{"a": b"12345678", "b": 2.0}] * 2, None),  # bytes
         ([{1: 1.0, 2: 2.0}] * 2, None),  # names that are not strings
         ([{"id": "r1", "a": 1.0, "b": 2.0}, {"id": "r2", "a": 3.0, "b": 4.0}], "id"),
         ([{"id": "r1", "a": 1.0}, {"a": 3.0, "b": 4.0}], "id"),  # the id field missing

@@ -138,6 +138,12 @@ def test_a_batch_of_calls_with_generated_ids_is_one_resource_and_scope() -> None
         ["x" * 200, "y" * 200],  # too long for one-byte lengths
         ["", ""],
         [],
+        # Checked on the joined text: what must not pass for strings of one length.
+        ["abc", "a", "abcde"],  # lengths differ, the total as if they did not
+        ["a\nb", "cde"],  # a newline in a value
+        ["ab\x06\n\x04", "cdefg"],  # a separator's bytes inside a value
+        ["k\n\x05\n\x03xyz", "0123456789"],  # a whole separator inside a value
+        ["r" * 125, "s" * 125],  # the longest one-byte length
     ],
 )
 def test_prediction_ids_given_by_the_application(prediction_ids: list[str]) -> None:

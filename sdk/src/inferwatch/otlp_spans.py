@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import get_current_span
@@ -91,16 +92,40 @@ def _any_value(value: object) -> bytes:
 
 def _array_value(values: Sequence[object]) -> bytes:
     """An ArrayValue message; a list of strings of one length (prediction ids) in one join."""
-    if values and set(map(type, values)) == {str}:
-        lengths = set(map(len, values))  # type: ignore[arg-type]
-        (length,) = lengths if len(lengths) == 1 else (None,)
-        # Each value is 0x0a <len+2> 0x0a <len> <ASCII text>: one-byte lengths below 126.
-        if length is not None and length < 126:
-            separator = f"\n{chr(length + 2)}\n{chr(length)}"
-            joined = separator + separator.join(values)  # type: ignore[arg-type]
-            if joined.isascii():
-                return joined.encode("ascii")
+    joined = _joined_strings(values)
+    if joined is not None:
+        return joined
     return b"".join([_length_delimited(1, _any_value(value)) for value in values])
+
+
+def _joined_strings(values: Sequence[Any]) -> bytes | None:
+    """The ArrayValue of ASCII strings of one length, each 0x0a <len+2> 0x0a <len> <text>,
+    written with one join; None for any other values.
+
+    Checked on the joined text rather than value by value (a batch's 1,000 ids: ~20 µs, not
+    ~60): a join refuses what is not a string, and when the text holds exactly two newlines
+    a value, each at the place the length says, every value lies between two separators and
+    has that length.
+    """
+    if not values or type(values[0]) is not str:
+        return None
+    length = len(values[0])
+    if length >= 126:  # one-byte lengths only
+        return None
+    separator = f"\n{chr(length + 2)}\n{chr(length)}"
+    try:
+        joined = separator + separator.join(values)
+    except TypeError:
+        return None
+    count = len(values)
+    step = length + 4
+    if len(joined) != count * step or not joined.isascii() or joined.count("\n") != 2 * count:
+        return None
+    encoded = joined.encode("ascii")
+    newlines = b"\n" * count
+    if encoded[::step] != newlines or encoded[2::step] != newlines:
+        return None
+    return encoded
 
 
 def _key_value(key: str, value: object) -> bytes:
