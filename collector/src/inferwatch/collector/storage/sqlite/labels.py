@@ -11,6 +11,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from inferwatch.collector.labels.store import (
     LabelledBatch,
@@ -20,17 +21,25 @@ from inferwatch.collector.labels.store import (
 )
 from inferwatch.collector.storage.sqlite.database import CHUNK, Database, marks
 from inferwatch.collector.storage.sqlite.prediction_index import (
+    LOOKUP_COLUMNS,
     Spot,
     batch_keys,
-    first_predictions,
+    locate,
+    lookup_keys,
 )
 
-_UPSERT_LABEL = (
-    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (window_id, batch, row) DO UPDATE "
+_ON_LABEL_CONFLICT = (
+    "ON CONFLICT (window_id, batch, row) DO UPDATE "
     "SET label_text = excluded.label_text, label_num = excluded.label_num, "
     "label_ms = excluded.label_ms"
 )
+_UPSERT_LABEL = (
+    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
+    f"VALUES (?, ?, ?, ?, ?, ?) {_ON_LABEL_CONFLICT}"
+)
+# The labels of one apply, each id's last, joined to the index by SQLite (``locate``).
+_POSTED = "temp.posted_labels"
+_POSTED_COLUMNS = f"{LOOKUP_COLUMNS}, prediction_id TEXT, value_text TEXT, value_num REAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,51 +58,61 @@ class SQLiteLabelStore:
     def apply(self, model: str, labels: Sequence[LabelRecord], now_ms: int) -> LabelOutcome:
         latest = {label.prediction_id: label for label in labels}
         replaced = len(labels) - len(latest)
-        joined = pending = 0
-        windows: Counter[int] = Counter()
-        keys = list(latest)
+        keys, ms = lookup_keys(list(latest))
+        values = latest.values()
         with self._db.transaction() as db:
             known = db.execute("SELECT key FROM model_keys WHERE model = ?", (model,)).fetchone()
-            model_key = known[0] if known else None
-            for i in range(0, len(keys), CHUNK):
-                chunk = keys[i : i + CHUNK]
-                found: dict[str, tuple[Spot, bool]] = {}
-                if model_key is not None:
-                    found = first_predictions(db, model_key, chunk)
-                db.executemany(
-                    _UPSERT_LABEL,
-                    [
-                        (*spot, latest[pid].value_text, latest[pid].value_num, now_ms)
-                        for pid, (spot, _) in found.items()
-                    ],
-                )
-                for (window_id, _, _), labelled in found.values():
-                    if labelled:
-                        replaced += 1
-                    else:
-                        windows[window_id] += 1
-                joined += len(found)
-                waiting = [pid for pid in chunk if pid not in found]
-                if not waiting:
-                    continue
+            db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_POSTED} ({_POSTED_COLUMNS})")
+            db.executemany(
+                f"INSERT INTO {_POSTED} (key, ms, prediction_id, value_text, value_num) "
+                "VALUES (?, ?, ?, ?, ?)",
+                zip(
+                    keys,
+                    ms,
+                    latest,
+                    map(itemgetter(1), values),
+                    map(itemgetter(2), values),
+                    strict=True,
+                ),
+            )
+            if known is not None:
+                locate(db, known[0], _POSTED)
+            windows: dict[int, int] = {}
+            joined = 0
+            for window_id, found, labelled in db.execute(
+                f"SELECT t.window_id, COUNT(*), COUNT(l.row) FROM {_POSTED} t "
+                "LEFT JOIN labels l ON l.window_id = t.window_id AND l.batch = t.batch "
+                "AND l.row = t.row WHERE t.batch IS NOT NULL GROUP BY t.window_id"
+            ):
+                joined += found
+                replaced += labelled
+                if found > labelled:
+                    windows[window_id] = found - labelled
+            db.execute(
+                "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
+                f"SELECT window_id, batch, row, value_text, value_num, ? FROM {_POSTED} "
+                f"WHERE batch IS NOT NULL ORDER BY window_id, batch, row {_ON_LABEL_CONFLICT}",
+                (now_ms,),
+            )
+            pending = len(latest) - joined
+            if pending:
                 (already,) = db.execute(
-                    "SELECT COUNT(*) FROM pending_labels "
-                    f"WHERE model = ? AND prediction_id IN ({marks(len(waiting))})",
-                    (model, *waiting),
+                    f"SELECT COUNT(*) FROM {_POSTED} t JOIN pending_labels p "
+                    "ON p.model = ? AND p.prediction_id = t.prediction_id WHERE t.batch IS NULL",
+                    (model,),
                 ).fetchone()
                 replaced += already
-                pending += len(waiting)
-                db.executemany(
+                db.execute(
                     "INSERT INTO pending_labels (model, prediction_id, value_text, value_num, "
-                    "received_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, prediction_id) DO "
-                    "UPDATE SET value_text = excluded.value_text, value_num = excluded.value_num, "
+                    "received_ms) SELECT ?, prediction_id, value_text, value_num, ? "
+                    f"FROM {_POSTED} "
+                    "WHERE batch IS NULL ON CONFLICT (model, prediction_id) DO UPDATE SET "
+                    "value_text = excluded.value_text, value_num = excluded.value_num, "
                     "received_ms = excluded.received_ms",
-                    [
-                        (model, pid, latest[pid].value_text, latest[pid].value_num, now_ms)
-                        for pid in waiting
-                    ],
+                    (model, now_ms),
                 )
-            _add_labelled(db, windows)
+            db.execute(f"DELETE FROM {_POSTED}")
+            _add_labelled(db, Counter(windows))
             _bump(db, model, {"accepted": len(labels), "replaced": replaced})
         return LabelOutcome(len(labels), joined, pending, replaced, set(windows))
 

@@ -14,13 +14,10 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import chain, count, repeat
 
 import numpy as np
-
-from inferwatch.collector.storage.sqlite.database import CHUNK, marks
 
 # A batch as ingest stores it in prediction_batches: seq, model key, window id, start time, ids
 # (as stored), output frame.
@@ -86,77 +83,97 @@ def index_batches(
     )
 
 
-def first_predictions(
-    db: sqlite3.Connection, model_key: int, ids: Sequence[str]
-) -> dict[str, tuple[Spot, bool]]:
-    """Each id's first prediction, if stored, and whether it has a label already."""
-    named = dict(zip(_id_keys(ids), ids, strict=True))
-    # Keys one by one: text keys, and UUID keys if any batch had them listed (blobs sort
-    # after text, so the first blob key says).
-    listed: list[bytes | str] = [key for key in named if not isinstance(key, bytes)]
-    if db.execute(
+# The ids a label join looks for, one row each, filled in by ``locate``: the id's key, a UUID
+# key's millisecond (NULL for a text key), and where its first prediction is (NULL until found).
+# A temporary table, so that SQLite joins it to the index in a few statements instead of Python
+# doing so id by id; it lives on the writer's connection and is emptied after each join.
+LOOKUP_COLUMNS = "key, ms, window_id INTEGER, batch INTEGER, row INTEGER, misplaced INTEGER"
+
+# A UUID key's batches: those of its millisecond whose range holds it. ``instr`` finds the key
+# in the batch's keys; a first match not on a 16-byte boundary (a match across two keys) is
+# counted in ``misplaced``, and those ids are looked for again in Python.
+_LOCATE_BY_RANGE = """
+UPDATE {table} AS t SET window_id = f.window_id, batch = f.batch, row = (f.at - 1) / 16,
+    misplaced = f.misplaced
+FROM (
+    SELECT c.lookup, c.window_id, min(CASE WHEN c.at % 16 = 1 THEN c.batch END) AS batch,
+        c.at, count(*) FILTER (WHERE c.at % 16 != 1) AS misplaced
+    FROM (
+        SELECT j.rowid AS lookup, r.batch, b.window_id, instr(b.ids, j.key) AS at
+        FROM {table} j
+        JOIN prediction_ranges r ON r.model_key = ?1 AND r.ms = j.ms
+            AND r.first_key <= j.key AND r.last_key >= j.key
+        JOIN prediction_batches b ON b.seq = r.batch
+        WHERE j.ms IS NOT NULL
+    ) c
+    WHERE c.at > 0
+    GROUP BY c.lookup
+) f
+WHERE t.rowid = f.lookup
+"""
+# Keys of their own prediction_ids row, where an earlier batch than the range's wins.
+_LOCATE_BY_ID = """
+UPDATE {table} AS t SET window_id = b.window_id, batch = i.batch, row = i.row
+FROM prediction_ids i JOIN prediction_batches b ON b.seq = i.batch
+WHERE i.model_key = ?1 AND i.id_key = t.key AND (t.batch IS NULL OR i.batch < t.batch)
+"""
+
+
+def locate(db: sqlite3.Connection, model_key: int, table: str) -> None:
+    """Fill in each id's first prediction (window_id, batch, row) in ``table`` (with
+    LOOKUP_COLUMNS, its key and ms as ``lookup_keys`` gives them); NULL where none is stored."""
+    db.execute(_LOCATE_BY_RANGE.format(table=table), (model_key,))
+    misplaced = db.execute(f"SELECT rowid, key, ms FROM {table} WHERE misplaced > 0").fetchall()
+    if misplaced:
+        _locate_in_python(db, model_key, table, misplaced)
+    by_id = _LOCATE_BY_ID.format(table=table)
+    # Text keys one by one always; UUID keys too if any batch had them listed (blobs sort after
+    # text, so the first blob key says): otherwise their lookups would all miss.
+    if not db.execute(
         "SELECT 1 FROM prediction_ids WHERE model_key = ? AND id_key >= x'' LIMIT 1",
         (model_key,),
     ).fetchone():
-        listed = list(named)
-    where: dict[bytes | str, Spot] = {
-        key: (window_id, batch, row)
-        for key, window_id, batch, row in db.execute(
-            "SELECT i.id_key, b.window_id, i.batch, i.row FROM prediction_ids i "
-            "JOIN prediction_batches b ON b.seq = i.batch "
-            f"WHERE i.model_key = ? AND i.id_key IN ({marks(len(listed))})",
-            (model_key, *listed),
-        )
-    }
-    # UUID keys by range: the batches of their millisecond whose range holds them, then
-    # where in those batches' keys they are.
-    by_ms: dict[int, list[bytes]] = {}
-    for key in named:
-        if isinstance(key, bytes):
-            by_ms.setdefault(_millisecond(key), []).append(key)
-    for keys in by_ms.values():
-        keys.sort()
-    holding: dict[int, list[bytes]] = {}
-    for ms, first, last, batch in db.execute(
-        "SELECT ms, first_key, last_key, batch FROM prediction_ranges "
-        f"WHERE model_key = ? AND ms IN ({marks(len(by_ms))})",
-        (model_key, *by_ms),
-    ):
-        keys = by_ms[ms]
-        inside = keys[bisect_left(keys, first) : bisect_right(keys, last)]
-        if inside:
-            holding.setdefault(batch, []).extend(inside)
-    for seq, window_id, packed in db.execute(
-        f"SELECT seq, window_id, ids FROM prediction_batches WHERE seq IN ({marks(len(holding))})",
-        list(holding),
-    ):
-        for key, row in _rows_of(packed, holding[seq]).items():
-            if key not in where or seq < where[key][1]:
-                where[key] = (window_id, seq, row)
-    labelled = _labelled(db, where.values())
-    return {named[key]: (spot, spot in labelled) for key, spot in where.items()}
+        by_id += " AND t.ms IS NULL"
+    db.execute(by_id, (model_key,))
 
 
-def _labelled(db: sqlite3.Connection, spots: Iterable[Spot]) -> set[Spot]:
-    """Which of these spots have a label: the labels of their batches, read by the table's key,
-    a range per window."""
-    batches: dict[int, set[int]] = {}
-    for window_id, batch, _ in spots:
-        batches.setdefault(window_id, set()).add(batch)
-    found: set[Spot] = set()
-    for window_id, seqs in batches.items():
-        listed = sorted(seqs)
-        for i in range(0, len(listed), CHUNK):
-            chunk = listed[i : i + CHUNK]
-            found.update(
-                (window_id, batch, row)
-                for batch, row in db.execute(
-                    "SELECT batch, row FROM labels "
-                    f"WHERE window_id = ? AND batch IN ({marks(len(chunk))})",
-                    (window_id, *chunk),
-                )
+def _locate_in_python(
+    db: sqlite3.Connection,
+    model_key: int,
+    table: str,
+    misplaced: Sequence[tuple[int, bytes, int]],
+) -> None:
+    """The ids whose key ``instr`` first matched across two keys of some batch: each such
+    batch's keys read here, aligned."""
+    for lookup, key, ms in misplaced:
+        spots = [
+            (batch, window_id, row)
+            for batch, window_id, packed in db.execute(
+                "SELECT r.batch, b.window_id, b.ids FROM prediction_ranges r "
+                "JOIN prediction_batches b ON b.seq = r.batch "
+                "WHERE r.model_key = ? AND r.ms = ? AND r.first_key <= ?3 AND r.last_key >= ?3",
+                (model_key, ms, key),
             )
-    return found
+            if (row := _row_of(packed, key)) is not None
+        ]
+        batch, window_id, row = min(spots) if spots else (None, None, None)
+        db.execute(
+            f"UPDATE {table} SET window_id = ?, batch = ?, row = ?, misplaced = 0 WHERE rowid = ?",
+            (window_id, batch, row, lookup),
+        )
+
+
+def lookup_keys(ids: Sequence[str]) -> tuple[list[bytes | str], list[int | None]]:
+    """Each id's key, and its millisecond if it is a UUID key, as ``locate`` looks for them."""
+    packed = _packed_uuids(ids)
+    if packed is None:
+        keys = [_id_key(pid) for pid in ids]
+        return keys, [_millisecond(k) if isinstance(k, bytes) else None for k in keys]
+    # All at once: a UUIDv7's time is its first 48 bits, big-endian.
+    heads = np.frombuffer(packed, np.uint8).reshape(-1, 16)[:, :6].astype(np.int64)
+    ms = heads @ (np.int64(256) ** np.arange(5, -1, -1, dtype=np.int64))
+    keys = [packed[i : i + 16] for i in range(0, len(packed), 16)]
+    return keys, ms.tolist()
 
 
 def stored_ids(ids: Sequence[str]) -> tuple[bytes | str, Sequence[bytes | str] | None]:
@@ -212,13 +229,6 @@ def _packed_uuids(ids: Sequence[str]) -> bytes | None:
     return packed if len(packed) == 16 * n else None
 
 
-def _id_keys(ids: Sequence[str]) -> list[bytes | str]:
-    packed = _packed_uuids(ids)
-    if packed is None:
-        return [_id_key(pid) for pid in ids]
-    return [packed[i : i + 16] for i in range(0, len(packed), 16)]
-
-
 def _key_range(packed: bytes) -> tuple[bytes, bytes] | None:
     """The least and greatest of a batch's UUID keys, if all are of one millisecond."""
     if not packed:
@@ -234,18 +244,6 @@ def _key_range(packed: bytes) -> tuple[bytes, bytes] | None:
 def _millisecond(key: bytes) -> int:
     """A UUIDv7's time: its first 48 bits."""
     return int.from_bytes(key[:6], "big")
-
-
-def _rows_of(packed: bytes, keys: Sequence[bytes]) -> dict[bytes, int]:
-    """The row of each of ``keys`` found among a batch's UUID keys."""
-    if 8 * len(keys) < len(packed) // 16:
-        # A few keys of a long batch: each looked for.
-        found = {key: _row_of(packed, key) for key in keys}
-        return {key: row for key, row in found.items() if row is not None}
-    chunks = [packed[at : at + 16] for at in range(0, len(packed), 16)]
-    # Reversed, so that a key there twice keeps its first row.
-    rows = dict(zip(reversed(chunks), range(len(chunks) - 1, -1, -1), strict=True))
-    return {key: rows[key] for key in keys if key in rows}
 
 
 def _row_of(packed: bytes, key: bytes) -> int | None:
