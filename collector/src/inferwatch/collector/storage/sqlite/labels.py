@@ -62,7 +62,9 @@ class SQLiteLabelStore:
         values = latest.values()
         with self._db.transaction() as db:
             known = db.execute("SELECT key FROM model_keys WHERE model = ?", (model,)).fetchone()
-            db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_POSTED} ({_POSTED_COLUMNS})")
+            db.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_POSTED} ({_POSTED_COLUMNS}) WITHOUT ROWID"
+            )
             db.executemany(
                 f"INSERT INTO {_POSTED} (key, ms, prediction_id, value_text, value_num) "
                 "VALUES (?, ?, ?, ?, ?)",

@@ -87,80 +87,102 @@ def index_batches(
 # key's millisecond (NULL for a text key), and where its first prediction is (NULL until found).
 # A temporary table, so that SQLite joins it to the index in a few statements instead of Python
 # doing so id by id; it lives on the writer's connection and is emptied after each join.
-LOOKUP_COLUMNS = "key, ms, window_id INTEGER, batch INTEGER, row INTEGER, misplaced INTEGER"
+LOOKUP_COLUMNS = "key PRIMARY KEY, ms INTEGER, window_id INTEGER, batch INTEGER, row INTEGER"
+# A spot found in SQL as one integer: batch seq in the high bits, so that min() is the first.
+_ROW_BITS = 32
 
-# A UUID key's batches: those of its millisecond whose range holds it. ``instr`` finds the key
-# in the batch's keys; a first match not on a 16-byte boundary (a match across two keys) is
-# counted in ``misplaced``, and those ids are looked for again in Python.
-_LOCATE_BY_RANGE = """
-UPDATE {table} AS t SET window_id = f.window_id, batch = f.batch, row = (f.at - 1) / 16,
-    misplaced = f.misplaced
-FROM (
-    SELECT c.lookup, c.window_id, min(CASE WHEN c.at % 16 = 1 THEN c.batch END) AS batch,
-        c.at, count(*) FILTER (WHERE c.at % 16 != 1) AS misplaced
-    FROM (
-        SELECT j.rowid AS lookup, r.batch, b.window_id, instr(b.ids, j.key) AS at
-        FROM {table} j
-        JOIN prediction_ranges r ON r.model_key = ?1 AND r.ms = j.ms
-            AND r.first_key <= j.key AND r.last_key >= j.key
-        JOIN prediction_batches b ON b.seq = r.batch
-        WHERE j.ms IS NOT NULL
-    ) c
-    WHERE c.at > 0
-    GROUP BY c.lookup
-) f
-WHERE t.rowid = f.lookup
+# The batches whose range holds a looked-for UUID key (the ranges of the keys' milliseconds,
+# each probed in the table's key order), with how many keys it holds and how many rows it has.
+_HOLDING = """
+WITH holding AS MATERIALIZED (
+    SELECT r.batch, r.first_key, r.last_key FROM (
+        SELECT DISTINCT ms FROM {table} WHERE ms IS NOT NULL
+    ) m
+    CROSS JOIN prediction_ranges r ON r.model_key = ?1 AND r.ms = m.ms
+    WHERE EXISTS (SELECT 1 FROM {table} j WHERE j.key BETWEEN r.first_key AND r.last_key)
+)
 """
+# Batches holding many of the keys for their length: each of their keys cut out by SQLite and
+# looked up in the table; an id in several keeps the earliest (batch, row).
+_LOCATE_BY_RANGE = (
+    _HOLDING
+    + """, cut(at) AS MATERIALIZED (
+    -- As many as the longest of those batches has rows: each batch's scan of it is short.
+    SELECT 0 UNION ALL SELECT at + 1 FROM cut WHERE at + 1 < (
+        SELECT max(length(b.ids) / 16) FROM holding h
+        CROSS JOIN prediction_batches b ON b.seq = h.batch WHERE length(b.ids) / 16 <= ?2
+    )
+),
+found AS (
+    SELECT j.key, b.window_id, min((b.seq << {row_bits}) + c.at) AS spot
+    FROM holding h
+    CROSS JOIN prediction_batches b ON b.seq = h.batch
+    CROSS JOIN cut c ON c.at < length(b.ids) / 16
+    CROSS JOIN {table} j ON j.key = substr(b.ids, c.at * 16 + 1, 16)
+    WHERE length(b.ids) / 16 <= ?2
+    GROUP BY j.key
+)
+UPDATE {table} AS t SET window_id = f.window_id, batch = f.spot >> {row_bits},
+    row = f.spot & ((1 << {row_bits}) - 1)
+FROM found f WHERE t.key = f.key
+"""
+)
+# Longer batches: their keys found one by one in Python, as few are looked for in each.
+_LONG_BATCHES = (
+    _HOLDING
+    + """SELECT b.seq, b.window_id, b.ids, j.key FROM holding h
+CROSS JOIN prediction_batches b ON b.seq = h.batch
+CROSS JOIN {table} j ON j.key BETWEEN h.first_key AND h.last_key
+WHERE length(b.ids) / 16 > ?2
+"""
+)
+# Rows a batch may have for all of its keys to be cut out when it holds a looked-for key.
+_CUT_ROWS = 4096
 # Keys of their own prediction_ids row, where an earlier batch than the range's wins.
 _LOCATE_BY_ID = """
-UPDATE {table} AS t SET window_id = b.window_id, batch = i.batch, row = i.row
-FROM prediction_ids i JOIN prediction_batches b ON b.seq = i.batch
-WHERE i.model_key = ?1 AND i.id_key = t.key AND (t.batch IS NULL OR i.batch < t.batch)
+UPDATE {table} AS t SET window_id = f.window_id, batch = f.batch, row = f.row
+FROM (
+    SELECT j.key, b.window_id, i.batch, i.row
+    FROM {table} j
+    CROSS JOIN prediction_ids i ON i.model_key = ?1 AND i.id_key = j.key
+    CROSS JOIN prediction_batches b ON b.seq = i.batch
+    {only_text}
+) f
+WHERE t.key = f.key AND (t.batch IS NULL OR f.batch < t.batch)
 """
 
 
 def locate(db: sqlite3.Connection, model_key: int, table: str) -> None:
     """Fill in each id's first prediction (window_id, batch, row) in ``table`` (with
     LOOKUP_COLUMNS, its key and ms as ``lookup_keys`` gives them); NULL where none is stored."""
-    db.execute(_LOCATE_BY_RANGE.format(table=table), (model_key,))
-    misplaced = db.execute(f"SELECT rowid, key, ms FROM {table} WHERE misplaced > 0").fetchall()
-    if misplaced:
-        _locate_in_python(db, model_key, table, misplaced)
-    by_id = _LOCATE_BY_ID.format(table=table)
+    db.execute(_LOCATE_BY_RANGE.format(table=table, row_bits=_ROW_BITS), (model_key, _CUT_ROWS))
+    long_batches = db.execute(_LONG_BATCHES.format(table=table), (model_key, _CUT_ROWS)).fetchall()
+    if long_batches:
+        _locate_in_long_batches(db, table, long_batches)
     # Text keys one by one always; UUID keys too if any batch had them listed (blobs sort after
     # text, so the first blob key says): otherwise their lookups would all miss.
-    if not db.execute(
+    listed = db.execute(
         "SELECT 1 FROM prediction_ids WHERE model_key = ? AND id_key >= x'' LIMIT 1",
         (model_key,),
-    ).fetchone():
-        by_id += " AND t.ms IS NULL"
-    db.execute(by_id, (model_key,))
+    ).fetchone()
+    only_text = "" if listed else "WHERE j.ms IS NULL"
+    db.execute(_LOCATE_BY_ID.format(table=table, only_text=only_text), (model_key,))
 
 
-def _locate_in_python(
-    db: sqlite3.Connection,
-    model_key: int,
-    table: str,
-    misplaced: Sequence[tuple[int, bytes, int]],
+def _locate_in_long_batches(
+    db: sqlite3.Connection, table: str, candidates: Sequence[tuple[int, int, bytes, bytes]]
 ) -> None:
-    """The ids whose key ``instr`` first matched across two keys of some batch: each such
-    batch's keys read here, aligned."""
-    for lookup, key, ms in misplaced:
-        spots = [
-            (batch, window_id, row)
-            for batch, window_id, packed in db.execute(
-                "SELECT r.batch, b.window_id, b.ids FROM prediction_ranges r "
-                "JOIN prediction_batches b ON b.seq = r.batch "
-                "WHERE r.model_key = ? AND r.ms = ? AND r.first_key <= ?3 AND r.last_key >= ?3",
-                (model_key, ms, key),
-            )
-            if (row := _row_of(packed, key)) is not None
-        ]
-        batch, window_id, row = min(spots) if spots else (None, None, None)
-        db.execute(
-            f"UPDATE {table} SET window_id = ?, batch = ?, row = ?, misplaced = 0 WHERE rowid = ?",
-            (window_id, batch, row, lookup),
-        )
+    """Each key's row in the long batches whose range holds it, where earlier than found."""
+    spots: dict[bytes, Spot] = {}
+    for seq, window_id, packed, key in candidates:
+        row = _row_of(packed, key)
+        if row is not None and (key not in spots or seq < spots[key][1]):
+            spots[key] = (window_id, seq, row)
+    db.executemany(
+        f"UPDATE {table} SET window_id = ?1, batch = ?2, row = ?3 "
+        "WHERE key = ?4 AND (batch IS NULL OR batch > ?2)",
+        [(*spot, key) for key, spot in spots.items()],
+    )
 
 
 def lookup_keys(ids: Sequence[str]) -> tuple[list[bytes | str], list[int | None]]:
