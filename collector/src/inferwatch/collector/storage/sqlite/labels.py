@@ -21,9 +21,10 @@ from inferwatch.collector.labels.store import (
 )
 from inferwatch.collector.storage.sqlite.database import CHUNK, Database, marks
 from inferwatch.collector.storage.sqlite.prediction_index import (
-    LOOKUP_COLUMNS,
+    SPOTS,
     Spot,
     batch_keys,
+    create_lookup,
     locate,
     lookup_keys,
 )
@@ -39,7 +40,7 @@ _UPSERT_LABEL = (
 )
 # The labels of one apply, each id's last, joined to the index by SQLite (``locate``).
 _POSTED = "temp.posted_labels"
-_POSTED_COLUMNS = f"{LOOKUP_COLUMNS}, prediction_id TEXT, value_text TEXT, value_num REAL"
+_POSTED_COLUMNS = "prediction_id TEXT, value_text TEXT, value_num REAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,7 @@ class SQLiteLabelStore:
         values = latest.values()
         with self._db.transaction() as db:
             known = db.execute("SELECT key FROM model_keys WHERE model = ?", (model,)).fetchone()
-            db.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_POSTED} ({_POSTED_COLUMNS}) WITHOUT ROWID"
-            )
+            create_lookup(db, _POSTED, _POSTED_COLUMNS)
             db.executemany(
                 f"INSERT INTO {_POSTED} (key, ms, prediction_id, value_text, value_num) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -77,44 +76,49 @@ class SQLiteLabelStore:
                     strict=True,
                 ),
             )
-            if known is not None:
-                locate(db, known[0], _POSTED)
             windows: dict[int, int] = {}
             joined = 0
-            for window_id, found, labelled in db.execute(
-                f"SELECT t.window_id, COUNT(*), COUNT(l.row) FROM {_POSTED} t "
-                "LEFT JOIN labels l ON l.window_id = t.window_id AND l.batch = t.batch "
-                "AND l.row = t.row WHERE t.batch IS NOT NULL GROUP BY t.window_id"
-            ):
-                joined += found
-                replaced += labelled
-                if found > labelled:
-                    windows[window_id] = found - labelled
-            db.execute(
-                "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
-                f"SELECT window_id, batch, row, value_text, value_num, ? FROM {_POSTED} "
-                f"WHERE batch IS NOT NULL ORDER BY window_id, batch, row {_ON_LABEL_CONFLICT}",
-                (now_ms,),
-            )
+            if known is not None:
+                locate(db, known[0], _POSTED)
+                for window_id, found, labelled in db.execute(
+                    f"SELECT s.window_id, COUNT(*), COUNT(l.row) FROM {SPOTS} s "
+                    "LEFT JOIN labels l ON l.window_id = s.window_id AND l.batch = s.batch "
+                    "AND l.row = s.row GROUP BY s.window_id"
+                ):
+                    joined += found
+                    replaced += labelled
+                    if found > labelled:
+                        windows[window_id] = found - labelled
+                db.execute(
+                    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
+                    "SELECT s.window_id, s.batch, s.row, p.value_text, p.value_num, ? "
+                    f"FROM {SPOTS} s JOIN {_POSTED} p ON p.key = s.key "
+                    f"WHERE true {_ON_LABEL_CONFLICT}",
+                    (now_ms,),
+                )
+            # What is left waits for its prediction.
             pending = len(latest) - joined
             if pending:
+                waiting = (
+                    f"{_POSTED} p WHERE NOT EXISTS (SELECT 1 FROM {SPOTS} s WHERE s.key = p.key)"
+                )
                 (already,) = db.execute(
-                    f"SELECT COUNT(*) FROM {_POSTED} t JOIN pending_labels p "
-                    "ON p.model = ? AND p.prediction_id = t.prediction_id WHERE t.batch IS NULL",
+                    f"SELECT COUNT(*) FROM {waiting} AND EXISTS (SELECT 1 FROM pending_labels w "
+                    "WHERE w.model = ? AND w.prediction_id = p.prediction_id)",
                     (model,),
                 ).fetchone()
                 replaced += already
                 db.execute(
                     "INSERT INTO pending_labels (model, prediction_id, value_text, value_num, "
-                    "received_ms) SELECT ?, prediction_id, value_text, value_num, ? "
-                    f"FROM {_POSTED} "
-                    "WHERE batch IS NULL ON CONFLICT (model, prediction_id) DO UPDATE SET "
+                    "received_ms) SELECT ?, p.prediction_id, p.value_text, p.value_num, ? "
+                    f"FROM {waiting} ON CONFLICT (model, prediction_id) DO UPDATE SET "
                     "value_text = excluded.value_text, value_num = excluded.value_num, "
                     "received_ms = excluded.received_ms",
                     (model, now_ms),
                 )
             db.execute(f"DELETE FROM {_POSTED}")
-            _add_labelled(db, Counter(windows))
+            db.execute(f"DELETE FROM {SPOTS}")
+            _add_labelled(db, windows)
             _bump(db, model, {"accepted": len(labels), "replaced": replaced})
         return LabelOutcome(len(labels), joined, pending, replaced, set(windows))
 
@@ -246,7 +250,7 @@ def join_waiting(
     return joined, set(windows)
 
 
-def _add_labelled(db: sqlite3.Connection, windows: Counter[int]) -> None:
+def _add_labelled(db: sqlite3.Connection, windows: Mapping[int, int]) -> None:
     """Count new labels in their windows and mark them for evaluation.
 
     Open windows too: a label landing while the closing evaluation runs (after it read the

@@ -83,16 +83,22 @@ def index_batches(
     )
 
 
-# The ids a label join looks for, one row each, filled in by ``locate``: the id's key, a UUID
-# key's millisecond (NULL for a text key), and where its first prediction is (NULL until found).
-# A temporary table, so that SQLite joins it to the index in a few statements instead of Python
-# doing so id by id; it lives on the writer's connection and is emptied after each join.
-LOOKUP_COLUMNS = "key PRIMARY KEY, ms INTEGER, window_id INTEGER, batch INTEGER, row INTEGER"
-# A spot found in SQL as one integer: batch seq in the high bits, so that min() is the first.
-_ROW_BITS = 32
+# The ids a label join looks for: a temporary table the caller fills, with these columns first
+# (each id's key, and a UUID key's millisecond, NULL for a text key). Temporary tables, so that
+# SQLite joins the ids to the index in a few statements instead of Python doing so id by id;
+# they live on the writer's connection.
+LOOKUP_COLUMNS = "key PRIMARY KEY, ms INTEGER"
+# Where ``locate`` puts each found id's first prediction.
+SPOTS = "temp.label_spots"
+_SPOTS_COLUMNS = "key PRIMARY KEY, window_id INTEGER, batch INTEGER, row INTEGER"
+# An id found twice keeps the earlier (batch, row).
+_EARLIER = (
+    "ON CONFLICT (key) DO UPDATE SET window_id = excluded.window_id, batch = excluded.batch, "
+    "row = excluded.row WHERE (excluded.batch, excluded.row) < (batch, row)"
+)
 
 # The batches whose range holds a looked-for UUID key (the ranges of the keys' milliseconds,
-# each probed in the table's key order), with how many keys it holds and how many rows it has.
+# each probed in the table's key order).
 _HOLDING = """
 WITH holding AS MATERIALIZED (
     SELECT r.batch, r.first_key, r.last_key FROM (
@@ -102,8 +108,8 @@ WITH holding AS MATERIALIZED (
     WHERE EXISTS (SELECT 1 FROM {table} j WHERE j.key BETWEEN r.first_key AND r.last_key)
 )
 """
-# Batches holding many of the keys for their length: each of their keys cut out by SQLite and
-# looked up in the table; an id in several keeps the earliest (batch, row).
+# Batches of up to ?2 rows holding a key: all their keys cut out by SQLite, each looked up in
+# the table (a probe of its primary key; no key searched for in the batch's bytes).
 _LOCATE_BY_RANGE = (
     _HOLDING
     + """, cut(at) AS MATERIALIZED (
@@ -112,22 +118,19 @@ _LOCATE_BY_RANGE = (
         SELECT max(length(b.ids) / 16) FROM holding h
         CROSS JOIN prediction_batches b ON b.seq = h.batch WHERE length(b.ids) / 16 <= ?2
     )
-),
-found AS (
-    SELECT j.key, b.window_id, min((b.seq << {row_bits}) + c.at) AS spot
-    FROM holding h
-    CROSS JOIN prediction_batches b ON b.seq = h.batch
-    CROSS JOIN cut c ON c.at < length(b.ids) / 16
-    CROSS JOIN {table} j ON j.key = substr(b.ids, c.at * 16 + 1, 16)
-    WHERE length(b.ids) / 16 <= ?2
-    GROUP BY j.key
 )
-UPDATE {table} AS t SET window_id = f.window_id, batch = f.spot >> {row_bits},
-    row = f.spot & ((1 << {row_bits}) - 1)
-FROM found f WHERE t.key = f.key
+INSERT INTO {spots} (key, window_id, batch, row)
+SELECT j.key, b.window_id, b.seq, c.at
+FROM holding h
+CROSS JOIN prediction_batches b ON b.seq = h.batch
+CROSS JOIN cut c ON c.at < length(b.ids) / 16
+CROSS JOIN {table} j ON j.key = substr(b.ids, c.at * 16 + 1, 16)
+WHERE length(b.ids) / 16 <= ?2
+{earlier}
 """
 )
-# Longer batches: their keys found one by one in Python, as few are looked for in each.
+# Longer batches: the keys their range holds, found in Python (few are looked for in each
+# such batch, and cutting out all of its keys would cost more).
 _LONG_BATCHES = (
     _HOLDING
     + """SELECT b.seq, b.window_id, b.ids, j.key FROM holding h
@@ -136,52 +139,59 @@ CROSS JOIN {table} j ON j.key BETWEEN h.first_key AND h.last_key
 WHERE length(b.ids) / 16 > ?2
 """
 )
-# Rows a batch may have for all of its keys to be cut out when it holds a looked-for key.
 _CUT_ROWS = 4096
-# Keys of their own prediction_ids row, where an earlier batch than the range's wins.
+# Keys of their own prediction_ids row.
 _LOCATE_BY_ID = """
-UPDATE {table} AS t SET window_id = f.window_id, batch = f.batch, row = f.row
-FROM (
-    SELECT j.key, b.window_id, i.batch, i.row
-    FROM {table} j
-    CROSS JOIN prediction_ids i ON i.model_key = ?1 AND i.id_key = j.key
-    CROSS JOIN prediction_batches b ON b.seq = i.batch
-    {only_text}
-) f
-WHERE t.key = f.key AND (t.batch IS NULL OR f.batch < t.batch)
+INSERT INTO {spots} (key, window_id, batch, row)
+SELECT j.key, b.window_id, i.batch, i.row
+FROM {table} j
+CROSS JOIN prediction_ids i ON i.model_key = ?1 AND i.id_key = j.key
+CROSS JOIN prediction_batches b ON b.seq = i.batch
+WHERE {which}
+{earlier}
 """
 
 
+def create_lookup(db: sqlite3.Connection, table: str, columns: str) -> None:
+    """The temporary table ``table`` of the ids to look for (LOOKUP_COLUMNS, then ``columns``)
+    and SPOTS, unless this connection has them already."""
+    db.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {table} ({LOOKUP_COLUMNS}, {columns}) WITHOUT ROWID"
+    )
+    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SPOTS} ({_SPOTS_COLUMNS}) WITHOUT ROWID")
+
+
 def locate(db: sqlite3.Connection, model_key: int, table: str) -> None:
-    """Fill in each id's first prediction (window_id, batch, row) in ``table`` (with
-    LOOKUP_COLUMNS, its key and ms as ``lookup_keys`` gives them); NULL where none is stored."""
-    db.execute(_LOCATE_BY_RANGE.format(table=table, row_bits=_ROW_BITS), (model_key, _CUT_ROWS))
-    long_batches = db.execute(_LONG_BATCHES.format(table=table), (model_key, _CUT_ROWS)).fetchall()
+    """Each id of ``table`` (made by ``create_lookup``, its keys as ``lookup_keys`` gives them)
+    with a stored prediction, put in SPOTS (empty before) with its first prediction's
+    (window_id, batch, row). The caller empties both tables after."""
+    names = {"table": table, "spots": SPOTS, "earlier": _EARLIER}
+    db.execute(_LOCATE_BY_RANGE.format(**names), (model_key, _CUT_ROWS))
+    long_batches = db.execute(_LONG_BATCHES.format(**names), (model_key, _CUT_ROWS)).fetchall()
     if long_batches:
-        _locate_in_long_batches(db, table, long_batches)
+        _locate_in_long_batches(db, long_batches)
     # Text keys one by one always; UUID keys too if any batch had them listed (blobs sort after
     # text, so the first blob key says): otherwise their lookups would all miss.
     listed = db.execute(
         "SELECT 1 FROM prediction_ids WHERE model_key = ? AND id_key >= x'' LIMIT 1",
         (model_key,),
     ).fetchone()
-    only_text = "" if listed else "WHERE j.ms IS NULL"
-    db.execute(_LOCATE_BY_ID.format(table=table, only_text=only_text), (model_key,))
+    which = "true" if listed else "j.ms IS NULL"
+    db.execute(_LOCATE_BY_ID.format(which=which, **names), (model_key,))
 
 
 def _locate_in_long_batches(
-    db: sqlite3.Connection, table: str, candidates: Sequence[tuple[int, int, bytes, bytes]]
+    db: sqlite3.Connection, candidates: Sequence[tuple[int, int, bytes, bytes]]
 ) -> None:
-    """Each key's row in the long batches whose range holds it, where earlier than found."""
-    spots: dict[bytes, Spot] = {}
-    for seq, window_id, packed, key in candidates:
-        row = _row_of(packed, key)
-        if row is not None and (key not in spots or seq < spots[key][1]):
-            spots[key] = (window_id, seq, row)
+    """Each key's row in the long batches whose range holds it."""
+    found = [
+        (key, window_id, seq, row)
+        for seq, window_id, packed, key in candidates
+        if (row := _row_of(packed, key)) is not None
+    ]
     db.executemany(
-        f"UPDATE {table} SET window_id = ?1, batch = ?2, row = ?3 "
-        "WHERE key = ?4 AND (batch IS NULL OR batch > ?2)",
-        [(*spot, key) for key, spot in spots.items()],
+        f"INSERT INTO {SPOTS} (key, window_id, batch, row) VALUES (?, ?, ?, ?) {_EARLIER}",
+        found,
     )
 
 
