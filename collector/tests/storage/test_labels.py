@@ -118,6 +118,21 @@ def test_label_join_finds_a_key_past_a_match_across_two_keys(storage: Storage) -
     assert pair.prediction_text == "r2"
 
 
+def test_label_join_finds_ids_in_a_batch_too_long_to_cut_whole(storage: Storage) -> None:
+    # 5,000 rows of one millisecond: past the rows whose keys the join cuts out in SQLite.
+    ids = [uuid7(6000, 2 * row) for row in range(5000)]
+    predicted = [f"r{row}" for row in range(5000)]
+    outcome = storage.windows.ingest([batch(b"long", window(0), ids, predicted)], 0)
+    (stored,) = outcome.stored
+    assert stored is not None
+    between = uuid7(6000, 2 * 4321 + 1)  # of the batch's millisecond and range, not in it
+    labels = [LabelRecord(pid, "x", None) for pid in (ids[4321], ids[0], between)]
+    applied = storage.labels.apply("m", labels, 1)
+    assert (applied.joined, applied.pending) == (2, 1)
+    pairs = labelled_pairs(storage.labels.for_window(stored.window_id))
+    assert sorted(pair.prediction_text for pair in pairs) == ["r0", "r4321"]
+
+
 def test_label_join_takes_the_first_prediction_across_windows_and_indexes(
     storage: Storage,
 ) -> None:
