@@ -76,26 +76,37 @@ class SQLiteLabelStore:
                     strict=True,
                 ),
             )
-            windows: dict[int, int] = {}
+            windows: Counter[int] = Counter()
             joined = 0
             if known is not None:
                 locate(db, known[0], _POSTED)
-                for window_id, found, labelled in db.execute(
-                    f"SELECT s.window_id, COUNT(*), COUNT(l.row) FROM {SPOTS} s "
-                    "LEFT JOIN labels l ON l.window_id = s.window_id AND l.batch = s.batch "
-                    "AND l.row = s.row GROUP BY s.window_id"
-                ):
-                    joined += found
-                    replaced += labelled
-                    if found > labelled:
-                        windows[window_id] = found - labelled
-                db.execute(
-                    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
-                    "SELECT s.window_id, s.batch, s.row, p.value_text, p.value_num, ? "
-                    f"FROM {SPOTS} s JOIN {_POSTED} p ON p.key = s.key "
-                    f"WHERE true {_ON_LABEL_CONFLICT}",
-                    (now_ms,),
+                (found,) = db.execute(f"SELECT COUNT(*) FROM {SPOTS}").fetchone()
+                # Labels of rows not labelled yet: inserted, their windows counted as they
+                # come back.
+                windows = Counter(
+                    map(
+                        itemgetter(0),
+                        db.execute(
+                            "INSERT INTO labels (window_id, batch, row, label_text, label_num, "
+                            "label_ms) SELECT s.window_id, s.batch, s.row, p.value_text, "
+                            f"p.value_num, ? FROM {SPOTS} s JOIN {_POSTED} p ON p.key = s.key "
+                            "WHERE true ON CONFLICT DO NOTHING RETURNING window_id",
+                            (now_ms,),
+                        ),
+                    )
                 )
+                joined = found
+                if found > windows.total():
+                    # Rows labelled before: their labels replaced (the new ones again too,
+                    # with what they have just been given).
+                    replaced += found - windows.total()
+                    db.execute(
+                        "UPDATE labels AS l SET label_text = p.value_text, "
+                        "label_num = p.value_num, label_ms = ? "
+                        f"FROM {SPOTS} s JOIN {_POSTED} p ON p.key = s.key "
+                        "WHERE l.window_id = s.window_id AND l.batch = s.batch AND l.row = s.row",
+                        (now_ms,),
+                    )
             # What is left waits for its prediction.
             pending = len(latest) - joined
             if pending:
