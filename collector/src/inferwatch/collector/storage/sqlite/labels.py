@@ -11,7 +11,6 @@ import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
 from inferwatch.collector.labels.store import (
     LabelledBatch,
@@ -21,26 +20,17 @@ from inferwatch.collector.labels.store import (
 )
 from inferwatch.collector.storage.sqlite.database import CHUNK, Database, marks
 from inferwatch.collector.storage.sqlite.prediction_index import (
-    SPOTS,
     Spot,
     batch_keys,
-    create_lookup,
-    locate,
-    lookup_keys,
+    first_predictions,
 )
 
-_ON_LABEL_CONFLICT = (
-    "ON CONFLICT (window_id, batch, row) DO UPDATE "
+_UPSERT_LABEL = (
+    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (window_id, batch, row) DO UPDATE "
     "SET label_text = excluded.label_text, label_num = excluded.label_num, "
     "label_ms = excluded.label_ms"
 )
-_UPSERT_LABEL = (
-    "INSERT INTO labels (window_id, batch, row, label_text, label_num, label_ms) "
-    f"VALUES (?, ?, ?, ?, ?, ?) {_ON_LABEL_CONFLICT}"
-)
-# The labels of one apply, each id's last, joined to the index by SQLite (``locate``).
-_POSTED = "temp.posted_labels"
-_POSTED_COLUMNS = "prediction_id TEXT, value_text TEXT, value_num REAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,76 +49,50 @@ class SQLiteLabelStore:
     def apply(self, model: str, labels: Sequence[LabelRecord], now_ms: int) -> LabelOutcome:
         latest = {label.prediction_id: label for label in labels}
         replaced = len(labels) - len(latest)
-        keys, ms = lookup_keys(list(latest))
-        values = latest.values()
+        joined = pending = 0
+        windows: Counter[int] = Counter()
+        keys = list(latest)
         with self._db.transaction() as db:
             known = db.execute("SELECT key FROM model_keys WHERE model = ?", (model,)).fetchone()
-            create_lookup(db, _POSTED, _POSTED_COLUMNS)
-            db.executemany(
-                f"INSERT INTO {_POSTED} (key, ms, prediction_id, value_text, value_num) "
-                "VALUES (?, ?, ?, ?, ?)",
-                zip(
-                    keys,
-                    ms,
-                    latest,
-                    map(itemgetter(1), values),
-                    map(itemgetter(2), values),
-                    strict=True,
-                ),
-            )
-            windows: Counter[int] = Counter()
-            joined = 0
-            if known is not None:
-                locate(db, known[0], _POSTED)
-                (found,) = db.execute(f"SELECT COUNT(*) FROM {SPOTS}").fetchone()
-                # Labels of rows not labelled yet: inserted, their windows counted as they
-                # come back.
-                windows = Counter(
-                    map(
-                        itemgetter(0),
-                        db.execute(
-                            "INSERT INTO labels (window_id, batch, row, label_text, label_num, "
-                            "label_ms) SELECT s.window_id, s.batch, s.row, p.value_text, "
-                            f"p.value_num, ? FROM {SPOTS} s JOIN {_POSTED} p ON p.key = s.key "
-                            "WHERE true ON CONFLICT DO NOTHING RETURNING window_id",
-                            (now_ms,),
-                        ),
-                    )
+            model_key = known[0] if known else None
+            for i in range(0, len(keys), CHUNK):
+                chunk = keys[i : i + CHUNK]
+                found: dict[str, tuple[Spot, bool]] = {}
+                if model_key is not None:
+                    found = first_predictions(db, model_key, chunk)
+                db.executemany(
+                    _UPSERT_LABEL,
+                    [
+                        (*spot, latest[pid].value_text, latest[pid].value_num, now_ms)
+                        for pid, (spot, _) in found.items()
+                    ],
                 )
-                joined = found
-                if found > windows.total():
-                    # Rows labelled before: their labels replaced (the new ones again too,
-                    # with what they have just been given).
-                    replaced += found - windows.total()
-                    db.execute(
-                        "UPDATE labels AS l SET label_text = p.value_text, "
-                        "label_num = p.value_num, label_ms = ? "
-                        f"FROM {SPOTS} s JOIN {_POSTED} p ON p.key = s.key "
-                        "WHERE l.window_id = s.window_id AND l.batch = s.batch AND l.row = s.row",
-                        (now_ms,),
-                    )
-            # What is left waits for its prediction.
-            pending = len(latest) - joined
-            if pending:
-                waiting = (
-                    f"{_POSTED} p WHERE NOT EXISTS (SELECT 1 FROM {SPOTS} s WHERE s.key = p.key)"
-                )
+                for (window_id, _, _), labelled in found.values():
+                    if labelled:
+                        replaced += 1
+                    else:
+                        windows[window_id] += 1
+                joined += len(found)
+                waiting = [pid for pid in chunk if pid not in found]
+                if not waiting:
+                    continue
                 (already,) = db.execute(
-                    f"SELECT COUNT(*) FROM {waiting} AND EXISTS (SELECT 1 FROM pending_labels w "
-                    "WHERE w.model = ? AND w.prediction_id = p.prediction_id)",
-                    (model,),
+                    "SELECT COUNT(*) FROM pending_labels "
+                    f"WHERE model = ? AND prediction_id IN ({marks(len(waiting))})",
+                    (model, *waiting),
                 ).fetchone()
                 replaced += already
-                db.execute(
+                pending += len(waiting)
+                db.executemany(
                     "INSERT INTO pending_labels (model, prediction_id, value_text, value_num, "
-                    "received_ms) SELECT ?, p.prediction_id, p.value_text, p.value_num, ? "
-                    f"FROM {waiting} ON CONFLICT (model, prediction_id) DO UPDATE SET "
-                    "value_text = excluded.value_text, value_num = excluded.value_num, "
+                    "received_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, prediction_id) DO "
+                    "UPDATE SET value_text = excluded.value_text, value_num = excluded.value_num, "
                     "received_ms = excluded.received_ms",
-                    (model, now_ms),
+                    [
+                        (model, pid, latest[pid].value_text, latest[pid].value_num, now_ms)
+                        for pid in waiting
+                    ],
                 )
-            db.execute(f"DELETE FROM {_POSTED}")
-            db.execute(f"DELETE FROM {SPOTS}")
             _add_labelled(db, windows)
             _bump(db, model, {"accepted": len(labels), "replaced": replaced})
         return LabelOutcome(len(labels), joined, pending, replaced, set(windows))
@@ -261,7 +225,7 @@ def join_waiting(
     return joined, set(windows)
 
 
-def _add_labelled(db: sqlite3.Connection, windows: Mapping[int, int]) -> None:
+def _add_labelled(db: sqlite3.Connection, windows: Counter[int]) -> None:
     """Count new labels in their windows and mark them for evaluation.
 
     Open windows too: a label landing while the closing evaluation runs (after it read the

@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
 from itertools import chain, count, repeat
 
 import numpy as np
+
+from inferwatch.collector.storage.sqlite.database import CHUNK, marks
 
 # A batch as ingest stores it in prediction_batches: seq, model key, window id, start time, ids
 # (as stored), output frame.
@@ -83,129 +86,77 @@ def index_batches(
     )
 
 
-# The ids a label join looks for: a temporary table the caller fills, with these columns first
-# (each id's key, and a UUID key's millisecond, NULL for a text key). Temporary tables, so that
-# SQLite joins the ids to the index in a few statements instead of Python doing so id by id;
-# they live on the writer's connection.
-LOOKUP_COLUMNS = "key PRIMARY KEY, ms INTEGER"
-# Where ``locate`` puts each found id's first prediction.
-SPOTS = "temp.label_spots"
-_SPOTS_COLUMNS = "key PRIMARY KEY, window_id INTEGER, batch INTEGER, row INTEGER"
-# An id found twice keeps the earlier (batch, row).
-_EARLIER = (
-    "ON CONFLICT (key) DO UPDATE SET window_id = excluded.window_id, batch = excluded.batch, "
-    "row = excluded.row WHERE (excluded.batch, excluded.row) < (batch, row)"
-)
-
-# The batches whose range holds a looked-for UUID key (the ranges of the keys' milliseconds,
-# each probed in the table's key order).
-_HOLDING = """
-WITH holding AS MATERIALIZED (
-    SELECT r.batch, r.first_key, r.last_key FROM (
-        SELECT DISTINCT ms FROM {table} WHERE ms IS NOT NULL
-    ) m
-    CROSS JOIN prediction_ranges r ON r.model_key = ?1 AND r.ms = m.ms
-    WHERE EXISTS (SELECT 1 FROM {table} j WHERE j.key BETWEEN r.first_key AND r.last_key)
-)
-"""
-# Batches of up to ?2 rows holding a key: all their keys cut out by SQLite, each looked up in
-# the table (a probe of its primary key; no key searched for in the batch's bytes).
-_LOCATE_BY_RANGE = (
-    _HOLDING
-    + """, cut(at) AS MATERIALIZED (
-    -- As many as the longest of those batches has rows: each batch's scan of it is short.
-    SELECT 0 UNION ALL SELECT at + 1 FROM cut WHERE at + 1 < (
-        SELECT max(length(b.ids) / 16) FROM holding h
-        CROSS JOIN prediction_batches b ON b.seq = h.batch WHERE length(b.ids) / 16 <= ?2
-    )
-)
-INSERT INTO {spots} (key, window_id, batch, row)
-SELECT j.key, b.window_id, b.seq, c.at
-FROM holding h
-CROSS JOIN prediction_batches b ON b.seq = h.batch
-CROSS JOIN cut c ON c.at < length(b.ids) / 16
-CROSS JOIN {table} j ON j.key = substr(b.ids, c.at * 16 + 1, 16)
-WHERE length(b.ids) / 16 <= ?2
-{earlier}
-"""
-)
-# Longer batches: the keys their range holds, found in Python (few are looked for in each
-# such batch, and cutting out all of its keys would cost more).
-_LONG_BATCHES = (
-    _HOLDING
-    + """SELECT b.seq, b.window_id, b.ids, j.key FROM holding h
-CROSS JOIN prediction_batches b ON b.seq = h.batch
-CROSS JOIN {table} j ON j.key BETWEEN h.first_key AND h.last_key
-WHERE length(b.ids) / 16 > ?2
-"""
-)
-_CUT_ROWS = 4096
-# Keys of their own prediction_ids row.
-_LOCATE_BY_ID = """
-INSERT INTO {spots} (key, window_id, batch, row)
-SELECT j.key, b.window_id, i.batch, i.row
-FROM {table} j
-CROSS JOIN prediction_ids i ON i.model_key = ?1 AND i.id_key = j.key
-CROSS JOIN prediction_batches b ON b.seq = i.batch
-WHERE {which}
-{earlier}
-"""
-
-
-def create_lookup(db: sqlite3.Connection, table: str, columns: str) -> None:
-    """The temporary table ``table`` of the ids to look for (LOOKUP_COLUMNS, then ``columns``)
-    and SPOTS, unless this connection has them already."""
-    db.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {table} ({LOOKUP_COLUMNS}, {columns}) WITHOUT ROWID"
-    )
-    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SPOTS} ({_SPOTS_COLUMNS}) WITHOUT ROWID")
-
-
-def locate(db: sqlite3.Connection, model_key: int, table: str) -> None:
-    """Each id of ``table`` (made by ``create_lookup``, its keys as ``lookup_keys`` gives them)
-    with a stored prediction, put in SPOTS (empty before) with its first prediction's
-    (window_id, batch, row). The caller empties both tables after."""
-    names = {"table": table, "spots": SPOTS, "earlier": _EARLIER}
-    db.execute(_LOCATE_BY_RANGE.format(**names), (model_key, _CUT_ROWS))
-    long_batches = db.execute(_LONG_BATCHES.format(**names), (model_key, _CUT_ROWS)).fetchall()
-    if long_batches:
-        _locate_in_long_batches(db, long_batches)
-    # Text keys one by one always; UUID keys too if any batch had them listed (blobs sort after
-    # text, so the first blob key says): otherwise their lookups would all miss.
-    listed = db.execute(
+def first_predictions(
+    db: sqlite3.Connection, model_key: int, ids: Sequence[str]
+) -> dict[str, tuple[Spot, bool]]:
+    """Each id's first prediction, if stored, and whether it has a label already."""
+    named = dict(zip(_id_keys(ids), ids, strict=True))
+    # Keys one by one: text keys, and UUID keys if any batch had them listed (blobs sort
+    # after text, so the first blob key says).
+    listed: list[bytes | str] = [key for key in named if not isinstance(key, bytes)]
+    if db.execute(
         "SELECT 1 FROM prediction_ids WHERE model_key = ? AND id_key >= x'' LIMIT 1",
         (model_key,),
-    ).fetchone()
-    which = "true" if listed else "j.ms IS NULL"
-    db.execute(_LOCATE_BY_ID.format(which=which, **names), (model_key,))
+    ).fetchone():
+        listed = list(named)
+    where: dict[bytes | str, Spot] = {
+        key: (window_id, batch, row)
+        for key, window_id, batch, row in db.execute(
+            "SELECT i.id_key, b.window_id, i.batch, i.row FROM prediction_ids i "
+            "JOIN prediction_batches b ON b.seq = i.batch "
+            f"WHERE i.model_key = ? AND i.id_key IN ({marks(len(listed))})",
+            (model_key, *listed),
+        )
+    }
+    # UUID keys by range: the batches of their millisecond whose range holds them, then
+    # where in those batches' keys they are.
+    by_ms: dict[int, list[bytes]] = {}
+    for key in named:
+        if isinstance(key, bytes):
+            by_ms.setdefault(_millisecond(key), []).append(key)
+    for keys in by_ms.values():
+        keys.sort()
+    holding: dict[int, list[bytes]] = {}
+    for ms, first, last, batch in db.execute(
+        "SELECT ms, first_key, last_key, batch FROM prediction_ranges "
+        f"WHERE model_key = ? AND ms IN ({marks(len(by_ms))})",
+        (model_key, *by_ms),
+    ):
+        keys = by_ms[ms]
+        inside = keys[bisect_left(keys, first) : bisect_right(keys, last)]
+        if inside:
+            holding.setdefault(batch, []).extend(inside)
+    for seq, window_id, packed in db.execute(
+        f"SELECT seq, window_id, ids FROM prediction_batches WHERE seq IN ({marks(len(holding))})",
+        list(holding),
+    ):
+        for key, row in _rows_of(packed, holding[seq]).items():
+            if key not in where or seq < where[key][1]:
+                where[key] = (window_id, seq, row)
+    labelled = _labelled(db, where.values())
+    return {named[key]: (spot, spot in labelled) for key, spot in where.items()}
 
 
-def _locate_in_long_batches(
-    db: sqlite3.Connection, candidates: Sequence[tuple[int, int, bytes, bytes]]
-) -> None:
-    """Each key's row in the long batches whose range holds it."""
-    found = [
-        (key, window_id, seq, row)
-        for seq, window_id, packed, key in candidates
-        if (row := _row_of(packed, key)) is not None
-    ]
-    db.executemany(
-        f"INSERT INTO {SPOTS} (key, window_id, batch, row) VALUES (?, ?, ?, ?) {_EARLIER}",
-        found,
-    )
-
-
-def lookup_keys(ids: Sequence[str]) -> tuple[list[bytes | str], list[int | None]]:
-    """Each id's key, and its millisecond if it is a UUID key, as ``locate`` looks for them."""
-    packed = _packed_uuids(ids)
-    if packed is None:
-        keys = [_id_key(pid) for pid in ids]
-        return keys, [_millisecond(k) if isinstance(k, bytes) else None for k in keys]
-    # All at once: a UUIDv7's time is its first 48 bits, big-endian.
-    heads = np.frombuffer(packed, np.uint8).reshape(-1, 16)[:, :6].astype(np.int64)
-    ms = heads @ (np.int64(256) ** np.arange(5, -1, -1, dtype=np.int64))
-    keys = [packed[i : i + 16] for i in range(0, len(packed), 16)]
-    return keys, ms.tolist()
+def _labelled(db: sqlite3.Connection, spots: Iterable[Spot]) -> set[Spot]:
+    """Which of these spots have a label: the labels of their batches, read by the table's key,
+    a range per window."""
+    batches: dict[int, set[int]] = {}
+    for window_id, batch, _ in spots:
+        batches.setdefault(window_id, set()).add(batch)
+    found: set[Spot] = set()
+    for window_id, seqs in batches.items():
+        listed = sorted(seqs)
+        for i in range(0, len(listed), CHUNK):
+            chunk = listed[i : i + CHUNK]
+            found.update(
+                (window_id, batch, row)
+                for batch, row in db.execute(
+                    "SELECT batch, row FROM labels "
+                    f"WHERE window_id = ? AND batch IN ({marks(len(chunk))})",
+                    (window_id, *chunk),
+                )
+            )
+    return found
 
 
 def stored_ids(ids: Sequence[str]) -> tuple[bytes | str, Sequence[bytes | str] | None]:
@@ -261,6 +212,13 @@ def _packed_uuids(ids: Sequence[str]) -> bytes | None:
     return packed if len(packed) == 16 * n else None
 
 
+def _id_keys(ids: Sequence[str]) -> list[bytes | str]:
+    packed = _packed_uuids(ids)
+    if packed is None:
+        return [_id_key(pid) for pid in ids]
+    return [packed[i : i + 16] for i in range(0, len(packed), 16)]
+
+
 def _key_range(packed: bytes) -> tuple[bytes, bytes] | None:
     """The least and greatest of a batch's UUID keys, if all are of one millisecond."""
     if not packed:
@@ -276,6 +234,18 @@ def _key_range(packed: bytes) -> tuple[bytes, bytes] | None:
 def _millisecond(key: bytes) -> int:
     """A UUIDv7's time: its first 48 bits."""
     return int.from_bytes(key[:6], "big")
+
+
+def _rows_of(packed: bytes, keys: Sequence[bytes]) -> dict[bytes, int]:
+    """The row of each of ``keys`` found among a batch's UUID keys."""
+    if 8 * len(keys) < len(packed) // 16:
+        # A few keys of a long batch: each looked for.
+        found = {key: _row_of(packed, key) for key in keys}
+        return {key: row for key, row in found.items() if row is not None}
+    chunks = [packed[at : at + 16] for at in range(0, len(packed), 16)]
+    # Reversed, so that a key there twice keeps its first row.
+    rows = dict(zip(reversed(chunks), range(len(chunks) - 1, -1, -1), strict=True))
+    return {key: rows[key] for key in keys if key in rows}
 
 
 def _row_of(packed: bytes, key: bytes) -> int | None:
