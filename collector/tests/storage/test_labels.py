@@ -102,6 +102,74 @@ def test_label_join_finds_uuid_ids_stored_by_range_or_one_by_one(storage: Storag
     assert (gone.pending, kept.joined, kept.replaced) == (1, 1, 1)
 
 
+def test_label_join_finds_a_key_past_a_match_across_two_keys(storage: Storage) -> None:
+    # The key of row 2 is also the end of row 0 and the start of row 1: its first match in the
+    # batch's keys is across two keys, its row is further on.
+    ms = bytes.fromhex("a00102030405")
+    first, second = ms + b"\0\1" + ms + b"\0\2", ms + b"\0\3" + bytes(8)
+    keys = [first, second, first[8:] + second[:8]]
+    ids = [str(uuid.UUID(bytes=key)) for key in keys]
+    outcome = storage.windows.ingest([batch(b"a", window(0), ids, ["r0", "r1", "r2"])], 0)
+    (stored,) = outcome.stored
+    assert stored is not None
+    applied = storage.labels.apply("m", [LabelRecord(ids[2], "x", None)], 1)
+    assert (applied.joined, applied.pending) == (1, 0)
+    (pair,) = labelled_pairs(storage.labels.for_window(stored.window_id))
+    assert pair.prediction_text == "r2"
+
+
+def test_label_join_finds_ids_in_a_batch_too_long_to_cut_whole(storage: Storage) -> None:
+    # 5,000 rows of one millisecond: past the rows whose keys the join cuts out in SQLite.
+    ids = [uuid7(6000, 2 * row) for row in range(5000)]
+    predicted = [f"r{row}" for row in range(5000)]
+    outcome = storage.windows.ingest([batch(b"long", window(0), ids, predicted)], 0)
+    (stored,) = outcome.stored
+    assert stored is not None
+    between = uuid7(6000, 2 * 4321 + 1)  # of the batch's millisecond and range, not in it
+    labels = [LabelRecord(pid, "x", None) for pid in (ids[4321], ids[0], between)]
+    applied = storage.labels.apply("m", labels, 1)
+    assert (applied.joined, applied.pending) == (2, 1)
+    pairs = labelled_pairs(storage.labels.for_window(stored.window_id))
+    assert sorted(pair.prediction_text for pair in pairs) == ["r0", "r4321"]
+
+
+def test_label_join_takes_the_first_prediction_across_windows_and_indexes(
+    storage: Storage,
+) -> None:
+    early, late = window(10), window(0)
+    ranged, listed = uuid7(1000, 1), uuid7(2000, 1)
+    # Stored in this order: the first batch of each id is in the later window, and one is
+    # indexed by range, the other id by id (a batch with a non-UUID id), each way round.
+    outcome = storage.windows.ingest(
+        [
+            batch(b"a", early, [uuid7(1000, 0), ranged], ["a0", "a1"]),
+            batch(b"b", early, ["order-1", listed], ["b0", "b1"]),
+            batch(b"c", late, ["order-2", ranged], ["c0", "c1"]),
+            batch(b"d", late, [listed, uuid7(2000, 2)], ["d0", "d1"]),
+        ],
+        now_ms=0,
+    )
+    early_id, late_id = (outcome.stored[i].window_id for i in (0, 2))  # type: ignore[union-attr]
+    labels = [LabelRecord(pid, "x", None) for pid in (ranged, listed, "order-2")]
+    # The same id twice in one request: the last counts, the first is replaced.
+    labels += [LabelRecord("order-2", "y", None), LabelRecord("not-yet", "z", None)]
+    applied = storage.labels.apply("m", labels, 1)
+    assert (applied.accepted, applied.joined, applied.pending, applied.replaced) == (5, 3, 1, 1)
+    assert applied.windows == {early_id, late_id}
+    at_early = labelled_pairs(storage.labels.for_window(early_id))
+    assert sorted((p.prediction_text, p.label_text) for p in at_early) == [
+        ("a1", "x"),
+        ("b1", "x"),
+    ]
+    ((text, label),) = (
+        (p.prediction_text, p.label_text)
+        for p in labelled_pairs(storage.labels.for_window(late_id))
+    )
+    assert (text, label) == ("c0", "y")
+    arrived = storage.windows.ingest([batch(b"e", late, ["not-yet"], ["e0"])], 2)
+    assert arrived.labels_joined == 1
+
+
 def test_labels_count_in_their_windows_and_mark_them(backend: Backend) -> None:
     storage = backend.open()
     outcome = storage.windows.ingest(
