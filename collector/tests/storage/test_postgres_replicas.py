@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 import psycopg
 
-from inferwatch.collector.storage.postgres.leadership import LEADER_LOCK
 from inferwatch_testkit import wait_for
 from inferwatch_testkit.collector import (
     T0,
@@ -144,14 +143,10 @@ def settled(url: str, k: int) -> dict[str, Any] | None:
 
 
 def leader_pid(url: str) -> int | None:
-    """The server process of the session holding the leader's lock of the schema."""
+    """The server process of the leadership session of the lease's holder."""
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = hashtext(current_schema())::oid AND granted",
-            (LEADER_LOCK,),
-        ).fetchone()
-    return None if row is None else int(row[0])
+        row = conn.execute("SELECT holder_pid FROM leader_lease").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def shown(detail: dict[str, Any]) -> tuple[Any, ...]:
