@@ -153,6 +153,33 @@ def test_a_leader_paused_past_its_lease_loses_the_role_and_stores_nothing_as_lea
         database.close()
 
 
+def test_a_leader_paused_inside_a_fenced_transaction_is_cut_off_by_the_server(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    database = Database(url)
+    migrate(database)
+    windows = PostgresWindowStore(database, "a")
+    a = LeaseLeadership(url, database, "a", lease_seconds=1, renew_seconds=3600)
+    b = LeaseLeadership(url, database, "b", lease_seconds=1, renew_seconds=3600)
+    try:
+        (stored,) = windows.ingest([batch(b"a", window(0), ["p0"])], 0).stored
+        assert stored is not None
+        assert a.holds()
+        with pytest.raises((StorageUnavailable, psycopg.Error)), a.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "a"}, 1, close=True)
+            # Paused here, holding the lease row: the server ends the session idle in its
+            # transaction, and b takes the role.
+            wait_for(b.holds, timeout=15, what="b to take the lease")
+            windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
+        (record,) = windows.find("m")
+        assert record.details is None and not record.closed
+    finally:
+        a.close()
+        b.close()
+        database.close()
+
+
 def test_texts_with_nul_and_the_escape_character_round_trip(postgres: TemporaryDatabase) -> None:
     storage = open_postgres(postgres.new_schema())
     model, text = "m\0odel", "a\0b\ufffe\x01c\ufffe\x02\ufffe"
