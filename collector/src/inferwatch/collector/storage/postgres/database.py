@@ -125,6 +125,9 @@ class Database:
         conn.adapters.register_dumper(str, _NulSafeDumper)
         for oid_name in ("text", "varchar", "bpchar", "name"):
             conn.adapters.register_loader(oid_name, _NulSafeLoader)
+        # Short statements all: compiling one costs more than it saves (seconds for a label
+        # join against a large index, bench_postgres).
+        conn.execute("SET jit = off")
         if self._durability != "full":
             conn.execute("SET synchronous_commit = off")
         conn.commit()
