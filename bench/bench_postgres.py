@@ -1,5 +1,6 @@
 """The collector on PostgreSQL beside SQLite, same run: ingest rows/s and label joins/s for one
-SQLite collector, one PostgreSQL replica and two replicas sharing one database.
+SQLite collector, one PostgreSQL replica and two replicas sharing one database; then the label
+join rate of one replica at a small prediction-id index and with the index filled to 10 M ids.
 
 Payload and clients as bench_collector.py (OTLP/HTTP protobuf requests of 10 spans x 100 rows x
 20 float features, UUIDv7 prediction ids, 4 client threads); with two replicas the clients
@@ -9,7 +10,14 @@ dropped after), with its default synchronous_commit = on. Nothing is pinned: on 
 machine the clients, the collectors and the PostgreSQL server share both cores, so two replicas
 show the cost of coordination, not the gain of a second machine (docs/scaling.md works that out).
 
-Usage: python bench/bench_postgres.py [--rows 300000]
+The 10 M index: one replica ingests 120 requests (120,000 rows) over HTTP and joins the labels of
+half of them (the small index); then the server fills prediction_ids to ``--index-ids`` with
+INSERT ... SELECT from generate_series (UUIDv7-like keys: 6 bytes of milliseconds then random
+bytes, as the SDK's), spread over ``FILL_DAYS`` day partitions as a month of retention spreads
+them, and the replica joins the labels of the other half. The table and index size on disk is
+PostgreSQL's, summed over the partitions.
+
+Usage: python bench/bench_postgres.py [--rows 300000] [--index-ids 10000000]
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psycopg
 from bench_collector import (
     LABELS_PER_REQUEST,
     ROWS_PER_REQUEST,
@@ -36,11 +45,16 @@ from bench_collector import (
     wait_ready,
 )
 
+from inferwatch.collector.storage.postgres.prediction_index import DAY_MS, make_partitions
 from inferwatch_testkit.postgres import TemporaryDatabase, admin_url
 
 CLIENTS = 4
 LABEL_REQUESTS = 6
 RESULT = Path(__file__).resolve().parent / "results" / "postgres.md"
+# Day partitions the 10 M filler ids are spread over (beside the day of the ingested ones).
+FILL_DAYS = 10
+# Filler rows a statement inserts.
+FILL_CHUNK = 1_000_000
 
 
 def start(db: str, tmp: str, instance: str) -> tuple[str, subprocess.Popen[bytes]]:
@@ -90,8 +104,9 @@ def ingest(urls: Sequence[str], count: int) -> float:
     return time.perf_counter() - started
 
 
-def join_labels(urls: Sequence[str]) -> float:
-    """Labels joined a second: each collector posts its own share of requests at once."""
+def join_labels(urls: Sequence[str], first: int = 0) -> float:
+    """Labels joined a second: each collector posts its own share of requests at once; label
+    request r (from ``first``) names the ids of ingest requests 10 r .. 10 r + 9."""
 
     def post(url: str, requests: Sequence[int]) -> None:
         with httpx.Client(base_url=url, timeout=120) as http:
@@ -108,7 +123,7 @@ def join_labels(urls: Sequence[str]) -> float:
                 counts = http.post("/v1/labels", json={"model": "bench", "labels": labels}).json()
                 assert counts["joined"] == LABELS_PER_REQUEST, counts
 
-    shares = [list(range(i, LABEL_REQUESTS, len(urls))) for i in range(len(urls))]
+    shares = [list(range(first + i, first + LABEL_REQUESTS, len(urls))) for i in range(len(urls))]
     threads = [threading.Thread(target=post, args=pair) for pair in zip(urls, shares, strict=True)]
     started = time.perf_counter()
     for thread in threads:
@@ -137,9 +152,86 @@ def measure(name: str, dbs: Sequence[str], requests: int, tmp: str) -> dict[str,
     return {"name": name, "rows": rate, "cpu_us": cpu * 1e6, "labels": labels}
 
 
+def index_rows(url: str) -> tuple[int, int]:
+    """prediction_ids' rows, and its bytes on disk (tables and indexes of every partition)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM prediction_ids), COALESCE(SUM("
+            "pg_total_relation_size(i.inhrelid)), 0)::bigint FROM pg_inherits i "
+            "WHERE i.inhparent = to_regclass('prediction_ids')"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def fill_index(url: str, total: int) -> float:
+    """Fill prediction_ids to ``total`` rows on the server; the seconds it took."""
+    have, _ = index_rows(url)
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        (model_key,) = conn.execute(
+            "SELECT key FROM model_keys WHERE model = 'bench'"
+        ).fetchone() or (None,)
+        assert model_key is not None, "the replica ingested nothing"
+        (last_end,) = conn.execute("SELECT MAX(window_end_ms) FROM prediction_ids").fetchone() or (
+            0,
+        )
+        first_day = int(last_end) // DAY_MS - FILL_DAYS
+        with conn.transaction():
+            make_partitions(conn, range(first_day, first_day + FILL_DAYS))
+        missing = max(0, total - have)
+        per_day = -(-missing // FILL_DAYS)
+        for d in range(FILL_DAYS):
+            day_start = (first_day + d) * DAY_MS
+            left = min(per_day, missing - d * per_day)
+            for offset in range(0, max(0, left), FILL_CHUNK):
+                n = min(FILL_CHUNK, left - offset)
+                # Ids in the order of their milliseconds, as the SDK's UUIDv7 arrive.
+                conn.execute(
+                    "INSERT INTO prediction_ids (model_key, id_key, window_end_ms, batch, row) "
+                    "SELECT %s, '\\x00'::bytea || substring(int8send(%s + g * 8) FROM 3) "
+                    "|| substring(uuid_send(gen_random_uuid()) FROM 7), %s + 86399999, "
+                    "-1 - g / 1000, g %% 1000 FROM generate_series(%s::bigint, %s::bigint) AS g",
+                    (model_key, day_start, day_start, offset, offset + n - 1),
+                )
+        conn.execute("VACUUM ANALYZE prediction_ids")
+    return time.perf_counter() - started
+
+
+def measure_index(admin: str, tmp: str, index_ids: int) -> dict[str, float]:
+    """One replica's label joins/s at a small index and at ``index_ids`` ids, same process."""
+    database = TemporaryDatabase(admin)
+    try:
+        url, process = start(database.url, tmp, "index")
+        try:
+            ingest([url], 2 * LABEL_REQUESTS * 10)
+            small_rows, small_bytes = index_rows(database.url)
+            small = join_labels([url])
+            fill_seconds = fill_index(database.url, index_ids)
+            big_rows, big_bytes = index_rows(database.url)
+            big = join_labels([url], first=LABEL_REQUESTS)
+        finally:
+            process.terminate()
+            process.wait()
+    finally:
+        database.drop()
+    print(f"index: {small:,.0f} labels/s at {small_rows:,} ids, {big:,.0f} at {big_rows:,}")
+    return {
+        "small_rows": small_rows,
+        "small_labels": small,
+        "big_rows": big_rows,
+        "big_labels": big,
+        "bytes_per_million": (big_bytes - small_bytes) / ((big_rows - small_rows) / 1e6),
+        "fill_seconds": fill_seconds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000, help="rows to ingest per setup")
+    parser.add_argument(
+        "--index-ids", type=int, default=10_000_000, help="prediction ids of the large index"
+    )
     args = parser.parse_args()
     admin, why = admin_url()
     if admin is None:
@@ -157,6 +249,7 @@ def main() -> None:
                 rows.append(measure(name, [database.url] * replicas, requests, tmp))
             finally:
                 database.drop()
+        index = measure_index(admin, tmp, args.index_ids)
     base = rows[0]
     lines = [
         "## PostgreSQL beside SQLite (`bench/bench_postgres.py`)",
@@ -177,6 +270,23 @@ def main() -> None:
             f"{float(r['labels']) / float(base['labels']):.2f} |"
             for r in rows
         ),
+        "",
+        "### Label joins against a 10 M prediction-id index (one replica)",
+        "",
+        f"One replica, one database: {LABEL_REQUESTS} requests of {LABELS_PER_REQUEST:,} labels "
+        "joined at the small index the replica's own ingest made, then as many (other ids) "
+        f"once the server filled prediction_ids to {index['big_rows']:,} ids over "
+        f"{FILL_DAYS + 1} day partitions ({index['fill_seconds']:.0f} s to fill, "
+        "INSERT ... SELECT generate_series).",
+        "",
+        "| prediction ids in the index | labels joined/s | vs the small index |",
+        "|---|---|---|",
+        f"| {index['small_rows']:,.0f} | {index['small_labels']:,.0f} | 1.00 |",
+        f"| {index['big_rows']:,.0f} | {index['big_labels']:,.0f} | "
+        f"{index['big_labels'] / index['small_labels']:.2f} |",
+        "",
+        f"prediction_ids on disk (table and index): {index['bytes_per_million'] / 1e6:.0f} MB "
+        "per million ids.",
         "",
     ]
     RESULT.parent.mkdir(exist_ok=True)

@@ -340,3 +340,25 @@ def test_slack_text_cannot_mention_or_link_and_has_no_link_without_a_base_url() 
     body = slack_payload(make_event(1, message="<!channel> see <http://evil|here> & more"), None)
     assert "&lt;!channel&gt; see &lt;http://evil|here&gt; &amp; more" in body["text"]
     assert "<" not in body["text"] and "window 1" in body["text"]
+
+
+async def test_events_held_in_a_block_are_sent_when_it_ends_and_dropped_when_it_fails(
+    receiver: WebhookReceiver,
+) -> None:
+    policy = AlertPolicy(
+        consecutive=1, webhooks=(Webhook(url=receiver.url("/held")),), retry=FAST_RETRY
+    )
+    async with AlertDispatcher() as dispatcher:
+
+        def store_then_send(alert_id: int, stored: bool) -> None:
+            # As the collector's leader does: the alert change, then its commit, may fail.
+            with dispatcher.held():
+                dispatcher.submit(make_event(alert_id), policy)
+                if not stored:
+                    raise RuntimeError("the transaction was refused")
+
+        with pytest.raises(RuntimeError):
+            await asyncio.to_thread(store_then_send, 1, False)
+        await asyncio.to_thread(store_then_send, 2, True)
+        assert await dispatcher.drain(20)
+    assert [r.body["alert"]["id"] for r in receiver.requests("/held")] == [2]

@@ -12,10 +12,14 @@ import pytest
 from inferwatch.collector.labels.join import labelled_pairs
 from inferwatch.collector.labels.store import LabelRecord
 from inferwatch.collector.settings import ConfigError
-from inferwatch.collector.storage import Storage
+from inferwatch.collector.storage import LeadershipLost, Storage
 from inferwatch.collector.storage.postgres import SCHEMA_VERSION, open_postgres
+from inferwatch.collector.storage.postgres.database import Database
+from inferwatch.collector.storage.postgres.leadership import LeaseLeadership
+from inferwatch.collector.storage.postgres.schema import migrate
+from inferwatch.collector.storage.postgres.windows import PostgresWindowStore
 from inferwatch.collector.window.store import StorageUnavailable
-from inferwatch_testkit import closed_port
+from inferwatch_testkit import closed_port, wait_for
 from inferwatch_testkit.postgres import TemporaryDatabase
 
 from .helpers import MINUTE_MS, batch, window
@@ -110,6 +114,70 @@ def test_one_collector_leads_and_another_takes_over_when_it_goes(
     a.close()
     assert b.leadership.holds()
     b.close()
+
+
+def test_a_leader_paused_past_its_lease_loses_the_role_and_stores_nothing_as_leader(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    database = Database(url)
+    migrate(database)
+    windows = PostgresWindowStore(database, "a")
+    # Renewing never: as a paused process does not.
+    a = LeaseLeadership(url, database, "a", lease_seconds=0.5, renew_seconds=3600)
+    b = LeaseLeadership(url, database, "b", lease_seconds=0.5, renew_seconds=3600)
+    try:
+        (stored,) = windows.ingest([batch(b"a", window(0), ["p0"])], 0).stored
+        assert stored is not None
+        assert a.holds() and not b.holds()
+        with a.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "a"}, 1, close=True)
+        # a's session stays open, so only the lease running out hands the role over.
+        wait_for(b.holds, timeout=10, what="b to take the expired lease")
+        with pytest.raises(LeadershipLost), a.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
+        (record,) = windows.find("m")
+        assert (record.details, record.evaluated_ms) == ({"by": "a"}, 1)
+        assert not a.holds() and b.holds()
+        with b.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "b"}, 3, close=True)
+        assert windows.find("m")[0].details == {"by": "b"}
+        # Rolled back whole: a fenced block that fails stores none of its writes.
+        with pytest.raises(RuntimeError), b.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "b, undone"}, 4, close=True)
+            raise RuntimeError("the alert step failed")
+        assert windows.find("m")[0].details == {"by": "b"}
+    finally:
+        a.close()
+        b.close()
+        database.close()
+
+
+def test_a_leader_paused_inside_a_fenced_transaction_is_cut_off_by_the_server(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    database = Database(url)
+    migrate(database)
+    windows = PostgresWindowStore(database, "a")
+    a = LeaseLeadership(url, database, "a", lease_seconds=1, renew_seconds=3600)
+    b = LeaseLeadership(url, database, "b", lease_seconds=1, renew_seconds=3600)
+    try:
+        (stored,) = windows.ingest([batch(b"a", window(0), ["p0"])], 0).stored
+        assert stored is not None
+        assert a.holds()
+        with pytest.raises((StorageUnavailable, psycopg.Error)), a.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "a"}, 1, close=True)
+            # Paused here, holding the lease row: the server ends the session idle in its
+            # transaction, and b takes the role.
+            wait_for(b.holds, timeout=15, what="b to take the lease")
+            windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
+        (record,) = windows.find("m")
+        assert record.details is None and not record.closed
+    finally:
+        a.close()
+        b.close()
+        database.close()
 
 
 def test_texts_with_nul_and_the_escape_character_round_trip(postgres: TemporaryDatabase) -> None:

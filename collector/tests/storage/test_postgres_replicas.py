@@ -1,11 +1,15 @@
 """Two collector processes on one PostgreSQL database, traffic split between them, the leader
 killed and restarted mid-stream, against one SQLite collector fed the same data: the same
-windows, results, label joins and alerts, each alert's webhooks sent once."""
+windows, results, label joins and alerts, each alert's webhooks sent once. And the leader
+paused (SIGSTOP) with its session alive: the other takes over within the lease, and the paused
+one, resumed, stores and sends nothing twice."""
 
 from __future__ import annotations
 
 import json
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,7 +21,7 @@ import httpx
 import numpy as np
 import psycopg
 
-from inferwatch.collector.storage.postgres.leadership import LEADER_LOCK
+from inferwatch.collector.storage.postgres.leadership import LEASE_SECONDS
 from inferwatch_testkit import wait_for
 from inferwatch_testkit.collector import (
     T0,
@@ -36,19 +40,21 @@ WINDOWS = 6
 SPANS = 12  # error_rate needs at least 10 requests
 ROWS = 5
 FAILING = {2, 3}  # every span of these windows is an error
+Hook = tuple[str, dict[str, Any], str | None]
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
-    """A stand-in for an ops endpoint: its URL, and each POST as (path, body)."""
-    received: list[tuple[str, dict[str, Any]]] = []
+def webhook_receiver() -> Iterator[tuple[str, list[Hook]]]:
+    """A stand-in for an ops endpoint: its URL, and each POST as (path, body, idempotency
+    key)."""
+    received: list[Hook] = []
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             with lock:
-                received.append((self.path, body))
+                received.append((self.path, body, self.headers.get("idempotency-key")))
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -144,14 +150,10 @@ def settled(url: str, k: int) -> dict[str, Any] | None:
 
 
 def leader_pid(url: str) -> int | None:
-    """The server process of the session holding the leader's lock of the schema."""
+    """The server process of the leadership session of the lease's holder."""
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = hashtext(current_schema())::oid AND granted",
-            (LEADER_LOCK,),
-        ).fetchone()
-    return None if row is None else int(row[0])
+        row = conn.execute("SELECT holder_pid FROM leader_lease").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def shown(detail: dict[str, Any]) -> tuple[Any, ...]:
@@ -172,10 +174,10 @@ def shown(detail: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def alert_events(received: list[tuple[str, dict[str, Any]]], path: str) -> list[tuple[Any, ...]]:
+def alert_events(received: list[Hook], path: str) -> list[tuple[Any, ...]]:
     return [
         (body["event"], body["alert"]["id"], body["alert"]["check"], body["window_id"])
-        for where, body in received
+        for where, body, _ in received
         if where == path
     ]
 
@@ -282,6 +284,89 @@ def test_two_replicas_match_one_sqlite_collector(
             assert [(e[0], e[2]) for e in pg_events] == expected
             assert [(e[0], e[2]) for e in lone_events] == expected
         finally:
+            for process in processes:
+                process.kill()
+    assert "Traceback" not in log.read_text()
+
+
+def lease(url: str) -> tuple[str | None, int]:
+    """The lease's holder (an instance id) and epoch."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT holder, epoch FROM leader_lease").fetchone()
+    assert row is not None
+    return row[0], int(row[1])
+
+
+def closings(url: str) -> float:
+    """How many windows this replica closed (evaluated on closing), from its /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith('inferwatch_window_evaluations_total{trigger="close"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_paused_leader_is_taken_over_within_the_lease_and_stores_nothing_twice(
+    postgres: TemporaryDatabase, tmp_path: Path
+) -> None:
+    traffic = Traffic()
+    url = postgres.new_schema()
+    log = tmp_path / "collectors.log"
+    with webhook_receiver() as (hooks, received):
+
+        def start(name: str) -> CollectorProcess:
+            path = config(tmp_path, name, f"{hooks}/pg", name)
+            return start_collector_process(url, path, log, ready_timeout=120)
+
+        processes: list[CollectorProcess] = []
+        a: CollectorProcess | None = None
+        try:
+            a = start("a")
+            processes.append(a)
+            wait_for(lambda: lease(url)[0] == "a", what="replica a to lead")
+            b = start("b")
+            processes.append(b)
+            for k in (0, 1):
+                send_window(traffic, k, [a.url, b.url])
+                wait_for(lambda k=k: settled(b.url, k), timeout=120, what=f"window {k}")
+            # Window 2 (failing) reaches both, and the leader is paused at once, likely in the
+            # middle of evaluating it: its session stays open.
+            send_window(traffic, 2, [a.url, b.url])
+            a.process.send_signal(signal.SIGSTOP)
+            paused = time.monotonic()
+            wait_for(lambda: lease(url)[0] == "b", timeout=LEASE_SECONDS + 30, what="b to lead")
+            takeover = time.monotonic() - paused
+            # The lease, a tick, and the wait of a taking behind a fenced transaction.
+            assert takeover <= LEASE_SECONDS + 4, takeover
+            send_window(traffic, 3, [b.url])
+            for k in (2, 3):
+                wait_for(lambda k=k: settled(b.url, k), timeout=120, what=f"window {k} on b")
+            wait_for(lambda: len(alert_events(received, "/pg")) >= 1, what="the opened alert")
+            a.process.send_signal(signal.SIGCONT)
+            for k in range(4, WINDOWS):
+                send_window(traffic, k, [a.url, b.url])
+                wait_for(lambda k=k: settled(a.url, k), timeout=120, what=f"window {k}")
+            wait_for(lambda: len(alert_events(received, "/pg")) >= 2, what="the resolved alert")
+            # The resumed replica found itself fenced off, and stays a follower.
+            assert lease(url) == ("b", 2)
+            wait_for(lambda: "another collector took the lead" in log.read_text(), what="a's log")
+
+            # Each window was closed by one replica, once.
+            assert closings(a.url) + closings(b.url) == WINDOWS
+            found = httpx.get(f"{b.url}/v1/models/{MODEL}/alerts", timeout=30).json()["alerts"]
+            assert [(x["check"], x["state"]) for x in found] == [("error_rate", "resolved")]
+            # Let a late duplicate arrive, if one were coming, then count each webhook once.
+            time.sleep(2 * LEASE_SECONDS / 5)
+            events = alert_events(received, "/pg")
+            assert [(e[0], e[2]) for e in events] == [
+                ("opened", "error_rate"),
+                ("resolved", "error_rate"),
+            ]
+            keys = [key for _, _, key in received]
+            assert None not in keys and len(set(keys)) == len(keys)
+        finally:
+            if a is not None and a.process.poll() is None:
+                a.process.send_signal(signal.SIGCONT)
             for process in processes:
                 process.kill()
     assert "Traceback" not in log.read_text()

@@ -7,6 +7,14 @@ them with one ``httpx.AsyncClient``, each attempt bounded by the webhook's timeo
 connection errors, timeouts, 429 and 5xx with the SDK's retry engine (``inferwatch.retry``:
 jittered exponential backoff, Retry-After as seconds or an HTTP date); any other answer is final.
 Webhook URLs often carry tokens, so logs only ever show their scheme and host.
+
+Send once: events submitted inside ``held()`` (the collector's leader storing a window's
+evaluation and alert changes in one fenced transaction) are logged and queued only once the
+block ends without an exception, so an event whose alert change was refused or rolled back is
+never sent. A delivery retried after a lost answer may reach its receiver twice: every POST
+carries an ``Idempotency-Key`` header, the same for every attempt and from whichever replica
+(the alert, its event, the window and the alert's change time), for the receiver to drop
+repeats.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -29,6 +38,16 @@ from inferwatch.collector.settings.alerts import AlertPolicy, Webhook, redact_ur
 from inferwatch.retry import Attempts, RetryPolicy, asend
 
 logger = logging.getLogger("inferwatch.alerts")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The events submitted inside this thread's ``held`` block.
+_HELD: ContextVar[list[tuple[AlertEvent, AlertPolicy]] | None] = ContextVar("held", default=None)
+
+
+def idempotency_key(event: AlertEvent) -> str:
+    """One alert change's key: alert id, event, window and the time the change was stored."""
+    alert = event.alert
+    return f"inferwatch-{alert.id}-{event.kind}-{event.window_id}-{alert.updated_ms}"
 
 
 def log_event(event: AlertEvent) -> None:
@@ -118,12 +137,35 @@ class AlertDispatcher:
 
     def submit(self, event: AlertEvent, policy: AlertPolicy) -> None:
         """Log ``event`` and queue it for ``policy``'s webhooks (unless a silence holds it
-        back); returns at once."""
+        back); returns at once. Inside ``held``: once the block ends well."""
+        held = _HELD.get()
+        if held is not None:
+            held.append((event, policy))
+            return
         log_event(event)
         if not event.notify or not policy.delivers(event.alert.severity):
             return
         for webhook in policy.webhooks:
             self._enqueue(_Delivery(event, webhook, policy.retry.engine()))
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold back this thread's submissions until the block ends; drop them if it raises
+        (the changes they announce were not stored)."""
+        held: list[tuple[AlertEvent, AlertPolicy]] = []
+        token = _HELD.set(held)
+        try:
+            yield
+        except BaseException:
+            if held:
+                logger.warning(
+                    "%d alert event(s) not sent: their alert changes were not stored", len(held)
+                )
+            raise
+        finally:
+            _HELD.reset(token)
+        for event, policy in held:
+            self.submit(event, policy)
 
     @property
     def stats(self) -> DeliveryStats:
@@ -257,7 +299,11 @@ class AlertDispatcher:
             raise ValueError(f"no notifier named {webhook.format!r} is loaded")
         body = notifier.payload(event, self._base_url)
         request = self._client.build_request(
-            "POST", webhook.url, json=body, timeout=webhook.timeout_seconds
+            "POST",
+            webhook.url,
+            json=body,
+            headers={IDEMPOTENCY_HEADER: idempotency_key(event)},
+            timeout=webhook.timeout_seconds,
         )
         attempts = Attempts(delivery.retry)
         try:

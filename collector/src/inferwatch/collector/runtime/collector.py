@@ -91,6 +91,7 @@ class Collector:
             clock,
             leadership=storage.leadership,
             refresh_settings=settings.refresh,
+            hold_deliveries=dispatcher.held,
         )
         return cls(
             config,

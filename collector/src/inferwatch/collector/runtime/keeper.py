@@ -8,7 +8,10 @@ Every evaluation's results then go to the alert engine, which opens and resolves
 Replicas sharing a database each checkpoint their own share of window state, and take the
 settings and references the others stored; only the leader (``storage.Leadership``) evaluates,
 alerts, sweeps and prunes, reading every replica's share of a window, checkpointed or still in
-its journal. Another replica takes the role on its next tick after the leader goes.
+its journal. Another replica takes the role on its next tick after the leader goes. The
+leader stores each evaluation with its alert changes in one fenced block
+(``Leadership.fenced``), and sends their events only once it is stored: a collector that lost
+the role meanwhile stores and sends nothing of it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from inferwatch.collector.alerts import AlertEngine, WindowResults
@@ -40,7 +44,7 @@ from inferwatch.collector.receive.batch import PredictionBatch
 from inferwatch.collector.reference.references import References
 from inferwatch.collector.runtime.prometheus import CollectorMetrics
 from inferwatch.collector.settings import CollectorConfig, ModelConfig
-from inferwatch.collector.storage import Leadership, SoleCollector
+from inferwatch.collector.storage import Leadership, LeadershipLost, SoleCollector
 from inferwatch.collector.window.state import WindowBook, WindowState
 from inferwatch.collector.window.store import WindowParts, WindowRecord, WindowStore
 
@@ -71,6 +75,7 @@ class WindowKeeper:
         *,
         leadership: Leadership | None = None,
         refresh_settings: Callable[[], None] = lambda: None,
+        hold_deliveries: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._windows = windows
         self._labels = labels
@@ -88,6 +93,8 @@ class WindowKeeper:
         self._clock = clock
         self._leadership = leadership or SoleCollector()
         self._refresh_settings = refresh_settings
+        # Alert events wait inside it until their changes are stored (AlertDispatcher.held).
+        self._hold_deliveries = hold_deliveries
         self._leads = False
         self._last_checkpoint = clock()
         self._last_prune = -float("inf")
@@ -120,6 +127,13 @@ class WindowKeeper:
         await asyncio.to_thread(self._references.fit_due)
         if not leads:
             return
+        try:
+            await self._lead(now)
+        except LeadershipLost as exc:
+            logger.warning("stopped evaluating windows and alerts: %s", exc)
+
+    async def _lead(self, now: float) -> None:
+        """What only the leader does."""
         now_ms = int(now * 1000)
         for record in await asyncio.to_thread(self._windows.find, closed=False):
             lateness_ms = self._config_for(record.model).allowed_lateness_seconds * 1000
@@ -147,6 +161,8 @@ class WindowKeeper:
         marks = parts.needs_eval
         try:
             await asyncio.to_thread(self._evaluate, record, state or WindowState(), close, marks)
+        except LeadershipLost:
+            raise
         except Exception:
             self._metrics.evaluation_errors.inc()
             raise
@@ -198,15 +214,16 @@ class WindowKeeper:
         details[ESTIMATED_PERFORMANCE] = window_estimate(results)
         details["label_coverage"] = current.labelled / state.rows if state.rows else None
         details["reference"] = profile is not None
-        self._windows.save_evaluation(
-            record.id,
-            results,
-            details,
-            now_ms,
-            close=close,
-            marks_seen=marks,
-        )
-        self._alert(record, results)
+        with self._hold_deliveries(), self._leadership.fenced():
+            self._windows.save_evaluation(
+                record.id,
+                results,
+                details,
+                now_ms,
+                close=close,
+                marks_seen=marks,
+            )
+            self._alert(record, results)
 
     def _alert(self, record: WindowRecord, results: list[Result]) -> None:
         """Turn the stored results into alerts; a failure here never undoes the evaluation."""
@@ -225,7 +242,10 @@ class WindowKeeper:
     def _sweep_alerts(self) -> None:
         traffic = {(v.model, v.version): v.last_ms for v in self._windows.versions()}
         try:
-            events = self._alerts.sweep(traffic)
+            with self._hold_deliveries(), self._leadership.fenced():
+                events = self._alerts.sweep(traffic)
+        except LeadershipLost:
+            raise
         except Exception:
             self._metrics.alert_errors.inc()
             logger.exception("resolving stale alerts failed")

@@ -11,6 +11,7 @@ them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` UR
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,10 @@ from inferwatch.collector.settings.store import SettingsStore
 from inferwatch.collector.window.store import WindowStore
 
 
+class LeadershipLost(Exception):
+    """The leader's writes were refused: another collector has taken the role since."""
+
+
 class Leadership(Protocol):
     """Which of the collectors sharing a database evaluates windows, alerts, fits references
     from windows and prunes: one at a time, so that no window is evaluated and no alert sent
@@ -29,6 +34,12 @@ class Leadership(Protocol):
 
     def holds(self) -> bool:
         """Whether this collector has the role now, taking it if it is free (blocking I/O)."""
+        ...
+
+    def fenced(self) -> AbstractContextManager[None]:
+        """A block whose writes (this thread's, through the stores) are stored together, and
+        only while this collector still leads: else nothing of it is, and LeadershipLost is
+        raised. Blocking I/O."""
         ...
 
     def close(self) -> None: ...
@@ -39,6 +50,9 @@ class SoleCollector:
 
     def holds(self) -> bool:
         return True
+
+    def fenced(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def close(self) -> None:
         pass
@@ -81,4 +95,4 @@ def open_storage(config: CollectorConfig) -> Storage:
     return open_postgres(database.target, instance=config.instance_id, durability=config.durability)
 
 
-__all__ = ["Leadership", "SoleCollector", "Storage", "open_storage"]
+__all__ = ["Leadership", "LeadershipLost", "SoleCollector", "Storage", "open_storage"]

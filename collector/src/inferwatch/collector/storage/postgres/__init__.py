@@ -8,7 +8,7 @@ from inferwatch.collector.storage import Storage
 from inferwatch.collector.storage.postgres.alerts import PostgresAlertStore
 from inferwatch.collector.storage.postgres.database import Database
 from inferwatch.collector.storage.postgres.labels import PostgresLabelStore
-from inferwatch.collector.storage.postgres.leadership import AdvisoryLeadership
+from inferwatch.collector.storage.postgres.leadership import LeaseLeadership
 from inferwatch.collector.storage.postgres.references import PostgresReferenceStore
 from inferwatch.collector.storage.postgres.schema import SCHEMA_VERSION, migrate
 from inferwatch.collector.storage.postgres.settings import PostgresSettingsStore
@@ -25,7 +25,7 @@ def open_postgres(url: str, *, instance: str = "default", durability: str = "ful
     database = Database(url, durability=durability)
     try:
         migrate(database)
-        leadership = AdvisoryLeadership(url, database.name, instance)
+        leadership = LeaseLeadership(url, database, instance)
     except BaseException:
         database.close()
         raise

@@ -14,8 +14,9 @@ round-trips and compares equal to itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -32,6 +33,9 @@ _POOL_TIMEOUT_S = 10.0
 # Seconds to reach the server on start before refusing to start.
 _CONNECT_TIMEOUT_S = 10
 _MAX_CONNECTIONS = 8
+
+# The transaction of the ``together`` block this thread is in, if any.
+_TOGETHER: ContextVar[psycopg.Connection[Any] | None] = ContextVar("together", default=None)
 
 _ESCAPE = "\ufffe"
 _ESCAPED_NUL = _ESCAPE + "\x01"
@@ -121,6 +125,9 @@ class Database:
         conn.adapters.register_dumper(str, _NulSafeDumper)
         for oid_name in ("text", "varchar", "bpchar", "name"):
             conn.adapters.register_loader(oid_name, _NulSafeLoader)
+        # Short statements all: compiling one costs more than it saves (seconds for a label
+        # join against a large index, bench_postgres).
+        conn.execute("SET jit = off")
         if self._durability != "full":
             conn.execute("SET synchronous_commit = off")
         conn.commit()
@@ -128,16 +135,48 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """``with database.transaction() as conn``: one transaction, committed when the block
-        ends (rolled back on an exception); the commit is durable when the block returns."""
+        ends (rolled back on an exception); the commit is durable when the block returns.
+        Inside a ``together`` block: a savepoint of its transaction."""
+        outer = _TOGETHER.get()
+        if outer is not None:
+            with _unavailable_on_server_errors(), outer.transaction():
+                yield outer
+            return
         with _unavailable_on_server_errors(), self._pool.connection() as conn:
             yield conn
 
     @contextmanager
     def reader(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection for reads; each block is one transaction, hence one snapshot of what
-        other transactions committed (statement by statement: READ COMMITTED)."""
+        other transactions committed (statement by statement: READ COMMITTED). Inside a
+        ``together`` block: its transaction, which sees the block's own writes."""
+        outer = _TOGETHER.get()
+        if outer is not None:
+            with _unavailable_on_server_errors(), outer.transaction():
+                yield outer
+            return
         with _unavailable_on_server_errors(), self._pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def together(
+        self, begin: Callable[[psycopg.Connection[Any]], None], idle_timeout_s: float
+    ) -> Iterator[None]:
+        """Every ``transaction`` and ``reader`` of this thread inside the block is one
+        transaction, begun by ``begin(conn)`` and committed when the block ends. The server
+        ends the session should the transaction wait ``idle_timeout_s`` between statements (a
+        collector paused mid-block), so that its locks never outlive it by more."""
+        with _unavailable_on_server_errors(), self._pool.connection() as conn:
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                (f"{int(idle_timeout_s * 1000)}ms",),
+            )
+            begin(conn)
+            token = _TOGETHER.set(conn)
+            try:
+                yield
+            finally:
+                _TOGETHER.reset(token)
 
     @contextmanager
     def snapshot(self) -> Iterator[psycopg.Connection[Any]]:

@@ -1,85 +1,173 @@
-"""Which replica leads: the one holding a session-level advisory lock of the schema, on a
-connection of its own. The same session holds the lock of the replica's instance id from its
-start, so that two live collectors never share one (each would overwrite the other's state).
+"""Which replica leads: the holder of the lease, the one row of ``leader_lease``, renewed by the
+leader every ``RENEW_SECONDS`` on a session of its own, and fenced by its epoch.
 
-The lock goes with its session: a replica that stops, crashes or is killed loses its connection
-and with it the lock, which another replica takes on its next try (each tick of its window
-task). The session sets TCP keepalives, so that the server also lets go of a replica whose host
-vanished, within about ``_IDLE_S + _INTERVAL_S * _COUNT`` seconds.
+A replica takes the lease when it has expired (``LEASE_SECONDS`` after its last renewal, by the
+server's clock) or at once when the holder's leadership session is gone (it stopped, crashed or
+was killed); each taking raises the epoch. The leader's evaluations and alert changes are
+stored in ``fenced`` blocks: one transaction that first locks the lease row (FOR SHARE) and
+checks that its epoch is still this replica's. Another replica's taking waits for such a
+transaction to end, and one begun after a taking finds a newer epoch and stores nothing
+(``LeadershipLost``). So a leader paused (SIGSTOP) or cut off for longer than the lease loses
+the role within ``LEASE_SECONDS`` plus a tick of the others, and what it computed before it
+lost it is refused when it goes on. A paused leader in the middle of a fenced transaction holds
+the lease row's lock: the server ends its session after ``LEASE_SECONDS`` idle in it.
+
+The same session holds the advisory lock of the replica's instance id from its start, so that
+two live collectors never share one (each would overwrite the other's state). It sets TCP
+keepalives, so that the server also lets go of a replica whose host vanished, within about
+``_IDLE_S + _INTERVAL_S * _COUNT`` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
 from inferwatch.collector.settings import ConfigError
+from inferwatch.collector.storage import LeadershipLost
+from inferwatch.collector.storage.postgres.database import Database
 
 logger = logging.getLogger(__name__)
 
-# pg_try_advisory_lock(LEADER_LOCK, hashtext(current_schema())).
-LEADER_LOCK = 0x1F3A0004
 # pg_try_advisory_lock(INSTANCE_LOCK, hashtext(current_schema() || '/' || instance id)).
 INSTANCE_LOCK = 0x1F3A0005
+# How long a lease lasts without a renewal, and how often the leader renews it.
+LEASE_SECONDS = 10.0
+RENEW_SECONDS = 2.0
 _IDLE_S, _INTERVAL_S, _COUNT = 5, 2, 3
 _CONNECT_TIMEOUT_S = 5
+# A taking waits this long for the leader's fenced transaction in flight, then tries next tick.
+_LOCK_TIMEOUT = "1s"
+
+_RENEW = (
+    "UPDATE leader_lease SET expires_at = clock_timestamp() + make_interval(secs => %s) "
+    "WHERE id = 1 AND epoch = %s RETURNING epoch"
+)
+_TAKE = (
+    "UPDATE leader_lease SET holder = %s, holder_pid = pg_backend_pid(), epoch = epoch + 1, "
+    "expires_at = clock_timestamp() + make_interval(secs => %s) WHERE id = 1 AND "
+    "(expires_at <= clock_timestamp() OR holder_pid IS NULL OR NOT EXISTS "
+    "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = leader_lease.holder_pid)) RETURNING epoch"
+)
+_RELEASE = (
+    "UPDATE leader_lease SET holder_pid = NULL, expires_at = '-infinity' "
+    "WHERE id = 1 AND epoch = %s"
+)
+_FENCE = "SELECT 1 FROM leader_lease WHERE id = 1 AND epoch = %s FOR SHARE"
 
 
 class InstanceTaken(ConfigError):
     """Another live collector has this instance id."""
 
 
-class AdvisoryLeadership:
-    def __init__(self, url: str, name: str, instance: str) -> None:
+class LeaseLeadership:
+    def __init__(
+        self,
+        url: str,
+        database: Database,
+        instance: str,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        renew_seconds: float = RENEW_SECONDS,
+    ) -> None:
         """Raises ConfigError when another live collector has ``instance`` as its id."""
         self._url = url
-        self._name = name
+        self._database = database
+        self._name = database.name
         self._instance = instance
+        self._lease_s = lease_seconds
+        self._renew_s = renew_seconds
         self._lock = threading.Lock()
-        self._held = False
+        # This replica's epoch while it holds the lease.
+        self._epoch: int | None = None
+        self._closed = threading.Event()
         try:
             self._conn: psycopg.Connection[Any] | None = self._connect()
         except psycopg.Error as exc:
-            raise ConfigError(f"cannot open a session on the {name}: {exc}") from None
+            raise ConfigError(f"cannot open a session on the {self._name}: {exc}") from None
+        # A thread, not the window task, renews: a long tick of evaluations must not cost the
+        # lease, while a paused process renews nothing.
+        self._renewer = threading.Thread(
+            target=self._renew_while_held, name="inferwatch-leader-lease", daemon=True
+        )
+        self._renewer.start()
+
+    @property
+    def epoch(self) -> int | None:
+        with self._lock:
+            return self._epoch
 
     def holds(self) -> bool:
         with self._lock:
-            try:
-                if self._conn is None:
-                    # A new session: the instance lock went with the old one; take it again.
-                    self._conn = self._connect()
-                if self._held:
-                    # Still connected means still held.
-                    self._conn.execute("SELECT 1")
-                    return True
-                row = self._conn.execute(
-                    "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
-                    (LEADER_LOCK,),
-                ).fetchone()
-                self._held = bool(row and row[0])
-                if self._held:
-                    logger.info("this collector now evaluates windows and alerts (the leader)")
-                return self._held
-            except InstanceTaken:
-                logger.error("instance_id %r was taken by another collector", self._instance)
-                return False
-            except psycopg.Error as exc:
-                if self._held:
-                    logger.warning("lost the leader's connection to the %s: %s", self._name, exc)
-                self._drop()
-                return False
+            return self._refresh()
+
+    @contextmanager
+    def fenced(self) -> Iterator[None]:
+        epoch = self.epoch
+        if epoch is None:
+            raise LeadershipLost("this collector does not lead")
+
+        def begin(conn: psycopg.Connection[Any]) -> None:
+            if conn.execute(_FENCE, (epoch,)).fetchone() is None:
+                raise LeadershipLost(f"another collector took the lead after epoch {epoch}")
+
+        with self._database.together(begin, idle_timeout_s=self._lease_s):
+            yield
+
+    def _refresh(self) -> bool:
+        """Renew the lease if held, else take it if free; whether held now."""
+        try:
+            if self._conn is None:
+                # A new session: the instance lock went with the old one; take it again.
+                self._conn = self._connect()
+            if self._epoch is not None:
+                row = self._conn.execute(_RENEW, (self._lease_s, self._epoch)).fetchone()
+                if row is None:
+                    logger.warning("another collector took the lead (after epoch %d)", self._epoch)
+                    self._epoch = None
+                return self._epoch is not None
+            row = self._conn.execute(_TAKE, (self._instance, self._lease_s)).fetchone()
+            if row is not None:
+                self._epoch = int(row[0])
+                logger.info(
+                    "this collector now evaluates windows and alerts (the leader, epoch %d)",
+                    self._epoch,
+                )
+            return self._epoch is not None
+        except InstanceTaken:
+            logger.error("instance_id %r was taken by another collector", self._instance)
+            return False
+        except psycopg.errors.LockNotAvailable:
+            # A fenced transaction in flight holds the row: try again later. Held or not,
+            # the epoch says, and the fence checks it.
+            return self._epoch is not None
+        except psycopg.Error as exc:
+            if self._epoch is not None:
+                logger.warning("lost the leader's connection to the %s: %s", self._name, exc)
+            self._drop()
+            return False
+
+    def _renew_while_held(self) -> None:
+        while not self._closed.wait(self._renew_s):
+            with self._lock:
+                if self._epoch is not None:
+                    self._refresh()
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
         for setting, value in (
-            ("tcp_keepalives_idle", _IDLE_S),
-            ("tcp_keepalives_interval", _INTERVAL_S),
-            ("tcp_keepalives_count", _COUNT),
+            ("tcp_keepalives_idle", str(_IDLE_S)),
+            ("tcp_keepalives_interval", str(_INTERVAL_S)),
+            ("tcp_keepalives_count", str(_COUNT)),
+            ("lock_timeout", _LOCK_TIMEOUT),
         ):
-            conn.execute("SELECT set_config(%s, %s, false)", (setting, str(value)))
+            conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
         row = conn.execute(
             "SELECT pg_try_advisory_lock(%s, hashtext(current_schema() || '/' || %s))",
             (INSTANCE_LOCK, self._instance),
@@ -93,11 +181,16 @@ class AdvisoryLeadership:
         return conn
 
     def _drop(self) -> None:
-        self._held = False
+        self._epoch = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             conn.close()
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
+            if self._epoch is not None and self._conn is not None:
+                # Handed over at once rather than when the lease runs out.
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute(_RELEASE, (self._epoch,))
             self._drop()
