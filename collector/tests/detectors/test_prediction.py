@@ -51,7 +51,7 @@ def test_label_shift_on_digits_shows_in_predictions_and_labels(
 def test_regression_outputs_are_compared_as_numbers(rng: np.random.Generator) -> None:
     detector = PredictionDrift().fit(rng.normal(size=2000))
     result = detector.run(rng.normal(1.0, 1.0, size=500))
-    assert result.decision == "alert" and result.features[0].test == "ks"
+    assert result.decision == "alert" and result.features[0].test == "ks_mw"
     with pytest.raises(ValueError, match="2-D class probabilities"):
         detector.run(np.zeros((2, 2, 2)))
 

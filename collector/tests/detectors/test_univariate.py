@@ -154,7 +154,7 @@ def test_counts_path_gives_the_rows_path_numbers(rng: np.random.Generator) -> No
     by_rows = UnivariateDrift().fit(reference).run(window)
     hybrid = UnivariateDrift().fit(reference, bins=bins).run(window, bins=window_bins)
 
-    assert counted.feature("x").test == "binned_chi2" and by_rows.feature("x").test == "ks"
+    assert counted.feature("x").test == "binned_chi2" and by_rows.feature("x").test == "ks_mw"
     assert counted.feature("x").effect_sizes["psi"] == pytest.approx(
         by_rows.feature("x").effect_sizes["psi"]
     )
@@ -214,9 +214,15 @@ def test_columns_tested_in_one_pass_match_scipy_column_by_column(
         found = result.feature(name)
         assert (found.n_reference, found.n_window) == (r.size, w.size)
         assert found.statistic == pytest.approx(stats.ks_2samp(r, w).statistic, abs=1e-12)
-        assert found.p_value == pytest.approx(
-            stats.ks_2samp(r, w, method="exact").pvalue, abs=0.015
-        )
+        ks_p = stats.ks_2samp(r, w, method="exact").pvalue
+        assert found.details["ks_p_value"] == pytest.approx(ks_p, abs=0.015)
+        # scipy's asymptotic Mann-Whitney with its tie correction; a constant column has no
+        # ranks to compare (scipy: nan), the test says no evidence.
+        mw = stats.mannwhitneyu(w, r, method="asymptotic", use_continuity=False)
+        mw_p = mw.pvalue if np.isfinite(mw.pvalue) else 1.0
+        assert found.details["mann_whitney_p_value"] == pytest.approx(mw_p, rel=1e-9, abs=1e-12)
+        t = np.tan((0.5 - found.details["ks_p_value"]) * np.pi) + np.tan((0.5 - mw_p) * np.pi)
+        assert found.p_value == pytest.approx(0.5 - np.arctan(t / 2) / np.pi, rel=1e-6, abs=1e-12)
         sizes = found.effect_sizes
         assert sizes["wasserstein"] == pytest.approx(
             stats.wasserstein_distance(r, w), rel=1e-9, abs=1e-12
@@ -274,3 +280,55 @@ def test_columns_split_into_several_passes_get_the_same_numbers(
     for a, b in zip(whole.features, split.features, strict=True):
         assert (a.feature, a.statistic, a.p_value) == (b.feature, b.statistic, b.p_value)
         assert a.effect_sizes == b.effect_sizes
+
+
+def _three_shapes(rng: np.random.Generator, rows: int, shift_sd: float = 0.0) -> dict:
+    """A normal, a lognormal and a bimodal feature, the bench's shapes, each moved by
+    ``shift_sd`` of its own sd."""
+    columns = {
+        "normal": rng.normal(size=rows),
+        "lognormal": rng.lognormal(0.0, 0.5, size=rows),
+        "bimodal": np.where(rng.integers(0, 2, rows), 2.0, -2.0) + rng.normal(size=rows),
+    }
+    return {name: x + shift_sd * x.std() for name, x in columns.items()}
+
+
+def test_a_small_mean_shift_is_found_far_more_often_than_by_ks_alone() -> None:
+    # 0.1 sd on 1,000 rows against 10,000: a 3-standard-error move. At the level a feature gets
+    # among 25 with five checks sharing 5% (0.01 / 25), KS alone misses it in most windows.
+    rng = np.random.default_rng(11)
+    detector = UnivariateDrift().fit(_three_shapes(rng, 10_000))
+    level, windows = 0.01 / 25, 300
+    found_by = {"combined": 0, "ks": 0}
+    for _ in range(windows):
+        features = detector.run(_three_shapes(rng, 1_000, 0.1)).features
+        found_by["combined"] += any(f.p_value < level for f in features)
+        found_by["ks"] += any(f.details["ks_p_value"] < level for f in features)
+    ks = found_by["ks"] / windows
+    combined = found_by["combined"] / windows
+    assert ks < 0.75 and combined > 0.78 and combined - ks > 0.1, found_by
+
+
+def test_clean_windows_fail_at_alpha() -> None:
+    # Every trial a fresh reference and window from one distribution, so that the rate is the
+    # test's own and not one reference's luck; a Clopper-Pearson 99% interval around alpha.
+    rng = np.random.default_rng(12)
+    trials, alpha = 2_000, 0.05
+    below = {name: {0.05: 0, 0.01: 0} for name in ("normal", "lognormal", "bimodal")}
+    failing = 0
+    for _ in range(trials):
+        detector = UnivariateDrift(alpha=alpha, min_wasserstein_sd=0.0).fit(
+            _three_shapes(rng, 2_000)
+        )
+        result = detector.run(_three_shapes(rng, 500))
+        failing += result.decision == "alert"
+        for f in result.features:
+            for level in (0.05, 0.01):
+                below[f.feature][level] += f.p_value < level
+    for name, counts in below.items():
+        for level, count in counts.items():
+            ci = stats.binomtest(count, trials, level).proportion_ci(0.99)
+            assert ci.low <= level <= ci.high, (name, level, count)
+    # Bonferroni over the 3 features: at most alpha, and not far below it.
+    ci = stats.binomtest(failing, trials).proportion_ci(0.99)
+    assert ci.low <= alpha and ci.high >= 0.03, failing

@@ -165,7 +165,7 @@ class FeatureResult:
     """One feature's test: statistic, raw and corrected p-values, effect sizes, verdict."""
 
     feature: str
-    test: str  # "ks", "chi2", "binned_chi2"
+    test: str  # "ks_mw", "chi2", "binned_chi2"
     statistic: float | None
     p_value: float | None
     adjusted_p_value: float | None

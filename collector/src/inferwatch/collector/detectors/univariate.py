@@ -1,14 +1,23 @@
-"""Per-feature drift: KS for numbers, chi-squared for categories, PSI / JS / Wasserstein sizes.
+"""Per-feature drift: KS and Mann-Whitney for numbers, chi-squared for categories, PSI / JS /
+Wasserstein sizes.
+
+A numeric feature's p-value is the Cauchy combination of two tests on the same values: KS, which
+sees any change of the distribution (spread, shape, location), and Mann-Whitney, which sees a
+shift of location with far more power (a 0.1 sd mean shift on 1,000 rows: found in about half
+the windows where KS finds a third, at a 25-feature Bonferroni level). The combination keeps the
+stronger one's evidence at the cost of about a factor of two on its p-value.
 
 A feature drifts when its test is significant after correction across features (Bonferroni by
 default, so the chance of any false alarm in a window stays at ``alpha``) AND its effect is big
 enough to matter (so a huge window does not flag a negligible shift). Below ``min_samples``
 values a feature is "not_enough_data" rather than a noisy verdict.
 
-Two ways to feed it: raw rows (``fit``/``run``: KS and Wasserstein on the values, PSI on bins
-frozen at the reference's quantiles), or exact mergeable counts (``fit_counts``/``run_counts``:
-frozen bin counts for numbers, category counts, as the collector keeps per window). Raw rows
-and counts can be combined: ``run(sample, bins=..., categories=...)`` runs KS on a row sample
+Two ways to feed it: raw rows (``fit``/``run``: KS, Mann-Whitney and Wasserstein on the values,
+PSI on bins frozen at the reference's quantiles), or exact mergeable counts
+(``fit_counts``/``run_counts``: frozen bin counts for numbers, category counts, as the collector
+keeps per window). Raw rows
+and counts can be combined: ``run(sample, bins=..., categories=...)`` runs the rank tests on a
+row sample
 and takes PSI / chi-squared from the exact counts.
 """
 
@@ -259,9 +268,9 @@ class UnivariateDrift(Detector):
         self, matrix: np.ndarray, bins: Mapping[str, np.ndarray]
     ) -> list[FeatureTest]:
         """Every numeric feature's test on the window's columns (``matrix``, the reference's
-        order). Features fitted from counts alone are tested over their bins; the others by KS
-        and Wasserstein on their finite values, the columns with as many finite values tested
-        together (all of them, when nothing is missing)."""
+        order). Features fitted from counts alone are tested over their bins; the others by KS,
+        Mann-Whitney and Wasserstein on their finite values, the columns with as many finite
+        values tested together (all of them, when nothing is missing)."""
         assert self.numeric_ is not None and self.samples_ is not None
         tests: list[FeatureTest | None] = [None] * len(self.numeric_)
         finite = np.isfinite(matrix)
@@ -305,17 +314,23 @@ class UnivariateDrift(Detector):
         else:
             values = np.stack([matrix[finite[:, j], j] for j in columns])
         ordered = np.sort(values, axis=1)
-        d, p, w1 = stats.ks_and_wasserstein_columns(self.samples_, which, ordered)
+        positions = stats.Positions.of(self.samples_, which, ordered)
+        d, ks_p, w1 = stats.ks_and_wasserstein_columns(self.samples_, which, ordered, positions)
+        z, mw_p = stats.mann_whitney_columns(self.samples_, which, ordered, positions)
+        p = stats.cauchy_combination(np.stack([ks_p, mw_p]))
         refs = [self.numeric_[j] for j in columns]
         window_bins = [
             self._window_bins(ref, ordered[i], bins.get(ref.name)) for i, ref in enumerate(refs)
         ]
         psi, js = self._distances([ref.counts for ref in refs], window_bins)
         tests = []
-        for ref, d_j, p_j, w1_j, mean, sd_j, psi_j, js_j in zip(
+        for ref, d_j, p_j, ks_p_j, z_j, mw_p_j, w1_j, mean, sd_j, psi_j, js_j in zip(
             refs,
             d.tolist(),
             p.tolist(),
+            ks_p.tolist(),
+            z.tolist(),
+            mw_p.tolist(),
             w1.tolist(),
             values.mean(axis=1).tolist(),
             values.std(axis=1).tolist(),
@@ -326,6 +341,7 @@ class UnivariateDrift(Detector):
             test = self._numeric_test(ref, values.shape[1], rows)
             sd = ref.sd if ref.sd > 0 else float("nan")
             test.statistic, test.p_value = d_j, p_j
+            test.details.update(ks_p_value=ks_p_j, mann_whitney_z=z_j, mann_whitney_p_value=mw_p_j)
             test.effect_sizes = {
                 "psi": psi_j,
                 "js_distance": js_j,
@@ -341,7 +357,7 @@ class UnivariateDrift(Detector):
     def _numeric_test(ref: NumericReference, finite: int, rows: int) -> FeatureTest:
         """A numeric feature's test before its numbers: what a window without values shows."""
         assert ref.sample is not None
-        test = FeatureTest(ref.name, "numeric", "ks", None, None, {}, ref.sample.size, finite)
+        test = FeatureTest(ref.name, "numeric", "ks_mw", None, None, {}, ref.sample.size, finite)
         test.details["missing_share"] = float(1 - finite / max(rows, 1))
         test.details["reference_missing_share"] = ref.missing_share
         return test
@@ -571,8 +587,10 @@ def _category_counts(column: CategoricalColumn) -> dict[str, int]:
 
 
 def _evidence(test: FeatureTest, adjusted: float) -> str:
-    label = {"ks": "KS D", "chi2": "chi-squared", "binned_chi2": "chi-squared over bins"}
+    label = {"ks_mw": "KS D", "chi2": "chi-squared", "binned_chi2": "chi-squared over bins"}
     statistic = f"{label[test.test]}={test.statistic:.3g}"
+    if test.test == "ks_mw":
+        statistic += f", Mann-Whitney z={test.details['mann_whitney_z']:+.2f}"
     return f"{statistic}, {stats.format_p(adjusted)}, PSI {test.effect_sizes.get('psi', 0.0):.2f}"
 
 

@@ -4,10 +4,11 @@ Each fits a detector of ``inferwatch.collector.detectors`` on the version's refe
 once (the window's ``fitted`` cache) and runs it on every window. Their settings are the
 detectors' parameters, with the detectors' own defaults:
 
-- ``univariate_drift``: per feature, KS on the row samples (the reference's and the window's
-  reservoirs) for numbers, chi-squared for categories; PSI and chi-squared take the exact counts
-  of every row where the summaries have them (bins frozen on the reference, category counts
-  with unseen categories). Corrected across features, gated by effect size.
+- ``univariate_drift``: per feature, KS and Mann-Whitney (Cauchy-combined) on the row samples
+  (the reference's and the window's reservoirs) for numbers, chi-squared for categories; PSI
+  and chi-squared take the exact counts of every row where the summaries have them (bins
+  frozen on the reference, category counts with unseen categories). Corrected across
+  features, gated by effect size.
 - ``multivariate_drift``: MMD permutation test (or a classifier two-sample test) on the row
   samples, reduced by PCA when the encoded rows are wide.
 - ``correlation_drift``: each pair of numeric features' correlation (normal scores, Fisher's z)
@@ -309,8 +310,8 @@ def _column_result(
     message = feature.message
     if what != "feature":
         message = message.replace("feature `", f"{what} `", 1)
-    if feature.test == "ks":
-        counts = "KS on the row sample; PSI on " + (
+    if feature.test == "ks_mw":
+        counts = "KS and Mann-Whitney on the row sample; PSI on " + (
             "exact bin counts of every row" if exact_bins else "the row sample's bin counts"
         )
     elif sampled_classes:
