@@ -276,3 +276,26 @@ def test_unknown_content_type_is_unsupported():
 def test_empty_protobuf_request_is_empty():
     decoded = decode_export_request(b"", PROTOBUF)
     assert (decoded.batches, decoded.received) == ([], 0)
+
+
+# Prediction ids are read from the serialized array when all are ASCII strings of one length;
+# these shapes must come out exactly as sent, whichever way they are read.
+_SEPARATOR_OF_10 = "\n\x0c\n\n"  # the tags and lengths before each 10-character id
+ID_SHAPES = {
+    "uuids": [f"0190a5c2-7e1f-7000-8000-{n:012x}" for n in range(4)],
+    "one id": ["0190a5c2-7e1f-7000-8000-000000000000"],
+    "empty strings": ["", "", "", ""],
+    "mixed lengths": ["a", "bb", "ccc", "dddd"],
+    "non-ASCII of one length": ["é" * 10, "a" * 10, "ü" * 10, "b" * 10],
+    "the separator inside an id": ["ab" + _SEPARATOR_OF_10 + "cdef", *["x" * 10] * 3],
+    # The first id's end and the next separator's start also make a separator: splitting cuts
+    # there instead of at the separator, into as many pieces, of other lengths.
+    "a separator across two elements": ["abcdefg\n\x0c\n", "y" * 10, "z" * 10, "w" * 10],
+    "newlines and tabs": ["\n" * 10, "\t" * 10, "\n\t" * 5, " " * 10],
+}
+
+
+@pytest.mark.parametrize("ids", ID_SHAPES.values(), ids=ID_SHAPES.keys())
+def test_prediction_ids_round_trip_exactly(make, ids):
+    batch = decode_one(make, rows=len(ids), **{contract.ATTR_PREDICTION_IDS: ids})
+    assert batch.ids == tuple(ids) and batch.issues == ()

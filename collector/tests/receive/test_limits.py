@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from inferwatch import contract
 from inferwatch.collector import load_config
 from inferwatch.collector.receive import PayloadTooLarge, decode_export_request
+from inferwatch.collector.receive.census import count_protobuf
 from inferwatch.collector.settings.limits import IngestLimits
 from inferwatch.frame import Frame, encode_frame, numeric
 from inferwatch_testkit.collector import start_collector
@@ -192,6 +193,48 @@ def test_an_array_of_millions_of_values_is_refused_before_protobuf_decodes_it(el
     span.attributes.append(KeyValue(key="foreign", value=value))
     with pytest.raises(PayloadTooLarge, match=r"values_per_request = 2,000,000"):
         decode(pb_request(span))
+
+
+def _values_walked(request: ExportTraceServiceRequest) -> int:
+    """The census's count, made from a parsed request of one span: its ResourceSpans, ScopeSpans
+    and Span, and every message an attribute holds (KeyValue, AnyValue, ArrayValue or
+    KeyValueList, and theirs)."""
+
+    def of(value: AnyValue) -> int:
+        which = value.WhichOneof("value")
+        if which == "array_value":
+            return 2 + sum(of(item) for item in value.array_value.values)
+        if which == "kvlist_value":
+            return 2 + sum(1 + of(kv.value) for kv in value.kvlist_value.values)
+        return 1
+
+    (resource,) = request.resource_spans
+    (scope,) = resource.scope_spans
+    (span,) = scope.spans
+    return 3 + sum(1 + of(kv.value) for kv in span.attributes)
+
+
+# Arrays of one short string length are counted at once, from the elements' leading bytes;
+# arrays that differ from that in one element, anywhere, are walked element by element.
+ARRAYS = {
+    "equal-length strings": ["abcd"] * 50,
+    "equal-length bytes": [b"abcd"] * 50,
+    "one longer string last": ["abcd"] * 49 + ["abcde"],
+    "one bytes value among strings": ["abcd"] * 20 + [b"abcd"] + ["abcd"] * 29,
+    "one integer among strings": ["abcd"] * 49 + [7],
+    "one nested array": ["ab"] * 10 + [["ab", "cd"]] + ["ab"] * 10,
+    # As many bytes as each string element: only its tag tells it apart.
+    "one nested array of the strings' size": ["abcdefgh"] * 10 + [["abcd"]] + ["abcdefgh"] * 10,
+    "strings of one element": ["a"],
+}
+
+
+@pytest.mark.parametrize("elements", ARRAYS.values(), ids=ARRAYS.keys())
+def test_the_census_counts_each_value_of_an_array(elements):
+    span = pb_span({"foreign": elements, "other": "x"})
+    body = pb_request(span)
+    census = count_protobuf(body, IngestLimits())
+    assert census.values == _values_walked(ExportTraceServiceRequest.FromString(body))
 
 
 def test_too_many_spans_in_one_request_is_a_413():

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from inferwatch.collector.receive.errors import BadRequest, PayloadTooLarge
 from inferwatch.collector.settings.limits import IngestLimits
 
@@ -177,7 +175,8 @@ def _uniform_texts(data: bytes, pos: int, stop: int) -> int | None:
     """How many values the ArrayValue in data[pos:stop] holds when they are all strings (or all
     bytes) of one short length, as the SDK's prediction ids are; else None.
 
-    Checked in one numpy comparison over the array's bytes instead of a loop in Python.
+    Each element then begins with the same 4 bytes (tags and lengths), checked as 4 strided
+    slices of the array's bytes instead of a loop in Python (or numpy, 4x slower on 100 ids).
     """
     if stop - pos < 4 or data[pos] != 0x0A:
         return None
@@ -185,11 +184,13 @@ def _uniform_texts(data: bytes, pos: int, stop: int) -> int | None:
     stride = 2 + size
     if size >= 0x80 or size < 2 or (stop - pos) % stride:
         return None
-    elements = np.frombuffer(data, np.uint8, stop - pos, pos).reshape(-1, stride)
-    expected = np.array([0x0A, size, data[pos + 2], size - 2], np.uint8)
-    if expected[2] not in _TEXT_TAGS or not (elements[:, :4] == expected).all():
+    if data[pos + 2] not in _TEXT_TAGS or data[pos + 3] != size - 2:
         return None
-    return len(elements)
+    count = (stop - pos) // stride
+    for at in range(pos, pos + 4):
+        if data[at:stop:stride] != data[at : at + 1] * count:
+            return None
+    return count
 
 
 def _is_text(data: bytes, pos: int, stop: int) -> bool:

@@ -499,7 +499,11 @@ def _protobuf_spans(body: bytes, limits: IngestLimits) -> Iterator[_Span | None]
 def _pb_value(value: AnyValue) -> Any:
     which = value.WhichOneof("value")
     if which == "array_value":
-        items = value.array_value.values
+        array = value.array_value
+        texts = _uniform_ascii_strings(array.SerializeToString())
+        if texts is not None:
+            return texts
+        items = array.values
         # Fast path for the ids array: a non-empty string_value can only come from a string
         # element (oneof), so when none is empty every element was a string.
         strings = [item.string_value for item in items]
@@ -509,6 +513,29 @@ def _pb_value(value: AnyValue) -> Any:
     if which == "kvlist_value":
         return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
     return None if which is None else getattr(value, which)
+
+
+def _uniform_ascii_strings(wire: bytes) -> list[str] | None:
+    """The values of a serialized ArrayValue when all are ASCII strings of one short length (the
+    SDK's prediction ids); else None.
+
+    Reading 100 ids one protobuf element at a time costs a message object an id; here one
+    serialization and one split make them all. Each element is then the same 4 bytes (the tags
+    and lengths of ``values`` and ``string_value``) followed by the string, so splitting on
+    those bytes gives the strings, provided every piece has the one length: a piece of another
+    length means the separator also occurred inside a string, and the slow path reads it.
+    """
+    if len(wire) < 4 or wire[0] != 0x0A or wire[2] != 0x0A:
+        return None
+    stride, size = wire[1] + 2, wire[3]
+    if stride >= 0x80 + 2 or size != stride - 4 or len(wire) % stride or not wire.isascii():
+        return None
+    text = wire.decode("ascii")
+    pieces = text.split(text[:4])
+    if len(pieces) != len(wire) // stride + 1 or pieces[0] or set(map(len, pieces[1:])) != {size}:
+        return None
+    del pieces[0]
+    return pieces
 
 
 def _pb_error(span: Span) -> str | None:
