@@ -15,9 +15,9 @@ strays sqrt(n) times less; plus the error models' own uncertainty, from how much
 models disagree on the window; plus their error where the window's rows are: the reference's
 held-out residuals, binned by the predicted error, give a bias and the variance of that bias in
 each bin, and the window's shares of the bins weigh them (a shifted window that sits in a few
-thinly held bins gets a wider band). It assumes p(y | x) did not change (no concept shift), and is not
-trusted on a window whose rows are outside the reference's range (unseen categories
-included), where the error model extrapolates.
+thinly held bins gets a wider band). It assumes p(y | x) did not change (no concept shift),
+and is not trusted on a window whose rows are outside the reference's range (unseen
+categories included), where the error model extrapolates.
 """
 
 from __future__ import annotations
