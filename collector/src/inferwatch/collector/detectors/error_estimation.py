@@ -12,9 +12,12 @@ The band is that of the realized MAE (or mean squared error) given the window's 
 out-of-fold residuals on the reference say how far a row's realized error strays from its
 prediction, relative to it (the spread of |e| grows with its mean), and a mean of n rows
 strays sqrt(n) times less; plus the error models' own uncertainty, from how much the fold
-models disagree on the window. It assumes p(y | x) did not change (no concept shift), and is not
-trusted on a window whose rows are outside the reference's range (unseen categories
-included), where the error model extrapolates.
+models disagree on the window; plus their error where the window's rows are: the reference's
+held-out residuals, binned by the predicted error, give a bias and the variance of that bias in
+each bin, and the window's shares of the bins weigh them (a shifted window that sits in a few
+thinly held bins gets a wider band). It assumes p(y | x) did not change (no concept shift),
+and is not trusted on a window whose rows are outside the reference's range (unseen
+categories included), where the error model extrapolates.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from inferwatch.collector.detectors.thresholds import Threshold
 DLE_METRICS = ("mae", "rmse")
 # A categorical feature with more categories than this is given to the trees as its codes.
 MAX_TREE_CATEGORIES = 250
+# Bins of the predicted error in which the error models' held-out residuals are averaged.
+CALIBRATION_BINS = 20
+MIN_BIN_ROWS = 50
 
 
 class DLE(Detector):
@@ -103,6 +109,12 @@ class DLE(Detector):
         self.models_: dict[str, list[HistGradientBoostingRegressor]] | None = None
         # How far a row's realized |e| (e^2) strays from its prediction, relative to it.
         self.spread_: dict[str, float] | None = None
+        # The error models' calibration on held-out rows, by bins of the predicted error:
+        # the bins' inner edges, and per bin the mean residual (realized - predicted) and
+        # the variance of that mean.
+        self.edges_: dict[str, np.ndarray] | None = None
+        self.bin_bias_: dict[str, np.ndarray] | None = None
+        self.bin_variance_: dict[str, np.ndarray] | None = None
         self.range_: np.ndarray | None = None  # (2, columns) of the error models' inputs
         self.reference_: dict[str, float | None] | None = None
         # Out of fold on the reference: the error models' mean squared error against that of
@@ -141,6 +153,7 @@ class DLE(Detector):
         error = predicted - true
         targets = {"mae": np.abs(error), "rmse": error**2}
         self.models_, self.spread_, self.relative_error_ = {}, {}, {}
+        self.edges_, self.bin_bias_, self.bin_variance_ = {}, {}, {}
         splits = KFold(self.folds, shuffle=True, random_state=self.random_state).split(inputs)
         folds = list(splits)
         with threadpool_limits(self.n_threads):
@@ -152,6 +165,7 @@ class DLE(Detector):
                     held_out[held] = np.maximum(model.predict(inputs[held]), 0.0)
                     models.append(model)
                 self.models_[name] = models
+                self._calibrate(name, held_out, target - held_out)
                 # Var(realized | x) taken proportional to the prediction squared (for a normal
                 # error, Var|e| = (pi/2 - 1) E[|e|]^2 and Var e^2 = 2 E[e^2]^2).
                 self.spread_[name] = float(
@@ -166,6 +180,25 @@ class DLE(Detector):
             "rmse": float(np.sqrt((error**2).mean())),
         }
         return self
+
+    def _calibrate(self, name: str, predicted: np.ndarray, residual: np.ndarray) -> None:
+        """How far off the error model is where it predicts a given error, from held-out
+        rows only: a window's estimate is as uncertain as the reference's mean residual over
+        rows like the window's, which grows where the window sits in thinly held bins."""
+        assert self.edges_ is not None and self.bin_bias_ is not None
+        assert self.bin_variance_ is not None
+        bins = max(1, min(CALIBRATION_BINS, residual.size // MIN_BIN_ROWS))
+        edges = np.unique(np.quantile(predicted, np.linspace(0, 1, bins + 1)[1:-1]))
+        which = np.searchsorted(edges, predicted, side="right")
+        counts = np.bincount(which, minlength=edges.size + 1).astype(np.float64)
+        sums = np.bincount(which, weights=residual, minlength=edges.size + 1)
+        squares = np.bincount(which, weights=residual**2, minlength=edges.size + 1)
+        counts = np.maximum(counts, 1.0)
+        mean = sums / counts
+        variance = np.maximum(squares / counts - mean**2, 0.0) * counts / np.maximum(counts - 1, 1)
+        self.edges_[name] = edges
+        self.bin_bias_[name] = mean
+        self.bin_variance_[name] = variance / counts
 
     def _model(self) -> HistGradientBoostingRegressor:
         assert self.categories_ is not None
@@ -247,7 +280,16 @@ class DLE(Detector):
             # reference it was given (the jackknife's inflation); it does not shrink with the
             # window's rows, and grows where the reference is thin.
             model = (predicted_rows.mean(axis=1).std() * (folds - 1) / np.sqrt(folds)) ** 2
-            sd = float(np.sqrt(sampling + model))
+            # The error model's own error where the window's rows are, from held-out rows.
+            assert self.edges_ is not None and self.bin_bias_ is not None
+            assert self.bin_variance_ is not None
+            which = np.searchsorted(self.edges_[name], per_row, side="right")
+            share = np.bincount(which, minlength=self.bin_bias_[name].size) / rows
+            bias = float(share @ self.bin_bias_[name])
+            calibration = float((share**2) @ self.bin_variance_[name])
+            # The bias widens the band rather than correcting the estimate: on held-out rows
+            # shifting the estimate by it made the estimate worse under covariate shift.
+            sd = float(np.sqrt(sampling + model + calibration + bias**2))
             lower, upper = max(value - z * sd, 0.0), value + z * sd
             if name == "rmse":  # the band of the mean squared error, through the root
                 metrics[name] = Estimated(float(np.sqrt(value)), np.sqrt(lower), np.sqrt(upper))
