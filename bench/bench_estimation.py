@@ -1,6 +1,6 @@
 """Performance estimated before labels (CBPE, DLE) against the realized metrics, beside NannyML.
 
-Usage: python bench/bench_estimation.py [--quick]
+Usage: python bench/bench_estimation.py [--quick] [--only TEXT] (scenarios whose name has TEXT)
 Scenarios with known truth, windows of 1,000 rows: clean windows and covariate shifts that move
 the model's confidence (make_classification, a random forest, binary and 4 classes), label shifts
 on sklearn's digits and wine (windows resampled from held-out rows with shifted class priors),
@@ -273,7 +273,7 @@ def summarise(
     return float(np.mean(errors)), float(np.mean(covered)), len(errors)
 
 
-def main(quick: bool) -> None:
+def main(quick: bool, only: str = "") -> None:
     windows = 20 if quick else 100
     load = os.getloadavg()[0]
     started = time.perf_counter()
@@ -286,6 +286,7 @@ def main(quick: bool) -> None:
         label_shift("wine", windows, seed=5),
         regression(windows, seed=6),
     ]
+    scenarios = [s for s in scenarios if only in s.name]
     lines = [
         "## Estimated performance before labels (CBPE, DLE)",
         "",
@@ -369,4 +370,5 @@ def main(quick: bool) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with threadpool_limits(1):
-        main("--quick" in sys.argv[1:])
+        args = sys.argv[1:]
+        main("--quick" in args, args[args.index("--only") + 1] if "--only" in args else "")

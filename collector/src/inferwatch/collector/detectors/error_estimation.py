@@ -15,7 +15,10 @@ strays sqrt(n) times less; plus the error models' own uncertainty, from how much
 models disagree on the window; plus their error where the window's rows are: the reference's
 held-out residuals, binned by the predicted error, give a bias and the variance of that bias in
 each bin, and the window's shares of the bins weigh them (a shifted window that sits in a few
-thinly held bins gets a wider band). It assumes p(y | x) did not change (no concept shift),
+thinly held bins gets a wider band); plus, relative to the estimate, the error models'
+systematic error under covariate shift, measured on reweightings of the reference scored by the
+out-of-fold models, and the uncertainty of the level the reference's rows set: neither shrinks
+with the window's rows. It assumes p(y | x) did not change (no concept shift),
 and is not trusted on a window whose rows are outside the reference's range (unseen
 categories included), where the error model extrapolates.
 """
@@ -115,6 +118,9 @@ class DLE(Detector):
         self.edges_: dict[str, np.ndarray] | None = None
         self.bin_bias_: dict[str, np.ndarray] | None = None
         self.bin_variance_: dict[str, np.ndarray] | None = None
+        # Relative error of the held-out window mean under covariate shifts of the reference
+        # (see ``_shift_error``): systematic, so it does not shrink with the window's rows.
+        self.shift_error_: dict[str, float] | None = None
         self.range_: np.ndarray | None = None  # (2, columns) of the error models' inputs
         self.reference_: dict[str, float | None] | None = None
         # Out of fold on the reference: the error models' mean squared error against that of
@@ -154,6 +160,7 @@ class DLE(Detector):
         targets = {"mae": np.abs(error), "rmse": error**2}
         self.models_, self.spread_, self.relative_error_ = {}, {}, {}
         self.edges_, self.bin_bias_, self.bin_variance_ = {}, {}, {}
+        self.shift_error_ = {}
         splits = KFold(self.folds, shuffle=True, random_state=self.random_state).split(inputs)
         folds = list(splits)
         with threadpool_limits(self.n_threads):
@@ -166,6 +173,12 @@ class DLE(Detector):
                     models.append(model)
                 self.models_[name] = models
                 self._calibrate(name, held_out, target - held_out)
+                # The error models' level is learnt from the reference's rows: it is off by
+                # as much as the reference's mean error is, relative to it, in every window.
+                level = float(target.std() / np.sqrt(target.size) / max(target.mean(), 1e-300))
+                self.shift_error_[name] = float(
+                    np.hypot(_shift_error(inputs, target, held_out), level)
+                )
                 # Var(realized | x) taken proportional to the prediction squared (for a normal
                 # error, Var|e| = (pi/2 - 1) E[|e|]^2 and Var e^2 = 2 E[e^2]^2).
                 self.spread_[name] = float(
@@ -289,7 +302,9 @@ class DLE(Detector):
             calibration = float((share**2) @ self.bin_variance_[name])
             # The bias widens the band rather than correcting the estimate: on held-out rows
             # shifting the estimate by it made the estimate worse under covariate shift.
-            sd = float(np.sqrt(sampling + model + calibration + bias**2))
+            assert self.shift_error_ is not None
+            shift = (self.shift_error_[name] * value) ** 2
+            sd = float(np.sqrt(sampling + model + calibration + bias**2 + shift))
             lower, upper = max(value - z * sd, 0.0), value + z * sd
             if name == "rmse":  # the band of the mean squared error, through the root
                 metrics[name] = Estimated(float(np.sqrt(value)), np.sqrt(lower), np.sqrt(upper))
@@ -328,6 +343,31 @@ class DLE(Detector):
             for name in DLE_METRICS
         }
         return estimate_result(self.name, estimate, thresholds, reference)
+
+
+# Covariate shifts the reference is tilted by to measure the error models' systematic error:
+# row weights exp(t * z) and exp(t * |z|) for each standardized input z.
+SHIFT_TILTS = (0.5, 1.0, 1.5)
+
+
+def _shift_error(inputs: np.ndarray, target: np.ndarray, held_out: np.ndarray) -> float:
+    """Root mean square, over covariate-shifted reweightings of the reference, of the relative
+    gap between the realized mean error and the mean of the out-of-fold predicted errors. The
+    predictions are held out (no row is scored by a model that learnt it), and each reweighting
+    averages thousands of rows, so the gap is the error models' bias under that shift rather
+    than sampling noise: a shifted window's estimate is off by as much, however many rows."""
+    finite = np.where(np.isfinite(inputs), inputs, np.nanmedian(inputs, axis=0))
+    spread = finite.std(axis=0)
+    z = (finite - finite.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    gaps = []
+    for column in z[:, spread > 0].T:
+        for direction in (column, -column, np.abs(column)):
+            for tilt in SHIFT_TILTS:
+                weight = np.exp(tilt * (direction - direction.max()))
+                predicted = float(weight @ held_out)
+                if predicted > 0:
+                    gaps.append((float(weight @ target) - predicted) / predicted)
+    return float(np.sqrt(np.mean(np.square(gaps)))) if gaps else 0.0
 
 
 def _vector(values: Sequence[float] | np.ndarray, rows: int, what: str) -> np.ndarray:
