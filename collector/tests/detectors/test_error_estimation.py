@@ -143,41 +143,14 @@ def test_categorical_features_and_unseen_categories() -> None:
     assert not estimate.trusted and "unseen category" in estimate.reasons[0]
 
 
-def test_bands_cover_windows_shifted_into_noisier_rows() -> None:
-    """The bench's shifted regressor (seed 6, where the reference's 5,000 rows leave the
-    error model off for large |x2|): 100 windows drawn towards large |x2| (weights
-    exp(gamma |x2|), gamma 0 to 1.5). A band of only the sampling error of the window's mean
-    of predicted errors held 0.82 (MAE) and 0.63 (RMSE) of them."""
-    rng = np.random.default_rng(6)
-    rows = 10_000 + 60_000
-    X = rng.normal(size=(rows, 5))
-    y = X @ [1.0, 2.0, 0.0, 0.0, 0.5] + np.sin(2 * X[:, 0])
-    y = y + rng.normal(size=rows) * (0.5 + np.abs(X[:, 2]))
-    predicted = LinearRegression().fit(X[:5000], y[:5000]).predict(X)
-    dle = DLE().fit(X[5000:10_000], predicted[5000:10_000], y[5000:10_000])
-    pool = np.arange(10_000, rows)
-    covered: dict[str, list[bool]] = {"mae": [], "rmse": []}
-    for gamma in np.linspace(0.0, 1.5, 100):
-        weights = np.exp(gamma * np.abs(X[pool, 2]))
-        window = rng.choice(pool, WINDOW, replace=False, p=weights / weights.sum())
-        estimate = dle.estimate(X[window], predicted[window])
-        realized = {
-            "mae": mean_absolute_error(y[window], predicted[window]),
-            "rmse": np.sqrt(mean_squared_error(y[window], predicted[window])),
-        }
-        for name, value in realized.items():
-            covered[name].append(estimate.metrics[name].covers(value))
-    assert np.mean(covered["mae"]) >= 0.90, np.mean(covered["mae"])
-    assert np.mean(covered["rmse"]) >= 0.85, np.mean(covered["rmse"])
-
-
 def test_bands_hold_90_percent_of_200_shifted_windows_with_the_models_shift_error() -> None:
     """200 windows shifted towards large |x2| (gamma 0 to 1.5) of a heteroscedastic regressor
     with a known truth (the bench's seed 6, fresh rows of the same generator; realized by
     scikit-learn): the band must hold >= 90% of them for MAE and RMSE. Without the error
     models' held-out error under shift (``shift_error_``: reweightings of the reference
-    scored by out-of-fold models) the band held 0.89 (MAE) of these windows, and the bench's
-    0.82 (MAE) and 0.63 (RMSE)."""
+    scored by out-of-fold models) the band held 0.89 (MAE) of these windows; with only the
+    sampling error of the window's mean of predicted errors, the bench's 0.82 (MAE) and 0.63
+    (RMSE)."""
     rng = np.random.default_rng(6)
     X, y = _data(10_000 + 60_000, rng)
     predicted = LinearRegression().fit(X[:5000], y[:5000]).predict(X)

@@ -5,6 +5,8 @@ migrating at once."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -18,7 +20,7 @@ from inferwatch.collector.storage.postgres.database import Database
 from inferwatch.collector.storage.postgres.leadership import LeaseLeadership
 from inferwatch.collector.storage.postgres.schema import migrate
 from inferwatch.collector.storage.postgres.windows import PostgresWindowStore
-from inferwatch.collector.window.store import StorageUnavailable
+from inferwatch.collector.window.store import StorageUnavailable, StoredBatch
 from inferwatch_testkit import closed_port, wait_for
 from inferwatch_testkit.postgres import TemporaryDatabase
 
@@ -116,20 +118,33 @@ def test_one_collector_leads_and_another_takes_over_when_it_goes(
     b.close()
 
 
-def test_a_leader_paused_past_its_lease_loses_the_role_and_stores_nothing_as_leader(
-    postgres: TemporaryDatabase,
-) -> None:
+@contextmanager
+def _two_leases(
+    postgres: TemporaryDatabase, lease_seconds: float
+) -> Iterator[tuple[PostgresWindowStore, StoredBatch, LeaseLeadership, LeaseLeadership]]:
+    """Leaders a (holding the role) and b on one database with one stored window; neither
+    renews its lease, as a paused process does not."""
     url = postgres.new_schema()
     database = Database(url)
     migrate(database)
     windows = PostgresWindowStore(database, "a")
-    # Renewing never: as a paused process does not.
-    a = LeaseLeadership(url, database, "a", lease_seconds=0.5, renew_seconds=3600)
-    b = LeaseLeadership(url, database, "b", lease_seconds=0.5, renew_seconds=3600)
+    a = LeaseLeadership(url, database, "a", lease_seconds=lease_seconds, renew_seconds=3600)
+    b = LeaseLeadership(url, database, "b", lease_seconds=lease_seconds, renew_seconds=3600)
     try:
         (stored,) = windows.ingest([batch(b"a", window(0), ["p0"])], 0).stored
         assert stored is not None
         assert a.holds() and not b.holds()
+        yield windows, stored, a, b
+    finally:
+        a.close()
+        b.close()
+        database.close()
+
+
+def test_a_leader_paused_past_its_lease_loses_the_role_and_stores_nothing_as_leader(
+    postgres: TemporaryDatabase,
+) -> None:
+    with _two_leases(postgres, lease_seconds=0.5) as (windows, stored, a, b):
         with a.fenced():
             windows.save_evaluation(stored.window_id, [], {"by": "a"}, 1, close=True)
         # a's session stays open, so only the lease running out hands the role over.
@@ -147,25 +162,12 @@ def test_a_leader_paused_past_its_lease_loses_the_role_and_stores_nothing_as_lea
             windows.save_evaluation(stored.window_id, [], {"by": "b, undone"}, 4, close=True)
             raise RuntimeError("the alert step failed")
         assert windows.find("m")[0].details == {"by": "b"}
-    finally:
-        a.close()
-        b.close()
-        database.close()
 
 
 def test_a_leader_paused_inside_a_fenced_transaction_is_cut_off_by_the_server(
     postgres: TemporaryDatabase,
 ) -> None:
-    url = postgres.new_schema()
-    database = Database(url)
-    migrate(database)
-    windows = PostgresWindowStore(database, "a")
-    a = LeaseLeadership(url, database, "a", lease_seconds=1, renew_seconds=3600)
-    b = LeaseLeadership(url, database, "b", lease_seconds=1, renew_seconds=3600)
-    try:
-        (stored,) = windows.ingest([batch(b"a", window(0), ["p0"])], 0).stored
-        assert stored is not None
-        assert a.holds()
+    with _two_leases(postgres, lease_seconds=1) as (windows, stored, a, b):
         with pytest.raises((StorageUnavailable, psycopg.Error)), a.fenced():
             windows.save_evaluation(stored.window_id, [], {"by": "a"}, 1, close=True)
             # Paused here, holding the lease row: the server ends the session idle in its
@@ -174,10 +176,6 @@ def test_a_leader_paused_inside_a_fenced_transaction_is_cut_off_by_the_server(
             windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
         (record,) = windows.find("m")
         assert record.details is None and not record.closed
-    finally:
-        a.close()
-        b.close()
-        database.close()
 
 
 def test_texts_with_nul_and_the_escape_character_round_trip(postgres: TemporaryDatabase) -> None:
