@@ -34,7 +34,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from inferwatch.collector.detectors import CBPE, DLE
+from inferwatch.collector.detectors import CBPE, DLE, Estimate, LabelShift, PriorEstimate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import REQUIREMENTS, peer_python, run_peer
@@ -199,8 +199,12 @@ def realized(scenario: Scenario, rows: slice) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(y, pred)), "roc_auc": auc}
 
 
-def ours(scenario: Scenario) -> tuple[list[dict[str, Any]], float, float]:
-    """Per window: trusted or not, and per metric (value, lower, upper); fit and estimate s."""
+def ours(
+    scenario: Scenario,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, float, float]:
+    """Per window: trusted or not, and per metric (value, lower, upper); for a classifier also
+    the estimates re-weighted by BBSE's w(y) where the collector's check re-weights them (the
+    window's priors moved); fit and estimate s (of the plain estimates)."""
     started = time.perf_counter()
     if scenario.kind == "regression":
         dle = DLE().fit(scenario.ref_scores, scenario.ref_pred, scenario.ref_y)
@@ -209,15 +213,39 @@ def ours(scenario: Scenario) -> tuple[list[dict[str, Any]], float, float]:
             dle.estimate(scenario.scores[_rows(w)], scenario.pred[_rows(w)])
             for w in range(scenario.windows)
         ]
-    else:
-        cbpe = CBPE(**scenario.cbpe).fit(scenario.ref_scores, scenario.ref_y, scenario.ref_pred)
-        fitted = time.perf_counter()
-        estimates = [
-            cbpe.estimate(scenario.scores[_rows(w)], scenario.pred[_rows(w)])
-            for w in range(scenario.windows)
-        ]
+        return _cells(estimates), None, fitted - started, time.perf_counter() - fitted
+    cbpe = CBPE(**scenario.cbpe).fit(scenario.ref_scores, scenario.ref_y, scenario.ref_pred)
+    fitted = time.perf_counter()
+    estimates = [
+        cbpe.estimate(scenario.scores[_rows(w)], scenario.pred[_rows(w)])
+        for w in range(scenario.windows)
+    ]
     done = time.perf_counter()
-    out = [
+    return (
+        _cells(estimates),
+        _cells(_reweighted(scenario, cbpe, estimates)),
+        fitted - started,
+        (done - fitted),
+    )
+
+
+def _reweighted(scenario: Scenario, cbpe: CBPE, plain: list[Estimate]) -> list[Estimate]:
+    """As detect/checks/estimated_performance.py does: BBSE fitted on the reference's predicted
+    classes and labels; a window whose priors moved is estimated with w(y), others as they
+    were."""
+    shift = LabelShift().fit(scenario.ref_pred, scenario.ref_y)
+    out = []
+    for w, estimate in enumerate(plain):
+        priors = shift.estimate(scenario.pred[_rows(w)])
+        if isinstance(priors, PriorEstimate) and shift.shifted(priors):
+            weights = {c: priors.weight_of(c) for c in priors.classes}
+            estimate = cbpe.estimate(scenario.scores[_rows(w)], scenario.pred[_rows(w)], weights)
+        out.append(estimate)
+    return out
+
+
+def _cells(estimates: list[Estimate]) -> list[dict[str, Any]]:
+    return [
         {
             "trusted": e.trusted,
             "reasons": list(e.reasons),
@@ -225,7 +253,6 @@ def ours(scenario: Scenario) -> tuple[list[dict[str, Any]], float, float]:
         }
         for e in estimates
     ]
-    return out, fitted - started, done - fitted
 
 
 def _rows(w: int) -> slice:
@@ -255,6 +282,10 @@ def theirs(python: Path | None, scenario: Scenario) -> dict[str, Any] | None:
             print(f"NannyML failed on {scenario.name}: {exc}", file=sys.stderr)
             return None
         return found
+
+
+def _own(cells: list[dict[str, Any]], metric: str) -> list[tuple[Any, Any, Any]]:
+    return [e[metric] if e["trusted"] and metric in e else (None, None, None) for e in cells]
 
 
 def summarise(
@@ -309,10 +340,19 @@ def main(quick: bool, only: str = "") -> None:
     ]
     timings = []
     reasons: dict[str, int] = {}
+    weighted_lines = [
+        "",
+        "Re-weighted for the label shift (what the collector's check reports: CBPE with BBSE's "
+        "w(y) on the windows whose estimated priors moved, the plain estimate on the others):",
+        "",
+        "| scenario | windows | metric | plain error | plain coverage | re-weighted error | "
+        "re-weighted coverage | NannyML error | NannyML coverage |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for scenario in scenarios:
         print(f"-- {scenario.name}", flush=True)
         truth = [realized(scenario, _rows(w)) for w in range(scenario.windows)]
-        mine, fit_s, estimate_s = ours(scenario)
+        mine, reweighted, fit_s, estimate_s = ours(scenario)
         peer = theirs(python, scenario)
         for e in mine:
             for reason in e["reasons"]:
@@ -321,7 +361,7 @@ def main(quick: bool, only: str = "") -> None:
         metrics = ["mae", "rmse"] if scenario.kind == "regression" else ["accuracy", "roc_auc"]
         for metric in metrics:
             real = [t[metric] for t in truth]
-            own = [e[metric] if e["trusted"] and metric in e else (None, None, None) for e in mine]
+            own = _own(mine, metric)
             bands: list[tuple[float | None, float | None, float | None]] | None = None
             if peer is not None:
                 values, sampling = peer[metric]["value"], peer[metric]["sampling_error"]
@@ -347,6 +387,14 @@ def main(quick: bool, only: str = "") -> None:
                     f"| {scenario.name} | {part} | {metric} | {error:.4f} | {coverage:.2f} | "
                     f"{mine_refused}/{len(mine[chosen])} | {' | '.join(peer_cells)} |"
                 )
+                if reweighted is not None and "label shift" in scenario.name:
+                    again, again_coverage, _ = summarise(
+                        real[chosen], _own(reweighted, metric)[chosen]
+                    )
+                    weighted_lines.append(
+                        f"| {scenario.name} | {part} | {metric} | {error:.4f} | {coverage:.2f} | "
+                        f"{again:.4f} | {again_coverage:.2f} | {' | '.join(peer_cells)} |"
+                    )
         peer_time = (
             f"NannyML fit {peer['fit_seconds']:.2f} s, estimate {peer['estimate_seconds']:.2f} s"
             if peer
@@ -357,6 +405,8 @@ def main(quick: bool, only: str = "") -> None:
             f"({scenario.windows} windows); {peer_time}"
             + (f". {scenario.note}" if scenario.note else "")
         )
+    if len(weighted_lines) > 6:
+        lines += weighted_lines
     lines += ["", "Wall time (one thread each; NannyML's in its own process):", "", *timings]
     if reasons:
         lines += ["", "Why inferwatch refused windows (count of windows):", ""]
