@@ -18,7 +18,8 @@ const P_TESTS = new Set([
 // Checks whose score is a share compared with a share: [direction that fails].
 const SHARES = { error_rate: "above", data_quality: "above", schema: "above", label_coverage: "below" };
 const LEVEL_WORDS = { static: "", reference: "calibrated ", history: "learned " };
-const TEST_NAMES = { ks: "KS D", chi2: "\u03c7\u00b2", binned_chi2: "\u03c7\u00b2 (binned)" };
+// "ks": results stored before numeric features also got a Mann-Whitney test ("ks_mw").
+const TEST_NAMES = { ks: "KS D", ks_mw: "KS D", chi2: "\u03c7\u00b2", binned_chi2: "\u03c7\u00b2 (binned)" };
 
 const above = (value, limit) => (value > limit ? ">" : "\u2264");
 const below = (value, limit) => (value < limit ? "<" : "\u2265");
