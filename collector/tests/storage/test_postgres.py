@@ -5,6 +5,7 @@ migrating at once."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -176,6 +177,43 @@ def test_a_leader_paused_inside_a_fenced_transaction_is_cut_off_by_the_server(
             windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
         (record,) = windows.find("m")
         assert record.details is None and not record.closed
+
+
+def test_a_leader_whose_loop_stops_beating_hands_the_lease_back_at_once(
+    postgres: TemporaryDatabase,
+) -> None:
+    url = postgres.new_schema()
+    database = Database(url)
+    migrate(database)
+    # A lease far longer than the wait: only the handing back lets b lead.
+    a = LeaseLeadership(
+        url, database, "a", lease_seconds=600, renew_seconds=0.05, stall_seconds=0.3
+    )
+    b = LeaseLeadership(url, database, "b", lease_seconds=600, renew_seconds=3600)
+    try:
+        assert a.holds() and a.last_stall is None
+        epoch = a.epoch
+        # Beating, a keeps the lead well past the stall bound.
+        beating_until = time.monotonic() + 1.0
+        while time.monotonic() < beating_until:
+            a.beat()
+            time.sleep(0.05)
+        assert not b.holds() and a.epoch == epoch
+        # Silent: a hands the lease back, b takes it, and a's writes are refused.
+        wait_for(b.holds, timeout=10, what="b to take the lease a handed back")
+        stall = a.last_stall
+        assert stall is not None and stall.epoch == epoch and stall.seconds > 0.3
+        with pytest.raises(LeadershipLost), a.fenced():
+            pass
+        # Its loop beating again, a follows; it would lead again were the lease free.
+        a.beat()
+        assert not a.holds()
+        b.close()
+        assert a.holds()
+    finally:
+        a.close()
+        b.close()
+        database.close()
 
 
 def test_texts_with_nul_and_the_escape_character_round_trip(postgres: TemporaryDatabase) -> None:

@@ -2,11 +2,14 @@
 killed and restarted mid-stream, against one SQLite collector fed the same data: the same
 windows, results, label joins and alerts, each alert's webhooks sent once. And the leader
 paused (SIGSTOP) with its session alive: the other takes over within the lease, and the paused
-one, resumed, stores and sends nothing twice."""
+one, resumed, stores and sends nothing twice. And the leader's event loop blocked (by a check
+plug-in) while its process runs: it hands the lead back within its stall bound, while a slow
+check (in its worker thread) costs it nothing."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -20,8 +23,9 @@ from typing import Any
 import httpx
 import numpy as np
 import psycopg
+import pytest
 
-from inferwatch.collector.storage.postgres.leadership import LEASE_SECONDS
+from inferwatch.collector.storage.postgres.leadership import LEASE_SECONDS, RENEW_SECONDS
 from inferwatch_testkit import wait_for
 from inferwatch_testkit.collector import (
     T0,
@@ -73,9 +77,11 @@ def webhook_receiver() -> Iterator[tuple[str, list[Hook]]]:
         server.server_close()
 
 
-def config(tmp_path: Path, name: str, webhook: str, instance: str | None = None) -> Path:
+def config(
+    tmp_path: Path, name: str, webhook: str, instance: str | None = None, collector: str = ""
+) -> Path:
     path = tmp_path / f"{name}.toml"
-    collector = f'instance_id = "{instance}"\n' if instance else ""
+    collector += f'instance_id = "{instance}"\n' if instance else ""
     path.write_text(
         # Predictions kept for ever: the spans are of 2023, and the prune must not race the
         # label joins differently in the two setups.
@@ -367,6 +373,137 @@ def test_a_paused_leader_is_taken_over_within_the_lease_and_stores_nothing_twice
         finally:
             if a is not None and a.process.poll() is None:
                 a.process.send_signal(signal.SIGCONT)
+            for process in processes:
+                process.kill()
+    assert "Traceback" not in log.read_text()
+
+
+# A check that does what an order file says, in the process the order names, once: "sleep" in
+# its worker thread (a slow check), or "block" the event loop itself until the hold file is
+# gone (what a blocking call or a deadlock on the loop does).
+STALL_PLUGIN = """
+import asyncio, gc, json, os, time
+from pathlib import Path
+from inferwatch.collector.detect import CheckSettings, check
+
+ORDER = Path(os.environ["IW_TEST_STALL_ORDER"])
+HOLD = ORDER.with_suffix(".hold")
+
+
+def hold_the_loop():
+    while HOLD.exists():
+        time.sleep(0.05)
+
+
+@check("stall", CheckSettings)
+def stall(profile, window, settings):
+    try:
+        order = json.loads(ORDER.read_text())
+    except FileNotFoundError:
+        return []
+    if order["pid"] != os.getpid():
+        return []
+    if order["do"] == "sleep":
+        time.sleep(order["seconds"])
+    else:
+        # Checks run in a worker thread, which has no handle on the loop: find it.
+        (loop,) = [
+            o for o in gc.get_objects()
+            if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()
+        ]
+        loop.call_soon_threadsafe(hold_the_loop)
+    ORDER.unlink()
+    return []
+"""
+STALL_SECONDS = 1.5
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+    except httpx.TimeoutException:
+        return False
+
+
+def test_a_leader_whose_event_loop_hangs_hands_the_lead_back_but_a_slow_check_does_not(
+    postgres: TemporaryDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traffic = Traffic()
+    url = postgres.new_schema()
+    log = tmp_path / "collectors.log"
+    (tmp_path / "iw_stall_check.py").write_text(STALL_PLUGIN)
+    order, hold = tmp_path / "stall.order", tmp_path / "stall.hold"
+    monkeypatch.setenv("IW_TEST_STALL_ORDER", str(order))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    )
+    with webhook_receiver() as (hooks, received):
+
+        def start(name: str) -> CollectorProcess:
+            extra = f'plugins = ["iw_stall_check"]\nloop_stall_seconds = {STALL_SECONDS}\n'
+            path = config(tmp_path, name, f"{hooks}/pg", name, extra)
+            return start_collector_process(url, path, log, ready_timeout=120)
+
+        def give(process: CollectorProcess, do: str, seconds: float = 0) -> None:
+            order.write_text(json.dumps({"pid": process.process.pid, "do": do, "seconds": seconds}))
+
+        processes: list[CollectorProcess] = []
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                processes.extend(pool.map(start, ["a", "b"]))
+            holder, epoch = wait_for(lambda: (found := lease(url))[0] and found, what="a leader")
+            # a is the leader, whichever started first.
+            a, b = processes if holder == "a" else processes[::-1]
+            send_window(traffic, 0, [a.url, b.url])
+            wait_for(lambda: settled(b.url, 0), timeout=120, what="window 0")
+
+            # A check slower than the stall bound, twice over, runs off the loop: a keeps the
+            # lead through it.
+            give(a, "sleep", 2 * STALL_SECONDS + RENEW_SECONDS)
+            send_window(traffic, 1, [a.url, b.url])
+            wait_for(lambda: not order.exists(), timeout=60, what="the slow check on a")
+            wait_for(lambda: settled(b.url, 1), timeout=120, what="window 1")
+            assert lease(url) == (holder, epoch)
+
+            # The next window blocks a's loop while a evaluates it (its spans go to b: a's
+            # HTTP is on that loop too). a stops renewing and hands the lease back.
+            hold.touch()
+            give(a, "block")
+            send_window(traffic, 2, [b.url])
+            wait_for(lambda: not order.exists(), timeout=60, what="the loop block on a")
+            blocked = time.monotonic()
+            wait_for(lambda: lease(url)[0] != holder, timeout=LEASE_SECONDS + 30, what="b to lead")
+            takeover = time.monotonic() - blocked
+            # The bound, a renewal round, b's tick; well within the lease a would else keep.
+            assert takeover <= STALL_SECONDS + RENEW_SECONDS + 2, takeover
+            assert not answers(a.url), "a's loop should still be blocked"
+            send_window(traffic, 3, [b.url])
+            for k in (2, 3):
+                wait_for(lambda k=k: settled(b.url, k), timeout=120, what=f"window {k} on b")
+
+            hold.unlink()
+            health = wait_for(
+                lambda: answers(a.url) and httpx.get(f"{a.url}/healthz", timeout=5).json(),
+                what="a to answer again",
+            )
+            assert health["loop_stall"]["epoch"] == epoch
+            assert health["loop_stall"]["seconds"] > STALL_SECONDS
+            wait_for(
+                lambda: httpx.get(f"{a.url}/healthz", timeout=5).json()["leads"] is False,
+                what="a to follow",
+            )
+            assert httpx.get(f"{b.url}/healthz", timeout=5).json()["leads"] is True
+            assert "handed the lead (epoch" in log.read_text()
+            send_window(traffic, 4, [a.url, b.url])
+            wait_for(lambda: settled(a.url, 4), timeout=120, what="window 4")
+            assert lease(url)[1] == epoch + 1
+            # Each window was closed by one replica, once, and each webhook sent once.
+            assert closings(a.url) + closings(b.url) == 5
+            keys = [key for _, _, key in received]
+            assert None not in keys and len(set(keys)) == len(keys)
+            assert [e[0] for e in alert_events(received, "/pg")].count("opened") <= 1
+        finally:
+            hold.unlink(missing_ok=True)
             for process in processes:
                 process.kill()
     assert "Traceback" not in log.read_text()

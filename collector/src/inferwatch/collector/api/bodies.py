@@ -564,6 +564,12 @@ class ConfigChange(ModelConfig):
 # Service
 
 
+class LoopStallShown(BaseModel):
+    at: Time = Field(description="When this collector handed the lead back.")
+    seconds: float = Field(description="How long its event loop had not run by then.")
+    epoch: int = Field(description="The lease epoch it gave up.")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     open_windows: int
@@ -572,6 +578,14 @@ class Health(BaseModel):
     # database's quarantined_batches table.
     quarantined_batches: int
     oldest_quarantined_at: OptionalTime
+    leads: bool = Field(
+        description="Whether this collector evaluates windows and alerts (always, on SQLite; "
+        "the one leader among replicas on PostgreSQL, docs/scaling.md)."
+    )
+    loop_stall: LoopStallShown | None = Field(
+        description="The last time this collector's event loop stopped running for longer "
+        "than loop_stall_seconds while it led, so that it handed the lead back; null if never."
+    )
 
 
 # Bodies the API reads itself (size caps, 415, its own validation), so FastAPI does not see them:

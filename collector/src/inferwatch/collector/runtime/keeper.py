@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 PRUNE_INTERVAL_SECONDS = 60.0
 # How often alerts of versions without traffic resolve as stale and ended silences are sent.
 SWEEP_INTERVAL_SECONDS = 10.0
+# How often the event loop tells the leadership it runs (Leadership.beat); well under the
+# shortest loop_stall_seconds allowed.
+BEAT_SECONDS = 0.2
 
 
 class WindowKeeper:
@@ -110,6 +113,19 @@ class WindowKeeper:
             except Exception:
                 logger.exception("window housekeeping failed; retrying next tick")
             await asyncio.sleep(self._config.tick_seconds)
+
+    async def beat(self) -> None:
+        """Until cancelled, tell the leadership that the event loop runs: a leader whose loop
+        hangs then hands the role back. On the loop itself, not a thread, so that a hung loop
+        stops it; evaluations run in threads, so a slow one does not."""
+        while True:
+            self._leadership.beat()
+            await asyncio.sleep(BEAT_SECONDS)
+
+    @property
+    def leads(self) -> bool:
+        """Whether this collector evaluated as the leader at its last tick."""
+        return self._leads
 
     async def tick(self) -> None:
         """One round of housekeeping (tests call it directly with an injected clock)."""

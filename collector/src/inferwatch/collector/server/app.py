@@ -44,14 +44,16 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
         await runtime.dispatcher.start()
         await runtime.pipeline.start()
         keeper = asyncio.create_task(runtime.keeper.run(), name="inferwatch-windows")
+        beats = asyncio.create_task(runtime.keeper.beat(), name="inferwatch-loop-beat")
         if runtime.push is not None:
             runtime.push.start()
         try:
             yield
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in (keeper, beats):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if runtime.push is not None:
                 # A last export, before storage closes.
                 await asyncio.to_thread(runtime.push.stop)
@@ -111,11 +113,18 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
 async def healthz(request: Request) -> bodies.Health:
     runtime = collector(request)
     quarantine = runtime.pipeline.quarantine
+    stall = runtime.storage.leadership.last_stall
     return bodies.Health(
         status="ok",
         open_windows=len(runtime.book),
         quarantined_batches=quarantine.batches,
         oldest_quarantined_at=quarantine.oldest_ms,
+        leads=runtime.keeper.leads,
+        loop_stall=None
+        if stall is None
+        else bodies.LoopStallShown(
+            at=int(stall.at * 1000), seconds=round(stall.seconds, 3), epoch=stall.epoch
+        ),
     )
 
 

@@ -69,6 +69,14 @@ def _positive(seconds: float) -> float:
     return seconds
 
 
+def _at_least_a_second(seconds: float) -> float:
+    # The event loop beats every 0.2 s: a bound near that would hand the lead back on any
+    # hiccup.
+    if not seconds >= 1:
+        raise ValueError(f"must be at least 1 second, got {seconds!r}")
+    return seconds
+
+
 def _non_empty(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
@@ -116,6 +124,9 @@ class CollectorConfig(Table):
     checkpoint_interval_seconds: Interval = 2.0
     # How often the background task closes due windows and re-evaluates changed ones.
     tick_seconds: Interval = 1.0
+    # With replicas (PostgreSQL): the leader hands its role back once its event loop has not
+    # run for this long (a blocking call or a deadlock on it), so that another evaluates.
+    loop_stall_seconds: Annotated[Duration, AfterValidator(_at_least_a_second)] = 10.0
     max_labels_per_request: Count = 10_000
     # The per-model series of /metrics and of the OpenTelemetry export (docs/metrics.md) are
     # bounded: the models with the latest traffic, per model its versions with the latest

@@ -27,6 +27,19 @@ class LeadershipLost(Exception):
     """The leader's writes were refused: another collector has taken the role since."""
 
 
+@dataclass(frozen=True)
+class LoopStall:
+    """A time this collector's event loop stopped running while it led, and it handed the role
+    back."""
+
+    # Seconds since the epoch it handed the role back at.
+    at: float
+    # How long the loop had been silent then.
+    seconds: float
+    # The lease epoch it gave up.
+    epoch: int
+
+
 class Leadership(Protocol):
     """Which of the collectors sharing a database evaluates windows, alerts, fits references
     from windows and prunes: one at a time, so that no window is evaluated and no alert sent
@@ -34,6 +47,16 @@ class Leadership(Protocol):
 
     def holds(self) -> bool:
         """Whether this collector has the role now, taking it if it is free (blocking I/O)."""
+        ...
+
+    def beat(self) -> None:
+        """The event loop is alive: it calls this every fraction of a second. A leader whose
+        loop stops beating hands the role back rather than keep it without evaluating."""
+        ...
+
+    @property
+    def last_stall(self) -> LoopStall | None:
+        """The last time the role was handed back because the loop stopped beating."""
         ...
 
     def fenced(self) -> AbstractContextManager[None]:
@@ -50,6 +73,13 @@ class SoleCollector:
 
     def holds(self) -> bool:
         return True
+
+    def beat(self) -> None:
+        pass
+
+    @property
+    def last_stall(self) -> LoopStall | None:
+        return None
 
     def fenced(self) -> AbstractContextManager[None]:
         return nullcontext()
@@ -92,7 +122,12 @@ def open_storage(config: CollectorConfig) -> Storage:
             f"a postgresql:// db needs the PostgreSQL driver ({exc.name} is missing): "
             "pip install 'inferwatch-collector[postgres]'"
         ) from None
-    return open_postgres(database.target, instance=config.instance_id, durability=config.durability)
+    return open_postgres(
+        database.target,
+        instance=config.instance_id,
+        durability=config.durability,
+        loop_stall_seconds=config.loop_stall_seconds,
+    )
 
 
-__all__ = ["Leadership", "LeadershipLost", "SoleCollector", "Storage", "open_storage"]
+__all__ = ["Leadership", "LeadershipLost", "LoopStall", "SoleCollector", "Storage", "open_storage"]

@@ -12,6 +12,15 @@ the role within ``LEASE_SECONDS`` plus a tick of the others, and what it compute
 lost it is refused when it goes on. A paused leader in the middle of a fenced transaction holds
 the lease row's lock: the server ends its session after ``LEASE_SECONDS`` idle in it.
 
+The renewal runs on a thread, so that a long evaluation (in a worker thread) does not cost the
+lease; but so a leader whose event loop hangs (a blocking call on it, a deadlock) would keep
+renewing without evaluating. So the loop beats (``beat``, every fraction of a second) and the
+thread renews only while the last beat is younger than ``stall_seconds``: past it, the leader
+hands the lease back, and another replica takes it on its next tick. A slow evaluation does not
+stop the beats (it runs off the loop), so a slow but healthy leader keeps the role. Nor does a
+paused process (SIGSTOP, the GIL held): the thread, silent too, counts the loop's silence from
+when it runs again, and the lease answers for the pause.
+
 The same session holds the advisory lock of the replica's instance id from its start, so that
 two live collectors never share one (each would overwrite the other's state). It sets TCP
 keepalives, so that the server also lets go of a replica whose host vanished, within about
@@ -23,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +40,7 @@ from typing import Any
 import psycopg
 
 from inferwatch.collector.settings import ConfigError
-from inferwatch.collector.storage import LeadershipLost
+from inferwatch.collector.storage import LeadershipLost, LoopStall
 from inferwatch.collector.storage.postgres.database import Database
 
 logger = logging.getLogger(__name__)
@@ -40,8 +50,12 @@ INSTANCE_LOCK = 0x1F3A0005
 # How long a lease lasts without a renewal, and how often the leader renews it.
 LEASE_SECONDS = 10.0
 RENEW_SECONDS = 2.0
+# How long the event loop may go without a beat before its leader hands the lease back.
+STALL_SECONDS = LEASE_SECONDS
 _IDLE_S, _INTERVAL_S, _COUNT = 5, 2, 3
 _CONNECT_TIMEOUT_S = 5
+# A renewal round this much later than due means the renewal thread itself did not run.
+_LATE_ROUND_S = 1.0
 # A taking waits this long for the leader's fenced transaction in flight, then tries next tick.
 _LOCK_TIMEOUT = "1s"
 
@@ -75,6 +89,7 @@ class LeaseLeadership:
         *,
         lease_seconds: float = LEASE_SECONDS,
         renew_seconds: float = RENEW_SECONDS,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         """Raises ConfigError when another live collector has ``instance`` as its id."""
         self._url = url
@@ -83,9 +98,16 @@ class LeaseLeadership:
         self._instance = instance
         self._lease_s = lease_seconds
         self._renew_s = renew_seconds
+        self._stall_s = stall_seconds
         self._lock = threading.Lock()
         # This replica's epoch while it holds the lease.
         self._epoch: int | None = None
+        # time.monotonic() of the event loop's last beat; None until it first beats, so that
+        # whoever holds the lease without a loop (a test, a tool) renews as before.
+        self._last_beat: float | None = None
+        self._last_stall: LoopStall | None = None
+        # Since when the renewal thread has been running on time (_renew_while_held).
+        self._watched_since = time.monotonic()
         self._closed = threading.Event()
         try:
             self._conn: psycopg.Connection[Any] | None = self._connect()
@@ -105,7 +127,17 @@ class LeaseLeadership:
 
     def holds(self) -> bool:
         with self._lock:
+            if self._epoch is None and self._stalled_for() is not None:
+                # Called from the loop a moment ago, which has hung since: not a leader to be.
+                return False
             return self._refresh()
+
+    def beat(self) -> None:
+        self._last_beat = time.monotonic()
+
+    @property
+    def last_stall(self) -> LoopStall | None:
+        return self._last_stall
 
     @contextmanager
     def fenced(self) -> Iterator[None]:
@@ -154,10 +186,51 @@ class LeaseLeadership:
             return False
 
     def _renew_while_held(self) -> None:
+        last_round = time.monotonic()
         while not self._closed.wait(self._renew_s):
+            now = time.monotonic()
+            if now - last_round > self._renew_s + _LATE_ROUND_S:
+                # This thread did not run either: the whole process was paused (SIGSTOP, a
+                # stalled VM) or the GIL held, which the lease answers for. The loop's silence
+                # counts from now on.
+                self._watched_since = now
+            last_round = now
             with self._lock:
-                if self._epoch is not None:
+                if self._epoch is None:
+                    continue
+                stalled = self._stalled_for()
+                if stalled is None:
                     self._refresh()
+                else:
+                    self._give_up(stalled)
+
+    def _stalled_for(self) -> float | None:
+        """How long the event loop has gone without a beat, when longer than the bound."""
+        if self._last_beat is None:
+            return None
+        silent = time.monotonic() - max(self._last_beat, self._watched_since)
+        return silent if silent > self._stall_s else None
+
+    def _give_up(self, stalled_s: float) -> None:
+        """Hand the lease back: the loop that would evaluate has not run for ``stalled_s``."""
+        assert self._epoch is not None
+        epoch, self._epoch = self._epoch, None
+        self._last_stall = LoopStall(time.time(), stalled_s, epoch)
+        logger.error(
+            "the event loop has not run for %.1f s (more than loop_stall_seconds = %g: a "
+            "blocking call or a deadlock on it): handed the lead (epoch %d) back, so that "
+            "another collector evaluates windows and alerts",
+            stalled_s,
+            self._stall_s,
+            epoch,
+        )
+        try:
+            if self._conn is not None:
+                self._conn.execute(_RELEASE, (epoch,))
+        except psycopg.Error:
+            # A fenced transaction in flight holds the row (or the session is gone): ending the
+            # session lets the others take the lease at once all the same.
+            self._drop()
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
