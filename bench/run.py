@@ -27,6 +27,7 @@ ORDER = [
     "labels",
     "detectors",
     "false_alarms",
+    "false_alarm_rules",
     "wide",
     "alibi",
     "shift",
