@@ -20,7 +20,14 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from inferwatch.collector.detectors import CBPE, Decision, Estimate, create
+from inferwatch.collector.detectors import (
+    CBPE,
+    Decision,
+    Estimate,
+    LabelShift,
+    PriorEstimate,
+    create,
+)
 from inferwatch.collector.detectors.calibration import calibrate
 from inferwatch.collector.detectors.estimated_performance import _expected_auc, _sampled_auc
 
@@ -157,6 +164,46 @@ def test_label_shift_weights_move_the_expected_confusion_as_bayes_rule_does() ->
     assert moved.details["class_weights"] == weights.tolist()
     with pytest.raises(ValueError, match="class_weights"):
         cbpe.estimate(window, class_weights={"0": -1.0})
+
+
+def _gaussian_classes(
+    rng: np.random.Generator, rows: int, priors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Three overlapping Gaussian classes scored by their posterior under equal priors: the
+    reference's scores are exact, a window with other priors needs w(y) to be."""
+    means = 0.7 * np.array([[-1.2, 0.0], [0.0, 1.2], [1.2, 0.0]])
+    y = rng.choice(3, rows, p=priors)
+    x = means[y] + rng.normal(size=(rows, 2))
+    likelihood = np.exp(-0.5 * ((x[:, None, :] - means[None]) ** 2).sum(axis=2))
+    return likelihood / likelihood.sum(axis=1, keepdims=True), y
+
+
+def test_the_label_shift_band_carries_the_error_of_the_estimated_weights() -> None:
+    """20 references of 1,000 rows, 3 label-shifted windows each (one class at 80%): BBSE's
+    w(y) is off by its sampling error, common to a reference's windows. Drawing w(y) from
+    BBSE's sampling distribution inside the band covers the realized accuracy (sklearn's);
+    the band that takes w(y) as exact does not."""
+    rng = np.random.default_rng(7)
+    covered: dict[str, list[bool]] = {"drawn": [], "exact": []}
+    for r in range(20):
+        ref_proba, ref_y = _gaussian_classes(rng, 1000, np.full(3, 1 / 3))
+        # The scores are the reference's exact posterior: nothing to calibrate.
+        cbpe = CBPE(metrics=["accuracy"], calibration="none", n_samples=200).fit(ref_proba, ref_y)
+        bbse = LabelShift().fit(ref_proba.argmax(axis=1), ref_y)
+        for w in range(3):
+            priors = np.full(3, 0.1)
+            priors[(r + w) % 3] = 0.8
+            proba, y = _gaussian_classes(rng, WINDOW, priors)
+            realized = accuracy_score(y, proba.argmax(axis=1))
+            shift = bbse.estimate(proba.argmax(axis=1))
+            assert isinstance(shift, PriorEstimate) and bbse.shifted(shift)
+            weights, draws = bbse.class_weights(shift, cbpe.n_samples, cbpe.random_state)
+            for kind, drawn in (("drawn", draws), ("exact", None)):
+                band = cbpe.estimate(proba, None, weights, drawn).metrics["accuracy"]
+                assert band.lower is not None and band.upper is not None
+                covered[kind].append(band.lower <= realized <= band.upper)
+    assert np.mean(covered["drawn"]) >= 0.90, np.mean(covered["drawn"])
+    assert np.mean(covered["exact"]) < 0.85, np.mean(covered["exact"])
 
 
 def test_a_covariate_shift_that_lowers_confidence_is_followed() -> None:

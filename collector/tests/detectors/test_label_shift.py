@@ -170,3 +170,23 @@ def test_windows_it_cannot_judge_and_bad_input(rng: np.random.Generator) -> None
     # A class the reference never predicted counts against every class mix.
     unseen = detector.run(np.array(["9"] * 200 + ["0"] * 200, dtype=object))
     assert "9" in unseen.details["predicted_classes"]
+
+
+def test_weight_draws_spread_as_the_delta_method_says(rng: np.random.Generator) -> None:
+    # The parametric bootstrap of both inputs and the delta method's Cov(p) measure one error.
+    predictions, labels = _sample(rng, REFERENCE_PRIORS, 2000)
+    window, _ = _sample(rng, np.array([0.2, 0.3, 0.5]), 1000)
+    detector = LabelShift().fit(predictions, labels)
+    estimate = detector.estimate(window)
+    assert isinstance(estimate, PriorEstimate)
+    draws = detector.weight_draws(estimate, 2000, seed=3)
+    assert draws.shape == (2000, 3)
+    priors = draws * estimate.reference_priors
+    np.testing.assert_allclose(priors.sum(axis=1), 1.0)
+    np.testing.assert_allclose(priors.mean(axis=0), estimate.priors, atol=0.01)
+    np.testing.assert_allclose(priors.std(axis=0), estimate.standard_errors, rtol=0.15)
+    point, by_class = detector.class_weights(estimate, 50, seed=3)
+    assert point == {c: estimate.weight_of(c) for c in estimate.classes}
+    np.testing.assert_array_equal(
+        np.column_stack([by_class[c] for c in "012"]), detector.weight_draws(estimate, 50, seed=3)
+    )

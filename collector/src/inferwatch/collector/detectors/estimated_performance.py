@@ -266,6 +266,7 @@ class CBPE(Detector):
         window: np.ndarray | Sequence[Any],
         predictions: np.ndarray | Sequence[Any] | None = None,
         class_weights: Mapping[str, float] | None = None,
+        weight_draws: Mapping[str, np.ndarray | Sequence[float]] | None = None,
     ) -> Estimate:
         """The window's estimated metrics with their bands, the expected confusion matrix,
         and whether they can be trusted (``reasons`` when not).
@@ -273,9 +274,13 @@ class CBPE(Detector):
         ``class_weights``: w(y) = p_window(y) / p_reference(y) by class (BBSE's, for a label
         shift), others 1. Under a label shift p(x | y) stays and the classes' mix moves, so the
         reference's calibrated p(y | x) no longer holds; w(y) p(y | x), renormalised, does.
+        ``weight_draws``: by class, draws of w(y) from its estimate's sampling distribution
+        (``LabelShift.weight_draws``), all of one length; label draw t of the band re-weights
+        with draw t (cycling), so the band carries the error of w(y). Without them the band
+        takes ``class_weights`` as exact.
         """
         with threadpool_limits(self.n_threads):
-            return self._estimate(window, predictions, class_weights)
+            return self._estimate(window, predictions, class_weights, weight_draws)
 
     def _weights(self, class_weights: Mapping[str, float] | None) -> np.ndarray | None:
         if class_weights is None:
@@ -286,11 +291,29 @@ class CBPE(Detector):
             raise ValueError(f"class_weights must be finite and non-negative, got {weights}")
         return weights
 
+    def _weight_draws(
+        self, weight_draws: Mapping[str, np.ndarray | Sequence[float]] | None
+    ) -> np.ndarray | None:
+        """(draws, classes) in the classes' order, 1 for a class not given."""
+        if weight_draws is None:
+            return None
+        assert self.classes_ is not None
+        given = {c: np.asarray(v, dtype=np.float64).ravel() for c, v in weight_draws.items()}
+        sizes = {v.size for v in given.values()}
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"weight_draws must be one non-empty length per class, got {sizes}")
+        (size,) = sizes
+        draws = np.column_stack([given.get(c, np.ones(size)) for c in self.classes_])
+        if not (np.isfinite(draws).all() and (draws >= 0).all()):
+            raise ValueError("weight_draws must be finite and non-negative")
+        return draws
+
     def _estimate(
         self,
         window: np.ndarray | Sequence[Any],
         predictions: np.ndarray | Sequence[Any] | None,
         class_weights: Mapping[str, float] | None = None,
+        weight_draws: Mapping[str, np.ndarray | Sequence[float]] | None = None,
     ) -> Estimate:
         if self.unusable_ is None:
             self._check_fitted("calibration_", "classes_", "support_", "range_")
@@ -319,13 +342,14 @@ class CBPE(Detector):
                 "more may): the calibration would be extrapolated"
             )
         weights = self._weights(class_weights)
+        drawn_weights = self._weight_draws(weight_draws)
         proba = _reweighted(self.calibration_.apply(scores), weights)
         expected = proba.T @ np.eye(k)[predicted]  # [true, predicted]
         point: dict[str, float | None] = {
             n: float(v) for n, v in confusion_metrics(expected).items()
         }
         point["roc_auc"] = _expected_auc(scores, proba)
-        draws = self._draws(scores, predicted, weights)
+        draws = self._draws(scores, predicted, weights, drawn_weights)
         low, high = (1 - self.confidence) / 2, 1 - (1 - self.confidence) / 2
         metrics = {}
         for name in names:
@@ -347,6 +371,7 @@ class CBPE(Detector):
                 "calibration": self.calibration_.method,
                 "unsupported_share": unsupported,
                 "class_weights": None if weights is None else weights.tolist(),
+                "weight_draws": 0 if drawn_weights is None else int(drawn_weights.shape[0]),
                 "confusion": {"classes": list(self.classes_), "expected": expected.tolist()},
             },
         )
@@ -368,20 +393,29 @@ class CBPE(Detector):
         return max(float(self._thin(scores).mean()) - self.reference_thin_, 0.0)
 
     def _draws(
-        self, scores: np.ndarray, predicted: np.ndarray, weights: np.ndarray | None = None
+        self,
+        scores: np.ndarray,
+        predicted: np.ndarray,
+        weights: np.ndarray | None = None,
+        drawn_weights: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Each metric over ``n_samples`` label draws from the calibrated probabilities."""
+        """Each metric over ``n_samples`` label draws from the calibrated probabilities,
+        re-weighted by ``weights``, or by draw t's row of ``drawn_weights`` when given."""
         assert self.calibration_ is not None
         k, n, total = scores.shape[1], scores.shape[0], self.n_samples
-        refits = _reweighted(self.calibration_.apply_bootstrap(scores), weights)  # (B, n, k)
-        cumulative = np.cumsum(refits, axis=2)
+        refits = self.calibration_.apply_bootstrap(scores)  # (B, n, k)
         rng = np.random.default_rng(self.random_state)
         labels = np.empty((total, n), dtype=np.int32)
         which = np.arange(total) % refits.shape[0]
         for b in range(refits.shape[0]):
             mine = np.flatnonzero(which == b)
+            if drawn_weights is None:
+                proba = _reweighted(refits[b], weights)[None]
+            else:
+                mix = drawn_weights[mine % drawn_weights.shape[0]][:, None, :]
+                proba = _reweighted(refits[b][None], mix)  # (draws of b, n, k)
             u = rng.random((mine.size, n, 1))
-            labels[mine] = np.minimum((u > cumulative[b][None]).sum(axis=2), k - 1)
+            labels[mine] = np.minimum((u > np.cumsum(proba, axis=2)).sum(axis=2), k - 1)
         index = (np.arange(total, dtype=np.int64)[:, None] * k + labels) * k + predicted[None, :]
         confusion = np.bincount(index.ravel(), minlength=total * k * k).reshape(total, k, k)
         out: dict[str, Any] = dict(confusion_metrics(confusion))
@@ -400,8 +434,9 @@ class CBPE(Detector):
         window: np.ndarray | Sequence[Any],
         predictions: np.ndarray | Sequence[Any] | None = None,
         class_weights: Mapping[str, float] | None = None,
+        weight_draws: Mapping[str, np.ndarray | Sequence[float]] | None = None,
     ) -> DetectionResult:
-        estimate = self.estimate(window, predictions, class_weights)
+        estimate = self.estimate(window, predictions, class_weights, weight_draws)
         reference = self.reference_metrics()
         thresholds = {
             name: (self.thresholds or {}).get(name)

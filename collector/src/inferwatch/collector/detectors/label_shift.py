@@ -243,10 +243,8 @@ class LabelShift(Detector):
         joint = counts / n  # C
         confusion = counts / n_j  # M, columns sum to 1
         mu = mu_counts / m
-        weights = solve_weights(joint, q, mu, self.regularization)
+        weights = _normalised(solve_weights(joint, q, mu, self.regularization), q)
         priors = weights * q
-        priors = priors / priors.sum()
-        weights = priors / q
         # Delta method: the window's shares and each label class's predicted shares.
         noise = (np.diag(mu) - np.outer(mu, mu)) / m
         for j in range(q.size):
@@ -278,6 +276,46 @@ class LabelShift(Detector):
             reference_predicted_shares=counts.sum(axis=1) / n,
             window_predicted_shares=mu,
         )
+
+    def weight_draws(self, estimate: PriorEstimate, draws: int, seed: int = 0) -> np.ndarray:
+        """(draws, classes): w(y) from BBSE's own sampling distribution, by the parametric
+        bootstrap of both of its inputs: each label class's predicted classes in the reference
+        (multinomial over its n_j rows at the confusion's column) and the window's predicted
+        classes (multinomial over its m rows at its shares), each draw solved as the estimate
+        is. What estimates re-weighted by w(y) need to carry the error of w(y) into their band.
+        """
+        self._check_fitted("counts_")
+        assert self.counts_ is not None
+        extra = len(estimate.predicted_classes) - self.counts_.shape[0]
+        counts = np.vstack([self.counts_, np.zeros((extra, self.counts_.shape[1]))])
+        n_j = counts.sum(axis=0)
+        q = n_j / n_j.sum()
+        rng = np.random.default_rng(seed)
+        # (draws, predicted, label classes): column j redrawn over its own n_j rows.
+        joint = np.stack(
+            [
+                rng.multinomial(int(n_j[j]), counts[:, j] / n_j[j], size=draws)
+                for j in range(q.size)
+            ],
+            axis=2,
+        ) / float(n_j.sum())
+        shares = rng.multinomial(estimate.n_window, estimate.window_predicted_shares, size=draws)
+        mu = shares / float(estimate.n_window)
+        return np.stack(
+            [
+                _normalised(solve_weights(joint[t], q, mu[t], self.regularization), q)
+                for t in range(draws)
+            ]
+        )
+
+    def class_weights(
+        self, estimate: PriorEstimate, draws: int, seed: int = 0
+    ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """w(y) by class and ``draws`` draws of it by class (``weight_draws``), as
+        ``CBPE.estimate`` takes them (``class_weights``, ``weight_draws``)."""
+        sampled = self.weight_draws(estimate, draws, seed)
+        point = {c: float(w) for c, w in zip(estimate.classes, estimate.weights, strict=True)}
+        return point, {c: sampled[:, j] for j, c in enumerate(estimate.classes)}
 
     def shifted(self, estimate: PriorEstimate, alpha: float | None = None) -> bool:
         """Whether the priors moved: the test significant at ``alpha`` (the detector's by
@@ -397,6 +435,12 @@ def solve_weights(
     weights = np.clip(weights, 0.0, None)
     total = float(weights @ priors)
     return weights / total if total > 0 else np.ones(k)
+
+
+def _normalised(weights: np.ndarray, priors: np.ndarray) -> np.ndarray:
+    """Weights whose priors w q sum to 1 exactly."""
+    moved = weights * priors
+    return moved / moved.sum() / priors
 
 
 def _class_counts(window: Any) -> dict[str, int]:

@@ -190,10 +190,12 @@ def _classification(
         predictions = _predictions(window.state.reservoir)
         if predictions is not None and not set(predictions.tolist()) <= set(cbpe.classes_):
             predictions = None  # not the classes' names: the highest score is the prediction
-        shift = _label_shift(profile, window, cbpe, scores, predictions)
-        if shift is None:
+        shifted = _label_shift(profile, window, cbpe, scores, predictions)
+        if shifted is None:
             return cbpe.run(scores, predictions)
-        found = cbpe.run(scores, predictions, {c: shift.weight_of(c) for c in shift.classes})
+        bbse, shift = shifted
+        weights, draws = bbse.class_weights(shift, cbpe.n_samples, cbpe.random_state)
+        found = cbpe.run(scores, predictions, weights, draws)
         moves = prior_moves(shift)
         return replace(
             found,
@@ -210,12 +212,14 @@ def _label_shift(
     cbpe: CBPE,
     scores: np.ndarray,
     predictions: np.ndarray | None,
-) -> PriorEstimate | None:
-    """BBSE's estimate of the window's class priors when they moved (a label shift), else None.
+) -> tuple[LabelShift, PriorEstimate] | None:
+    """BBSE fitted on the reference and its estimate of the window's class priors when they
+    moved (a label shift), else None.
 
     Under a label shift the reference's calibrated p(y | x) no longer holds, w(y) p(y | x) does;
     the weights come from the reference's confusion (its predictions and labels) and the
-    window's predicted classes, as the shift verdict estimates them.
+    window's predicted classes, as the shift verdict estimates them; the detector also draws
+    them from their sampling distribution, for the band.
     """
     assert cbpe.classes_ is not None
     classes = cbpe.classes_
@@ -250,7 +254,7 @@ def _label_shift(
     estimate = detector.estimate(predicted)
     if not isinstance(estimate, PriorEstimate) or not detector.shifted(estimate):
         return None
-    return estimate
+    return detector, estimate
 
 
 def _regression(
