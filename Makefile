@@ -23,8 +23,9 @@ $(STAMP): sdk/pyproject.toml middleware/pyproject.toml collector/pyproject.toml 
 demo: $(STAMP)
 	$(PY) examples/demo.py $(ARGS)
 
+# One worker a core, each taking whole files (their module fixtures start servers once).
 test: $(STAMP) browser promtool lint typecheck layers
-	$(PY) -m pytest -q -p no:cacheprovider $(ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadfile $(ARGS)
 
 # The dashboard's browser tests drive Debian's Chromium; as root (CI) it is installed here,
 # otherwise those tests skip and say why.

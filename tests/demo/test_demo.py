@@ -50,6 +50,7 @@ class DemoRun:
     ledger: list[dict[str, Any]]
     windows: list[dict[str, Any]]  # the collector's, with results, in the ledger's order
     alerts: list[dict[str, Any]]
+    workdir: Path
 
 
 def demo_command(workdir: Path, *extra: str) -> list[str]:
@@ -88,7 +89,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             alerts = client.get("/v1/models/wine/alerts").json()["alerts"]
     finally:
         servers.stop_all()
-    yield DemoRun(result.stdout, seconds, ledger, windows, alerts)
+    yield DemoRun(result.stdout, seconds, ledger, windows, alerts, workdir)
 
 
 def phase_windows(run: DemoRun, phase: int) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
@@ -222,7 +223,9 @@ def test_the_terminal_shows_each_window_and_the_urls(run: DemoRun) -> None:
 
 def test_every_line_fits_100_columns_and_no_alert_is_cut(run: DemoRun) -> None:
     lines = run.stdout.splitlines()
-    too_wide = [line for line in lines if len(line) > 100]
+    # The work directory is the user's to choose (pytest's, under xdist, is long).
+    short = run.stdout.replace(str(run.workdir), "/tmp/demo").splitlines()
+    too_wide = [line for line in short if len(line) > 100]
     assert too_wide == [], too_wide
     # Each alert's message is printed whole, wrapped onto lines indented by four.
     blocks: list[list[str]] = []

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from inferwatch.collector.storage.sqlite import database as sqlite_database
 from inferwatch.frame import CONTENT_TYPE as FRAME_TYPE
 from inferwatch.frame import Frame, categorical, encode_frame, numeric
 
@@ -52,7 +54,11 @@ def assert_retryable(response) -> None:
     assert "database is locked" in error and "retry after" in error, error
 
 
-def test_locked_database_answers_503_with_retry_after(make_collector, tmp_path: Path) -> None:
+def test_locked_database_answers_503_with_retry_after(
+    make_collector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any bound on the wait shows the answer; a short one keeps the test short.
+    monkeypatch.setattr(sqlite_database, "BUSY_TIMEOUT_MS", 500)
     collector = make_collector()
     db = tmp_path / "collector.db"
     part = frame_part(10)

@@ -271,6 +271,7 @@ def test_a_span_with_too_many_attributes_is_rejected_alone():
         (NOW_NS - 3651 * DAY_NS, NOW_NS - 3651 * DAY_NS, "max_span_age"),
         (NOW_NS, NOW_NS - 1, "ends before it starts"),
     ],
+    ids=["year 2262", "two hours ahead", "1970", "ten years old", "ends before it starts"],
 )
 def test_spans_outside_the_window_of_now_are_rejected_alone(start, end, named):
     odd = pb_span(

@@ -25,6 +25,9 @@ CHUNK = 5000
 # the checkpoint's DELETE walks page by page to free, and the WAL copy writes again: about 1 us
 # of the collector's CPU a row (bench/notes/collector.md).
 PAGE_SIZE = 65536
+# How long a statement waits for another process's write lock before "database is locked"
+# (answered 503 with Retry-After).
+BUSY_TIMEOUT_MS = 10_000
 
 
 class Database:
@@ -53,7 +56,7 @@ class Database:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         with self._connections_lock:
             self._connections.append(conn)
         return conn
