@@ -138,8 +138,11 @@ class AlertDispatcher:
         self._base_url = base_url
         self._queue_size = queue_size
         self._concurrency = concurrency
-        self._durable = outbox is not None
-        self._outbox: OutboxStore = outbox if outbox is not None else MemoryOutbox()
+        # Without a database's outbox, one in memory: lost with the process.
+        self._in_memory: MemoryOutbox | None = None
+        if outbox is None:
+            outbox = self._in_memory = MemoryOutbox()
+        self._outbox = outbox
         self._may_send = may_send
         # Guards the counters and the ids in flight: submit runs in the caller's thread.
         self._lock = threading.Lock()
@@ -175,7 +178,7 @@ class AlertDispatcher:
             deliveries = []
         held = _HELD.get()
         if held is not None:
-            if self._durable:
+            if self._in_memory is None:
                 # Into the transaction the block's changes are stored in: kept if they are.
                 self._store(deliveries)
                 deliveries = []
@@ -258,8 +261,8 @@ class AlertDispatcher:
         self._sends.clear()
         with self._lock:
             self._in_flight.clear()
-        if isinstance(self._outbox, MemoryOutbox):
-            unsent = self._outbox.clear()
+        if self._in_memory is not None:
+            unsent = self._in_memory.clear()
             with self._lock:
                 self._dropped += unsent
                 self._stored = 0
