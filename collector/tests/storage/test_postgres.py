@@ -4,6 +4,7 @@ migrating at once."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -175,6 +176,21 @@ def test_a_leader_paused_inside_a_fenced_transaction_is_cut_off_by_the_server(
             # transaction, and b takes the role.
             wait_for(b.holds, timeout=15, what="b to take the lease")
             windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
+        (record,) = windows.find("m")
+        assert record.details is None and not record.closed
+
+
+def test_a_fenced_block_cut_off_by_the_server_fails_though_it_caught_the_error(
+    postgres: TemporaryDatabase,
+) -> None:
+    # The keeper's alerting step logs its failures and goes on: the block must fail all the
+    # same, or the paused leader counts an evaluation that was rolled back as done.
+    with _two_leases(postgres, lease_seconds=1) as (windows, stored, a, b):
+        with pytest.raises(StorageUnavailable), a.fenced():
+            windows.save_evaluation(stored.window_id, [], {"by": "a"}, 1, close=True)
+            wait_for(b.holds, timeout=15, what="b to take the lease")
+            with contextlib.suppress(Exception):
+                windows.save_evaluation(stored.window_id, [], {"by": "a, late"}, 2, close=True)
         (record,) = windows.find("m")
         assert record.details is None and not record.closed
 

@@ -144,6 +144,9 @@ class Database:
             return
         with _unavailable_on_server_errors(), self._pool.connection() as conn:
             yield conn
+            # Not left to the pool's block, which lets a connection the server ended go without
+            # a word, as if committed, when the block caught the failed statement's error.
+            conn.commit()
 
     @contextmanager
     def reader(self) -> Iterator[psycopg.Connection[Any]]:
@@ -183,6 +186,9 @@ class Database:
                 yield
             finally:
                 _TOGETHER.reset(token)
+            # Raises when the server ended the session (a collector paused mid-block), even if
+            # the block caught the error of its statement (the keeper's alerting step does).
+            conn.commit()
 
     @contextmanager
     def snapshot(self) -> Iterator[psycopg.Connection[Any]]:
@@ -200,7 +206,7 @@ class Database:
 # SQLSTATE classes of failures that pass: connection exceptions (08), insufficient resources
 # (53: disk full, out of memory, too many connections), operator intervention (57: the server
 # shutting down, a cancelled query), system errors (58), a serialization failure or deadlock (40),
-# a lock not obtained in time (55P03).
+# a lock not obtained in time (55P03), a session ended idle in its transaction (25P03).
 _PASSING_CLASSES = ("08", "53", "57", "58", "40")
 
 
@@ -216,7 +222,7 @@ def _unavailable_on_server_errors() -> Iterator[None]:
         if (
             (isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not state)
             or state[:2] in _PASSING_CLASSES
-            or state == "55P03"
+            or state in ("55P03", "25P03")
         ):
             raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
         raise
