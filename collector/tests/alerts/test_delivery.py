@@ -362,3 +362,21 @@ async def test_events_held_in_a_block_are_sent_when_it_ends_and_dropped_when_it_
         await asyncio.to_thread(store_then_send, 2, True)
         assert await dispatcher.drain(20)
     assert [r.body["alert"]["id"] for r in receiver.requests("/held")] == [2]
+
+
+async def test_a_dispatcher_that_may_not_send_stores_and_sends_once_it_may(
+    receiver: WebhookReceiver,
+) -> None:
+    policy = AlertPolicy(
+        consecutive=1, webhooks=(Webhook(url=receiver.url("/lead")),), retry=FAST_RETRY
+    )
+    leads = asyncio.Event()
+    async with AlertDispatcher(may_send=leads.is_set) as dispatcher:
+        dispatcher.submit(make_event(1), policy)
+        # A follower's drain does not wait for what the leader sends.
+        assert await dispatcher.drain(5)
+        assert receiver.requests("/lead") == [] and dispatcher.stats.queued == 1
+        leads.set()
+        await wait_for(receiver, 1, "/lead")
+        assert await dispatcher.drain(20)
+        assert (dispatcher.stats.delivered, dispatcher.stats.queued) == (1, 0)

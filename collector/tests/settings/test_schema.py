@@ -158,3 +158,15 @@ def test_a_config_change_through_the_api_is_checked_as_the_file_is(
         config = client.get("/v1/models/m/config").json()
         assert config["detectors"]["multivariate_drift"]["alpha"] == 0.05
         assert config["alerts"]["checks"] is None
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "many", True])
+def test_the_outbox_bound_is_a_positive_count(tmp_path: Path, bad: object) -> None:
+    path = tmp_path / "collector.toml"
+    path.write_text(f"[collector]\nmax_pending_deliveries = {json.dumps(bad)}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "max_pending_deliveries" in str(refused.value)
+    assert load_config(None).max_pending_deliveries == 10_000
+    path.write_text("[collector]\nmax_pending_deliveries = 5\n")
+    assert load_config(path).max_pending_deliveries == 5

@@ -80,7 +80,7 @@ def user_version(path: Path) -> int:
 
 def test_the_steps_are_numbered_from_schema_2_without_gaps() -> None:
     assert sorted(steps()) == list(range(2, SCHEMA_VERSION + 1))
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 9
 
 
 def test_a_new_file_runs_every_step(tmp_path: Path) -> None:
@@ -111,6 +111,7 @@ def test_every_row_comes_through_rewritten_only_where_a_step_says(
     after = rows_of(path)
     assert after.pop("prediction_ranges", []) == before.pop("prediction_ranges", [])
     assert after.pop("quarantined_batches") == []  # new in schema 6
+    assert after.pop("alert_outbox") == []  # new in schema 9
     assert set(after) == set(before)
     # Schema 7 counts runs of failures per check, not per feature ("univariate_drift:x0").
     before["alert_checks"] = [r for r in before["alert_checks"] if ":" not in r[2]]

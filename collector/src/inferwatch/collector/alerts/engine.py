@@ -17,7 +17,8 @@ update it (one open alert per check), a critical failure escalates a warning, an
 pass resolves it. Windows are ordered by start time, so a re-evaluated window (late data or
 labels) takes its place in the history: the same results again change nothing, and different
 ones are judged as if they had come in order. Every change is saved in one store transaction,
-then handed to the sink.
+and handed to the sink inside it (``AlertStore.together``), so that the sink stores its webhook
+deliveries with the change.
 
 Outside windows: a version without traffic for the policy's ``stale_after`` has its open alerts
 resolved as stale (``sweep``); an alert can be acknowledged (no more reminders) or silenced until
@@ -52,7 +53,8 @@ logger = logging.getLogger("inferwatch.alerts")
 
 
 class AlertSink(Protocol):
-    """Takes events without waiting on the network (``AlertDispatcher`` is one)."""
+    """Takes events without waiting on the network (``AlertDispatcher`` is one), inside the
+    transaction that stores their alert changes."""
 
     def submit(self, event: AlertEvent, policy: AlertPolicy) -> None: ...
 
@@ -108,7 +110,7 @@ class AlertEngine:
         """Apply one window's results; return (and hand to the sink) the events they cause."""
         policy = self._policy_for(model)
         observations = _observe(window, policy)
-        with self._lock:
+        with self._lock, self._store.together():
             now = self._now()
             snapshot = self._store.load(model, version)
             histories: dict[str, CheckHistory] = {}
@@ -126,7 +128,7 @@ class AlertEngine:
             if not histories:
                 return []
             saved = self._store.save(model, version, histories, [c.alert for c in changes])
-        return self._events(changes, saved, window.id)
+            return self._events(changes, saved, window.id)
 
     def sweep(self, last_traffic_ms: Mapping[tuple[str, str], int]) -> list[AlertEvent]:
         """Resolve the open alerts of versions whose traffic (by (model, version), the end of
@@ -134,7 +136,7 @@ class AlertEngine:
         sending what they held back."""
         changes: list[_Change] = []
         saved: list[Alert] = []
-        with self._lock:
+        with self._lock, self._store.together():
             now = self._now()
             for alert in self._store.open_alerts():
                 policy = self._policy_for(alert.model)
@@ -160,7 +162,7 @@ class AlertEngine:
                 change = _noticed(change, policy, now)
                 changes.append(change)
                 saved += self._store.save(alert.model, alert.version, checks, [change.alert])
-        return self._events(changes, saved, None)
+            return self._events(changes, saved, None)
 
     def get(self, alert_id: int) -> Alert:
         alert = self._store.get(alert_id)
@@ -180,7 +182,7 @@ class AlertEngine:
     def silence(self, alert_id: int, until_ms: int | None) -> Alert:
         """Hold back an open alert's notifications until ``until_ms``; None lifts the silence
         (sending at once the latest event it held back)."""
-        with self._lock:
+        with self._lock, self._store.together():
             now = self._now()
             alert = replace(self._open(alert_id), silenced_until_ms=until_ms, updated_ms=now)
             change: _Change | None = None
@@ -189,8 +191,8 @@ class AlertEngine:
                 change = _noticed(_released(alert), policy, now)
                 alert = change.alert
             (saved,) = self._store.save(alert.model, alert.version, {}, [alert])
-        if change is not None:
-            self._events([change], [saved], None)
+            if change is not None:
+                self._events([change], [saved], None)
         return saved
 
     def _open(self, alert_id: int) -> Alert:

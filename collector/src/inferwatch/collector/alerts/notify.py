@@ -1,20 +1,29 @@
 """Delivering alert events: one log line each, and webhooks POSTed by a background sender.
 
-``AlertDispatcher.submit`` never waits on the network and may be called from any thread: it logs
-the event, then queues one delivery per webhook in a bounded queue (when the queue is full the
-oldest delivery is dropped, counted and logged). Worker tasks on the dispatcher's event loop send
-them with one ``httpx.AsyncClient``, each attempt bounded by the webhook's timeout, retrying
-connection errors, timeouts, 429 and 5xx with the SDK's retry engine (``inferwatch.retry``:
-jittered exponential backoff, Retry-After as seconds or an HTTP date); any other answer is final.
+``AlertDispatcher.submit`` never waits on the network: it logs the event and stores one
+delivery per webhook in the outbox (``alerts.outbox``), inside the transaction of the alert
+change when called inside ``AlertStore.together`` (as ``AlertEngine`` does), so a delivery is
+stored if and only if its change is. The outbox is bounded: past ``queue_size`` pending
+deliveries the oldest is dropped, counted and logged. The sender, on the dispatcher's event
+loop, takes the deliveries due and POSTs them with one ``httpx.AsyncClient``, each attempt
+bounded by the webhook's timeout; after connection errors, timeouts, 429 and 5xx the SDK's retry
+engine (``inferwatch.retry``: jittered exponential backoff, Retry-After as seconds or an HTTP
+date) says when to try again, and the outbox keeps the attempt count and that time, so retries
+go on across restarts. Any other answer, or the last retry, is final: the delivery is removed.
 Webhook URLs often carry tokens, so logs only ever show their scheme and host.
 
-Send once: events submitted inside ``held()`` (the collector's leader storing a window's
-evaluation and alert changes in one fenced transaction) are logged and queued only once the
-block ends without an exception, so an event whose alert change was refused or rolled back is
-never sent. A delivery retried after a lost answer may reach its receiver twice: every POST
-carries an ``Idempotency-Key`` header, the same for every attempt and from whichever replica
+Only a dispatcher whose ``may_send`` says so sends (on PostgreSQL the leader: replicas share
+the outbox); the others store. A collector killed, or a leader that fails over, leaves its
+pending deliveries to the next start or the next leader. So a delivery may reach its receiver
+twice (an answer lost, a collector killed after sending and before removing it): every POST
+carries an ``Idempotency-Key`` header, the same for every attempt and from whichever collector
 (the alert, its event, the window and the alert's change time), for the receiver to drop
 repeats.
+
+Events submitted inside ``held()`` (the collector's leader storing a window's evaluation and
+alert changes in one fenced transaction) are logged, and their deliveries sent, once the block
+ends without an exception; an event whose alert change was refused or rolled back took its
+deliveries with it.
 """
 
 from __future__ import annotations
@@ -24,8 +33,8 @@ import contextlib
 import json
 import logging
 import threading
-from collections import deque
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,15 +42,25 @@ from types import TracebackType
 import httpx
 
 from inferwatch.collector.alerts.model import AlertEvent
+from inferwatch.collector.alerts.outbox import Delivery, MemoryOutbox, OutboxStore
 from inferwatch.collector.alerts.payloads import BUILTIN_NOTIFIERS, Notifier
-from inferwatch.collector.settings.alerts import AlertPolicy, Webhook, redact_url
-from inferwatch.retry import Attempts, RetryPolicy, asend
+from inferwatch.collector.settings.alerts import (
+    WEBHOOK_RETRY_STATUSES,
+    AlertPolicy,
+    Webhook,
+    redact_url,
+)
+from inferwatch.retry import Attempts, Outcome, RetryPolicy
 
 logger = logging.getLogger("inferwatch.alerts")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-# The events submitted inside this thread's ``held`` block.
-_HELD: ContextVar[list[tuple[AlertEvent, AlertPolicy]] | None] = ContextVar("held", default=None)
+# How often the sender looks at the outbox without being woken: for deliveries another replica
+# stored, and for a leadership taken.
+POLL_SECONDS = 1.0
+# The events submitted inside this thread's ``held`` block, with the deliveries a dispatcher
+# without a database stores once it ends.
+_HELD: ContextVar[list[tuple[AlertEvent, list[Delivery]]] | None] = ContextVar("held", default=None)
 
 
 def idempotency_key(event: AlertEvent) -> str:
@@ -83,18 +102,11 @@ def log_event(event: AlertEvent) -> None:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryStats:
-    queued: int  # waiting to be sent now
+    queued: int  # stored and waiting to be sent (what this collector last saw of the outbox)
     delivered: int
     failed: int  # given up on: retries exhausted, or an answer not worth retrying
-    dropped: int  # pushed out of a full queue, or left over at shutdown
+    dropped: int  # pushed out of a full outbox, or (without a database) left over at shutdown
     retries: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Delivery:
-    event: AlertEvent
-    webhook: Webhook
-    retry: RetryPolicy
 
 
 class AlertDispatcher:
@@ -103,7 +115,9 @@ class AlertDispatcher:
     ``await start()`` on the event loop that should send, ``submit`` from anywhere, and
     ``await aclose()`` at shutdown (or use ``async with``). ``notifiers`` are the webhook
     formats by name (the built-in ``json`` and ``slack`` when not given); ``base_url`` is the
-    collector's public URL, for links to windows.
+    collector's public URL, for links to windows. ``outbox`` is where deliveries wait (the
+    database's; in memory when not given, lost with the process); ``queue_size`` bounds it.
+    ``may_send`` (which must not block) says whether this collector sends (the leader does).
     """
 
     def __init__(
@@ -113,6 +127,8 @@ class AlertDispatcher:
         base_url: str | None = None,
         queue_size: int = 1000,
         concurrency: int = 4,
+        outbox: OutboxStore | None = None,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         if queue_size < 1 or concurrency < 1:
             raise ValueError(
@@ -122,37 +138,61 @@ class AlertDispatcher:
         self._base_url = base_url
         self._queue_size = queue_size
         self._concurrency = concurrency
-        # Guards the queue and counters: submit runs in the caller's thread.
+        # Without a database's outbox, one in memory: lost with the process.
+        self._in_memory: MemoryOutbox | None = None
+        if outbox is None:
+            outbox = self._in_memory = MemoryOutbox()
+        self._outbox = outbox
+        self._may_send = may_send
+        # Guards the counters and the ids in flight: submit runs in the caller's thread.
         self._lock = threading.Lock()
-        self._pending: deque[_Delivery] = deque()
-        self._in_flight = 0
+        self._in_flight: set[int] = set()
+        self._stored = 0  # rows in the outbox, as last counted and changed here since
         self._delivered = self._failed = self._dropped = self._retries = 0
         self._webhook_urls: set[str] = set()
         self._redactor = _RedactWebhookUrls(self._webhook_urls)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
-        self._workers: list[asyncio.Task[None]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
 
     def submit(self, event: AlertEvent, policy: AlertPolicy) -> None:
-        """Log ``event`` and queue it for ``policy``'s webhooks (unless a silence holds it
-        back); returns at once. Inside ``held``: once the block ends well."""
+        """Store ``event``'s deliveries to ``policy``'s webhooks (unless a silence holds it
+        back) and log it; returns at once. Inside ``held``: logged and sent once the block
+        ends well."""
+        if event.notify and policy.delivers(event.alert.severity):
+            deliveries = []
+            for webhook in policy.webhooks:
+                try:
+                    deliveries.append(self._delivery(event, webhook, policy))
+                except Exception:
+                    # A notifier not loaded, or broken: the other webhooks still get theirs.
+                    with self._lock:
+                        self._failed += 1
+                    logger.exception(
+                        "alert %s cannot be sent to %s", event.alert.id, redact_url(webhook.url)
+                    )
+        else:
+            deliveries = []
         held = _HELD.get()
         if held is not None:
-            held.append((event, policy))
+            if self._in_memory is None:
+                # Into the transaction the block's changes are stored in: kept if they are.
+                self._store(deliveries)
+                deliveries = []
+            held.append((event, deliveries))
             return
+        self._store(deliveries)
         log_event(event)
-        if not event.notify or not policy.delivers(event.alert.severity):
-            return
-        for webhook in policy.webhooks:
-            self._enqueue(_Delivery(event, webhook, policy.retry.engine()))
+        self._wake_sender()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Hold back this thread's submissions until the block ends; drop them if it raises
-        (the changes they announce were not stored)."""
-        held: list[tuple[AlertEvent, AlertPolicy]] = []
+        """Hold back this thread's submissions until the block ends; if it raises, their
+        changes and deliveries were not stored: say so instead."""
+        held: list[tuple[AlertEvent, list[Delivery]]] = []
         token = _HELD.set(held)
         try:
             yield
@@ -164,14 +204,21 @@ class AlertDispatcher:
             raise
         finally:
             _HELD.reset(token)
-        for event, policy in held:
-            self.submit(event, policy)
+        for event, deliveries in held:
+            self._store(deliveries)
+            log_event(event)
+        if held:
+            self._wake_sender()
 
     @property
     def stats(self) -> DeliveryStats:
         with self._lock:
             return DeliveryStats(
-                len(self._pending), self._delivered, self._failed, self._dropped, self._retries
+                max(0, self._stored - len(self._in_flight)),
+                self._delivered,
+                self._failed,
+                self._dropped,
+                self._retries,
             )
 
     async def start(self) -> None:
@@ -179,44 +226,52 @@ class AlertDispatcher:
             raise RuntimeError("the alert dispatcher is already started")
         self._loop = asyncio.get_running_loop()
         # Events bind to the loop that first waits on them: fresh ones for this loop.
-        self._ready, self._settled = asyncio.Event(), asyncio.Event()
+        self._wake, self._settled = asyncio.Event(), asyncio.Event()
         self._client = httpx.AsyncClient()
         # httpx logs every request's URL at INFO; keep our webhooks' tokens out of it.
         logging.getLogger("httpx").addFilter(self._redactor)
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"inferwatch-alert-webhooks-{i}")
-            for i in range(self._concurrency)
-        ]
-        self._ready.set()
+        self._sender = asyncio.create_task(self._send_due(), name="inferwatch-alert-webhooks")
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until nothing is queued or being sent; False if ``timeout`` s passed first."""
+        """Wait until nothing is stored (for this collector to send) or being sent; False if
+        ``timeout`` s passed first."""
         try:
             async with asyncio.timeout(timeout):
-                while self._busy():
+                while await self._busy():
                     self._settled.clear()
-                    if not self._busy():
-                        break
-                    await self._settled.wait()
+                    # Woken by a send ending; the timeout for deliveries another replica sends.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(POLL_SECONDS):
+                            await self._settled.wait()
         except TimeoutError:
             return False
         return True
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Give queued deliveries up to ``timeout`` seconds, then stop; the rest is dropped."""
+        """Give pending deliveries up to ``timeout`` seconds, then stop. What is left stays in
+        a database's outbox for the next start; without one, it is dropped."""
         if self._loop is None:
             return
         await self.drain(timeout)
-        with self._lock:
-            unsent = len(self._pending) + self._in_flight
-            self._pending.clear()
-            self._dropped += unsent
-        for task in self._workers:
+        tasks = [t for t in (self._sender, *self._sends) if t is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
-        if unsent:
-            logger.warning("alert dispatcher stopped with %d deliveries unsent", unsent)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._sender = None
+        self._sends.clear()
+        with self._lock:
+            self._in_flight.clear()
+        if self._in_memory is not None:
+            unsent = self._in_memory.clear()
+            with self._lock:
+                self._dropped += unsent
+                self._stored = 0
+            if unsent:
+                logger.warning("alert dispatcher stopped with %d deliveries unsent", unsent)
+        else:
+            left = await asyncio.to_thread(self._outbox.count)
+            if left:
+                logger.info("%d alert deliveries stay in the outbox for the next start", left)
         if self._client is not None:
             await self._client.aclose()
         logging.getLogger("httpx").removeFilter(self._redactor)
@@ -234,103 +289,177 @@ class AlertDispatcher:
     ) -> None:
         await self.aclose()
 
-    def _enqueue(self, delivery: _Delivery) -> None:
-        dropped: _Delivery | None = None
+    def _delivery(self, event: AlertEvent, webhook: Webhook, policy: AlertPolicy) -> Delivery:
+        notifier = self._notifiers.get(webhook.format)
+        if notifier is None:
+            raise ValueError(f"no notifier named {webhook.format!r} is loaded")
+        alert_id = event.alert.id
+        assert alert_id is not None, "an event is of a stored alert"
+        retry = policy.retry.engine()
+        return Delivery(
+            key=idempotency_key(event),
+            alert_id=alert_id,
+            event=event.kind,
+            url=webhook.url,
+            body=json.dumps(notifier.payload(event, self._base_url)),
+            timeout_seconds=webhook.timeout_seconds,
+            max_retries=retry.max_retries,
+            backoff_seconds=retry.backoff,
+            max_backoff_seconds=retry.max_delay,
+            due_ms=_now_ms(),
+        )
+
+    def _store(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
         with self._lock:
-            self._webhook_urls.add(str(httpx.URL(delivery.webhook.url)))
-            if len(self._pending) >= self._queue_size:
-                dropped = self._pending.popleft()
-                self._dropped += 1
-            self._pending.append(delivery)
+            sparing = set(self._in_flight)
+        dropped = self._outbox.add(deliveries, self._queue_size, sparing)
+        with self._lock:
+            self._stored += len(deliveries) - len(dropped)
+            self._dropped += len(dropped)
             total_dropped = self._dropped
-        if dropped is not None:
+        for delivery in dropped:
             logger.warning(
                 "alert delivery queue is full (%d): dropped the oldest delivery (alert %s %s to "
                 "%s); %d dropped so far",
                 self._queue_size,
-                dropped.event.alert.id,
-                dropped.event.kind,
-                redact_url(dropped.webhook.url),
+                delivery.alert_id,
+                delivery.event,
+                redact_url(delivery.url),
                 total_dropped,
             )
+
+    def _wake_sender(self) -> None:
         loop = self._loop
         if loop is not None:
-            # RuntimeError: the loop has closed; aclose counted what was left.
+            # RuntimeError: the loop has closed; the outbox keeps what it holds.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._ready.set)
+                loop.call_soon_threadsafe(self._wake.set)
 
-    def _take(self) -> _Delivery | None:
+    async def _busy(self) -> bool:
         with self._lock:
-            if not self._pending:
-                return None
-            self._in_flight += 1
-            return self._pending.popleft()
+            if self._in_flight:
+                return True
+        # What another collector sends is not this one's to wait for.
+        return self._may_send() and await asyncio.to_thread(self._outbox.count) > 0
 
-    def _busy(self) -> bool:
-        with self._lock:
-            return bool(self._pending) or self._in_flight > 0
-
-    async def _work(self) -> None:
+    async def _send_due(self) -> None:
+        """Until cancelled: send what is due, then sleep until the next is, or a wake-up."""
         while True:
-            delivery = self._take()
-            if delivery is None:
-                # Clear before looking again, so a submit in between is not missed.
-                self._ready.clear()
-                delivery = self._take()
-                if delivery is None:
-                    await self._ready.wait()
-                    continue
+            self._wake.clear()
+            wait = POLL_SECONDS
             try:
-                await self._send(delivery)
+                wait = await self._start_due()
             except Exception:
-                with self._lock:
-                    self._failed += 1
-                logger.exception("delivering alert %s failed", delivery.event.alert.id)
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
-                self._settled.set()
+                # The database unavailable, or a bug: the deliveries wait in the outbox.
+                logger.exception("reading the alert outbox failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
-    async def _send(self, delivery: _Delivery) -> None:
+    async def _start_due(self) -> float:
+        """Start sending the deliveries due, as many as may be in flight; the seconds until the
+        next one is due (at most POLL_SECONDS)."""
+        stored = await asyncio.to_thread(self._outbox.count)
+        with self._lock:
+            self._stored = stored
+            free = self._concurrency - len(self._in_flight)
+            excluding = set(self._in_flight)
+        if free <= 0 or not self._may_send():
+            return POLL_SECONDS
+        pending = await asyncio.to_thread(self._outbox.pending, free, excluding)
+        now_ms = _now_ms()
+        wait = POLL_SECONDS
+        for delivery in pending:
+            assert delivery.id is not None
+            if delivery.due_ms > now_ms:
+                wait = min(wait, (delivery.due_ms - now_ms) / 1000)
+                continue
+            with self._lock:
+                self._in_flight.add(delivery.id)
+            task = asyncio.create_task(self._attempt(delivery))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+        return wait
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        assert delivery.id is not None
+        try:
+            await self._try_once(delivery, delivery.id)
+        except Exception:
+            # The outbox unavailable: the delivery waits there for the next round.
+            logger.exception("delivering alert %s failed", delivery.alert_id)
+        finally:
+            with self._lock:
+                self._in_flight.discard(delivery.id)
+            self._settled.set()
+            self._wake.set()
+
+    async def _try_once(self, delivery: Delivery, delivery_id: int) -> None:
         assert self._client is not None
-        webhook, event = delivery.webhook, delivery.event
-        notifier = self._notifiers.get(webhook.format)
-        if notifier is None:
-            raise ValueError(f"no notifier named {webhook.format!r} is loaded")
-        body = notifier.payload(event, self._base_url)
+        with self._lock:
+            self._webhook_urls.add(str(httpx.URL(delivery.url)))
         request = self._client.build_request(
             "POST",
-            webhook.url,
-            json=body,
-            headers={IDEMPOTENCY_HEADER: idempotency_key(event)},
-            timeout=webhook.timeout_seconds,
+            delivery.url,
+            content=delivery.body.encode(),
+            headers={"content-type": "application/json", IDEMPOTENCY_HEADER: delivery.key},
+            timeout=delivery.timeout_seconds,
         )
-        attempts = Attempts(delivery.retry)
+        outcome: Outcome
         try:
-            response = await asend(
-                self._client, request, attempts, attempt_timeout=webhook.timeout_seconds
-            )
+            # httpx's timeouts bound each read or write, not a slowly trickling answer.
+            async with asyncio.timeout(delivery.timeout_seconds):
+                outcome = await self._client.send(request)
         except (httpx.TransportError, TimeoutError) as exc:
-            # Only the type: some messages repeat the URL.
-            reason = type(exc).__name__
-        else:
-            reason = f"HTTP {response.status_code}"
-            if response.is_success:
-                with self._lock:
-                    self._delivered += 1
-                    self._retries += attempts.retries
-                return
+            outcome = exc
+        attempts = Attempts(
+            RetryPolicy(
+                max_retries=delivery.max_retries,
+                backoff=delivery.backoff_seconds,
+                max_delay=delivery.max_backoff_seconds,
+                retry_statuses=WEBHOOK_RETRY_STATUSES,
+            )
+        )
+        attempts.retries = delivery.attempts
+        delay = attempts.after(outcome)
+        if delay is not None:
+            due_ms = _now_ms() + int(delay * 1000)
+            await asyncio.to_thread(
+                self._outbox.retry_at, delivery_id, delivery.attempts + 1, due_ms
+            )
+            with self._lock:
+                self._retries += 1
+            return
+        removed = await asyncio.to_thread(self._outbox.remove, delivery_id)
+        with self._lock:
+            self._stored -= removed
+        if isinstance(outcome, httpx.Response) and outcome.is_success:
+            with self._lock:
+                self._delivered += 1
+            return
         with self._lock:
             self._failed += 1
-            self._retries += attempts.retries
+        # Only the type of an error: some messages repeat the URL.
+        reason = (
+            f"HTTP {outcome.status_code}"
+            if isinstance(outcome, httpx.Response)
+            else type(outcome).__name__
+        )
         logger.warning(
             "gave up delivering alert %s %s to %s after %d attempt(s): %s",
-            event.alert.id,
-            event.kind,
-            redact_url(webhook.url),
-            attempts.retries + 1,
+            delivery.alert_id,
+            delivery.event,
+            redact_url(delivery.url),
+            delivery.attempts + 1,
             reason,
         )
+
+
+def _now_ms() -> int:
+    # The wall clock: a due time outlives the process, and may be read by another replica.
+    return int(time.time() * 1000)
 
 
 class _RedactWebhookUrls(logging.Filter):

@@ -3,7 +3,9 @@
 
 A store keeps, per (model, version), each check's recent outcomes (``CheckHistory``) and the
 alerts. The engine reads both with ``load`` and writes one window's changes with ``save``, in one
-transaction, so a crash never leaves a streak counted without its alert or the reverse. Records
+transaction, so a crash never leaves a streak counted without its alert or the reverse; inside
+``together``, the webhook deliveries of the changes (``alerts.outbox``) are stored in that
+transaction too, so a crash never leaves a change unannounced. Records
 go through ``to_dict``/``from_dict`` (JSON-ready), which is what a SQL store puts in a column.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -35,6 +38,12 @@ class AlertStore(Protocol):
     """
 
     def load(self, model: str, version: str) -> AlertSnapshot: ...
+
+    def together(self) -> AbstractContextManager[None]:
+        """A block whose saves and outbox writes (this thread's) are one transaction: all are
+        stored, or none (an exception ends it). Inside a block of the leader's fence, part of
+        its transaction."""
+        ...
 
     def save(
         self,
@@ -81,6 +90,10 @@ class MemoryAlertStore:
                 if (m, v) == (model, version)
             }
         return AlertSnapshot(open_alerts, checks)
+
+    def together(self) -> AbstractContextManager[None]:
+        # Nothing here outlives the process: there is no crash to be atomic across.
+        return nullcontext()
 
     def save(
         self,

@@ -570,6 +570,16 @@ class LoopStallShown(BaseModel):
     epoch: int = Field(description="The lease epoch it gave up.")
 
 
+class DeliveriesShown(BaseModel):
+    queued: int = Field(
+        description="Webhook deliveries waiting in the outbox (as this collector last saw it)."
+    )
+    delivered: int = Field(description="Deliveries this process got a 2xx answer for.")
+    failed: int = Field(description="Deliveries given up on: retries exhausted, or a final 4xx.")
+    dropped: int = Field(description="Deliveries pushed out of a full outbox.")
+    retries: int = Field(description="Attempts that were retried.")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     open_windows: int
@@ -585,6 +595,9 @@ class Health(BaseModel):
     loop_stall: LoopStallShown | None = Field(
         description="The last time this collector's event loop stopped running for longer "
         "than loop_stall_seconds while it led, so that it handed the lead back; null if never."
+    )
+    alert_deliveries: DeliveriesShown = Field(
+        description="Alert webhook deliveries since this process started (docs/alerts.md)."
     )
 
 

@@ -59,7 +59,15 @@ class Collector:
         book = WindowBook(storage.windows, config.instance_id, references.new_window)
         state_lock = asyncio.Lock()
         receiver_stats = ReceiverStats()
-        dispatcher = AlertDispatcher(registry.notifiers, base_url=config.base_url)
+        keeper: WindowKeeper | None = None
+        dispatcher = AlertDispatcher(
+            registry.notifiers,
+            base_url=config.base_url,
+            queue_size=config.max_pending_deliveries,
+            outbox=storage.outbox,
+            # The leader sends: replicas share the outbox.
+            may_send=lambda: keeper is not None and keeper.leads,
+        )
         alerts = AlertEngine(
             storage.alerts, lambda model: settings(model).alerts, dispatcher, clock
         )

@@ -9,9 +9,10 @@ Replicas sharing a database each checkpoint their own share of window state, and
 settings and references the others stored; only the leader (``storage.Leadership``) evaluates,
 alerts, sweeps and prunes, reading every replica's share of a window, checkpointed or still in
 its journal. Another replica takes the role on its next tick after the leader goes. The
-leader stores each evaluation with its alert changes in one fenced block
-(``Leadership.fenced``), and sends their events only once it is stored: a collector that lost
-the role meanwhile stores and sends nothing of it.
+leader stores each evaluation with its alert changes and their webhook deliveries (the outbox)
+in one fenced block (``Leadership.fenced``), and logs their events only once it is stored: a
+collector that lost the role meanwhile stores and sends nothing of it. The leader's dispatcher
+sends what the outbox holds.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class WindowKeeper:
         self._clock = clock
         self._leadership = leadership or SoleCollector()
         self._refresh_settings = refresh_settings
-        # Alert events wait inside it until their changes are stored (AlertDispatcher.held).
+        # Alert events are logged and sent once the block's changes are stored
+        # (AlertDispatcher.held).
         self._hold_deliveries = hold_deliveries
         self._leads = False
         self._last_checkpoint = clock()

@@ -177,7 +177,7 @@ class _DeliveryCollector(Collector):
         deliveries = CounterMetricFamily(
             "inferwatch_alert_deliveries",
             "Webhook deliveries of alert events by outcome: delivered, failed (given up), "
-            "dropped (queue full, or unsent at shutdown).",
+            "dropped (the outbox full).",
             labels=["outcome"],
         )
         for outcome in ("delivered", "failed", "dropped"):
@@ -190,6 +190,6 @@ class _DeliveryCollector(Collector):
         )
         yield GaugeMetricFamily(
             "inferwatch_alert_deliveries_queued",
-            "Webhook deliveries waiting to be sent.",
+            "Webhook deliveries waiting in the outbox.",
             value=float(stats.queued),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -58,7 +59,7 @@ def create_app(config: CollectorConfig, *, clock: Callable[[], float] = time.tim
                 # A last export, before storage closes.
                 await asyncio.to_thread(runtime.push.stop)
             await runtime.pipeline.stop()
-            # Alerts are stored already; this gives queued webhooks a few seconds.
+            # Deliveries are stored already; this gives pending ones a few seconds to be sent.
             await runtime.dispatcher.aclose()
             runtime.storage.close()
 
@@ -125,6 +126,7 @@ async def healthz(request: Request) -> bodies.Health:
         else bodies.LoopStallShown(
             at=int(stall.at * 1000), seconds=round(stall.seconds, 3), epoch=stall.epoch
         ),
+        alert_deliveries=bodies.DeliveriesShown(**dataclasses.asdict(runtime.dispatcher.stats)),
     )
 
 

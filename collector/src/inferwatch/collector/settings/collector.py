@@ -128,6 +128,9 @@ class CollectorConfig(Table):
     # run for this long (a blocking call or a deadlock on it), so that another evaluates.
     loop_stall_seconds: Annotated[Duration, AfterValidator(_at_least_a_second)] = 10.0
     max_labels_per_request: Count = 10_000
+    # Alert webhook deliveries waiting for an answer in the database's outbox; past it the
+    # oldest is dropped (counted in /metrics and logged).
+    max_pending_deliveries: Count = 10_000
     # The per-model series of /metrics and of the OpenTelemetry export (docs/metrics.md) are
     # bounded: the models with the latest traffic, per model its versions with the latest
     # traffic, per version this many features (failing ones first, then by name).

@@ -3,8 +3,9 @@
 Each stage owns the port it needs (ports and adapters): ``window.store.WindowStore`` (ingest and
 windows), ``labels.store.LabelStore`` (labels and the prediction-id index),
 ``reference.store.ReferenceStore``, ``settings.store.SettingsStore`` (model settings and detector
-state) and ``alerts.store.AlertStore``. A backend implements the five on one database and hands
-them out as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL: ``sqlite``
+state), ``alerts.store.AlertStore`` and ``alerts.outbox.OutboxStore`` (the webhook deliveries
+stored with the alert changes). A backend implements the six on one database and hands them out
+as a ``Storage``; ``open_storage`` picks the backend from the ``db`` URL: ``sqlite``
 (one file) or ``postgres`` (one PostgreSQL database, which several replicas may share).
 """
 
@@ -15,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from inferwatch.collector.alerts.outbox import OutboxStore
 from inferwatch.collector.alerts.store import AlertStore
 from inferwatch.collector.labels.store import LabelStore
 from inferwatch.collector.reference.store import ReferenceStore
@@ -97,6 +99,8 @@ class Storage:
     references: ReferenceStore
     settings: SettingsStore
     alerts: AlertStore
+    # The alert deliveries waiting to be sent, written inside ``alerts.together()`` blocks.
+    outbox: OutboxStore
     # Releases the backend's connections.
     closer: Callable[[], None] = field(repr=False)
     leadership: Leadership = field(default_factory=SoleCollector, repr=False)

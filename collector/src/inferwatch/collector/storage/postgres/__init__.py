@@ -9,6 +9,7 @@ from inferwatch.collector.storage.postgres.alerts import PostgresAlertStore
 from inferwatch.collector.storage.postgres.database import Database
 from inferwatch.collector.storage.postgres.labels import PostgresLabelStore
 from inferwatch.collector.storage.postgres.leadership import STALL_SECONDS, LeaseLeadership
+from inferwatch.collector.storage.postgres.outbox import PostgresOutbox
 from inferwatch.collector.storage.postgres.references import PostgresReferenceStore
 from inferwatch.collector.storage.postgres.schema import SCHEMA_VERSION, migrate
 from inferwatch.collector.storage.postgres.settings import PostgresSettingsStore
@@ -42,6 +43,7 @@ def open_postgres(
         references=PostgresReferenceStore(database),
         settings=PostgresSettingsStore(database),
         alerts=PostgresAlertStore(database),
+        outbox=PostgresOutbox(database),
         closer=database.close,
         leadership=leadership,
     )

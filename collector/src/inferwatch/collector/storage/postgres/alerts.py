@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
+
+import psycopg
 
 from inferwatch.collector.alerts.model import Alert, CheckHistory, Evidence
 from inferwatch.collector.alerts.store import AlertSnapshot
@@ -19,6 +22,9 @@ _ALERT_FIELDS = (
     "silenced_until_ms, withheld, notified_ms"
 )
 _ALERT_COLUMNS = f"id, {_ALERT_FIELDS}"
+# The longest a ``together`` block may wait between statements (a collector paused in it)
+# before the server ends its session, and its locks with it.
+_IDLE_TIMEOUT_S = 10.0
 _MARKS = ", ".join(["%s"] * len(_ALERT_FIELDS.split(",")))
 _ASSIGNMENTS = ", ".join(f"{name.strip()} = %s" for name in _ALERT_FIELDS.split(","))
 
@@ -26,6 +32,9 @@ _ASSIGNMENTS = ", ".join(f"{name.strip()} = %s" for name in _ALERT_FIELDS.split(
 class PostgresAlertStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    def together(self) -> AbstractContextManager[None]:
+        return self._db.together(_begin_nothing, idle_timeout_s=_IDLE_TIMEOUT_S)
 
     def load(self, model: str, version: str) -> AlertSnapshot:
         with self._db.reader() as db:
@@ -121,6 +130,10 @@ class PostgresAlertStore:
                 f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE state = 'open' ORDER BY id"
             ).fetchall()
         return [_alert(row) for row in rows]
+
+
+def _begin_nothing(conn: psycopg.Connection[Any]) -> None:
+    pass
 
 
 def _alert(row: tuple[Any, ...]) -> Alert:

@@ -168,7 +168,13 @@ class Database:
         """Every ``transaction`` and ``reader`` of this thread inside the block is one
         transaction, begun by ``begin(conn)`` and committed when the block ends. The server
         ends the session should the transaction wait ``idle_timeout_s`` between statements (a
-        collector paused mid-block), so that its locks never outlive it by more."""
+        collector paused mid-block), so that its locks never outlive it by more. Inside
+        another ``together`` block: a savepoint of its transaction, ``begin`` not called."""
+        outer = _TOGETHER.get()
+        if outer is not None:
+            with _unavailable_on_server_errors(), outer.transaction():
+                yield
+            return
         with _unavailable_on_server_errors(), self._pool.connection() as conn:
             conn.execute(
                 "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",

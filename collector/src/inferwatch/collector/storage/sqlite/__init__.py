@@ -9,6 +9,7 @@ from inferwatch.collector.storage import Storage
 from inferwatch.collector.storage.sqlite.alerts import SQLiteAlertStore
 from inferwatch.collector.storage.sqlite.database import Database
 from inferwatch.collector.storage.sqlite.labels import SQLiteLabelStore
+from inferwatch.collector.storage.sqlite.outbox import SQLiteOutbox
 from inferwatch.collector.storage.sqlite.references import SQLiteReferenceStore
 from inferwatch.collector.storage.sqlite.schema import SCHEMA_VERSION, migrate
 from inferwatch.collector.storage.sqlite.settings import SQLiteSettingsStore
@@ -32,6 +33,7 @@ def open_sqlite(path: str | Path, *, durability: str = "full") -> Storage:
         references=SQLiteReferenceStore(database),
         settings=SQLiteSettingsStore(database),
         alerts=SQLiteAlertStore(database),
+        outbox=SQLiteOutbox(database),
         closer=database.close,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,9 @@ _ASSIGNMENTS = ", ".join(f"{name.strip()} = ?" for name in _ALERT_FIELDS.split("
 class SQLiteAlertStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    def together(self) -> AbstractContextManager[None]:
+        return self._db.together()
 
     def load(self, model: str, version: str) -> AlertSnapshot:
         db = self._db.reader()

@@ -12,7 +12,7 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from inferwatch.collector.window.store import StorageUnavailable
@@ -68,10 +68,41 @@ class Database:
             conn = self._local.conn = self._connect()
         return conn
 
-    def transaction(self) -> Transaction:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """``with database.transaction() as conn``: the writer inside BEGIN IMMEDIATE ... COMMIT
-        (ROLLBACK on an exception), one at a time."""
+        (ROLLBACK on an exception), one at a time. Inside a ``together`` block of this thread:
+        a savepoint of its transaction."""
+        if getattr(self._local, "together", False):
+            return self._savepoint()
         return Transaction(self._writer, self._write_lock)
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Every ``transaction`` of this thread inside the block is one transaction, committed
+        when the block ends (rolled back on an exception). Reads through ``reader`` do not see
+        its writes before then."""
+        if getattr(self._local, "together", False):
+            with self._savepoint():
+                yield
+            return
+        with self.transaction():
+            self._local.together = True
+            try:
+                yield
+            finally:
+                self._local.together = False
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        conn = self._writer
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        conn.execute("RELEASE nested")
 
     def checkpoint_wal(self) -> None:
         """Copy the WAL into the database file. PASSIVE: commits go on meanwhile."""
