@@ -121,6 +121,8 @@ def test_untrusted_windows_and_references_give_reasons_not_numbers(
         dle.estimate(X[:100])
     with pytest.raises(ValueError, match="folds"):
         DLE(folds=1).fit(X[:500], model.predict(X[:500]), np.zeros(500))
+    with pytest.raises(ValueError, match="wide_max_leaf_nodes"):
+        DLE(wide_max_leaf_nodes=1).fit(X[:500], model.predict(X[:500]), np.zeros(500))
     assert isinstance(create("estimated_error", max_iter=10), DLE)
 
 
@@ -143,20 +145,24 @@ def test_categorical_features_and_unseen_categories() -> None:
     assert not estimate.trusted and "unseen category" in estimate.reasons[0]
 
 
-def test_bands_hold_90_percent_of_200_shifted_windows_with_the_models_shift_error() -> None:
+def test_shifted_windows_are_estimated_closely_and_bands_hold_90_percent() -> None:
     """200 windows shifted towards large |x2| (gamma 0 to 1.5) of a heteroscedastic regressor
     with a known truth (the bench's seed 6, fresh rows of the same generator; realized by
-    scikit-learn): the band must hold >= 90% of them for MAE and RMSE. Without the error
-    models' held-out error under shift (``shift_error_``: reweightings of the reference
-    scored by out-of-fold models) the band held 0.89 (MAE) of these windows; with only the
-    sampling error of the window's mean of predicted errors, the bench's 0.82 (MAE) and 0.63
-    (RMSE)."""
+    scikit-learn). The estimates must be within 0.056 (MAE) and 0.099 (RMSE) of the realized
+    values on average: the narrow error model alone (``wide_max_leaf_nodes=None``, DLE's model
+    before the wide one joined it) missed both, by 0.060 and 0.107, since its edge leaves
+    average over the whole noisy tail; the average with the wide one is 0.052 and 0.093. The
+    band must hold >= 90% of them for MAE and RMSE. Without the error models' held-out error
+    under shift (``shift_error_``: reweightings of the reference scored by out-of-fold models)
+    the band held 0.89 (MAE) of these windows; with only the sampling error of the window's
+    mean of predicted errors, the bench's 0.82 (MAE) and 0.63 (RMSE)."""
     rng = np.random.default_rng(6)
     X, y = _data(10_000 + 60_000, rng)
     predicted = LinearRegression().fit(X[:5000], y[:5000]).predict(X)
     dle = DLE().fit(X[5000:10_000], predicted[5000:10_000], y[5000:10_000])
     pool = np.arange(10_000, X.shape[0])
     covered: dict[str, list[bool]] = {"mae": [], "rmse": []}
+    errors: dict[str, list[float]] = {"mae": [], "rmse": []}
     for gamma in np.linspace(0.0, 1.5, 200):
         weights = np.exp(gamma * np.abs(X[pool, 2]))
         window = rng.choice(pool, WINDOW, replace=False, p=weights / weights.sum())
@@ -167,5 +173,8 @@ def test_bands_hold_90_percent_of_200_shifted_windows_with_the_models_shift_erro
         }
         for name, value in realized.items():
             covered[name].append(estimate.metrics[name].covers(value))
+            errors[name].append(abs(_value(estimate, name) - value))
+    assert np.mean(errors["mae"]) <= 0.056, np.mean(errors["mae"])
+    assert np.mean(errors["rmse"]) <= 0.099, np.mean(errors["rmse"])
     assert np.mean(covered["mae"]) >= 0.90, np.mean(covered["mae"])
     assert np.mean(covered["rmse"]) >= 0.90, np.mean(covered["rmse"])
