@@ -570,6 +570,13 @@ class LoopStallShown(BaseModel):
     epoch: int = Field(description="The lease epoch it gave up.")
 
 
+class EvaluatingShown(BaseModel):
+    model: str
+    window_id: int
+    since: Time = Field(description="When the evaluation began.")
+    seconds: float = Field(description="How long it has run.")
+
+
 class DeliveriesShown(BaseModel):
     queued: int = Field(
         description="Webhook deliveries waiting in the outbox (as this collector last saw it)."
@@ -598,6 +605,10 @@ class Health(BaseModel):
     )
     alert_deliveries: DeliveriesShown = Field(
         description="Alert webhook deliveries since this process started (docs/alerts.md)."
+    )
+    evaluating: EvaluatingShown | None = Field(
+        description="The window evaluation running now, null if none. One whose seconds keep "
+        "growing is a check that does not return: every model's windows wait behind it."
     )
 
 

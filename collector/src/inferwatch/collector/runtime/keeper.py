@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from inferwatch.collector.alerts import AlertEngine, WindowResults
@@ -57,6 +58,21 @@ SWEEP_INTERVAL_SECONDS = 10.0
 # How often the event loop tells the leadership it runs (Leadership.beat); well under the
 # shortest loop_stall_seconds allowed.
 BEAT_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluating:
+    """The window evaluation in flight: a check that never returns keeps it here, and every
+    model's windows wait behind it (its worker thread cannot be stopped from outside)."""
+
+    model: str
+    window_id: int
+    since: float  # time.time()
+    started: float  # time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
 
 
 class WindowKeeper:
@@ -101,6 +117,7 @@ class WindowKeeper:
         # (AlertDispatcher.held).
         self._hold_deliveries = hold_deliveries
         self._leads = False
+        self._evaluating: Evaluating | None = None
         self._last_checkpoint = clock()
         self._last_prune = -float("inf")
         self._last_sweep = -float("inf")
@@ -128,6 +145,10 @@ class WindowKeeper:
     def leads(self) -> bool:
         """Whether this collector evaluated as the leader at its last tick."""
         return self._leads
+
+    @property
+    def evaluating(self) -> Evaluating | None:
+        return self._evaluating
 
     async def tick(self) -> None:
         """One round of housekeeping (tests call it directly with an injected clock)."""
@@ -177,6 +198,7 @@ class WindowKeeper:
             parts = await asyncio.to_thread(self._windows.parts, record.id)
             state = await asyncio.to_thread(self._whole, record.id, parts)
         marks = parts.needs_eval
+        self._evaluating = Evaluating(record.model, record.id, time.time(), time.monotonic())
         try:
             await asyncio.to_thread(self._evaluate, record, state or WindowState(), close, marks)
         except LeadershipLost:
@@ -184,6 +206,8 @@ class WindowKeeper:
         except Exception:
             self._metrics.evaluation_errors.inc()
             raise
+        finally:
+            self._evaluating = None
         self._metrics.evaluations.labels("close" if close else "late").inc()
         if close:
             self._closed_in_memory.add(record.id)

@@ -115,6 +115,7 @@ async def healthz(request: Request) -> bodies.Health:
     runtime = collector(request)
     quarantine = runtime.pipeline.quarantine
     stall = runtime.storage.leadership.last_stall
+    evaluating = runtime.keeper.evaluating
     return bodies.Health(
         status="ok",
         open_windows=len(runtime.book),
@@ -127,6 +128,14 @@ async def healthz(request: Request) -> bodies.Health:
             at=int(stall.at * 1000), seconds=round(stall.seconds, 3), epoch=stall.epoch
         ),
         alert_deliveries=bodies.DeliveriesShown(**dataclasses.asdict(runtime.dispatcher.stats)),
+        evaluating=None
+        if evaluating is None
+        else bodies.EvaluatingShown(
+            model=evaluating.model,
+            window_id=evaluating.window_id,
+            since=int(evaluating.since * 1000),
+            seconds=round(evaluating.seconds, 3),
+        ),
     )
 
 
