@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,45 @@ class Delivery:
     attempts: int = 0
     due_ms: int = 0
     id: int | None = None
+
+
+# The columns a database keeps a delivery in, after its id: Delivery's fields, in their order.
+STORED_COLUMNS = (
+    "idempotency_key",
+    "alert_id",
+    "event",
+    "url",
+    "body",
+    "timeout_seconds",
+    "max_retries",
+    "backoff_seconds",
+    "max_backoff_seconds",
+    "attempts",
+    "due_ms",
+)
+
+
+def stored_values(d: Delivery) -> tuple[Any, ...]:
+    """The values of ``STORED_COLUMNS``."""
+    return (
+        d.key,
+        d.alert_id,
+        d.event,
+        d.url,
+        d.body,
+        d.timeout_seconds,
+        d.max_retries,
+        d.backoff_seconds,
+        d.max_backoff_seconds,
+        d.attempts,
+        d.due_ms,
+    )
+
+
+def stored_delivery(row: Sequence[Any]) -> Delivery:
+    """The delivery of a row: its id, then ``STORED_COLUMNS``."""
+    delivery_id, *values = row
+    return replace(Delivery(*values), id=delivery_id)
 
 
 class OutboxStore(Protocol):

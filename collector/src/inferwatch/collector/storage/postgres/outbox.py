@@ -4,17 +4,18 @@ replicas (any stores, the leader sends)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
 
-from inferwatch.collector.alerts.outbox import Delivery
+from inferwatch.collector.alerts.outbox import (
+    STORED_COLUMNS,
+    Delivery,
+    stored_delivery,
+    stored_values,
+)
 from inferwatch.collector.storage.postgres.database import Database
 
-_FIELDS = (
-    "idempotency_key, alert_id, event, url, body, timeout_seconds, max_retries, "
-    "backoff_seconds, max_backoff_seconds, attempts, due_ms"
-)
+_FIELDS = ", ".join(STORED_COLUMNS)
 _COLUMNS = f"id, {_FIELDS}"
-_MARKS = ", ".join(["%s"] * 11)
+_MARKS = ", ".join(["%s"] * len(STORED_COLUMNS))
 
 
 class PostgresOutbox:
@@ -29,7 +30,7 @@ class PostgresOutbox:
             with db.cursor() as cursor:
                 cursor.executemany(
                     f"INSERT INTO alert_outbox ({_FIELDS}) VALUES ({_MARKS})",
-                    [_fields(d) for d in deliveries],
+                    [stored_values(d) for d in deliveries],
                 )
             row = db.execute(
                 "SELECT COUNT(*) FROM alert_outbox WHERE id <> ALL(%s)", (spared,)
@@ -42,7 +43,7 @@ class PostgresOutbox:
                 f"WHERE id <> ALL(%s) ORDER BY id LIMIT %s) RETURNING {_COLUMNS}",
                 (spared, row[0] - limit),
             ).fetchall()
-        return sorted(map(_delivery, rows), key=lambda d: d.id or 0)
+        return sorted(map(stored_delivery, rows), key=lambda d: d.id or 0)
 
     def pending(self, limit: int, excluding: Collection[int] = ()) -> list[Delivery]:
         with self._db.reader() as db:
@@ -51,7 +52,7 @@ class PostgresOutbox:
                 "ORDER BY due_ms, id LIMIT %s",
                 (list(excluding), limit),
             ).fetchall()
-        return [_delivery(row) for row in rows]
+        return [stored_delivery(row) for row in rows]
 
     def retry_at(self, delivery_id: int, attempts: int, due_ms: int) -> None:
         with self._db.transaction() as db:
@@ -69,40 +70,3 @@ class PostgresOutbox:
             row = db.execute("SELECT COUNT(*) FROM alert_outbox").fetchone()
         assert row is not None
         return int(row[0])
-
-
-def _fields(d: Delivery) -> tuple[Any, ...]:
-    return (
-        d.key,
-        d.alert_id,
-        d.event,
-        d.url,
-        d.body,
-        d.timeout_seconds,
-        d.max_retries,
-        d.backoff_seconds,
-        d.max_backoff_seconds,
-        d.attempts,
-        d.due_ms,
-    )
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    (delivery_id, key, alert_id, event, url, body, timeout, retries, backoff, max_backoff) = row[
-        :10
-    ]
-    attempts, due_ms = row[10:]
-    return Delivery(
-        key,
-        alert_id,
-        event,
-        url,
-        body,
-        timeout,
-        retries,
-        backoff,
-        max_backoff,
-        attempts,
-        due_ms,
-        delivery_id,
-    )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
 
-from inferwatch.collector.alerts.outbox import Delivery
+from inferwatch.collector.alerts.outbox import (
+    STORED_COLUMNS,
+    Delivery,
+    stored_delivery,
+    stored_values,
+)
 from inferwatch.collector.storage.sqlite.database import Database, marks
 
-_FIELDS = (
-    "idempotency_key, alert_id, event, url, body, timeout_seconds, max_retries, "
-    "backoff_seconds, max_backoff_seconds, attempts, due_ms"
-)
+_FIELDS = ", ".join(STORED_COLUMNS)
 _COLUMNS = f"id, {_FIELDS}"
 
 
@@ -25,8 +26,8 @@ class SQLiteOutbox:
         spared, params = _not_in(sparing)
         with self._db.transaction() as db:
             db.executemany(
-                f"INSERT INTO alert_outbox ({_FIELDS}) VALUES ({marks(11)})",
-                [_fields(d) for d in deliveries],
+                f"INSERT INTO alert_outbox ({_FIELDS}) VALUES ({marks(len(STORED_COLUMNS))})",
+                [stored_values(d) for d in deliveries],
             )
             (others,) = db.execute(
                 f"SELECT COUNT(*) FROM alert_outbox WHERE {spared}", params
@@ -34,7 +35,7 @@ class SQLiteOutbox:
             if others <= limit:
                 return []
             dropped = [
-                _delivery(row)
+                stored_delivery(row)
                 for row in db.execute(
                     f"SELECT {_COLUMNS} FROM alert_outbox WHERE {spared} ORDER BY id LIMIT ?",
                     (*params, others - limit),
@@ -49,7 +50,7 @@ class SQLiteOutbox:
             f"SELECT {_COLUMNS} FROM alert_outbox WHERE {spared} ORDER BY due_ms, id LIMIT ?",
             (*params, limit),
         )
-        return [_delivery(row) for row in rows]
+        return [stored_delivery(row) for row in rows]
 
     def retry_at(self, delivery_id: int, attempts: int, due_ms: int) -> None:
         with self._db.transaction() as db:
@@ -71,40 +72,3 @@ def _not_in(ids: Collection[int]) -> tuple[str, tuple[int, ...]]:
     if not ids:
         return "1 = 1", ()
     return f"id NOT IN ({marks(len(ids))})", tuple(ids)
-
-
-def _fields(d: Delivery) -> tuple[Any, ...]:
-    return (
-        d.key,
-        d.alert_id,
-        d.event,
-        d.url,
-        d.body,
-        d.timeout_seconds,
-        d.max_retries,
-        d.backoff_seconds,
-        d.max_backoff_seconds,
-        d.attempts,
-        d.due_ms,
-    )
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    (delivery_id, key, alert_id, event, url, body, timeout, retries, backoff, max_backoff) = row[
-        :10
-    ]
-    attempts, due_ms = row[10:]
-    return Delivery(
-        key,
-        alert_id,
-        event,
-        url,
-        body,
-        timeout,
-        retries,
-        backoff,
-        max_backoff,
-        attempts,
-        due_ms,
-        delivery_id,
-    )
