@@ -29,7 +29,12 @@ from inferwatch.collector.detectors import (
     create,
 )
 from inferwatch.collector.detectors.calibration import calibrate
-from inferwatch.collector.detectors.estimated_performance import _expected_auc, _sampled_auc
+from inferwatch.collector.detectors.estimated_performance import (
+    _drawn_labels,
+    _expected_auc,
+    _reweighted,
+    _sampled_auc,
+)
 
 WINDOW = 1000
 WINDOWS = 200
@@ -348,3 +353,23 @@ def test_named_classes_predictions_and_validation() -> None:
     # One-dimensional scores are a binary model's positive class.
     one_d = CBPE(classes=["no", "yes"]).fit(p, y).estimate(p[:1000]).value("accuracy")
     assert one_d == pytest.approx(default)
+
+
+@pytest.mark.parametrize("classes", [2, 4, 10])
+def test_labels_are_drawn_by_inverting_the_cumulative_reweighted_probabilities(
+    classes: int,
+) -> None:
+    """The draws' labels are the inverse of ``np.cumsum`` of the re-weighted probabilities
+    at the uniforms, exactly; rows of zero weight keep their probabilities."""
+    rng = np.random.default_rng(classes)
+    proba = rng.dirichlet(np.full(classes, 0.3), 2000)
+    proba[:50] = np.eye(classes)[rng.integers(0, classes, 50)]
+    uniforms = rng.random((7, proba.shape[0]))
+    mixes = rng.uniform(0, 3, (7, 1, classes))
+    mixes[0, 0, 0] = 0.0  # with one-hot rows of class 0: rows of zero weight
+    for mix in (None, mixes[:1], mixes):
+        weighted = _reweighted(proba[None], mix)
+        expected = np.minimum(
+            (uniforms[..., None] > np.cumsum(weighted, axis=-1)).sum(-1), classes - 1
+        )
+        np.testing.assert_array_equal(_drawn_labels(proba, mix, uniforms), expected)

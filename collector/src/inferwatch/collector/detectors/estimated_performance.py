@@ -404,18 +404,21 @@ class CBPE(Detector):
         assert self.calibration_ is not None
         k, n, total = scores.shape[1], scores.shape[0], self.n_samples
         refits = self.calibration_.apply_bootstrap(scores)  # (B, n, k)
-        rng = np.random.default_rng(self.random_state)
-        labels = np.empty((total, n), dtype=np.int32)
         which = np.arange(total) % refits.shape[0]
+        # One call for every draw's uniforms, handed out as the per-refit calls did (draws
+        # grouped by refit), so that a seed draws the same labels.
+        uniforms = np.empty((total, n))
+        uniforms[np.argsort(which, kind="stable")] = np.random.default_rng(
+            self.random_state
+        ).random((total, n))
+        labels = np.empty((total, n), dtype=np.int32)
         for b in range(refits.shape[0]):
             mine = np.flatnonzero(which == b)
             if drawn_weights is None:
-                proba = _reweighted(refits[b], weights)[None]
+                mix = None if weights is None else weights[None, None, :]
             else:
                 mix = drawn_weights[mine % drawn_weights.shape[0]][:, None, :]
-                proba = _reweighted(refits[b][None], mix)  # (draws of b, n, k)
-            u = rng.random((mine.size, n, 1))
-            labels[mine] = np.minimum((u > np.cumsum(proba, axis=2)).sum(axis=2), k - 1)
+            labels[mine] = _drawn_labels(refits[b], mix, uniforms[mine])
         index = (np.arange(total, dtype=np.int64)[:, None] * k + labels) * k + predicted[None, :]
         confusion = np.bincount(index.ravel(), minlength=total * k * k).reshape(total, k, k)
         out: dict[str, Any] = dict(confusion_metrics(confusion))
@@ -453,6 +456,28 @@ def _reweighted(proba: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     moved = proba * weights
     total = moved.sum(axis=-1, keepdims=True)
     return np.where(total > 0, moved / np.where(total > 0, total, 1.0), proba)
+
+
+def _drawn_labels(proba: np.ndarray, mix: np.ndarray | None, uniforms: np.ndarray) -> np.ndarray:
+    """Column indices drawn by inverting each row's cumulative ``proba`` (rows, classes) at
+    ``uniforms`` (draws, rows), re-weighted (``_reweighted``) by ``mix`` (draws or 1, 1,
+    classes). The cumulative sum is built class by class beside the comparisons rather than
+    stored whole (draws x rows x classes): the same sums and comparisons as ``np.cumsum``'s,
+    with a fraction of the memory traffic."""
+    k = proba.shape[1]
+    moved, total = proba[None], None
+    if mix is not None:
+        moved = proba * mix
+        total = moved.sum(axis=-1)
+        if not (total > 0).all():  # rows all of zero weight keep their probabilities
+            moved = np.where(total[..., None] > 0, moved, proba)
+            total = np.where(total > 0, total, 1.0)
+    cumulative = np.zeros(uniforms.shape)
+    drawn = np.zeros(uniforms.shape, dtype=np.int32)
+    for c in range(k - 1):  # the last class takes the rest (and any rounding above 1)
+        cumulative += moved[..., c] if total is None else moved[..., c] / total
+        drawn += uniforms > cumulative
+    return drawn
 
 
 def _scores(data: np.ndarray | Sequence[Any], what: str) -> np.ndarray:
