@@ -49,16 +49,17 @@ class _Curve(Protocol):
 
 class _Isotonic:
     """Isotonic regression, interpolated between its thresholds and clipped to the fitted
-    range, as ``IsotonicRegression(out_of_bounds="clip").predict``."""
+    range, as ``IsotonicRegression(out_of_bounds="clip").predict`` does."""
 
     def fit(self, score: np.ndarray, target: np.ndarray) -> _Isotonic:
         model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, target)
-        self.low, self.high = float(model.X_min_), float(model.X_max_)
         self.x, self.y = model.X_thresholds_, model.y_thresholds_
         return self
 
     def predict(self, score: np.ndarray) -> np.ndarray:
-        return np.interp(np.clip(score, self.low, self.high), self.x, self.y)
+        # np.interp holds the end values beyond the thresholds, which run from the fitted
+        # minimum to the maximum: sklearn's clip to that range, without the clip.
+        return np.interp(score, self.x, self.y)
 
 
 class _Logistic:
@@ -133,9 +134,12 @@ def apply_all(calibrators: Sequence[Calibrator], scores: np.ndarray) -> np.ndarr
             intercepts = np.array([[curve.intercept] for curve in sigmoids])
             logistic = [i for i, curve in enumerate(curves) if isinstance(curve, _Logistic)]
             raw[logistic, :, j] = special.expit(_logit(scores[:, c]) * slopes + intercepts)
+        # np.interp searches sorted scores from the last one's place: twice as fast.
+        order = np.argsort(scores[:, c], kind="stable")
+        ordered = scores[order, c]
         for i, curve in enumerate(curves):
             if not isinstance(curve, _Logistic):
-                raw[i, :, j] = curve.predict(scores[:, c])
+                raw[i, order, j] = curve.predict(ordered)
     if scores.shape[1] == 2:
         positive = np.clip(raw[..., 0], 0.0, 1.0)
         return np.stack([1 - positive, positive], axis=-1)
