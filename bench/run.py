@@ -32,6 +32,7 @@ ORDER = [
     "alibi",
     "shift",
     "estimation",
+    "cbpe_cost",
     "faults",
     "middleware",
 ]

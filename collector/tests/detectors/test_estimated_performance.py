@@ -6,10 +6,14 @@ instead of 95% fails (binomial sd at 200 windows: 1.5 points).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+import threadpoolctl
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     accuracy_score,
@@ -29,7 +33,12 @@ from inferwatch.collector.detectors import (
     create,
 )
 from inferwatch.collector.detectors.calibration import calibrate
-from inferwatch.collector.detectors.estimated_performance import _expected_auc, _sampled_auc
+from inferwatch.collector.detectors.estimated_performance import (
+    _drawn_labels,
+    _expected_auc,
+    _reweighted,
+    _sampled_auc,
+)
 
 WINDOW = 1000
 WINDOWS = 200
@@ -348,3 +357,54 @@ def test_named_classes_predictions_and_validation() -> None:
     # One-dimensional scores are a binary model's positive class.
     one_d = CBPE(classes=["no", "yes"]).fit(p, y).estimate(p[:1000]).value("accuracy")
     assert one_d == pytest.approx(default)
+
+
+@pytest.mark.parametrize("classes", [2, 4, 10])
+def test_labels_are_drawn_by_inverting_the_cumulative_reweighted_probabilities(
+    classes: int,
+) -> None:
+    """The draws' labels are the inverse of ``np.cumsum`` of the re-weighted probabilities
+    at the uniforms, exactly; rows of zero weight keep their probabilities."""
+    rng = np.random.default_rng(classes)
+    proba = rng.dirichlet(np.full(classes, 0.3), 2000)
+    proba[:50] = np.eye(classes)[rng.integers(0, classes, 50)]
+    uniforms = rng.random((7, proba.shape[0]))
+    mixes = rng.uniform(0, 3, (7, 1, classes))
+    mixes[0, 0, 0] = 0.0  # with one-hot rows of class 0: rows of zero weight
+    for mix in (None, mixes[:1], mixes):
+        weighted = _reweighted(proba[None], mix)
+        expected = np.minimum(
+            (uniforms[..., None] > np.cumsum(weighted, axis=-1)).sum(-1), classes - 1
+        )
+        np.testing.assert_array_equal(_drawn_labels(proba, mix, uniforms), expected)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_a_windows_estimate_pays_no_per_call_overheads(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The estimate on every window neither calls scikit-learn's predict per curve (its input
+    validation cost five times the arithmetic, 510 calls a window of 10 classes) nor finds
+    the BLAS and OpenMP libraries anew to cap their threads (3 ms a call)."""
+    rng = np.random.default_rng(3)
+    scores = rng.dirichlet(np.ones(4), 400)
+    labels = np.array([rng.choice(4, p=p) for p in scores])
+    cbpe = CBPE(calibration=method, bootstrap=5, n_samples=50).fit(scores, labels)  # type: ignore[arg-type]
+    cbpe.estimate(scores[:100])
+    calls: list[str] = []
+
+    def counted(name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        return call
+
+    for owner, name in (
+        (IsotonicRegression, "predict"),
+        (LogisticRegression, "predict_proba"),
+        (threadpoolctl.ThreadpoolController, "__init__"),
+    ):
+        monkeypatch.setattr(owner, name, counted(name, getattr(owner, name)))
+    assert cbpe.estimate(scores[100:]).value("accuracy") is not None
+    assert calls == []
