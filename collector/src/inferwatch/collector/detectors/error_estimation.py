@@ -39,7 +39,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, VotingRegressor
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
-from threadpoolctl import threadpool_limits
 
 from inferwatch.collector.detectors.base import Detector
 from inferwatch.collector.detectors.dataset import Dataset, align, as_dataset
@@ -58,6 +57,7 @@ from inferwatch.collector.detectors.params import (
     Share,
 )
 from inferwatch.collector.detectors.result import DetectionResult
+from inferwatch.collector.detectors.threads import limited_threads
 from inferwatch.collector.detectors.thresholds import Threshold
 
 DLE_METRICS = ("mae", "rmse")
@@ -185,7 +185,7 @@ class DLE(Detector):
         self.shift_error_ = {}
         splits = KFold(self.folds, shuffle=True, random_state=self.random_state).split(inputs)
         folds = list(splits)
-        with threadpool_limits(self.n_threads):
+        with limited_threads(self.n_threads):
             for name, target in targets.items():
                 held_out = np.empty_like(target)
                 models = []
@@ -327,7 +327,7 @@ class DLE(Detector):
                 "may): the error model would extrapolate"
             )
         z = float(norm.ppf(0.5 + self.confidence / 2))
-        with threadpool_limits(self.n_threads):
+        with limited_threads(self.n_threads):
             per_fold = {
                 name: np.stack([np.maximum(m.predict(inputs), 0.0) for m in models])
                 for name, models in self.models_.items()

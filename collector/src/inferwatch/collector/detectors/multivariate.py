@@ -19,7 +19,6 @@ from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedShuffleSplit
-from threadpoolctl import threadpool_limits
 
 from inferwatch.collector.detectors import stats
 from inferwatch.collector.detectors.base import Detector
@@ -27,6 +26,7 @@ from inferwatch.collector.detectors.dataset import as_dataset
 from inferwatch.collector.detectors.params import AtLeastTwo, Count, Rate, Seed
 from inferwatch.collector.detectors.reduction import Encoder, Method, Reduction, auto_reduction
 from inferwatch.collector.detectors.result import Decision, DetectionResult
+from inferwatch.collector.detectors.threads import limited_threads
 
 ReductionSpec = Method | Reduction | Literal["auto"] | None
 
@@ -347,7 +347,7 @@ class ClassifierDrift(_PooledTest):
     ) -> np.ndarray:
         # One thread by default: on a shared 2-core box OpenMP's all-cores default made the
         # gradient boosting 8x slower (1.6 s against 0.2 s a window).
-        with threadpool_limits(self.n_threads):
+        with limited_threads(self.n_threads):
             model = self._estimator().fit(x[train], y[train])
             return np.asarray(model.predict_proba(x[test])[:, 1])
 
