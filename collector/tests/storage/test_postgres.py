@@ -337,6 +337,9 @@ def test_a_uuid7_label_probes_only_the_partition_of_its_day(postgres: TemporaryD
     assert len(probed) == 30 and found == {}
     probed, found = _partitions_probed(url, [_id_of_day(12), "order-1"], REACH)
     assert len(probed) == 30 and len(found) == 1
+    # A reach beyond what bigint holds (max_clock_skew may be set to 1e300 s) is every day.
+    probed, found = _partitions_probed(url, [_id_of_day(12)], IdReach(10**30, 10**30))
+    assert len(probed) == 30 and len(found) == 1
     storage.close()
 
 

@@ -13,9 +13,9 @@ SDK's ids) of time t is looked for first among the windows that end within
 days (one, or two around midnight); only the keys not found there, and every key that is not a
 UUIDv7, are looked for in all partitions. So the first batch counts for every id the SDK makes
 (it is stored only in windows within reach of its time) and for every id that is not a UUIDv7.
-What differs: for a UUIDv7 id stored both in a window within reach and in one outside it (an
-id reused far from its own time), the first batch among those within reach counts, though a
-batch outside came earlier.
+What differs: a UUIDv7 id stored first in a window outside its reach and later in one within
+it (an id first used far from its own time) joins the first batch among those within reach,
+not the earlier one outside (docs/scaling.md, "Which prediction a label joins").
 """
 
 from __future__ import annotations
