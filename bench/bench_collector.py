@@ -62,8 +62,10 @@ CLIENTS = 4
 # The core the server under test is pinned to (the issue's "one core"); clients use the others.
 SERVER_CORE = 1
 LABELS_PER_REQUEST = 10_000
-# The prediction ids' timestamp: a fixed time, so that ids are the same in every run.
-_ID_EPOCH_MS = 1_767_225_600_000
+# The prediction ids' timestamp: when this process started, as the SDK's ids carry the time of
+# their spans (templates are stamped now): the PostgreSQL label join looks for a UUIDv7 id in
+# the day partitions near its time first. Labels name ids of the same process.
+_ID_EPOCH_MS = time.time_ns() // 1_000_000
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "collector.md"
 PHOENIX = "arize-phoenix==20.26.0"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -45,14 +47,23 @@ from bench_collector import (
     wait_ready,
 )
 
+from inferwatch.collector.labels.reach import IdReach, id_reach
+from inferwatch.collector.labels.store import LabelRecord
+from inferwatch.collector.settings.limits import IngestLimits
+from inferwatch.collector.settings.model import ModelConfig
+from inferwatch.collector.storage.postgres.database import Database
+from inferwatch.collector.storage.postgres.labels import PostgresLabelStore
 from inferwatch.collector.storage.postgres.prediction_index import DAY_MS, make_partitions
 from inferwatch_testkit.postgres import TemporaryDatabase, admin_url
 
 CLIENTS = 4
 LABEL_REQUESTS = 6
 RESULT = Path(__file__).resolve().parent / "results" / "postgres.md"
-# Day partitions the 10 M filler ids are spread over (beside the day of the ingested ones).
-FILL_DAYS = 10
+# Day partitions the 10 M filler ids are spread over: a month of retention, the day of the
+# ingested ones among them.
+FILL_DAYS = 30
+# Rounds of the lookup comparison: each posts every label request once with each lookup.
+LOOKUP_ROUNDS = 3
 # Filler rows a statement inserts.
 FILL_CHUNK = 1_000_000
 
@@ -104,21 +115,24 @@ def ingest(urls: Sequence[str], count: int) -> float:
     return time.perf_counter() - started
 
 
+def label_ids(r: int) -> list[str]:
+    """The ids label request r names: those of ingest requests 10 r .. 10 r + 9."""
+    return [
+        prediction_id(r * 10 + s // 1000, (s // 100) % 10, s % 100)
+        for s in range(LABELS_PER_REQUEST)
+    ]
+
+
 def join_labels(urls: Sequence[str], first: int = 0) -> float:
     """Labels joined a second: each collector posts its own share of requests at once; label
-    request r (from ``first``) names the ids of ingest requests 10 r .. 10 r + 9."""
+    request r counts from ``first``."""
 
     def post(url: str, requests: Sequence[int]) -> None:
         with httpx.Client(base_url=url, timeout=120) as http:
             for r in requests:
                 labels = [
-                    {
-                        "prediction_id": prediction_id(
-                            r * 10 + s // 1000, (s // 100) % 10, s % 100
-                        ),
-                        "label": float(s % 7),
-                    }
-                    for s in range(LABELS_PER_REQUEST)
+                    {"prediction_id": pid, "label": float(s % 7)}
+                    for s, pid in enumerate(label_ids(r))
                 ]
                 counts = http.post("/v1/labels", json={"model": "bench", "labels": labels}).json()
                 assert counts["joined"] == LABELS_PER_REQUEST, counts
@@ -176,7 +190,7 @@ def fill_index(url: str, total: int) -> float:
         (last_end,) = conn.execute("SELECT MAX(window_end_ms) FROM prediction_ids").fetchone() or (
             0,
         )
-        first_day = int(last_end) // DAY_MS - FILL_DAYS
+        first_day = int(last_end) // DAY_MS - FILL_DAYS + 1
         with conn.transaction():
             make_partitions(conn, range(first_day, first_day + FILL_DAYS))
         missing = max(0, total - have)
@@ -198,7 +212,33 @@ def fill_index(url: str, total: int) -> float:
     return time.perf_counter() - started
 
 
-def measure_index(admin: str, tmp: str, index_ids: int) -> dict[str, float]:
+def compare_lookups(url: str) -> dict[str, list[float]]:
+    """Labels joined a second by the label store in this process, on the filled index, with
+    the lookup of every day partition (no reach: the join as it was) and with the lookup near
+    each UUIDv7 id's time (the default model's reach, as the collector passes it): the same
+    label requests (their ids labelled already, so each is replaced), the two interleaved."""
+    reach = id_reach(ModelConfig(), IngestLimits())
+    database = Database(url)
+    store = PostgresLabelStore(database)
+    rates: dict[str, list[float]] = {"every partition": [], "near the id's time": []}
+    modes: list[tuple[str, IdReach | None]] = [("every partition", None)]
+    modes.append(("near the id's time", reach))
+    try:
+        for round_number in range(LOOKUP_ROUNDS):
+            for r in range(2 * LABEL_REQUESTS):
+                labels = [LabelRecord(pid, "1", 1.0) for pid in label_ids(r)]
+                order = modes if (round_number + r) % 2 == 0 else modes[::-1]
+                for name, mode in order:
+                    started = time.perf_counter()
+                    outcome = store.apply("bench", labels, 0, mode)
+                    rates[name].append(len(labels) / (time.perf_counter() - started))
+                    assert outcome.joined == len(labels), outcome
+    finally:
+        database.close()
+    return rates
+
+
+def measure_index(admin: str, tmp: str, index_ids: int) -> dict[str, Any]:
     """One replica's label joins/s at a small index and at ``index_ids`` ids, same process."""
     database = TemporaryDatabase(admin)
     try:
@@ -213,6 +253,7 @@ def measure_index(admin: str, tmp: str, index_ids: int) -> dict[str, float]:
         finally:
             process.terminate()
             process.wait()
+        lookups = compare_lookups(database.url)
     finally:
         database.drop()
     print(f"index: {small:,.0f} labels/s at {small_rows:,} ids, {big:,.0f} at {big_rows:,}")
@@ -223,6 +264,7 @@ def measure_index(admin: str, tmp: str, index_ids: int) -> dict[str, float]:
         "big_labels": big,
         "bytes_per_million": (big_bytes - small_bytes) / ((big_rows - small_rows) / 1e6),
         "fill_seconds": fill_seconds,
+        "lookups": lookups,
     }
 
 
@@ -250,6 +292,7 @@ def main() -> None:
             finally:
                 database.drop()
         index = measure_index(admin, tmp, args.index_ids)
+    lookups: dict[str, list[float]] = index["lookups"]
     base = rows[0]
     lines = [
         "## PostgreSQL beside SQLite (`bench/bench_postgres.py`)",
@@ -276,7 +319,7 @@ def main() -> None:
         f"One replica, one database: {LABEL_REQUESTS} requests of {LABELS_PER_REQUEST:,} labels "
         "joined at the small index the replica's own ingest made, then as many (other ids) "
         f"once the server filled prediction_ids to {index['big_rows']:,} ids over "
-        f"{FILL_DAYS + 1} day partitions ({index['fill_seconds']:.0f} s to fill, "
+        f"{FILL_DAYS} day partitions ({index['fill_seconds']:.0f} s to fill, "
         "INSERT ... SELECT generate_series).",
         "",
         "| prediction ids in the index | labels joined/s | vs the small index |",
@@ -287,6 +330,24 @@ def main() -> None:
         "",
         f"prediction_ids on disk (table and index): {index['bytes_per_million'] / 1e6:.0f} MB "
         "per million ids.",
+        "",
+        "### The lookup of each label's id: every day partition, or near the id's time",
+        "",
+        f"The same filled database, the label store in the bench's process: each of the "
+        f"{2 * LABEL_REQUESTS} label requests ({LABELS_PER_REQUEST:,} ids labelled already, so "
+        f"replaced) posted {LOOKUP_ROUNDS} times with each lookup, the two interleaved: with "
+        "no reach every day partition's index is probed for every id (the join as it was); "
+        "with the default model's reach (1 h windows, 5 min lateness, 1 h max_clock_skew) "
+        "only the partition of the day near each UUIDv7 id's time.",
+        "",
+        "| lookup | median labels joined/s | min | max | vs every partition |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f} | "
+            f"{max(values):,.0f} | "
+            f"{statistics.median(values) / statistics.median(lookups['every partition']):.2f} |"
+            for name, values in lookups.items()
+        ),
         "",
     ]
     RESULT.parent.mkdir(exist_ok=True)

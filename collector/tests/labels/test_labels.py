@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import inferwatch
 from inferwatch.frame import Frame, numeric
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import T0, mixed_frames, total_rows, windows
+from inferwatch_testkit.postgres import TemporaryDatabase
 
 
 def post_labels(client: httpx.Client, model: str, labels: dict[str, Any]) -> dict[str, int]:
@@ -252,3 +254,27 @@ def test_labels_posted_while_windows_close_all_reach_performance(
             lost = [(w, n, p) for w, (n, p) in enumerate(seen[0]) if p != n]
             message = f"(window, labelled, labels in its performance) never settled: {lost}"
             raise AssertionError(message) from None
+
+
+def test_a_uuid7_label_joins_near_its_time_first_on_postgresql(
+    make_collector, make_sender, postgres: TemporaryDatabase
+) -> None:
+    # The labels endpoint passes the model's reach: an id stored first in a window far from its
+    # own time and then in one near it joins the near one (docs/scaling.md), as only the lookup
+    # near the id's time would.
+    clock = FakeClock(T0)
+    collector = make_collector(clock, db=postgres.new_schema(), models={"m": {"window": 60}})
+    sender = make_sender(collector.url)
+    made_ms = int(T0 * 1000)
+    reused = str(uuid.UUID(int=(made_ms << 80) | (0x7 << 76) | (0b10 << 62) | 1))
+    inputs, outputs = mixed_frames(np.random.default_rng(0), 1)
+    with collector.client() as client:
+        for rows, start in enumerate((T0 - 5 * 86400, T0), start=1):
+            sender.send("m", "1", int(start * 1e9), inputs, [reused], outputs)
+            sender.flush()
+            wait_for(lambda rows=rows: total_rows(client, "m") == rows, what="the span stored")
+        assert post_labels(client, "m", {reused: "yes"})["joined"] == 1
+        labelled = wait_for(
+            lambda: [w for w in windows(client, "m") if w["labelled"]], what="the labelled window"
+        )
+        assert [w["start"] for w in labelled] == [max(w["start"] for w in windows(client, "m"))]

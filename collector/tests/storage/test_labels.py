@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from inferwatch.collector.labels.join import labelled_pairs
+from inferwatch.collector.labels.reach import IdReach
 from inferwatch.collector.labels.store import LabelRecord
 from inferwatch.collector.storage import Storage
 
@@ -168,6 +169,50 @@ def test_label_join_takes_the_first_prediction_across_windows_and_indexes(
     assert (text, label) == ("c0", "y")
     arrived = storage.windows.ingest([batch(b"e", late, ["not-yet"], ["e0"])], 2)
     assert arrived.labels_joined == 1
+
+
+def test_uuid7_labels_join_near_their_time_or_anywhere_else(storage: Storage) -> None:
+    # Windows of a minute: an id of time t is looked for first in windows ending within
+    # [t - 1 min, t + 2 min] (PostgreSQL: the partitions of those days), then everywhere.
+    reach = IdReach(before_ms=MINUTE_MS, after_ms=2 * MINUTE_MS)
+    day = 24 * 60  # minutes
+    just_before_midnight = (4 * day - 1) * MINUTE_MS + 30_000  # day 3, 23:59:30
+    seen_twice = (6 * day + 10) * MINUTE_MS + 1_000
+    spans = {
+        # Made on day 3, in the window ending at midnight: day 4's partition.
+        "midnight": (window(4 * day - 1), [uuid7(just_before_midnight, 1)]),
+        "old": (window(0), [uuid7(10_000, 1), uuid7(10_000, 2)]),
+        "other": (window(2 * day), ["order-1", str(uuid.UUID(int=12345, version=4))]),
+        # A UUIDv7 made 20 days after its window: not within reach, found by the fallback.
+        "far": (window(day + 5), [uuid7(20 * day * MINUTE_MS, 1)]),
+        # Within reach twice, in two windows: the first batch counts.
+        "first": (window(6 * day + 10), [uuid7(seen_twice, 1), uuid7(seen_twice, 2)]),
+        "again": (window(6 * day + 11), [uuid7(seen_twice, 2), uuid7(seen_twice, 3)]),
+    }
+    outcome = storage.windows.ingest(
+        [
+            batch(name.encode(), where, ids, [f"{name}{row}" for row in range(len(ids))])
+            for name, (where, ids) in spans.items()
+        ],
+        now_ms=0,
+    )
+    window_ids = {s.window_id for s in outcome.stored if s is not None}
+    expected = {
+        pid: f"{name}{row}"
+        for name, (_, ids) in reversed(spans.items())
+        for row, pid in enumerate(ids)
+    }
+    assert expected[uuid7(seen_twice, 2)] == "first1"
+    labels = [LabelRecord(pid, "x", None) for pid in expected]
+    labels.append(LabelRecord(uuid7(just_before_midnight, 2), "x", None))  # not stored
+    applied = storage.labels.apply("m", labels, 1, reach)
+    assert (applied.joined, applied.pending, applied.windows) == (len(expected), 1, window_ids)
+    joined = [
+        pair.prediction_text
+        for window_id in window_ids
+        for pair in labelled_pairs(storage.labels.for_window(window_id))
+    ]
+    assert sorted(joined) == sorted(expected.values())
 
 
 def test_labels_count_in_their_windows_and_mark_them(backend: Backend) -> None:

@@ -14,19 +14,21 @@ import psycopg
 import pytest
 
 from inferwatch.collector.labels.join import labelled_pairs
+from inferwatch.collector.labels.reach import IdReach
 from inferwatch.collector.labels.store import LabelRecord
 from inferwatch.collector.settings import ConfigError
 from inferwatch.collector.storage import LeadershipLost, Storage
 from inferwatch.collector.storage.postgres import SCHEMA_VERSION, open_postgres
 from inferwatch.collector.storage.postgres.database import Database
 from inferwatch.collector.storage.postgres.leadership import LeaseLeadership
+from inferwatch.collector.storage.postgres.prediction_index import Spot, first_predictions, id_keys
 from inferwatch.collector.storage.postgres.schema import migrate
 from inferwatch.collector.storage.postgres.windows import PostgresWindowStore
-from inferwatch.collector.window.store import StorageUnavailable, StoredBatch
+from inferwatch.collector.window.store import StorageUnavailable, StoredBatch, WindowKey
 from inferwatch_testkit import closed_port, wait_for
 from inferwatch_testkit.postgres import TemporaryDatabase
 
-from .helpers import MINUTE_MS, batch, window
+from .helpers import MINUTE_MS, batch, uuid7, window
 
 
 def _partitions(url: str) -> list[str]:
@@ -288,3 +290,75 @@ def test_a_day_dropped_by_the_prune_is_made_again_when_its_predictions_come(
     assert storage.labels.apply("m", [LabelRecord("b0", "yes", None)], 1_000).joined == 1
     storage.close()
     other.close()
+
+
+DAY_MINUTES = 24 * 60
+# Windows of a minute: an id of time t is looked for first in windows ending within
+# [t - 1 min, t + 2 min].
+REACH = IdReach(before_ms=MINUTE_MS, after_ms=2 * MINUTE_MS)
+
+
+def _id_of_day(day: int) -> str:
+    """A UUIDv7 made at 01:00:01 of ``day``, in the window _window_of_day gives."""
+    return uuid7((day * DAY_MINUTES + 60) * MINUTE_MS + 1_000, 1)
+
+
+def _window_of_day(day: int) -> WindowKey:
+    return window(day * DAY_MINUTES + 60)
+
+
+def _partitions_probed(
+    url: str, ids: list[str], reach: IdReach | None
+) -> tuple[set[str], dict[bytes, tuple[Spot, bool]]]:
+    """The partitions whose index the lookup of ``ids`` scanned, counted in its transaction."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT key FROM model_keys WHERE model = 'm'").fetchone()
+        assert row is not None
+        found = first_predictions(conn, row[0], id_keys(ids), reach)
+        scanned = conn.execute(
+            "SELECT relname FROM pg_stat_xact_user_tables WHERE schemaname = current_schema() "
+            "AND relname LIKE 'prediction_ids_%' AND idx_scan > 0"
+        ).fetchall()
+    return {name for (name,) in scanned}, found
+
+
+def test_a_uuid7_label_probes_only_the_partition_of_its_day(postgres: TemporaryDatabase) -> None:
+    url = postgres.new_schema()
+    storage = open_postgres(url)
+    days = range(30)  # a month of retention: a partition a day
+    storage.windows.ingest(
+        [batch(f"d{day}".encode(), _window_of_day(day), [_id_of_day(day)]) for day in days], 0
+    )
+    assert len(_partitions(url)) == 30
+    probed, found = _partitions_probed(url, [_id_of_day(12)], REACH)
+    assert probed == {"prediction_ids_d12"} and len(found) == 1
+    # Not stored near its time: looked for in every partition, as an id of another kind is.
+    probed, found = _partitions_probed(url, [uuid7(12 * DAY_MINUTES * MINUTE_MS, 9)], REACH)
+    assert len(probed) == 30 and found == {}
+    probed, found = _partitions_probed(url, [_id_of_day(12), "order-1"], REACH)
+    assert len(probed) == 30 and len(found) == 1
+    # A reach beyond what bigint holds (max_clock_skew may be set to 1e300 s) is every day.
+    probed, found = _partitions_probed(url, [_id_of_day(12)], IdReach(10**30, 10**30))
+    assert len(probed) == 30 and len(found) == 1
+    storage.close()
+
+
+def test_a_uuid7_stored_far_from_its_time_first_counts_where_near_it(
+    postgres: TemporaryDatabase,
+) -> None:
+    # What docs/scaling.md says differs from "the first batch counts": an id reused far from
+    # its own time, stored first outside its reach, then within.
+    url = postgres.new_schema()
+    storage = open_postgres(url)
+    reused = _id_of_day(20)
+    far, near = (
+        storage.windows.ingest([batch(name.encode(), _window_of_day(day), [reused])], 0).stored[0]
+        for name, day in (("far", 2), ("near", 20))
+    )
+    assert far is not None and near is not None
+    applied = storage.labels.apply("m", [LabelRecord(reused, "x", None)], 1, REACH)
+    assert applied.windows == {near.window_id}
+    # Without a reach every partition is probed: the first batch counts.
+    applied = storage.labels.apply("m", [LabelRecord(reused, "y", None)], 2)
+    assert applied.windows == {far.window_id}
+    storage.close()

@@ -14,6 +14,7 @@ from inferwatch.collector.api.common import Caller, Requires, collector, json_bo
 from inferwatch.collector.api.errors import ApiError
 from inferwatch.collector.api.openapi import refusals, request_body
 from inferwatch.collector.labels.join import LabelsError, parse_labels
+from inferwatch.collector.labels.reach import id_reach
 from inferwatch.collector.runtime.collector import Collector
 
 # 10,000 labels with long ids and string classes fit well within this.
@@ -45,7 +46,8 @@ async def post_labels(
     now_ms = int(runtime.clock() * 1000)
     # Asked before the labels are stored: their pending rows do not make the model known.
     known = await asyncio.to_thread(runtime.knows_model, model)
-    outcome = await asyncio.to_thread(runtime.storage.labels.apply, model, records, now_ms)
+    reach = id_reach(runtime.settings(model), runtime.config.limits)
+    outcome = await asyncio.to_thread(runtime.storage.labels.apply, model, records, now_ms, reach)
     counter = runtime.metrics.labels
     for name in ("accepted", "joined", "pending", "replaced"):
         counter.labels(name).inc(getattr(outcome, name))

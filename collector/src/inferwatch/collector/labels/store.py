@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from inferwatch.collector.labels.reach import IdReach
+
 
 class LabelRecord(NamedTuple):
     # A tuple, not a frozen dataclass: one is built per posted label, and building a frozen
@@ -51,9 +53,17 @@ class PruneOutcome:
 class LabelStore(Protocol):
     """Labels and the prediction-id index. Implementations must be thread-safe."""
 
-    def apply(self, model: str, labels: Sequence[LabelRecord], now_ms: int) -> LabelOutcome:
+    def apply(
+        self,
+        model: str,
+        labels: Sequence[LabelRecord],
+        now_ms: int,
+        reach: IdReach | None = None,
+    ) -> LabelOutcome:
         """Join each label to its prediction's first row (the last label of an id counts), or
-        keep it waiting for the prediction; stored predictions' windows gain the labels."""
+        keep it waiting for the prediction; stored predictions' windows gain the labels.
+        ``reach`` (the model's) says where a UUIDv7 id's prediction is expected: a storage may
+        look there first, then everywhere."""
         ...
 
     def for_window(self, window_id: int) -> list[LabelledBatch]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from inferwatch.collector.labels.reach import IdReach
 from inferwatch.collector.labels.store import (
     LabelledBatch,
     LabelOutcome,
@@ -68,7 +69,13 @@ class PostgresLabelStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def apply(self, model: str, labels: Sequence[LabelRecord], now_ms: int) -> LabelOutcome:
+    def apply(
+        self,
+        model: str,
+        labels: Sequence[LabelRecord],
+        now_ms: int,
+        reach: IdReach | None = None,
+    ) -> LabelOutcome:
         latest = {label.prediction_id: label for label in labels}
         replaced = len(labels) - len(latest)
         joined = pending = 0
@@ -83,7 +90,7 @@ class PostgresLabelStore:
                 keys = dict(zip(id_keys(chunk), chunk, strict=True))
                 found: dict[bytes, tuple[Spot, bool]] = {}
                 if model_key is not None:
-                    found = first_predictions(conn, model_key, list(keys))
+                    found = first_predictions(conn, model_key, list(keys), reach)
                 joining = [(spot, latest[keys[key]]) for key, (spot, _) in found.items()]
                 _upsert_labels(
                     conn,

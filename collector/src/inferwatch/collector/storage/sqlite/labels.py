@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from inferwatch.collector.labels.reach import IdReach
 from inferwatch.collector.labels.store import (
     LabelledBatch,
     LabelOutcome,
@@ -46,7 +47,14 @@ class SQLiteLabelStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def apply(self, model: str, labels: Sequence[LabelRecord], now_ms: int) -> LabelOutcome:
+    def apply(
+        self,
+        model: str,
+        labels: Sequence[LabelRecord],
+        now_ms: int,
+        reach: IdReach | None = None,
+    ) -> LabelOutcome:
+        # One index over all retention: there is no partition that reach would spare.
         latest = {label.prediction_id: label for label in labels}
         replaced = len(labels) - len(latest)
         joined = pending = 0
