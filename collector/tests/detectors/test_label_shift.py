@@ -10,7 +10,11 @@ from scipy import stats as scipy_stats
 from sklearn.svm import SVC
 
 from inferwatch.collector.detectors import ClassificationStats, LabelShift, create
-from inferwatch.collector.detectors.label_shift import PriorEstimate, solve_weights
+from inferwatch.collector.detectors.label_shift import (
+    PriorEstimate,
+    solve_weights,
+    solve_weights_stacked,
+)
 
 # P(y_hat = i | y = j) of a mediocre 3-class model (columns sum to 1).
 CONFUSION = np.array([[0.80, 0.10, 0.15], [0.15, 0.75, 0.05], [0.05, 0.15, 0.80]])
@@ -80,6 +84,34 @@ def test_the_constrained_solve_is_the_constrained_least_squares_minimum() -> Non
     plain = solve_weights(joint, REFERENCE_PRIORS, mu, 0.0)
     ridged = solve_weights(joint, REFERENCE_PRIORS, mu, 1.0)
     assert np.abs(ridged - 1).sum() < np.abs(plain - 1).sum()
+
+
+@pytest.mark.parametrize("regularization", [0.0, 0.05])
+def test_the_stacked_solve_is_each_problems_constrained_solve(regularization: float) -> None:
+    rng = np.random.default_rng(3)
+    joints, mus = [], []
+    for _ in range(200):
+        k = 4
+        confusion = np.eye(k) * rng.uniform(0.3, 0.9) + rng.uniform(0, 0.2, (k, k))
+        joints.append(confusion / confusion.sum())
+        # Some windows' shares no class mix gives: their unconstrained w has a negative weight.
+        mus.append(rng.dirichlet(np.full(k, rng.choice([0.3, 30.0]))))
+    # A confusion whose columns are equal: no unique least-squares solution.
+    joints[0] = np.full((4, 4), 1 / 16)
+    joint, mu = np.stack(joints), np.stack(mus)
+    priors = np.full(4, 0.25)
+    stacked = solve_weights_stacked(joint, priors, mu, regularization)
+    each = np.stack(
+        [solve_weights(j, priors, m, regularization) for j, m in zip(joint, mu, strict=True)]
+    )
+    assert (stacked >= 0).all() and np.allclose(stacked @ priors, 1.0)
+    # Both are minima of the same problem: equal where it has one (SciPy's NNLS to its tolerance);
+    # without the ridge, the one without a unique minimum is left to NNLS itself.
+    np.testing.assert_allclose(stacked, each, atol=1e-7)
+    infeasible = [
+        np.linalg.lstsq(j, m, rcond=None)[0].min() < 0 for j, m in zip(joint, mu, strict=True)
+    ]
+    assert 10 < sum(infeasible) < 190
 
 
 def test_intervals_cover_the_true_priors_at_their_confidence() -> None:

@@ -43,6 +43,8 @@ ILL_CONDITIONED = 1e3
 # The weight given to the constraint sum_j q_j w_j = 1 in the least-squares solve, relative to
 # the data rows: large enough that the constraint holds to ~1e-9 before renormalising.
 _CONSTRAINT_WEIGHT = 1e4
+# Below this share of its largest, a diagonal entry of R makes a problem rank-deficient.
+_RANK_TOLERANCE = 1e-10
 
 
 def class_names(values: Any) -> list[str | None]:
@@ -301,12 +303,7 @@ class LabelShift(Detector):
         ) / float(n_j.sum())
         shares = rng.multinomial(estimate.n_window, estimate.window_predicted_shares, size=draws)
         mu = shares / float(estimate.n_window)
-        return np.stack(
-            [
-                _normalised(solve_weights(joint[t], q, mu[t], self.regularization), q)
-                for t in range(draws)
-            ]
-        )
+        return _normalised(solve_weights_stacked(joint, q, mu, self.regularization), q)
 
     def class_weights(
         self, estimate: PriorEstimate, draws: int, seed: int = 0
@@ -437,10 +434,42 @@ def solve_weights(
     return weights / total if total > 0 else np.ones(k)
 
 
+def solve_weights_stacked(
+    joints: np.ndarray, priors: np.ndarray, mus: np.ndarray, regularization: float = 0.0
+) -> np.ndarray:
+    """``solve_weights`` for each of a stack of problems (joints (T, k, k), mus (T, k)).
+
+    Where a problem's unconstrained least-squares solution is non-negative it is also the
+    non-negative one, so all are solved at once by stacked QR, and only the others by
+    ``solve_weights`` (one SciPy NNLS call a problem costs more than the arithmetic)."""
+    draws, k = mus.shape
+    scale = np.maximum(1.0, np.abs(joints).sum(axis=(1, 2)))
+    heavy = _CONSTRAINT_WEIGHT * scale
+    rows = [joints, heavy[:, None, None] * priors[None, None, :]]
+    targets = [mus, heavy[:, None]]
+    if regularization > 0:
+        root = math.sqrt(regularization)
+        rows.append(np.broadcast_to(root * np.eye(k), (draws, k, k)))
+        targets.append(np.full((draws, k), root))
+    q, r = np.linalg.qr(np.concatenate(rows, axis=1))
+    projected = np.swapaxes(q, 1, 2) @ np.concatenate(targets, axis=1)[:, :, None]
+    # A rank-deficient problem (a confusion with dependent columns) has no unique solution.
+    diagonal = np.abs(np.diagonal(r, axis1=1, axis2=2))
+    ranked = diagonal.min(axis=1) > _RANK_TOLERANCE * diagonal.max(axis=1)
+    weights = np.full((draws, k), np.nan)
+    weights[ranked] = np.linalg.solve(r[ranked], projected[ranked])[:, :, 0]
+    total = weights @ priors
+    usable = np.isfinite(weights).all(axis=1) & (weights >= 0).all(axis=1) & (total > 0)
+    weights[usable] /= total[usable, None]
+    for t in np.flatnonzero(~usable):
+        weights[t] = solve_weights(joints[t], priors, mus[t], regularization)
+    return weights
+
+
 def _normalised(weights: np.ndarray, priors: np.ndarray) -> np.ndarray:
-    """Weights whose priors w q sum to 1 exactly."""
+    """Weights whose priors w q sum to 1 exactly (each row of a stack of them)."""
     moved = weights * priors
-    return moved / moved.sum() / priors
+    return moved / moved.sum(axis=-1, keepdims=True) / priors
 
 
 def _class_counts(window: Any) -> dict[str, int]:
