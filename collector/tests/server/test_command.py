@@ -92,7 +92,8 @@ def test_collector_command_on_a_port_in_use_says_so_and_leaves_no_database(tmp_p
             timeout=120,
         )
     assert done.returncode == 5, done.stderr
-    assert done.stderr.endswith(
+    # The one sentence alone: no "listening on" before it that it contradicts.
+    assert done.stderr == (
         f"inferwatch: error: cannot listen on 127.0.0.1:{port}: the port is in use (another "
         "collector or program listens there); stop it, or choose another port with --port\n"
     ), done.stderr

@@ -69,29 +69,30 @@ def run(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         return fail(str(exc), 2)
-    if not config.access_keys:
-        if not is_loopback(config.host):
-            if not config.insecure_no_auth:
-                return fail(
-                    f"the collector has no API keys and would listen on {config.host}, beyond "
-                    "loopback: configure [[collector.keys]] or api_keys (docs/security.md), "
-                    "listen on 127.0.0.1, or pass --insecure-no-auth to allow anyone who "
-                    "reaches the port",
-                    EXIT_UNPROTECTED,
-                )
-            _say(
-                args.log_level,
-                "warning",
-                f"no authentication on {config.host} (--insecure-no-auth): anyone who reaches "
-                f"port {config.port} may read and write every model and change its settings",
-            )
-        else:
-            message = f"no authentication (loopback only): listening on {config.host}"
-            _say(args.log_level, "info", message)
+    loopback = is_loopback(config.host)
+    if not config.access_keys and not loopback and not config.insecure_no_auth:
+        return fail(
+            f"the collector has no API keys and would listen on {config.host}, beyond "
+            "loopback: configure [[collector.keys]] or api_keys (docs/security.md), "
+            "listen on 127.0.0.1, or pass --insecure-no-auth to allow anyone who "
+            "reaches the port",
+            EXIT_UNPROTECTED,
+        )
     # Before the database is opened: a collector that cannot listen leaves no file behind.
     refused = cannot_listen(config.host, config.port)
     if refused is not None:
         return fail(refused, EXIT_CANNOT_LISTEN)
+    # Said once it is known that it can listen there, so the error above stands alone.
+    if not config.access_keys and loopback:
+        message = f"no authentication (loopback only): listening on {config.host}"
+        _say(args.log_level, "info", message)
+    elif not config.access_keys:
+        _say(
+            args.log_level,
+            "warning",
+            f"no authentication on {config.host} (--insecure-no-auth): anyone who reaches "
+            f"port {config.port} may read and write every model and change its settings",
+        )
     try:
         app = create_app(config)  # opens the database
     except ConfigError as exc:
