@@ -82,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
     refused = cannot_listen(config.host, config.port)
     if refused is not None:
         return fail(refused, EXIT_CANNOT_LISTEN)
-    # Said once it is known that it can listen there, so the error above stands alone.
+    try:
+        app = create_app(config)  # opens the database
+    except ConfigError as exc:
+        return fail(str(exc), 2)
+    except OSError as exc:
+        return fail(f"cannot open the collector's database: {exc}")
+    # Said once the collector is about to listen, so that no error above follows a "listening".
     if not config.access_keys and loopback:
         message = f"no authentication (loopback only): listening on {config.host}"
         _say(args.log_level, "info", message)
@@ -93,12 +99,6 @@ def run(args: argparse.Namespace) -> int:
             f"no authentication on {config.host} (--insecure-no-auth): anyone who reaches "
             f"port {config.port} may read and write every model and change its settings",
         )
-    try:
-        app = create_app(config)  # opens the database
-    except ConfigError as exc:
-        return fail(str(exc), 2)
-    except OSError as exc:
-        return fail(f"cannot open the collector's database: {exc}")
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level)
     return 0
 
