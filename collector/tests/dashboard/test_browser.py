@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
+
+from inferwatch_testkit import wait_for
 
 from .browser import Page, dump_dom
 from .conftest import ERROR_WINDOW, MODEL, T0, SpanSender, fill, frames
@@ -134,3 +137,16 @@ def test_alert_buttons_acknowledge_and_silence_through_the_api(
         page.evaluate("document.querySelector('.alert-unsilence').click()")
         page.wait_until("document.querySelector('.alert-silence') !== null")
         assert shown()["silenced_until"] is None
+
+
+def test_a_model_whose_window_is_still_open_says_so(make_collector, chromium: str, tmp_path):
+    # An hour's window (the default) that traffic is filling now ends in the future.
+    collector = make_collector(models={}, limits={"max_clock_skew": "36500d"})
+    sender = SpanSender(collector.url)
+    inputs, outputs = frames(np.random.default_rng(0), 5)
+    sender.send("live", "1", time.time_ns(), inputs, [f"live-{i}" for i in range(5)], outputs)
+    sender.close()
+    with collector.client() as client:
+        wait_for(lambda: client.get("/v1/models").json()["models"], what="the model listed")
+    dom = dump_dom(chromium, f"{collector.url}/#model=live", tmp_path / "profile")
+    assert "1 version, a window open now" in dom and "in the future" not in dom

@@ -347,3 +347,21 @@ def test_time_range_and_number_formats(drifted, page, artifacts):
         f"document.querySelectorAll('.window-row').length === {len(in_range)}",
     )
     assert page.evaluate("document.getElementById('range').value") == "1h"
+
+
+def test_a_count_axis_has_whole_ticks_each_written_once(drifted, page):
+    # A model's first windows hold a few rows: an axis up to 2 rows read 0, 1, 1, 2, 2.
+    collector, _ = drifted
+    open_page(page, f"{collector.url}/#model={MODEL}&version=1", "document.querySelector('h2')")
+    page.evaluate(
+        "import('/dashboard/format.js').then(f => { window.countTicks = [2, 10, 1.2, 3000]"
+        ".map(hi => { const t = f.axisTicks('count', 0, hi); return t.map(f.tickFormatter("
+        "'count', t)); }); })"
+    )
+    labels = page.wait_until("window.countTicks")
+    assert labels == [
+        ["0", "1", "2"],
+        ["0", "5", "10"],
+        ["0", "1"],
+        ["0", "1,000", "2,000", "3,000"],
+    ]

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,42 @@ def test_the_check_docs_architecture_shows_loads_and_validates_its_settings(
             )
     finally:
         sys.modules.pop("doc_row_count", None)
+
+
+DOCS = Path(__file__).parents[3] / "docs"
+
+
+def documented_defaults(doc: str, heading: str) -> dict[str, dict[str, Any]]:
+    """The table rows under ``heading``: each check named in a row's first cell, with the
+    ``key = value`` settings its last cell gives."""
+    section = doc.split(heading, 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, dict[str, Any]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not line.startswith("| `") or len(cells) < 2:
+            continue
+        # What a parenthesis says is a condition or an alternative, not the default.
+        stated = re.sub(r"\([^()]*\)", "", cells[-1])
+        settings = re.findall(r"`(\w+ = [^`]+)`", stated)
+        for name in re.findall(r"`(\w+)`", cells[0]):
+            rows[name] = tomllib.loads("\n".join(settings))
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [("collector.md", "## Checks"), ("detectors.md", "Settings come from the model's")],
+)
+def test_the_docs_tables_of_checks_give_their_real_defaults(doc: str, heading: str) -> None:
+    registry = Registry.load()
+    rows = documented_defaults((DOCS / doc).read_text(), heading)
+    unknown = set(rows) - set(registry.check_names)
+    assert not unknown, f"docs/{doc} lists checks that do not exist: {unknown}"
+    if doc == "collector.md":  # the one table of every built-in check
+        missing = set(registry.check_names) - set(rows)
+        assert not missing, f"docs/{doc} lacks the checks {missing}"
+    for name, documented in rows.items():
+        defaults = registry.check_settings(name)().model_dump(mode="json")
+        for key, value in documented.items():
+            assert key in defaults, f"docs/{doc}: {name} has no setting {key}"
+            assert defaults[key] == value, f"docs/{doc}: {name}.{key} is {defaults[key]!r}"

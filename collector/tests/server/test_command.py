@@ -79,6 +79,19 @@ def test_collector_command_rejects_a_bad_database_url(capsys):
     assert "db must be a sqlite:/// or postgresql:// URL" in capsys.readouterr().err
 
 
+def test_collector_command_refuses_a_file_that_is_not_a_database(tmp_path, capsys):
+    junk = tmp_path / "notes.db"
+    junk.write_text("not a database\n")
+    argv = ["collector", "--db", f"sqlite:///{junk}", "--port", str(free_port())]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        f"inferwatch: error: cannot open {junk} as a SQLite database: file is not a database\n"
+    ), err
+    assert "listening on" not in err
+    assert junk.read_text() == "not a database\n"
+
+
 def test_collector_command_on_a_port_in_use_says_so_and_leaves_no_database(tmp_path):
     port = free_port()
     db = tmp_path / "collector.db"
@@ -92,7 +105,8 @@ def test_collector_command_on_a_port_in_use_says_so_and_leaves_no_database(tmp_p
             timeout=120,
         )
     assert done.returncode == 5, done.stderr
-    assert done.stderr.endswith(
+    # The one sentence alone: no "listening on" before it that it contradicts.
+    assert done.stderr == (
         f"inferwatch: error: cannot listen on 127.0.0.1:{port}: the port is in use (another "
         "collector or program listens there); stop it, or choose another port with --port\n"
     ), done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from inferwatch.collector.detectors import (
     UnivariateDrift,
 )
 from inferwatch.collector.detectors.params import annotation_of
+from inferwatch.collector.settings.collector import CollectorConfig
 
 # (table of [models.m], the sentence the refusal must contain) -- each loaded fine before the
 # schema and failed, or silently did nothing, only when a window was evaluated.
@@ -170,3 +172,23 @@ def test_the_outbox_bound_is_a_positive_count(tmp_path: Path, bad: object) -> No
     assert load_config(None).max_pending_deliveries == 10_000
     path.write_text("[collector]\nmax_pending_deliveries = 5\n")
     assert load_config(path).max_pending_deliveries == 5
+
+
+def test_docs_collector_md_lists_every_collector_setting_with_its_default() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "collector.md").read_text()
+    listing = tomllib.loads(doc.split("```toml\n", 1)[1].split("```", 1)[0])["collector"]
+    fields = CollectorConfig.model_fields
+    names = {field.alias or name: name for name, field in fields.items() if not field.exclude}
+    # Tables of their own, and api_keys, the simple form of keys.
+    listed = set(listing) - {"api_keys"}
+    assert listed - set(names) == set(), "docs/collector.md lists settings that do not exist"
+    missing = set(names) - listed - {"defaults", "models"}
+    assert missing == set(), f"docs/collector.md's [collector] lacks {sorted(missing)}"
+    defaults = CollectorConfig()
+    for key, value in listing.items():
+        # Numbers are the defaults; strings and lists are examples (a path, a URL, a module).
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            assert getattr(defaults, names[key]) == value, f"[collector] {key}"
+    for key, value in listing["limits"].items():
+        if isinstance(value, int | float):
+            assert getattr(defaults.limits, key) == value, f"[collector.limits] {key}"

@@ -237,6 +237,7 @@ def test_csv_upload_keeps_strings_as_categories_and_sends_labels(collector, tmp_
     assert "\r" in captured.err and "5/5 rows 100%" in captured.err
     # Numeric features first, then categorical ones, as @monitor orders a live call's columns.
     assert "5 rows, 3 features (age, income, city)" in captured.out
+    assert captured.out.endswith(", sent in 3 parts.\n")
 
 
 def test_npy_upload_takes_label_and_prediction_columns_by_index(collector, tmp_path, capsys):
@@ -269,7 +270,9 @@ def test_npy_upload_takes_label_and_prediction_columns_by_index(collector, tmp_p
 def test_npy_upload_without_columns_sends_the_whole_array(collector, tmp_path, capsys):
     data = np.arange(12, dtype=np.float32).reshape(6, 2)
     np.save(tmp_path / "ref.npy", data)
-    assert upload(collector, tmp_path / "ref.npy") == 0, capsys.readouterr().err
+    assert upload(collector, tmp_path / "ref.npy") == 0
+    captured = capsys.readouterr()
+    assert captured.out.endswith(", sent in 1 part.\n"), captured
     (frame,) = collector.parts.values()
     assert list(frame.features("feature")) == ["x[0]", "x[1]"]
     np.testing.assert_array_equal(frame.columns[0].values, data)

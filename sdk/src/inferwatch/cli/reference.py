@@ -59,9 +59,10 @@ def run_upload(args: argparse.Namespace) -> int:
         progress.close()
         return fail(str(exc))
     progress.close()
+    parts = f"{stored.parts} part{'' if stored.parts == 1 else 's'}"
     print(
         f"Stored the reference of {stored.model} version {stored.version}: {stored.rows:,} rows, "
         f"{len(stored.features)} features ({', '.join(stored.features[:8])}"
-        f"{', ...' if len(stored.features) > 8 else ''}), sent in {stored.parts} parts."
+        f"{', ...' if len(stored.features) > 8 else ''}), sent in {parts}."
     )
     return 0

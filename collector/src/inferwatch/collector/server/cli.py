@@ -69,25 +69,15 @@ def run(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         return fail(str(exc), 2)
-    if not config.access_keys:
-        if not is_loopback(config.host):
-            if not config.insecure_no_auth:
-                return fail(
-                    f"the collector has no API keys and would listen on {config.host}, beyond "
-                    "loopback: configure [[collector.keys]] or api_keys (docs/security.md), "
-                    "listen on 127.0.0.1, or pass --insecure-no-auth to allow anyone who "
-                    "reaches the port",
-                    EXIT_UNPROTECTED,
-                )
-            _say(
-                args.log_level,
-                "warning",
-                f"no authentication on {config.host} (--insecure-no-auth): anyone who reaches "
-                f"port {config.port} may read and write every model and change its settings",
-            )
-        else:
-            message = f"no authentication (loopback only): listening on {config.host}"
-            _say(args.log_level, "info", message)
+    loopback = is_loopback(config.host)
+    if not config.access_keys and not loopback and not config.insecure_no_auth:
+        return fail(
+            f"the collector has no API keys and would listen on {config.host}, beyond "
+            "loopback: configure [[collector.keys]] or api_keys (docs/security.md), "
+            "listen on 127.0.0.1, or pass --insecure-no-auth to allow anyone who "
+            "reaches the port",
+            EXIT_UNPROTECTED,
+        )
     # Before the database is opened: a collector that cannot listen leaves no file behind.
     refused = cannot_listen(config.host, config.port)
     if refused is not None:
@@ -98,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), 2)
     except OSError as exc:
         return fail(f"cannot open the collector's database: {exc}")
+    # Said once the collector is about to listen, so that no error above follows a "listening".
+    if not config.access_keys and loopback:
+        message = f"no authentication (loopback only): listening on {config.host}"
+        _say(args.log_level, "info", message)
+    elif not config.access_keys:
+        _say(
+            args.log_level,
+            "warning",
+            f"no authentication on {config.host} (--insecure-no-auth): anyone who reaches "
+            f"port {config.port} may read and write every model and change its settings",
+        )
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level)
     return 0
 

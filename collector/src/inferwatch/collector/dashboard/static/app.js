@@ -382,6 +382,12 @@ function renderChrome() {
 
 // ---------------------------------------------------------------- sidebar
 
+// When the model's newest window ended; one that ends later is still being filled.
+function lastWindow(end) {
+  if (end && new Date(end).getTime() > Date.now()) return "a window open now";
+  return `last window ${fmtAgo(end || null)}`;
+}
+
 function sidebar() {
   if (state.models === null) return [];
   const items = state.models.map((entry) => {
@@ -406,7 +412,7 @@ function sidebar() {
         "div",
         { class: "model-meta muted" },
         entry.versions.length
-          ? `${entry.versions.length} version${entry.versions.length === 1 ? "" : "s"}, last window ${fmtAgo(last || null)}`
+          ? `${entry.versions.length} version${entry.versions.length === 1 ? "" : "s"}, ${lastWindow(last)}`
           : "no windows yet",
       ),
       h(

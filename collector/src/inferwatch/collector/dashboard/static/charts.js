@@ -2,7 +2,7 @@
 // reference, and small bars in tables.
 
 import { h, svg } from "./dom.js";
-import { DASH, fmtInt, fmtPct, fmtTime, isNum, niceCeil, niceTicks, tickFormatter } from "./format.js";
+import { axisTicks, DASH, fmtInt, fmtPct, fmtTime, isNum, niceCeil, niceTicks, tickFormatter } from "./format.js";
 
 // p-values below this are drawn at the bottom of a log axis (their value is in the tooltip).
 const LOG_FLOOR = 1e-12;
@@ -63,7 +63,7 @@ export function chart(title, rows, series, options) {
     // A bounded quantity's axis never passes its bound (an accuracy axis stops at 1).
     if (bound !== null && Math.max(...values, threshold || 0) <= bound) yMax = Math.min(yMax, bound);
     const yMin = Math.min(0, ...values);
-    ticks = niceTicks(yMin, yMax, 4);
+    ticks = axisTicks(options.kind, yMin, yMax, 4);
     axisFormat = tickFormatter(options.kind, ticks);
     y = (v) => top + plotH - ((v - yMin) / (yMax - yMin)) * plotH;
   }

@@ -52,18 +52,24 @@ export function fmtMs(x) {
 
 export const fmtSeconds = (x) => (isNum(x) ? fmtMs(x * 1000) : DASH);
 
-// Axis ticks: round values (1, 2 or 5 times a power of ten) between lo and hi.
-export function niceTicks(lo, hi, count = 4) {
+// Axis ticks: round values (1, 2 or 5 times a power of ten) between lo and hi; with ``whole``
+// only whole steps (a count of rows is never 0.5, nor 2.5).
+export function niceTicks(lo, hi, count = 4, whole = false) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const steps = [1, 2, 2.5, 5, 10].map((m) => m * power).filter((s) => !whole || (s >= 1 && Number.isInteger(s)));
+  const step = steps.find((s) => s >= raw) ?? (whole ? 1 : 10 * power);
   const ticks = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
     ticks.push(Number(v.toPrecision(12)));
   }
   return ticks;
 }
+
+// An axis's ticks in its kind: a count's are whole numbers (rows 0 to 2 are 0, 1, 2, never the
+// 0.5 and 1.5 that would be written as 1 and 2 again).
+export const axisTicks = (kind, lo, hi, count = 4) => niceTicks(lo, hi, count, kind === "count");
 
 // The smallest round value at or above x (the top of an axis).
 export function niceCeil(x) {

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+from inferwatch.collector.settings import ConfigError
 from inferwatch.collector.storage import Storage
 from inferwatch.collector.storage.sqlite.alerts import SQLiteAlertStore
 from inferwatch.collector.storage.sqlite.database import Database
@@ -19,9 +21,13 @@ from inferwatch.collector.storage.sqlite.windows import SQLiteWindowStore
 def open_sqlite(path: str | Path, *, durability: str = "full") -> Storage:
     """The stores on the SQLite file at ``path`` (created if missing, migrated if older).
 
-    Raises ConfigError, and leaves the file as it was, for a file it cannot bring forward.
+    Raises ConfigError, and leaves the file as it was, for a file it cannot bring forward or
+    that is not a SQLite database at all.
     """
-    database = Database(path, durability=durability)
+    try:
+        database = Database(path, durability=durability)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"cannot open {path} as a SQLite database: {exc}") from exc
     try:
         migrate(database)
     except BaseException:
