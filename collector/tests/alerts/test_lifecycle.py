@@ -106,6 +106,10 @@ def test_an_acknowledged_alert_sends_no_reminders_but_still_resolves() -> None:
     acknowledged = engine.acknowledge(alert.id or 0, by="dana")
     assert (acknowledged.acknowledged_by, acknowledged.acknowledged_ms) == ("dana", clock.ms)
     assert acknowledged.to_json()["acknowledged_by"] == "dana"
+    # The first acknowledgement stands.
+    clock.ms += 1
+    assert engine.acknowledge(alert.id or 0) == acknowledged
+    assert store.find(MODEL)[0].acknowledged_by == "dana"
     for window_id in range(4, 8):
         clock.ms += HOUR_MS
         assert engine.process(MODEL, VERSION, window(window_id, row("error_rate", "alert"))) == []

@@ -171,10 +171,14 @@ class AlertEngine:
         return alert
 
     def acknowledge(self, alert_id: int, by: str | None = None) -> Alert:
-        """Mark an open alert as being taken care of: no more reminders (it still resolves)."""
+        """Mark an open alert as being taken care of: no more reminders (it still resolves).
+        The first acknowledgement stands: acknowledging again (a retried request, a second
+        person) changes nothing."""
         with self._lock:
             now = self._now()
             alert = self._open(alert_id)
+            if alert.acknowledged_ms is not None:
+                return alert
             acknowledged = replace(alert, acknowledged_ms=now, acknowledged_by=by, updated_ms=now)
             (saved,) = self._store.save(alert.model, alert.version, {}, [acknowledged])
         return saved
