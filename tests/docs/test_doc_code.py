@@ -55,8 +55,7 @@ def test_the_not_run_marks_are_the_listed_ones() -> None:
     assert marked == NOT_RUN
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_block_of_the_page_runs_as_written(page: str, collector: RunningCollector) -> None:
+def run_page(page: str) -> None:
     namespace: dict[str, Any] = {"__name__": "__main__"}
     started = time.perf_counter()
     ran = 0
@@ -67,3 +66,24 @@ def test_every_block_of_the_page_runs_as_written(page: str, collector: RunningCo
     assert ran > 0
     # Examples a reader waits on for long are examples a reader does not run.
     assert time.perf_counter() - started < 10, page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_block_of_the_page_runs_as_written(page: str, collector: RunningCollector) -> None:
+    run_page(page)
+
+
+def test_the_labels_page_sends_to_the_collector_the_environment_names(
+    collector: RunningCollector,
+) -> None:
+    run_page("labels-and-reference.md")
+    with collector.client() as client:
+        reference = client.get("/v1/models/credit/versions/3/reference")
+        assert reference.status_code == 200, reference.text
+        assert reference.json()["rows"] == 1000
+        # The label blocks stored their labels there: sending one again replaces it.
+        again = client.post(
+            "/v1/labels",
+            json={"model": "credit", "labels": [{"prediction_id": "0190a3c2-...", "label": 1}]},
+        )
+        assert again.json()["replaced"] == 1, again.json()
