@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 import inferwatch
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import RunningCollector, windows
+from inferwatch_testkit.docs import python_blocks
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 README_ENDPOINT = "http://127.0.0.1:4318"
@@ -29,8 +30,7 @@ def quickstart_blocks() -> list[str]:
     text = README.read_text()
     section = text[text.index("## Five-minute quickstart") :]
     section = section[: section.index("\n## ", 1)]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    return [b for b in blocks if "middleware" not in b]
+    return [b.code for b in python_blocks(section) if "middleware" not in b.code]
 
 
 @pytest.fixture

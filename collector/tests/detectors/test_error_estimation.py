@@ -77,6 +77,17 @@ def test_reference_metrics_are_sklearns() -> None:
     assert reference["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, predicted)))
 
 
+def test_estimates_are_plain_floats() -> None:
+    # A numpy scalar in an Estimated shows as np.float64(...) when printed (docs/detectors.md).
+    rng = np.random.default_rng(2)
+    X, y = _data(1500, rng)
+    model = LinearRegression().fit(X[:500], y[:500])
+    dle = DLE(max_iter=20).fit(X[500:1000], model.predict(X[500:1000]), y[500:1000])
+    estimate = dle.estimate(X[1000:], model.predict(X[1000:]))
+    bands = [(m.value, m.lower, m.upper) for m in estimate.metrics.values()]
+    assert bands and all(type(x) is float for band in bands for x in band), bands
+
+
 def test_a_shift_into_noisier_rows_is_followed(
     fitted: tuple[LinearRegression, DLE, np.ndarray, np.ndarray],
 ) -> None:

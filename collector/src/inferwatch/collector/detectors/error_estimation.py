@@ -30,6 +30,7 @@ categories included), where the error model extrapolates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -357,7 +358,7 @@ class DLE(Detector):
             sd = float(np.sqrt(sampling + model + calibration + bias**2 + shift))
             lower, upper = max(value - z * sd, 0.0), value + z * sd
             if name == "rmse":  # the band of the mean squared error, through the root
-                metrics[name] = Estimated(float(np.sqrt(value)), np.sqrt(lower), np.sqrt(upper))
+                metrics[name] = Estimated(math.sqrt(value), math.sqrt(lower), math.sqrt(upper))
             else:
                 metrics[name] = Estimated(value, lower, upper)
         assert self.relative_error_ is not None
