@@ -9,10 +9,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from inferwatch_testkit.webhooks import QuietHandler, http_server
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class WebhookReceiver:
 def receiver() -> Iterator[WebhookReceiver]:
     hooks = WebhookReceiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             body = json.loads(self.rfile.read(length))
@@ -88,21 +89,13 @@ def receiver() -> Iterator[WebhookReceiver]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the sender timed out and went away, as a hung receiver's sender should
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep test output quiet
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    hooks.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield hooks
-    finally:
-        hooks.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with http_server(Handler) as port:
+        hooks.port = port
+        try:
+            yield hooks
+        finally:
+            # Let hung handlers go before the server stops.
+            hooks.release.set()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 
 from inferwatch_testkit import FakeClock, wait_for
 from inferwatch_testkit.collector import T0, RunningCollector, mixed_frames, windows
+from inferwatch_testkit.webhooks import QuietHandler, http_server
 
 MODEL = "credit"
 PUBLIC_URL = "https://collector.example.com"
@@ -45,7 +45,7 @@ class Webhooks:
 def webhooks() -> Iterator[Webhooks]:
     hooks = Webhooks()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             with hooks.lock:
@@ -54,18 +54,9 @@ def webhooks() -> Iterator[Webhooks]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    hooks.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield hooks
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with http_server(Handler) as port:
+        hooks.port = port
+        yield hooks
 
 
 def run_window(

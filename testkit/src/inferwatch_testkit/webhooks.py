@@ -1,5 +1,6 @@
-"""A webhook receiver that fails first: answers 503 (Retry-After: 1) to the first ``failures``
-POSTs and 200 after, recording each with its Idempotency-Key and the answer it got."""
+"""Stand-ins for webhook receivers: ``http_server`` serves a request handler on 127.0.0.1 for a
+block; ``flaky_receiver`` answers 503 (Retry-After: 1) to the first ``failures`` POSTs and 200
+after, recording each with its Idempotency-Key and the answer it got."""
 
 from __future__ import annotations
 
@@ -41,11 +42,33 @@ class FlakyReceiver:
         return status
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps test output free of its access log."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served on 127.0.0.1 by a thread for the block; the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
 @contextmanager
 def flaky_receiver(failures: int) -> Iterator[FlakyReceiver]:
     receiver = FlakyReceiver(failures)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             status = receiver.answer(self.path, self.headers.get("idempotency-key"), body)
@@ -56,16 +79,6 @@ def flaky_receiver(failures: int) -> Iterator[FlakyReceiver]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as port:
+        receiver.port = port
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
